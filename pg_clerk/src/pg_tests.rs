@@ -1,0 +1,112 @@
+//! Tests that need a running Postgres with the extension (`cargo pgrx test`).
+//! The SQL-visible behaviour is covered, in a form a DBA can read, by the
+//! regression suite in `pg_clerk/regress`; these cover what is awkward
+//! there: tokens signed at test time and the per-backend caches.
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::jwt::test_keys::{now, sign, JWKS};
+    use pgrx::prelude::*;
+    use serde_json::json;
+
+    fn one(sql: &str) -> Option<String> {
+        Spi::get_one::<String>(sql).unwrap()
+    }
+
+    fn set_claims(claims: &str) {
+        Spi::run(&format!("SELECT set_config('request.jwt.claims', '{claims}', true)")).unwrap();
+    }
+
+    fn configure_jwks() {
+        Spi::run(&format!("SET LOCAL pg_clerk.jwks = '{JWKS}'")).unwrap();
+        Spi::run("SET LOCAL pg_clerk.issuer = 'https://clerk.example.com'").unwrap();
+    }
+
+    fn token(sub: &str, exp_offset: i64) -> String {
+        sign(&json!({"sub": sub, "sid": "sess_1", "iss": "https://clerk.example.com",
+                     "exp": (now() as i64 + exp_offset), "nbf": now() - 5}))
+    }
+
+    #[pg_test]
+    fn identity_follows_the_claims_text_within_one_transaction() {
+        set_claims(r#"{"sub":"user_a"}"#);
+        assert_eq!(one("SELECT current_clerk_user()::text").as_deref(), Some("user_a"));
+        assert_eq!(one("SELECT current_clerk_user()::text").as_deref(), Some("user_a"));
+        // A new text must not be answered from the cache of the old one.
+        set_claims(r#"{"sub":"user_b","org_id":"org_1","org_role":"org:member"}"#);
+        assert_eq!(one("SELECT current_clerk_user()::text").as_deref(), Some("user_b"));
+        assert_eq!(one("SELECT current_clerk_org_role()").as_deref(), Some("org:member"));
+        set_claims("");
+        assert_eq!(one("SELECT current_clerk_user()::text"), None);
+    }
+
+    #[pg_test(error = "pg_clerk: invalid request claims: claim \"sub\" is not a valid clerk_user_id: \"usr_1\"")]
+    fn a_bad_sub_is_an_error_every_time_not_anonymous() {
+        set_claims(r#"{"sub":"usr_1"}"#);
+        // The first call fails inside a subtransaction; the cached parse must fail again.
+        let first = PgTryBuilder::new(|| one("SELECT current_clerk_user()::text"))
+            .catch_others(|_| Some("caught".into()))
+            .execute();
+        assert_eq!(first.as_deref(), Some("caught"));
+        one("SELECT current_clerk_user()::text");
+    }
+
+    #[pg_test]
+    fn clerk_authenticate_makes_verified_claims_the_identity() {
+        configure_jwks();
+        let t = token("user_verified", 60);
+        assert_eq!(one(&format!("SELECT clerk_authenticate('{t}')::text")).as_deref(), Some("user_verified"));
+        assert_eq!(one("SELECT current_clerk_user()::text").as_deref(), Some("user_verified"));
+        assert_eq!(one("SELECT current_clerk_session()::text").as_deref(), Some("sess_1"));
+        // The PostgREST convention is filled too, for policies that read it.
+        assert_eq!(
+            one("SELECT current_setting('request.jwt.claims')::jsonb->>'sub'").as_deref(),
+            Some("user_verified")
+        );
+        // Verified claims win over a hand-set request.jwt.claims.
+        set_claims(r#"{"sub":"user_forged"}"#);
+        assert_eq!(one("SELECT current_clerk_user()::text").as_deref(), Some("user_verified"));
+    }
+
+    #[pg_test]
+    fn require_verified_ignores_hand_set_claims() {
+        configure_jwks();
+        Spi::run("SET LOCAL pg_clerk.require_verified = on").unwrap();
+        set_claims(r#"{"sub":"user_forged"}"#);
+        assert_eq!(one("SELECT current_clerk_user()::text"), None);
+        let t = token("user_real", 60);
+        Spi::run(&format!("SELECT clerk_authenticate('{t}')")).unwrap();
+        assert_eq!(one("SELECT current_clerk_user()::text").as_deref(), Some("user_real"));
+    }
+
+    #[pg_test(error = "pg_clerk: token has expired")]
+    fn expired_token_is_rejected() {
+        configure_jwks();
+        let t = token("user_late", -3600);
+        Spi::run(&format!("SELECT clerk_authenticate('{t}')")).unwrap();
+    }
+
+    #[pg_test(error = "pg_clerk: token issuer does not match pg_clerk.issuer")]
+    fn wrong_issuer_is_rejected() {
+        configure_jwks();
+        let t = sign(&json!({"sub": "user_1", "iss": "https://evil.example.com", "exp": now() + 60}));
+        Spi::run(&format!("SELECT clerk_authenticate('{t}')")).unwrap();
+    }
+
+    #[pg_test(error = "pg_clerk: pg_clerk.jwks is not set, so tokens cannot be verified")]
+    fn authenticate_without_jwks_says_what_to_configure() {
+        Spi::run("SELECT clerk_authenticate('a.b.c')").unwrap();
+    }
+
+    #[pg_test]
+    fn verifier_is_rebuilt_when_settings_change() {
+        configure_jwks();
+        let t = token("user_1", 60);
+        Spi::run(&format!("SELECT clerk_authenticate('{t}')")).unwrap();
+        Spi::run("SET LOCAL pg_clerk.issuer = 'https://other.example.com'").unwrap();
+        let after = PgTryBuilder::new(|| Spi::run(&format!("SELECT clerk_authenticate('{t}')")).is_ok())
+            .catch_others(|_| false)
+            .execute();
+        assert!(!after, "a changed issuer must be enforced at once");
+    }
+}

@@ -1,0 +1,82 @@
+-- The Clerk id types: clerk_user_id ('user_…'), clerk_org_id ('org_…'),
+-- clerk_session_id ('sess_…').
+--
+-- Stored exactly like text (a varlena of ASCII bytes, 1-byte header when
+-- short), so only input and binary receive need pg_clerk's own code: both
+-- validate. Output, send, comparison and hashing bind the byte-wise
+-- built-ins of text/bytea: ordering is memcmp (the same on every locale,
+-- and faster than a collation-aware varchar compare), sorting gets
+-- bytea's abbreviated keys, btree indexes deduplicate.
+--
+-- The three types are identical but for their names, so one loop defines
+-- them; read `%1$s` as the type name.
+DO $types$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['clerk_user_id', 'clerk_org_id', 'clerk_session_id'] LOOP
+        EXECUTE format($ddl$
+            CREATE TYPE %1$s;
+
+            CREATE FUNCTION %1$s_in(cstring) RETURNS %1$s
+                AS 'MODULE_PATHNAME', '%1$s_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+            CREATE FUNCTION %1$s_recv(internal) RETURNS %1$s
+                AS 'MODULE_PATHNAME', '%1$s_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+            CREATE FUNCTION %1$s_out(%1$s) RETURNS cstring
+                AS 'textout' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE;
+            CREATE FUNCTION %1$s_send(%1$s) RETURNS bytea
+                AS 'textsend' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE;
+
+            CREATE TYPE %1$s (
+                INPUT = %1$s_in, OUTPUT = %1$s_out,
+                RECEIVE = %1$s_recv, SEND = %1$s_send,
+                INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended,
+                CATEGORY = 'S', COLLATABLE = false
+            );
+            COMMENT ON TYPE %1$s IS 'Clerk id, validated on input; byte-wise ordering';
+
+            -- Reading as text is free (same bytes); writing from text validates.
+            CREATE CAST (%1$s AS text) WITHOUT FUNCTION AS IMPLICIT;
+            CREATE CAST (%1$s AS varchar) WITHOUT FUNCTION AS ASSIGNMENT;
+            CREATE CAST (text AS %1$s) WITH INOUT AS ASSIGNMENT;
+            CREATE CAST (varchar AS %1$s) WITH INOUT AS ASSIGNMENT;
+
+            -- LEAKPROOF (as for bytea) so the planner may use these in
+            -- index conditions under RLS security barriers.
+            CREATE FUNCTION %1$s_eq(%1$s, %1$s) RETURNS bool AS 'byteaeq' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_ne(%1$s, %1$s) RETURNS bool AS 'byteane' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_lt(%1$s, %1$s) RETURNS bool AS 'bytealt' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_le(%1$s, %1$s) RETURNS bool AS 'byteale' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_gt(%1$s, %1$s) RETURNS bool AS 'byteagt' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_ge(%1$s, %1$s) RETURNS bool AS 'byteage' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_cmp(%1$s, %1$s) RETURNS int4 AS 'byteacmp' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_hash(%1$s) RETURNS int4 AS 'hashvarlena' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_hash_extended(%1$s, int8) RETURNS int8 AS 'hashvarlenaextended' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_sortsupport(internal) RETURNS void AS 'bytea_sortsupport' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE;
+
+            CREATE OPERATOR = (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = %1$s_eq,
+                COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
+            CREATE OPERATOR <> (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = %1$s_ne,
+                COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+            CREATE OPERATOR < (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = %1$s_lt,
+                COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+            CREATE OPERATOR <= (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = %1$s_le,
+                COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+            CREATE OPERATOR > (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = %1$s_gt,
+                COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+            CREATE OPERATOR >= (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = %1$s_ge,
+                COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+
+            CREATE OPERATOR CLASS %1$s_ops DEFAULT FOR TYPE %1$s USING btree AS
+                OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+                FUNCTION 1 %1$s_cmp(%1$s, %1$s),
+                FUNCTION 2 %1$s_sortsupport(internal),
+                FUNCTION 4 btequalimage(oid);
+            CREATE OPERATOR CLASS %1$s_hash_ops DEFAULT FOR TYPE %1$s USING hash AS
+                OPERATOR 1 =,
+                FUNCTION 1 %1$s_hash(%1$s),
+                FUNCTION 2 %1$s_hash_extended(%1$s, int8);
+        $ddl$, t);
+    END LOOP;
+END
+$types$;

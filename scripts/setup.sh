@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what building and testing pg_clerk needs on Debian/Ubuntu, once.
+# Every step checks first, so a second run does nothing and takes a second.
+set -euo pipefail
+
+PG_MAJOR=${PG_MAJOR:-15}
+PGRX_VERSION=0.18.1
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+APT_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang pkg-config libssl-dev cmake sudo"
+[ "${WITH_BENCH_TOOLS:-0}" = 1 ] && APT_PACKAGES="$APT_PACKAGES wrk"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+missing_packages() {
+  local p missing=""
+  for p in $APT_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+  done
+  echo "$missing"
+}
+
+install_apt() {
+  local missing; missing=$(missing_packages)
+  [ -z "$missing" ] && return 0
+  command -v apt-get >/dev/null || { say "apt-get not found; install these packages yourself:$missing"; exit 1; }
+  local run=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then run="sudo"
+    else say "need root to install:$missing — run: sudo apt-get install -y$missing"; exit 1; fi
+  fi
+  say "installing apt packages:$missing"
+  $run env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+}
+
+install_cargo_pgrx() {
+  if cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION"; then return 0; fi
+  say "installing cargo-pgrx $PGRX_VERSION (takes a few minutes, once)"
+  cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --quiet
+}
+
+init_pgrx() {
+  local cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+  if [ -f "$cfg" ] && grep -q "pg$PG_MAJOR = \"$PG_CONFIG\"" "$cfg"; then return 0; fi
+  say "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG (system Postgres, no download)"
+  cargo pgrx init --pg"$PG_MAJOR" "$PG_CONFIG" >/dev/null
+}
+
+install_apt
+install_cargo_pgrx
+init_pgrx
