@@ -1,0 +1,404 @@
+//! Configuration: read once at start-up, from a PostgREST-style file and
+//! the environment, into one typed `Config` the rest of the program reads.
+//!
+//! File syntax is PostgREST's: `key = "string"`, `key = 10`, `key = true`,
+//! `# comments`. Every key can also be set from the environment as
+//! `CLERK_PROXY_<KEY>` (upper case, `-` → `_`), which wins over the file;
+//! keys PostgREST also has are read from `PGRST_<KEY>` too, so an existing
+//! PostgREST environment works unchanged.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    pub db_uri: String,
+    pub db_schemas: Vec<String>,
+    pub db_anon_role: Option<String>,
+    pub db_pool: u32,
+    pub server_host: IpAddr,
+    pub server_port: u16,
+    pub admin_server_port: Option<u16>,
+    pub jwt_secret: Option<String>,
+    pub jwt_aud: Option<String>,
+    pub jwt_role_claim_key: Option<String>,
+    pub jwt_cache_max_entries: u32,
+    pub log_level: LogLevel,
+    pub clerk_jwks_url: Option<String>,
+    pub clerk_jwks_file: Option<String>,
+    pub clerk_public_key: Option<String>,
+    pub clerk_issuer: Option<String>,
+    pub clerk_authorized_parties: Vec<String>,
+    pub clerk_clock_skew: u64,
+    pub clerk_webhook_secret: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Crit,
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    pub fn as_filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Crit | LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+        }
+    }
+}
+
+/// A configuration problem, always naming the key (and line, for the file).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every key, with whether PostgREST has it too (then `PGRST_*` is read).
+const KEYS: &[(&str, bool)] = &[
+    ("db-uri", true),
+    ("db-schemas", true),
+    ("db-anon-role", true),
+    ("db-pool", true),
+    ("server-host", true),
+    ("server-port", true),
+    ("admin-server-port", true),
+    ("jwt-secret", true),
+    ("jwt-aud", true),
+    ("jwt-role-claim-key", true),
+    ("jwt-cache-max-entries", false),
+    ("log-level", true),
+    ("clerk-jwks-url", false),
+    ("clerk-jwks-file", false),
+    ("clerk-public-key", false),
+    ("clerk-issuer", false),
+    ("clerk-authorized-parties", false),
+    ("clerk-clock-skew", false),
+    ("clerk-webhook-secret", false),
+];
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Debug)]
+struct Raw {
+    value: String,
+    origin: String,
+}
+
+impl Config {
+    /// Reads `path` (if given) and the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", p.display())))?,
+            None => String::new(),
+        };
+        let origin = path.map(|p| p.display().to_string()).unwrap_or_default();
+        Config::from_sources(&file, &origin, std::env::vars())
+    }
+
+    pub fn from_sources(
+        file: &str,
+        file_name: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut raw = parse_file(file, file_name)?;
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for (key, in_postgrest) in KEYS {
+            let suffix = key.to_uppercase().replace('-', "_");
+            let ours = format!("CLERK_PROXY_{suffix}");
+            let theirs = format!("PGRST_{suffix}");
+            let found = env.get(&ours).map(|v| (ours.clone(), v)).or_else(|| {
+                in_postgrest.then(|| env.get(&theirs).map(|v| (theirs.clone(), v))).flatten()
+            });
+            if let Some((var, value)) = found {
+                raw.insert(key, Raw { value: value.clone(), origin: format!("environment variable {var}") });
+            }
+        }
+        Config::from_raw(&raw)
+    }
+
+    fn from_raw(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
+        let text = |key: &str| raw.get(key).map(|r| r.value.clone()).filter(|v| !v.is_empty());
+        let parsed = |key: &'static str, what: &str| -> Result<Option<u64>, ConfigError> {
+            raw.get(key)
+                .map(|r| r.value.trim().parse::<u64>().map_err(|_| bad(key, r, what)))
+                .transpose()
+        };
+        let bounded = |key: &'static str, min: u64, max: u64, default: u64| -> Result<u64, ConfigError> {
+            let what = format!("an integer from {min} to {max}");
+            match parsed(key, &what)? {
+                None => Ok(default),
+                Some(n) if (min..=max).contains(&n) => Ok(n),
+                Some(_) => Err(bad(key, &raw[key], &what)),
+            }
+        };
+
+        let db_uri = text("db-uri").ok_or_else(|| {
+            ConfigError("db-uri is required: the PostgreSQL connection string (e.g. postgres://authenticator:secret@127.0.0.1:5432/app)".into())
+        })?;
+        if !(db_uri.starts_with("postgres://") || db_uri.starts_with("postgresql://") || db_uri.contains('=')) {
+            return Err(bad("db-uri", &raw["db-uri"], "a postgres:// URI or a key=value connection string"));
+        }
+        let server_host = match raw.get("server-host") {
+            None => IpAddr::from([127, 0, 0, 1]),
+            Some(r) => match r.value.as_str() {
+                "!4" | "*4" | "*" => IpAddr::from([0, 0, 0, 0]),
+                "!6" | "*6" => IpAddr::from([0u16; 8]),
+                "localhost" => IpAddr::from([127, 0, 0, 1]),
+                v => v.parse().map_err(|_| bad("server-host", r, "an IP address, localhost, or *"))?,
+            },
+        };
+        let log_level = match raw.get("log-level").map(|r| (r, r.value.as_str())) {
+            None => LogLevel::Error,
+            Some((_, "crit")) => LogLevel::Crit,
+            Some((_, "error")) => LogLevel::Error,
+            Some((_, "warn")) => LogLevel::Warn,
+            Some((_, "info")) => LogLevel::Info,
+            Some((_, "debug")) => LogLevel::Debug,
+            Some((r, _)) => return Err(bad("log-level", r, "one of crit, error, warn, info, debug")),
+        };
+        let jwt_secret = text("jwt-secret");
+        if let (Some(secret), Some(r)) = (&jwt_secret, raw.get("jwt-secret")) {
+            if secret.len() < 32 {
+                return Err(bad("jwt-secret", r, "at least 32 characters (HS256 secrets shorter than that are guessable)"));
+            }
+        }
+        let clerk_issuer = text("clerk-issuer");
+        if let (Some(iss), Some(r)) = (&clerk_issuer, raw.get("clerk-issuer")) {
+            if !iss.starts_with("https://") && !iss.starts_with("http://") {
+                return Err(bad("clerk-issuer", r, "your Clerk Frontend API URL, e.g. https://clerk.example.com"));
+            }
+        }
+        if let (Some(url), Some(r)) = (text("clerk-jwks-url"), raw.get("clerk-jwks-url")) {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err(bad("clerk-jwks-url", r, "an http(s) URL, e.g. https://clerk.example.com/.well-known/jwks.json"));
+            }
+        }
+        let list = |key: &str| -> Vec<String> {
+            text(key).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+        };
+        let port = |key: &'static str, default: Option<u64>| -> Result<Option<u16>, ConfigError> {
+            match (parsed(key, "a TCP port from 1 to 65535")?, default) {
+                (Some(p @ 1..=65535), _) => Ok(Some(p as u16)),
+                (Some(_), _) => Err(bad(key, &raw[key], "a TCP port from 1 to 65535")),
+                (None, d) => Ok(d.map(|d| d as u16)),
+            }
+        };
+
+        Ok(Config {
+            db_uri,
+            db_schemas: if list("db-schemas").is_empty() { vec!["public".into()] } else { list("db-schemas") },
+            db_anon_role: text("db-anon-role"),
+            db_pool: bounded("db-pool", 1, 1000, 10)? as u32,
+            server_host,
+            server_port: port("server-port", Some(3000))?.expect("defaulted"),
+            admin_server_port: port("admin-server-port", None)?,
+            jwt_secret,
+            jwt_aud: text("jwt-aud"),
+            jwt_role_claim_key: text("jwt-role-claim-key"),
+            jwt_cache_max_entries: bounded("jwt-cache-max-entries", 0, 10_000_000, 10_000)? as u32,
+            log_level,
+            clerk_jwks_url: text("clerk-jwks-url"),
+            clerk_jwks_file: text("clerk-jwks-file"),
+            clerk_public_key: text("clerk-public-key"),
+            clerk_issuer,
+            clerk_authorized_parties: list("clerk-authorized-parties"),
+            clerk_clock_skew: bounded("clerk-clock-skew", 0, 600, 5)?,
+            clerk_webhook_secret: text("clerk-webhook-secret"),
+        })
+    }
+}
+
+fn bad(key: &str, raw: &Raw, expected: &str) -> ConfigError {
+    ConfigError(format!("{key} ({}) must be {expected}", raw.origin))
+}
+
+/// `key = value` lines; values are "quoted strings", numbers or booleans.
+fn parse_file(text: &str, file_name: &str) -> Result<BTreeMap<&'static str, Raw>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let origin = format!("{file_name} line {}", n + 1);
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| ConfigError(format!("{origin}: expected `key = value`, found `{line}`")))?;
+        let key = key.trim();
+        let known = KEYS
+            .iter()
+            .map(|(k, _)| *k)
+            .find(|k| *k == key)
+            .ok_or_else(|| ConfigError(format!("{origin}: unknown key `{key}`")))?;
+        let value = unquote(value.trim())
+            .ok_or_else(|| ConfigError(format!("{key} ({origin}): unterminated string")))?;
+        out.insert(known, Raw { value, origin });
+    }
+    Ok(out)
+}
+
+/// `"a \"b\""` → `a "b"`; bare words and numbers stay as they are; a
+/// `#` after a bare value starts a comment.
+fn unquote(v: &str) -> Option<String> {
+    let Some(rest) = v.strip_prefix('"') else {
+        return Some(v.split('#').next().unwrap_or("").trim().to_owned());
+    };
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// Secrets never reach a log: Debug shows whether they are set, not what
+/// they are, and the db-uri without its password.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |s: &Option<String>| if s.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Config")
+            .field("db_uri", &redact_uri(&self.db_uri))
+            .field("db_schemas", &self.db_schemas)
+            .field("db_anon_role", &self.db_anon_role)
+            .field("db_pool", &self.db_pool)
+            .field("server_host", &self.server_host)
+            .field("server_port", &self.server_port)
+            .field("admin_server_port", &self.admin_server_port)
+            .field("jwt_secret", &set(&self.jwt_secret))
+            .field("jwt_aud", &self.jwt_aud)
+            .field("jwt_role_claim_key", &self.jwt_role_claim_key)
+            .field("jwt_cache_max_entries", &self.jwt_cache_max_entries)
+            .field("log_level", &self.log_level)
+            .field("clerk_jwks_url", &self.clerk_jwks_url)
+            .field("clerk_jwks_file", &self.clerk_jwks_file)
+            .field("clerk_public_key", &set(&self.clerk_public_key))
+            .field("clerk_issuer", &self.clerk_issuer)
+            .field("clerk_authorized_parties", &self.clerk_authorized_parties)
+            .field("clerk_clock_skew", &self.clerk_clock_skew)
+            .field("clerk_webhook_secret", &set(&self.clerk_webhook_secret))
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`;
+/// `password=secret` in a key=value string → `password=***`.
+pub fn redact_uri(uri: &str) -> String {
+    if let Some((scheme, rest)) = uri.split_once("://") {
+        if let Some((userinfo, host)) = rest.rsplit_once('@') {
+            if let Some((user, _)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+        return uri.to_owned();
+    }
+    uri.split_whitespace()
+        .map(|kv| if kv.starts_with("password=") { "password=***".to_owned() } else { kv.to_owned() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(file: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_sources(file, "test.conf", env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    const MINIMAL: &str = "db-uri = \"postgres://authenticator:pw@127.0.0.1:5432/app\"\n";
+
+    #[test]
+    fn defaults_follow_postgrest() {
+        let c = load(MINIMAL, &[]).unwrap();
+        assert_eq!(c.server_port, 3000);
+        assert_eq!(c.db_schemas, ["public"]);
+        assert_eq!(c.db_pool, 10);
+        assert_eq!(c.clerk_clock_skew, 5);
+        assert_eq!(c.log_level, LogLevel::Error);
+    }
+
+    #[test]
+    fn reads_a_postgrest_file_with_comments_and_types() {
+        let c = load(
+            &format!(
+                "# a PostgREST config\n{MINIMAL}db-schemas = \"api, public\"\nserver-port = 3100 # inline\n\
+                 db-anon-role = \"anon\"\nclerk-authorized-parties = \"https://a.example, https://b.example\"\n\
+                 clerk-issuer = \"https://clerk.example.com\"\nlog-level = \"info\"\nserver-host = \"*\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.db_schemas, ["api", "public"]);
+        assert_eq!(c.server_port, 3100);
+        assert_eq!(c.db_anon_role.as_deref(), Some("anon"));
+        assert_eq!(c.clerk_authorized_parties, ["https://a.example", "https://b.example"]);
+        assert_eq!(c.server_host.to_string(), "0.0.0.0");
+        assert_eq!(c.log_level, LogLevel::Info);
+    }
+
+    #[test]
+    fn environment_overrides_file_and_reads_pgrst_names() {
+        let c = load(MINIMAL, &[("CLERK_PROXY_SERVER_PORT", "4000"), ("PGRST_DB_POOL", "3")]).unwrap();
+        assert_eq!(c.server_port, 4000);
+        assert_eq!(c.db_pool, 3);
+        let c = load("", &[("PGRST_DB_URI", "postgres://x@h/db")]).unwrap();
+        assert_eq!(c.db_uri, "postgres://x@h/db");
+        // Clerk-only keys are not read from PGRST_*.
+        let c = load(MINIMAL, &[("PGRST_CLERK_CLOCK_SKEW", "9")]).unwrap();
+        assert_eq!(c.clerk_clock_skew, 5);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_where_it_came_from() {
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            ("", &[], "db-uri is required"),
+            ("db-uri = \"mysql://x\"", &[], "db-uri (test.conf line 1) must be"),
+            ("db-urii = \"x\"", &[], "test.conf line 1: unknown key `db-urii`"),
+            (MINIMAL, &[("CLERK_PROXY_SERVER_PORT", "70000")], "server-port (environment variable CLERK_PROXY_SERVER_PORT) must be a TCP port"),
+            (MINIMAL, &[("CLERK_PROXY_DB_POOL", "many")], "db-pool (environment variable CLERK_PROXY_DB_POOL) must be an integer from 1 to 1000"),
+            (MINIMAL, &[("CLERK_PROXY_JWT_SECRET", "short")], "jwt-secret (environment variable CLERK_PROXY_JWT_SECRET) must be at least 32"),
+            (MINIMAL, &[("CLERK_PROXY_LOG_LEVEL", "loud")], "log-level"),
+            (MINIMAL, &[("CLERK_PROXY_CLERK_ISSUER", "clerk.example.com")], "clerk-issuer"),
+            ("db-uri = \"postgres://x", &[], "unterminated string"),
+            ("just words", &[], "expected `key = value`"),
+        ];
+        for (file, env, want) in cases {
+            let err = load(file, env).unwrap_err().to_string();
+            assert!(err.contains(want), "{file:?} {env:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let c = load(
+            MINIMAL,
+            &[("CLERK_PROXY_JWT_SECRET", "0123456789abcdef0123456789abcdef-topsecret"), ("CLERK_PROXY_CLERK_WEBHOOK_SECRET", "whsec_c2VjcmV0")],
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("topsecret") && !shown.contains("whsec_") && !shown.contains(":pw@"), "{shown}");
+        assert!(shown.contains("authenticator:***@127.0.0.1"), "{shown}");
+        assert_eq!(redact_uri("host=h password=pw user=u"), "host=h password=*** user=u");
+    }
+}
