@@ -17,7 +17,9 @@ BEGIN
     EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
     FOREACH cmd IN ARRAY ARRAY['select', 'insert', 'update', 'delete'] LOOP
         policy := prefix || '_' || cmd;
-        EXECUTE format('DROP POLICY IF EXISTS %I ON %s', policy, tbl);
+        IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = tbl AND polname = policy) THEN
+            EXECUTE format('DROP POLICY %I ON %s', policy, tbl);
+        END IF;
         EXECUTE format('CREATE POLICY %I ON %s FOR %s %s', policy, tbl, upper(cmd),
             CASE cmd
                 WHEN 'insert' THEN format('WITH CHECK (%s)', condition)

@@ -1,0 +1,19 @@
+# pg_clerk — the two commands: `make demo` runs it, `make test` tests it.
+# Each installs what is missing first (scripts/setup.sh: apt packages,
+# cargo-pgrx 0.18.1, pgrx init against the system PostgreSQL 15).
+
+SHELL := /bin/bash
+
+.PHONY: demo test bench setup
+demo: setup
+	@scripts/demo.sh
+
+test: setup
+	@scripts/test.sh
+
+bench: setup
+	@WITH_BENCH_TOOLS=1 scripts/setup.sh
+	@scripts/bench.sh
+
+setup:
+	@scripts/setup.sh

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Prints `export` lines with Clerk-shaped RS256 tokens signed by the test key
+# (pg_clerk/tests/fixtures), for the verified-mode regression test, which
+# reads them with psql's \getenv. Times are relative to now.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+key="$here/../tests/fixtures/test_rs256_private.pem"
+now=$(date +%s)
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+token() { # token HEADER_JSON PAYLOAD_JSON
+  local signing_input
+  signing_input="$(printf '%s' "$1" | b64url).$(printf '%s' "$2" | b64url)"
+  printf '%s.%s' "$signing_input" "$(printf '%s' "$signing_input" | openssl dgst -sha256 -sign "$key" -binary | b64url)"
+}
+
+header='{"alg":"RS256","kid":"ins_test_key_1","typ":"JWT"}'
+claims() { # claims SUB EXP_OFFSET AZP
+  printf '{"sub":"%s","sid":"sess_regress","iss":"https://clerk.example.com","azp":"%s","iat":%d,"nbf":%d,"exp":%d}' \
+    "$1" "$3" "$((now - 5))" "$((now - 5))" "$((now + $2))"
+}
+
+echo "export PG_CLERK_TEST_JWKS='$(tr -d '\n' < "$here/../tests/fixtures/test_jwks.json")'"
+echo "export PG_CLERK_TEST_TOKEN='$(token "$header" "$(claims user_alice 3600 https://app.example.com)")'"
+echo "export PG_CLERK_TEST_TOKEN_EXPIRED='$(token "$header" "$(claims user_alice -3600 https://app.example.com)")'"
+echo "export PG_CLERK_TEST_TOKEN_OTHER_AZP='$(token "$header" "$(claims user_alice 3600 https://evil.example.com)")'"
+# alg:none with an empty signature, claiming to be Bob.
+echo "export PG_CLERK_TEST_TOKEN_NONE='$(printf '%s' '{"alg":"none","typ":"JWT"}' | b64url).$(claims user_bob 3600 https://app.example.com | b64url).'"
+# Alice's valid signature on a payload edited to say Bob.
+valid=$(token "$header" "$(claims user_alice 3600 https://app.example.com)")
+echo "export PG_CLERK_TEST_TOKEN_FORGED='${valid%%.*}.$(claims user_bob 3600 https://app.example.com | b64url).${valid##*.}'"

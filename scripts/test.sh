@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make test`: every suite, against real PostgreSQL 15 clusters that this
+# script creates and always removes (also on failure or Ctrl-C).
+#   1. Rust unit tests (proxy; the extension's pure modules run in 2.)
+#   2. pgrx tests: the extension inside a Postgres pgrx starts
+#   3. SQL regression tests (pg_clerk/regress) with pg_regress
+#   4. end-to-end tests (tests/): binary protocol clients, the proxy binary
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+PORT=${PG_CLERK_TEST_PORT:-54329}
+work=$(owned_tmpdir test)
+cleanup() {
+  "$ROOT/scripts/cluster.sh" stop "$work/cluster" || true
+  [ -d "$work/pgrx/data" ] && sudo_stop_pgrx || true
+  rm -rf "$work"
+}
+sudo_stop_pgrx() {
+  if is_root; then sudo -u postgres "$PG_BIN/pg_ctl" -D "$work/pgrx/data" -m immediate stop >/dev/null 2>&1
+  else "$PG_BIN/pg_ctl" -D "$work/pgrx/data" -m immediate stop >/dev/null 2>&1; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "1/4 unit tests (clerk-proxy)"
+cargo test -q -p clerk-proxy
+
+say "2/4 pgrx tests (pg_clerk inside PostgreSQL 15)"
+install -d -m 700 "$work/pgrx"; is_root && chown postgres:postgres "$work/pgrx"
+runas=(); is_root && runas=(--runas postgres)
+(cd pg_clerk && cargo pgrx test pg15 "${runas[@]}" --pgdata "$work/pgrx/data")
+
+say "3/4 SQL regression tests"
+install_extension   # the plain build, over the one pgrx test installed
+"$ROOT/scripts/cluster.sh" start "$work/cluster" "$PORT"
+eval "$(pg_clerk/regress/tokens.sh)"
+mkdir -p "$work/regress"
+PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
+  "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+  --inputdir=pg_clerk/regress --outputdir="$work/regress" \
+  --dbname=pg_clerk_regress --load-extension=pg_clerk \
+  types identity rls verified \
+  || { cat "$work/regress/regression.diffs" >&2 2>/dev/null; exit 1; }
+
+say "4/4 end-to-end tests"
+cargo build -q -p clerk-proxy
+psql_su "$PORT" postgres -c "CREATE DATABASE pg_clerk_e2e"
+PG_CLERK_TEST_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_clerk_e2e" \
+CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
+  cargo test -q -p pg_clerk_e2e
+
+say "all test suites passed"
