@@ -46,6 +46,7 @@ PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
 say "4/4 end-to-end tests"
 cargo build -q -p clerk-proxy
 psql_su "$PORT" postgres -c "CREATE DATABASE pg_clerk_e2e"
+psql_su "$PORT" pg_clerk_e2e -c "CREATE EXTENSION pg_clerk"
 PG_CLERK_TEST_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_clerk_e2e" \
 CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
   cargo test -q -p pg_clerk_e2e

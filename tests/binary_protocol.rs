@@ -7,8 +7,7 @@ use tokio_postgres::error::SqlState;
 async fn fresh_table(client: &tokio_postgres::Client, name: &str) {
     client
         .batch_execute(&format!(
-            "CREATE EXTENSION IF NOT EXISTS pg_clerk;
-             DROP TABLE IF EXISTS {name};
+            "DROP TABLE IF EXISTS {name};
              CREATE TABLE {name} (user_id clerk_user_id PRIMARY KEY, org_id clerk_org_id, session_id clerk_session_id);"
         ))
         .await
@@ -54,7 +53,6 @@ async fn binary_receive_validates_like_text_input() {
 #[tokio::test]
 async fn current_clerk_user_reads_over_binary_protocol() {
     let mut client = connect().await;
-    client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_clerk").await.unwrap();
     let tx = client.transaction().await.unwrap();
     tx.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&r#"{"sub":"user_bin","org_id":"org_bin"}"#])
         .await

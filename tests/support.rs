@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use postgres_types::{FromSql, IsNull, ToSql, Type};
 use std::error::Error;
 
-/// The test cluster's connection string. These tests need the real
+/// The test cluster's connection string (a database with pg_clerk installed). These tests need the real
 /// database `make test` starts, so a missing variable is a failure.
 pub fn dsn() -> String {
     std::env::var("PG_CLERK_TEST_DSN").expect("PG_CLERK_TEST_DSN is not set: run these tests with `make test`")

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# `make demo`: a throwaway PostgreSQL 15 with pg_clerk and sql/ applied,
+# and clerk-proxy on 127.0.0.1:3000. Ctrl-C stops everything and removes
+# the cluster.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+PORT=${PG_CLERK_DEMO_PORT:-54330}
+API_PORT=${PG_CLERK_DEMO_API_PORT:-3000}
+DB=pg_clerk_demo
+
+say "building clerk-proxy and pg_clerk"
+cargo build -q -p clerk-proxy
+install_extension
+
+work=$(owned_tmpdir demo)
+proxy_pid=""
+cleanup() {
+  [ -n "$proxy_pid" ] && kill -INT "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null || true
+  "$ROOT/scripts/cluster.sh" stop "$work/cluster" || true
+  rm -rf "$work"
+  say "demo stopped; cluster removed"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "starting PostgreSQL 15 on 127.0.0.1:$PORT (data in $work/cluster)"
+"$ROOT/scripts/cluster.sh" start "$work/cluster" "$PORT"
+psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
+psql_su "$PORT" "$DB" -c "CREATE EXTENSION pg_clerk"
+for f in sql/*.sql; do
+  say "applying $f"
+  psql_su "$PORT" "$DB" -f "$f"
+done
+
+cat >"$work/clerk-proxy.conf" <<CONF
+db-uri = "postgres://authenticator@127.0.0.1:$PORT/$DB"
+db-schemas = "public"
+db-anon-role = "anon"
+server-host = "127.0.0.1"
+server-port = $API_PORT
+log-level = "info"
+CONF
+target/debug/clerk-proxy --config "$work/clerk-proxy.conf" &
+proxy_pid=$!
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$API_PORT/live" >/dev/null 2>&1 && break
+  kill -0 "$proxy_pid" 2>/dev/null || { say "clerk-proxy failed to start"; exit 1; }
+  sleep 0.1
+done
+
+cat <<MSG
+
+  pg_clerk demo is running
+  ------------------------
+  PostgreSQL 15   127.0.0.1:$PORT, database $DB, extension pg_clerk + sql/ applied
+  clerk-proxy     http://127.0.0.1:$API_PORT   (config: $work/clerk-proxy.conf)
+
+  Try it:
+    curl -s http://127.0.0.1:$API_PORT/live
+
+    psql -h 127.0.0.1 -p $PORT -U postgres $DB
+      SELECT 'user_2abc'::clerk_user_id;          -- validated id type
+      SELECT 'usr_2abc'::clerk_user_id;           -- ERROR 22P02, says why
+      BEGIN;
+      SELECT set_config('request.jwt.claims', '{"sub":"user_2abc","org_id":"org_1","org_role":"org:admin"}', true);
+      SELECT current_clerk_user(), current_clerk_org(), current_clerk_org_role();
+      COMMIT;
+
+  Stop: Ctrl-C (stops the proxy and PostgreSQL, removes the cluster).
+
+MSG
+wait "$proxy_pid"

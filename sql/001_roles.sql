@@ -1,0 +1,23 @@
+-- Roles of the reference deployment (safe to re-run).
+--
+--   authenticator  the proxy logs in as it; NOINHERIT, so it has no rights
+--                  of its own and can only SET ROLE to the roles below
+--   anon           requests without a token
+--   authenticated  requests with a verified Clerk token (RLS decides rows)
+--   bi_reader      BI tools: the analytics views only
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'bi_reader'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticator') THEN
+        CREATE ROLE authenticator LOGIN NOINHERIT;
+    END IF;
+END
+$roles$;
+
+GRANT anon, authenticated TO authenticator;
