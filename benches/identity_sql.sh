@@ -82,13 +82,13 @@ say "B. clerk_user_id vs varchar(255): index build (median of 3), lookups (${LOO
 build_ms() { # build_ms TABLE
   local t=$1 runs=()
   for _ in 1 2 3; do
-    runs+=("$(sql -c "DROP INDEX IF EXISTS ${t}_idx" -c '\timing on' -c "CREATE INDEX ${t}_idx ON $t (id)" | awk '/^Time:/ {print $2}')")
+    runs+=("$(sql -c "SET client_min_messages = warning" -c "DROP INDEX IF EXISTS ${t}_idx" -c '\timing on' -c "CREATE INDEX ${t}_idx ON $t (id)" | awk '/^Time:/ {print $2}')")
   done
   printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p
 }
 lookup_tps() { # lookup_tps TABLE CAST
   local f="$work/lookup-$1.sql"
-  printf '\\set n random(1, %d)\nSELECT count(*) FROM %s WHERE id = (%s);\n' "$ROWS" "$1" "'user_' || substr(md5(:n::text), 1, 27)$2" >"$f"
+  printf '\\set n random(1, %d)\nSELECT count(*) FROM %s WHERE id = (%s)%s;\n' "$ROWS" "$1" "'user_' || substr(md5(:n::text), 1, 27)" "$2" >"$f"
   "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -T "$LOOKUP_SECONDS" -f "$f" "$DB" 2>&1 \
     | awk '/^tps/ {printf "%.0f", $3}'
 }

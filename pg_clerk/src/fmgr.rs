@@ -30,17 +30,21 @@ macro_rules! c_function {
 }
 pub(crate) use c_function;
 
-/// The bytes of a text-like argument, detoasted without a copy when the
-/// value is stored inline (always, for ids of at most 64 bytes).
+/// The bytes of a text-like argument, read in place when the value is
+/// inline and uncompressed (always, for ids of at most 64 bytes), else
+/// detoasted.
 ///
 /// # Safety
 /// Argument `n` must exist, be non-NULL and be a varlena.
 pub unsafe fn arg_bytes<'a>(fcinfo: FunctionCallInfo, n: usize) -> &'a [u8] {
+    use pgrx::varlena::{vardata_any, varatt_is_1b, varatt_is_1b_e, varatt_is_4b_u, varsize_any_exhdr};
     unsafe {
-        let datum = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n);
-        let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-        let len = pgrx::varlena::varsize_any_exhdr(v);
-        std::slice::from_raw_parts(pgrx::varlena::vardata_any(v) as *const u8, len)
+        let mut v: *const pg_sys::varlena = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n).cast_mut_ptr();
+        let inline = varatt_is_4b_u(v) || (varatt_is_1b(v) && !varatt_is_1b_e(v));
+        if !inline {
+            v = pg_sys::pg_detoast_datum_packed(v.cast_mut());
+        }
+        std::slice::from_raw_parts(vardata_any(v) as *const u8, varsize_any_exhdr(v))
     }
 }
 

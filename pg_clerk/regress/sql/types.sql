@@ -33,7 +33,9 @@ SELECT pg_temp.error_of($$SELECT 'user_1'::clerk_org_id$$),
 
 -- Casts: to text is free; from text validates.
 SELECT 'user_1'::clerk_user_id::text, pg_typeof('user_1'::clerk_user_id::text);
-SELECT pg_temp.error_of($$SELECT 'user_x!'::text::clerk_user_id$$);
+SELECT pg_temp.error_of($$SELECT 'user_x!'::text::clerk_user_id$$),
+       pg_temp.error_of($$SELECT 'org_1'::varchar::clerk_user_id$$),
+       clerk_user_id('user_fn') AS function_form;
 SELECT 'user_1'::clerk_user_id LIKE 'user_%' AS text_functions_work;
 
 -- Comparison is byte-wise: upper case sorts before lower case on every locale.

@@ -2,11 +2,11 @@
 -- clerk_session_id ('sess_…').
 --
 -- Stored exactly like text (a varlena of ASCII bytes, 1-byte header when
--- short), so only input and binary receive need pg_clerk's own code: both
--- validate. Output, send, comparison and hashing bind the byte-wise
--- built-ins of text/bytea: ordering is memcmp (the same on every locale,
--- and faster than a collation-aware varchar compare), sorting gets
--- bytea's abbreviated keys, btree indexes deduplicate.
+-- short). Input, binary receive and the cast from text validate; output,
+-- send, comparison and hashing are byte-wise and shared by the three
+-- types: ordering is memcmp (the same on every locale, and faster than a
+-- collation-aware varchar compare), sorting gets bytea's abbreviated keys,
+-- btree indexes deduplicate. See src/types.rs.
 --
 -- The three types are identical but for their names, so one loop defines
 -- them; read `%1$s` as the type name.
@@ -23,9 +23,9 @@ BEGIN
             CREATE FUNCTION %1$s_recv(internal) RETURNS %1$s
                 AS 'MODULE_PATHNAME', '%1$s_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
             CREATE FUNCTION %1$s_out(%1$s) RETURNS cstring
-                AS 'textout' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE;
+                AS 'MODULE_PATHNAME', 'clerk_id_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
             CREATE FUNCTION %1$s_send(%1$s) RETURNS bytea
-                AS 'textsend' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE;
+                AS 'MODULE_PATHNAME', 'clerk_id_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
             CREATE TYPE %1$s (
                 INPUT = %1$s_in, OUTPUT = %1$s_out,
@@ -35,24 +35,27 @@ BEGIN
             );
             COMMENT ON TYPE %1$s IS 'Clerk id, validated on input; byte-wise ordering';
 
-            -- Reading as text is free (same bytes); writing from text validates.
+            -- Reading as text is free (same bytes); writing from text validates
+            -- and then reuses the text's bytes. %1$s('user_…') works as a cast too.
+            CREATE FUNCTION %1$s(text) RETURNS %1$s
+                AS 'MODULE_PATHNAME', '%1$s_from_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
             CREATE CAST (%1$s AS text) WITHOUT FUNCTION AS IMPLICIT;
             CREATE CAST (%1$s AS varchar) WITHOUT FUNCTION AS ASSIGNMENT;
-            CREATE CAST (text AS %1$s) WITH INOUT AS ASSIGNMENT;
-            CREATE CAST (varchar AS %1$s) WITH INOUT AS ASSIGNMENT;
+            CREATE CAST (text AS %1$s) WITH FUNCTION %1$s(text) AS ASSIGNMENT;
+            CREATE CAST (varchar AS %1$s) WITH FUNCTION %1$s(text) AS ASSIGNMENT;
 
-            -- LEAKPROOF (as for bytea) so the planner may use these in
-            -- index conditions under RLS security barriers.
-            CREATE FUNCTION %1$s_eq(%1$s, %1$s) RETURNS bool AS 'byteaeq' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-            CREATE FUNCTION %1$s_ne(%1$s, %1$s) RETURNS bool AS 'byteane' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-            CREATE FUNCTION %1$s_lt(%1$s, %1$s) RETURNS bool AS 'bytealt' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-            CREATE FUNCTION %1$s_le(%1$s, %1$s) RETURNS bool AS 'byteale' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-            CREATE FUNCTION %1$s_gt(%1$s, %1$s) RETURNS bool AS 'byteagt' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-            CREATE FUNCTION %1$s_ge(%1$s, %1$s) RETURNS bool AS 'byteage' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-            CREATE FUNCTION %1$s_cmp(%1$s, %1$s) RETURNS int4 AS 'byteacmp' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-            CREATE FUNCTION %1$s_hash(%1$s) RETURNS int4 AS 'hashvarlena' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-            CREATE FUNCTION %1$s_hash_extended(%1$s, int8) RETURNS int8 AS 'hashvarlenaextended' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-            CREATE FUNCTION %1$s_sortsupport(internal) RETURNS void AS 'bytea_sortsupport' LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE;
+            -- LEAKPROOF (they cannot fail or reveal their arguments) so the
+            -- planner may use them in index conditions under RLS.
+            CREATE FUNCTION %1$s_eq(%1$s, %1$s) RETURNS bool AS 'MODULE_PATHNAME', 'clerk_id_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_ne(%1$s, %1$s) RETURNS bool AS 'MODULE_PATHNAME', 'clerk_id_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_lt(%1$s, %1$s) RETURNS bool AS 'MODULE_PATHNAME', 'clerk_id_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_le(%1$s, %1$s) RETURNS bool AS 'MODULE_PATHNAME', 'clerk_id_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_gt(%1$s, %1$s) RETURNS bool AS 'MODULE_PATHNAME', 'clerk_id_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_ge(%1$s, %1$s) RETURNS bool AS 'MODULE_PATHNAME', 'clerk_id_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_cmp(%1$s, %1$s) RETURNS int4 AS 'MODULE_PATHNAME', 'clerk_id_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_hash(%1$s) RETURNS int4 AS 'MODULE_PATHNAME', 'clerk_id_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_hash_extended(%1$s, int8) RETURNS int8 AS 'MODULE_PATHNAME', 'clerk_id_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE FUNCTION %1$s_sortsupport(internal) RETURNS void AS 'MODULE_PATHNAME', 'clerk_id_sortsupport' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
             CREATE OPERATOR = (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = %1$s_eq,
                 COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
