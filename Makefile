@@ -12,7 +12,6 @@ test: setup
 	@scripts/test.sh
 
 bench: setup
-	@WITH_BENCH_TOOLS=1 scripts/setup.sh
 	@scripts/bench.sh
 
 setup:

@@ -6,8 +6,7 @@ set -euo pipefail
 PG_MAJOR=${PG_MAJOR:-15}
 PGRX_VERSION=0.18.1
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
-APT_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang pkg-config libssl-dev cmake sudo"
-[ "${WITH_BENCH_TOOLS:-0}" = 1 ] && APT_PACKAGES="$APT_PACKAGES wrk"
+APT_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang pkg-config libssl-dev cmake sudo openssl curl"
 
 say() { printf '==> %s\n' "$*" >&2; }
 

@@ -40,7 +40,7 @@ PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
   "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
   --inputdir=pg_clerk/regress --outputdir="$work/regress" \
   --dbname=pg_clerk_regress --load-extension=pg_clerk \
-  types identity rls verified \
+  setup types identity rls verified \
   || { cat "$work/regress/regression.diffs" >&2 2>/dev/null; exit 1; }
 
 say "4/4 end-to-end tests"

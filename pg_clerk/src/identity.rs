@@ -74,32 +74,19 @@ fn text_or_null(fcinfo: FunctionCallInfo, value: Option<&str>) -> Datum {
     }
 }
 
-c_function! {
-    /// `current_clerk_user() → clerk_user_id`
-    fn current_clerk_user(fcinfo) -> Datum {
-        with_identity(|id| text_or_null(fcinfo, id.user.as_deref()))
-    }
+/// `current_clerk_user()`, `_org()`, `_session()`, `_org_role()`: one
+/// field of the identity, NULL when absent.
+macro_rules! identity_field_functions {
+    ($($name:ident => $field:ident;)*) => {$(
+        c_function! { fn $name(fcinfo) -> Datum { with_identity(|id| text_or_null(fcinfo, id.$field.as_deref())) } }
+    )*};
 }
 
-c_function! {
-    /// `current_clerk_org() → clerk_org_id`
-    fn current_clerk_org(fcinfo) -> Datum {
-        with_identity(|id| text_or_null(fcinfo, id.org.as_deref()))
-    }
-}
-
-c_function! {
-    /// `current_clerk_session() → clerk_session_id`
-    fn current_clerk_session(fcinfo) -> Datum {
-        with_identity(|id| text_or_null(fcinfo, id.session.as_deref()))
-    }
-}
-
-c_function! {
-    /// `current_clerk_org_role() → text`, always `org:`-prefixed.
-    fn current_clerk_org_role(fcinfo) -> Datum {
-        with_identity(|id| text_or_null(fcinfo, id.org_role.as_deref()))
-    }
+identity_field_functions! {
+    current_clerk_user => user;
+    current_clerk_org => org;
+    current_clerk_session => session;
+    current_clerk_org_role => org_role;
 }
 
 c_function! {

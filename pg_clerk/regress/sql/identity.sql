@@ -1,15 +1,6 @@
 -- The request identity, read from request.jwt.claims (PostgREST/Supabase
 -- convention) for Clerk v1 and v2 session tokens.
 
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-
 -- Anonymous: no claims at all.
 SELECT current_clerk_user(), current_clerk_org(), current_clerk_session(),
        current_clerk_org_role(), current_clerk_claims(), clerk_has_permission('org:a:b');
@@ -49,7 +40,7 @@ SELECT current_clerk_user(), current_clerk_org(), current_clerk_org_role();
 COMMIT;
 
 -- Malformed claims are an error (28000), never a silent anonymous.
-SELECT claims, pg_temp.error_of(format(
+SELECT claims, regress.error_of(format(
            $$SELECT set_config('request.jwt.claims', %L, true), current_clerk_user()$$, claims)) AS result
   FROM (VALUES ('{"sub": "usr_1"}'), ('{"sub": "user_1", "org_id": "user_2"}'),
                ('{"sub": 42}'), ('not json'), ('[1]')) t(claims);

@@ -1,19 +1,9 @@
 -- clerk_enable_rls / clerk_enable_org_rls: two users, one table, and each
 -- sees, changes and creates only their own rows.
 
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-
 CREATE ROLE rls_app NOLOGIN;
 CREATE SCHEMA app;
 GRANT USAGE ON SCHEMA app TO rls_app;
-GRANT EXECUTE ON FUNCTION pg_temp.error_of(text) TO rls_app;
 
 CREATE TABLE app.notes (id serial PRIMARY KEY, user_id clerk_user_id NOT NULL, body text);
 GRANT SELECT, INSERT, UPDATE, DELETE ON app.notes TO rls_app;
@@ -36,8 +26,8 @@ WITH u AS (UPDATE app.notes SET body = 'hacked' WHERE body = 'bob 1' RETURNING 1
 WITH d AS (DELETE FROM app.notes WHERE body = 'bob 1' RETURNING 1) SELECT count(*) AS deleted FROM d;
 WITH u AS (UPDATE app.notes SET body = 'alice 1 (edited)' WHERE body = 'alice 1' RETURNING 1) SELECT count(*) AS updated_own FROM u;
 -- Inserting a row owned by Bob, or moving a row to him, is refused.
-SELECT pg_temp.error_of($$INSERT INTO app.notes (user_id, body) VALUES ('user_bob', 'forged')$$) AS insert_for_bob;
-SELECT pg_temp.error_of($$UPDATE app.notes SET user_id = 'user_bob' WHERE body = 'alice 2'$$) AS give_to_bob;
+SELECT regress.error_of($$INSERT INTO app.notes (user_id, body) VALUES ('user_bob', 'forged')$$) AS insert_for_bob;
+SELECT regress.error_of($$UPDATE app.notes SET user_id = 'user_bob' WHERE body = 'alice 2'$$) AS give_to_bob;
 INSERT INTO app.notes (user_id, body) VALUES ('user_alice', 'alice 3');
 COMMIT;
 
@@ -73,10 +63,9 @@ COMMIT;
 CREATE TABLE app.legacy (owner text, other int);
 SELECT clerk_enable_rls('app.legacy', 'owner');
 SELECT qual FROM pg_policies WHERE tablename = 'legacy' AND cmd = 'SELECT';
-SELECT pg_temp.error_of($$SELECT clerk_enable_rls('app.legacy', 'other')$$);
-SELECT pg_temp.error_of($$SELECT clerk_enable_rls('app.legacy', 'nope')$$);
-SELECT pg_temp.error_of($$SELECT clerk_enable_rls('app.no_such_table')$$);
+SELECT regress.error_of($$SELECT clerk_enable_rls('app.legacy', 'other')$$);
+SELECT regress.error_of($$SELECT clerk_enable_rls('app.legacy', 'nope')$$);
+SELECT regress.error_of($$SELECT clerk_enable_rls('app.no_such_table')$$);
 
 DROP SCHEMA app CASCADE;
-DROP OWNED BY rls_app;
 DROP ROLE rls_app;

@@ -1,15 +1,5 @@
 -- The Clerk id types: validation, casts, operators, indexes, storage.
 
--- Shows the SQLSTATE and message an SQL statement fails with.
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-
 -- Valid ids of each type.
 SELECT 'user_2NNEqL2nrIRdJ194ndJqAHwEfxC'::clerk_user_id,
        'org_2abc'::clerk_org_id,
@@ -19,7 +9,7 @@ SELECT 'user_2NNEqL2nrIRdJ194ndJqAHwEfxC'::clerk_user_id,
 SELECT 'user_a b'::clerk_user_id;
 
 -- Every malformed input is SQLSTATE 22P02 (invalid_text_representation).
-SELECT input, pg_temp.error_of(format('SELECT %L::clerk_user_id', input)) AS result
+SELECT input, regress.error_of(format('SELECT %L::clerk_user_id', input)) AS result
   FROM (VALUES ('usr_1'), ('user_'), ('user_a b'), ('USER_a'), ('user_a-b'),
                ('org_abc'), (''), ('user_' || repeat('a', 60))) AS t(input);
 
@@ -27,14 +17,14 @@ SELECT input, pg_temp.error_of(format('SELECT %L::clerk_user_id', input)) AS res
 SELECT length(('user_' || repeat('a', 59))::clerk_user_id) AS longest_accepted;
 
 -- Each type takes only its own prefix.
-SELECT pg_temp.error_of($$SELECT 'user_1'::clerk_org_id$$),
-       pg_temp.error_of($$SELECT 'org_1'::clerk_session_id$$),
-       pg_temp.error_of($$SELECT 'org_1'::clerk_org_id::clerk_user_id$$);
+SELECT regress.error_of($$SELECT 'user_1'::clerk_org_id$$),
+       regress.error_of($$SELECT 'org_1'::clerk_session_id$$),
+       regress.error_of($$SELECT 'org_1'::clerk_org_id::clerk_user_id$$);
 
 -- Casts: to text is free; from text validates.
 SELECT 'user_1'::clerk_user_id::text, pg_typeof('user_1'::clerk_user_id::text);
-SELECT pg_temp.error_of($$SELECT 'user_x!'::text::clerk_user_id$$),
-       pg_temp.error_of($$SELECT 'org_1'::varchar::clerk_user_id$$),
+SELECT regress.error_of($$SELECT 'user_x!'::text::clerk_user_id$$),
+       regress.error_of($$SELECT 'org_1'::varchar::clerk_user_id$$),
        clerk_user_id('user_fn') AS function_form;
 SELECT 'user_1'::clerk_user_id LIKE 'user_%' AS text_functions_work;
 
@@ -61,11 +51,11 @@ CREATE TABLE members (
     session_id clerk_session_id UNIQUE
 );
 INSERT INTO members VALUES ('user_1', 'org_1', 'sess_1'), ('user_2', 'org_1', 'sess_2');
-SELECT pg_temp.error_of($$INSERT INTO members VALUES ('user_1', 'org_2', 'sess_3')$$) AS duplicate_key;
-SELECT pg_temp.error_of($$INSERT INTO members VALUES ('user_3', 'org_2', 'sess_1')$$) AS duplicate_unique;
-SELECT pg_temp.error_of($$INSERT INTO members VALUES ('usr_3', 'org_2', 'sess_3')$$) AS bad_insert;
+SELECT regress.error_of($$INSERT INTO members VALUES ('user_1', 'org_2', 'sess_3')$$) AS duplicate_key;
+SELECT regress.error_of($$INSERT INTO members VALUES ('user_3', 'org_2', 'sess_1')$$) AS duplicate_unique;
+SELECT regress.error_of($$INSERT INTO members VALUES ('usr_3', 'org_2', 'sess_3')$$) AS bad_insert;
 -- Text parameters are validated on assignment too.
-SELECT pg_temp.error_of($$INSERT INTO members VALUES ('user_4'::text, 'org_2'::text, 'sess_4!'::text)$$) AS bad_text_insert;
+SELECT regress.error_of($$INSERT INTO members VALUES ('user_4'::text, 'org_2'::text, 'sess_4!'::text)$$) AS bad_text_insert;
 CREATE TABLE orders (id int PRIMARY KEY, user_id clerk_user_id NOT NULL);
 CREATE INDEX ON orders (user_id);
 INSERT INTO orders SELECT g, CASE WHEN g % 2 = 0 THEN 'user_1' ELSE 'user_2' END FROM generate_series(1, 1000) g;

@@ -2,15 +2,6 @@
 -- request.jwt.claims no longer enough to act as someone else.
 -- Tokens come from pg_clerk/regress/tokens.sh (signed at test time).
 
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-
 \getenv jwks PG_CLERK_TEST_JWKS
 \getenv token PG_CLERK_TEST_TOKEN
 \getenv expired PG_CLERK_TEST_TOKEN_EXPIRED
@@ -19,7 +10,7 @@ $$;
 \getenv forged PG_CLERK_TEST_TOKEN_FORGED
 
 -- Without keys, verification explains what to configure.
-SELECT pg_temp.error_of($$SELECT clerk_authenticate('a.b.c')$$);
+SELECT regress.error_of($$SELECT clerk_authenticate('a.b.c')$$);
 
 -- What a DBA puts in postgresql.conf (here: for this session, as superuser).
 SET pg_clerk.jwks = :'jwks';
@@ -28,7 +19,6 @@ SET pg_clerk.authorized_parties = 'https://app.example.com, https://admin.exampl
 SET pg_clerk.require_verified = on;
 
 CREATE ROLE verified_app NOLOGIN;
-GRANT EXECUTE ON FUNCTION pg_temp.error_of(text) TO verified_app;
 CREATE TABLE secrets (user_id clerk_user_id NOT NULL, secret text);
 INSERT INTO secrets VALUES ('user_alice', 'alice''s secret'), ('user_bob', 'bob''s secret');
 SELECT clerk_enable_rls('secrets');
@@ -40,15 +30,15 @@ SET LOCAL ROLE verified_app;
 SET LOCAL request.jwt.claims = '{"sub": "user_bob"}';
 SELECT current_clerk_user() AS hand_set_claims_give, count(*) AS rows_visible FROM secrets;
 -- ... or tries to switch verified mode off, or to write the verified claims.
-SELECT pg_temp.error_of($$SET pg_clerk.require_verified = off$$);
-SELECT pg_temp.error_of($$SET pg_clerk.verified_claims = '{"sub": "user_bob"}'$$);
-SELECT pg_temp.error_of($$SELECT set_config('pg_clerk.verified_claims', '{"sub": "user_bob"}', true)$$);
-SELECT pg_temp.error_of($$SET pg_clerk.jwks = '{"keys": []}'$$);
+SELECT regress.error_of($$SET pg_clerk.require_verified = off$$);
+SELECT regress.error_of($$SET pg_clerk.verified_claims = '{"sub": "user_bob"}'$$);
+SELECT regress.error_of($$SELECT set_config('pg_clerk.verified_claims', '{"sub": "user_bob"}', true)$$);
+SELECT regress.error_of($$SET pg_clerk.jwks = '{"keys": []}'$$);
 COMMIT;
 
 -- Each bad token is refused with SQLSTATE 28000 and a reason.
 SET ROLE verified_app;
-SELECT name, pg_temp.error_of(format('SELECT clerk_authenticate(%L)', tok)) AS result
+SELECT name, regress.error_of(format('SELECT clerk_authenticate(%L)', tok)) AS result
   FROM (VALUES ('expired', :'expired'), ('azp not authorized', :'other_azp'),
                ('alg none', :'alg_none'), ('payload edited', :'forged'),
                ('garbage', 'not-a-token')) t(name, tok);
@@ -81,6 +71,5 @@ SELECT current_clerk_user() IS NULL AS gone_after_rollback_to_savepoint;
 COMMIT;
 
 DROP TABLE secrets;
-DROP OWNED BY verified_app;
 DROP ROLE verified_app;
 RESET ALL;
