@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark; results are printed and written under
-# target/bench/ for the README's table.
+# `make bench`: every benchmark. Results are printed and written under
+# target/bench/ for the README's tables.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+mkdir -p target/bench
+
+say "criterion micro-benchmarks (benches/identity.rs)"
+cargo bench -q -p pg_clerk_benches 2>/dev/null | tee target/bench/criterion.log \
+  | awk '/^Benchmarking|^Found|^  [0-9]+ \(|change:|^$/ {next}
+         /time:/ {printf "| %s | %s %s |\n", name, $4, $5; next}
+         {name = $0}' >target/bench/criterion.md
+{ echo "| criterion (median) | time |"; echo "|---|---:|"; cat target/bench/criterion.md; } | tee target/bench/criterion.md.tmp
+mv target/bench/criterion.md.tmp target/bench/criterion.md
+
+say "SQL benchmarks (benches/identity_sql.sh)"
 "$ROOT/benches/identity_sql.sh"

@@ -4,6 +4,8 @@
 #   scripts/cluster.sh start DIR PORT   create (once) and start; prints nothing else
 #   scripts/cluster.sh stop DIR         stop if running (fast shutdown)
 #
+# PG_SHARED_BUFFERS (default 256MB) sizes the buffer cache when DIR is created.
+#
 # The cluster lives in DIR (under /tmp by default, see the Makefile),
 # listens on 127.0.0.1:PORT and a socket in DIR, trusts local connections
 # and runs as `postgres` when we are root (initdb refuses root).
@@ -26,7 +28,7 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
 max_connections = 200
-shared_buffers = 256MB
+shared_buffers = ${PG_SHARED_BUFFERS:-256MB}
 fsync = off
 synchronous_commit = off
 full_page_writes = off

@@ -1,0 +1,54 @@
+//! The per-request work pg_clerk does in Rust, side by side:
+//! id validation, claims → identity (v1 and v2 tokens, and a plain
+//! serde_json parse for scale), and RS256 verification as
+//! `clerk_authenticate()` runs it. `make bench` runs this.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pg_clerk::claims::Identity;
+use pg_clerk::clerk_id::IdKind;
+use pg_clerk::jwt::Verifier;
+use std::hint::black_box;
+
+const PRIVATE_PEM: &str = include_str!("../pg_clerk/tests/fixtures/test_rs256_private.pem");
+const JWKS: &str = include_str!("../pg_clerk/tests/fixtures/test_jwks.json");
+
+const V1_CLAIMS: &str = r#"{"azp":"https://app.example.com","exp":1999999999,"iat":1700000000,"iss":"https://clerk.example.com","nbf":1699999990,"sid":"sess_2abcdefghijklmnopqrstuvwxyz","sub":"user_2abcdefghijklmnopqrstuvwxyz","org_id":"org_2abcdefghijklmnopqrstuvwxyz","org_role":"org:admin","org_slug":"acme","org_permissions":["org:invoices:read","org:invoices:create","org:teams:read"]}"#;
+const V2_CLAIMS: &str = r#"{"azp":"https://app.example.com","exp":1999999999,"fea":"o:dashboard,o:teams","fva":[12,-1],"iat":1700000000,"iss":"https://clerk.example.com","nbf":1699999990,"o":{"fpm":"3,2","id":"org_2abcdefghijklmnopqrstuvwxyz","per":"manage,read","rol":"admin","slg":"acme"},"sid":"sess_2abcdefghijklmnopqrstuvwxyz","sts":"active","sub":"user_2abcdefghijklmnopqrstuvwxyz","v":2}"#;
+
+fn ids(c: &mut Criterion) {
+    let mut g = c.benchmark_group("clerk_user_id validation");
+    g.bench_function("valid (32 bytes)", |b| b.iter(|| IdKind::User.validate(black_box(b"user_2NNEqL2nrIRdJ194ndJqAHwEfxC"))));
+    g.bench_function("invalid (wrong prefix)", |b| b.iter(|| IdKind::User.validate(black_box(b"usr_2NNEqL2nrIRdJ194ndJqAHwEfxC"))));
+    g.finish();
+}
+
+fn claims(c: &mut Criterion) {
+    let mut g = c.benchmark_group("claims to identity");
+    g.bench_function("v1 token", |b| b.iter(|| Identity::from_claims_json(black_box(V1_CLAIMS)).unwrap()));
+    g.bench_function("v2 token (fpm decoded)", |b| b.iter(|| Identity::from_claims_json(black_box(V2_CLAIMS)).unwrap()));
+    g.bench_function("serde_json::Value parse only (scale)", |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(V2_CLAIMS)).unwrap())
+    });
+    g.finish();
+}
+
+fn verify(c: &mut Criterion) {
+    let verifier = Verifier::from_jwks(JWKS, Some("https://clerk.example.com".into()), vec!["https://app.example.com".into()], 5).unwrap();
+    let mut claims: serde_json::Value = serde_json::from_str(V2_CLAIMS).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    claims["exp"] = (now + 3600).into();
+    claims["nbf"] = (now - 10).into();
+    let header = jsonwebtoken::Header { kid: Some("ins_test_key_1".into()), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256) };
+    let token = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).unwrap()).unwrap();
+    assert!(verifier.verify(&token).is_ok(), "the benchmark token must verify");
+
+    let mut g = c.benchmark_group("clerk_authenticate path");
+    g.bench_function("RS256 verify (2048-bit key)", |b| b.iter(|| verifier.verify(black_box(&token)).unwrap()));
+    g.bench_function("JWKS parse (verifier build)", |b| {
+        b.iter(|| Verifier::from_jwks(black_box(JWKS), None, vec![], 5).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ids, claims, verify);
+criterion_main!(benches);
