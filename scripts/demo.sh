@@ -29,10 +29,9 @@ say "starting PostgreSQL 15 on 127.0.0.1:$PORT (data in $work/cluster)"
 "$ROOT/scripts/cluster.sh" start "$work/cluster" "$PORT"
 psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
 psql_su "$PORT" "$DB" -c "CREATE EXTENSION pg_clerk"
-for f in sql/*.sql; do
-  say "applying $f"
-  psql_su "$PORT" "$DB" -f "$f"
-done
+say "applying sql/ (the reference schema) and demo/data.sql"
+apply_schema "$PORT" "$DB"
+psql_su "$PORT" "$DB" -f demo/data.sql >/dev/null
 
 cat >"$work/clerk-proxy.conf" <<CONF
 db-uri = "postgres://authenticator@127.0.0.1:$PORT/$DB"

@@ -29,3 +29,12 @@ psql_su() { # psql_su PORT DB [psql args...]
   local port=$1 db=$2; shift 2
   "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"
 }
+
+# Applies the reference schema (sql/*.sql, in name order) to a database
+# that has the extension.
+apply_schema() { # apply_schema PORT DB
+  local f
+  for f in "$ROOT"/sql/*.sql; do
+    PGOPTIONS='-c client_min_messages=warning' psql_su "$1" "$2" -f "$f" >/dev/null
+  done
+}

@@ -3,8 +3,11 @@
 # script creates and always removes (also on failure or Ctrl-C).
 #   1. Rust unit tests (proxy; the extension's pure modules run in 2.)
 #   2. pgrx tests: the extension inside a Postgres pgrx starts
-#   3. SQL regression tests (pg_clerk/regress) with pg_regress
-#   4. end-to-end tests (tests/): binary protocol clients, the proxy binary
+#   3. SQL regression tests of the extension (pg_clerk/regress)
+#   4. SQL regression tests of the reference schema (tests/schema), with
+#      sql/ applied twice to show every file is safe to re-run
+#   5. end-to-end tests (tests/): binary protocol clients, concurrency of
+#      the schema, the proxy binary
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -23,19 +26,19 @@ sudo_stop_pgrx() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "1/4 unit tests (clerk-proxy)"
+say "1/5 unit tests (clerk-proxy)"
 cargo test -q -p clerk-proxy
 
-say "2/4 pgrx tests (pg_clerk inside PostgreSQL 15)"
+say "2/5 pgrx tests (pg_clerk inside PostgreSQL 15)"
 install -d -m 700 "$work/pgrx"; is_root && chown postgres:postgres "$work/pgrx"
 runas=(); is_root && runas=(--runas postgres)
 (cd pg_clerk && cargo pgrx test pg15 "${runas[@]}" --pgdata "$work/pgrx/data")
 
-say "3/4 SQL regression tests"
+say "3/5 SQL regression tests of the extension"
 install_extension   # the plain build, over the one pgrx test installed
 "$ROOT/scripts/cluster.sh" start "$work/cluster" "$PORT"
 eval "$(pg_clerk/regress/tokens.sh)"
-mkdir -p "$work/regress"
+mkdir -p "$work/regress" "$work/regress-schema"
 PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
   "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
   --inputdir=pg_clerk/regress --outputdir="$work/regress" \
@@ -43,11 +46,29 @@ PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
   setup types identity rls verified \
   || { cat "$work/regress/regression.diffs" >&2 2>/dev/null; exit 1; }
 
-say "4/4 end-to-end tests"
+# A database with the extension and the reference schema.
+new_schema_db() { # new_schema_db NAME
+  psql_su "$PORT" postgres -c "CREATE DATABASE $1"
+  psql_su "$PORT" "$1" -c "CREATE EXTENSION pg_clerk"
+  apply_schema "$PORT" "$1"
+}
+
+say "4/5 SQL regression tests of the reference schema"
+new_schema_db pg_clerk_schema
+apply_schema "$PORT" pg_clerk_schema
+PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
+  "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+  --use-existing --inputdir=tests/schema --outputdir="$work/regress-schema" --dbname=pg_clerk_schema \
+  setup constraints order_numbers tiers coupons orders audit \
+  || { cat "$work/regress-schema/regression.diffs" >&2 2>/dev/null; exit 1; }
+
+say "5/5 end-to-end tests"
 cargo build -q -p clerk-proxy
 psql_su "$PORT" postgres -c "CREATE DATABASE pg_clerk_e2e"
 psql_su "$PORT" pg_clerk_e2e -c "CREATE EXTENSION pg_clerk"
+new_schema_db pg_clerk_concurrency
 PG_CLERK_TEST_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_clerk_e2e" \
+PG_CLERK_TEST_SCHEMA_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_clerk_concurrency" \
 CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
   cargo test -q -p pg_clerk_e2e
 

@@ -12,6 +12,11 @@ pub fn dsn() -> String {
     std::env::var("PG_CLERK_TEST_DSN").expect("PG_CLERK_TEST_DSN is not set: run these tests with `make test`")
 }
 
+/// A database with pg_clerk and the reference schema (sql/) applied.
+pub fn schema_dsn() -> String {
+    std::env::var("PG_CLERK_TEST_SCHEMA_DSN").expect("PG_CLERK_TEST_SCHEMA_DSN is not set: run these tests with `make test`")
+}
+
 pub fn proxy_bin() -> String {
     std::env::var("CLERK_PROXY_BIN").expect("CLERK_PROXY_BIN is not set: run these tests with `make test`")
 }

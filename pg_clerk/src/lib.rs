@@ -26,7 +26,8 @@ pub extern "C-unwind" fn _PG_init() {
 
 pgrx::extension_sql_file!("sql/types.sql", name = "types", bootstrap);
 pgrx::extension_sql_file!("sql/identity.sql", name = "identity", requires = ["types"]);
-pgrx::extension_sql_file!("sql/rls.sql", name = "rls", requires = ["identity"], finalize);
+pgrx::extension_sql_file!("sql/business.sql", name = "business", requires = ["identity"]);
+pgrx::extension_sql_file!("sql/rls.sql", name = "rls", requires = ["business"], finalize);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

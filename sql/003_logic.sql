@@ -1,0 +1,268 @@
+-- Business logic that touches tables: triggers, permissions, tiers,
+-- coupons, orders from the cart, the audit trail. Pure rules come from the
+-- pg_clerk extension (clerk_order_number, clerk_customer_tier,
+-- clerk_coupon_discount). Safe to re-run (CREATE OR REPLACE, guarded triggers).
+--
+-- Errors a client can cause are raised with PostgREST's 'PT<http status>'
+-- SQLSTATEs (so clerk-proxy answers with that status), a message for
+-- people and a stable machine-readable code in DETAIL.
+
+CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+
+DO $triggers$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['categories', 'products', 'cart', 'orders', 'product_reviews', 'coupons', 'projects'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = t::regclass AND tgname = t || '_set_updated_at') THEN
+            EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %I FOR EACH ROW EXECUTE FUNCTION set_updated_at()',
+                           t || '_set_updated_at', t);
+        END IF;
+    END LOOP;
+END
+$triggers$;
+
+-- Order numbers: BEFORE INSERT (an AFTER trigger cannot change the row),
+-- from a sequence (unique under any concurrency; a rolled-back insert
+-- leaves a gap), year of the order's creation in UTC. Always assigned
+-- here: a client cannot choose its own.
+CREATE OR REPLACE FUNCTION assign_order_number() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.order_number := clerk_order_number(
+        extract(year FROM NEW.created_at AT TIME ZONE 'UTC')::integer, nextval('order_number_seq'));
+    RETURN NEW;
+END
+$$;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'orders'::regclass AND tgname = 'orders_assign_order_number') THEN
+        CREATE TRIGGER orders_assign_order_number BEFORE INSERT ON orders
+            FOR EACH ROW EXECUTE FUNCTION assign_order_number();
+    END IF;
+END
+$$;
+
+-- The caller's application role: public metadata "role" in the token
+-- (a Clerk session-token template such as {"metadata": "{{user.public_metadata}}"}),
+-- else the active organization's role without its "org:" prefix, else
+-- 'customer' for any signed-in user. Never unsafe_metadata: users can write that.
+CREATE OR REPLACE FUNCTION app_role() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(
+        nullif(current_clerk_claims() #>> '{metadata,role}', ''),
+        nullif(current_clerk_claims() #>> '{public_metadata,role}', ''),
+        nullif(substring(current_clerk_org_role() FROM '^org:(.+)$'), ''),
+        CASE WHEN current_clerk_user() IS NOT NULL THEN 'customer' END)
+$$;
+
+-- A permission from the token (clerk_has_permission) or from the role table.
+CREATE OR REPLACE FUNCTION has_permission(permission text) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    -- (has_permission.permission: a bare "permission" would mean rp.permission)
+    SELECT coalesce(clerk_has_permission(has_permission.permission), false)
+        OR EXISTS (SELECT FROM role_permissions rp
+                    WHERE rp.role = app_role() AND rp.permission IN (has_permission.permission, '*'))
+$$;
+
+-- Money a user actually spent: paid orders that were not cancelled or refunded.
+CREATE OR REPLACE FUNCTION customer_total_spent(customer clerk_user_id) RETURNS numeric
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT coalesce(sum(total_amount), 0) FROM orders
+     WHERE user_id = customer AND payment_status = 'paid' AND status NOT IN ('cancelled', 'refunded')
+$$;
+REVOKE EXECUTE ON FUNCTION customer_total_spent(clerk_user_id) FROM PUBLIC;
+
+-- The caller's tier.
+CREATE OR REPLACE FUNCTION customer_tier() RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF current_clerk_user() IS NULL THEN
+        RAISE EXCEPTION 'sign in to see your customer tier' USING ERRCODE = 'PT401', DETAIL = 'not_signed_in';
+    END IF;
+    RETURN clerk_customer_tier(customer_total_spent(current_clerk_user()));
+END
+$$;
+
+-- Any customer's tier, for staff (orders:read).
+CREATE OR REPLACE FUNCTION customer_tier_of(customer clerk_user_id) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF NOT has_permission('orders:read') THEN
+        RAISE EXCEPTION 'reading another customer''s tier needs the orders:read permission'
+            USING ERRCODE = 'PT403', DETAIL = 'permission_denied';
+    END IF;
+    RETURN clerk_customer_tier(customer_total_spent(customer));
+END
+$$;
+
+-- Applies a coupon to one of the caller's pending orders, atomically:
+-- the coupon row is locked, so usage_limit and one-use-per-user hold under
+-- any number of concurrent redemptions. Returns the updated order.
+CREATE OR REPLACE FUNCTION redeem_coupon(code text, order_id bigint) RETURNS orders
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    me      clerk_user_id := current_clerk_user();
+    wanted  text := upper(btrim(redeem_coupon.code));
+    o       orders;
+    c       coupons;
+    amount  numeric;
+BEGIN
+    IF me IS NULL THEN
+        RAISE EXCEPTION 'sign in to redeem a coupon' USING ERRCODE = 'PT401', DETAIL = 'not_signed_in';
+    END IF;
+    SELECT * INTO o FROM orders WHERE orders.order_id = redeem_coupon.order_id AND orders.user_id = me FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'order % not found', redeem_coupon.order_id USING ERRCODE = 'PT404', DETAIL = 'order_not_found';
+    END IF;
+    IF o.status <> 'pending' OR o.payment_status <> 'pending' THEN
+        RAISE EXCEPTION 'order % is % and can no longer take a coupon', o.order_number, o.status
+            USING ERRCODE = 'PT409', DETAIL = 'order_not_pending';
+    END IF;
+    IF EXISTS (SELECT FROM coupon_usage u WHERE u.order_id = o.order_id) THEN
+        RAISE EXCEPTION 'order % already has a coupon', o.order_number USING ERRCODE = 'PT409', DETAIL = 'order_has_coupon';
+    END IF;
+
+    SELECT * INTO c FROM coupons WHERE coupons.code = wanted FOR UPDATE;
+    IF NOT FOUND OR wanted = '' THEN
+        RAISE EXCEPTION 'coupon % does not exist', coalesce(nullif(wanted, ''), '(empty)')
+            USING ERRCODE = 'PT404', DETAIL = 'coupon_not_found';
+    END IF;
+    IF NOT c.is_active THEN
+        RAISE EXCEPTION 'coupon % is not active', c.code USING ERRCODE = 'PT410', DETAIL = 'coupon_inactive';
+    END IF;
+    IF c.starts_at > now() THEN
+        RAISE EXCEPTION 'coupon % is valid from %', c.code, to_char(c.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+            USING ERRCODE = 'PT422', DETAIL = 'coupon_not_started';
+    END IF;
+    IF c.expires_at <= now() THEN
+        RAISE EXCEPTION 'coupon % expired on %', c.code, to_char(c.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+            USING ERRCODE = 'PT410', DETAIL = 'coupon_expired';
+    END IF;
+    IF o.subtotal < c.minimum_amount THEN
+        RAISE EXCEPTION 'coupon % needs a subtotal of at least %; this order''s is %', c.code, c.minimum_amount, o.subtotal
+            USING ERRCODE = 'PT422', DETAIL = 'coupon_minimum_not_met';
+    END IF;
+    IF c.usage_limit IS NOT NULL AND c.used_count >= c.usage_limit THEN
+        RAISE EXCEPTION 'coupon % has been used up', c.code USING ERRCODE = 'PT409', DETAIL = 'coupon_exhausted';
+    END IF;
+    IF EXISTS (SELECT FROM coupon_usage u WHERE u.coupon_id = c.coupon_id AND u.user_id = me) THEN
+        RAISE EXCEPTION 'you have already used coupon %', c.code USING ERRCODE = 'PT409', DETAIL = 'coupon_already_used';
+    END IF;
+
+    amount := clerk_coupon_discount(c.discount_type, c.discount_value, o.subtotal, c.maximum_discount);
+    INSERT INTO coupon_usage (coupon_id, user_id, order_id, discount_applied) VALUES (c.coupon_id, me, o.order_id, amount);
+    UPDATE coupons SET used_count = used_count + 1 WHERE coupon_id = c.coupon_id;
+    UPDATE orders
+       SET discount_amount = amount,
+           total_amount = o.subtotal - amount + o.tax_amount + o.shipping_cost
+     WHERE orders.order_id = o.order_id
+    RETURNING * INTO o;
+    RETURN o;
+END
+$$;
+
+-- Turns the caller's cart into an order, all or nothing: products locked
+-- in id order (no deadlocks between concurrent orders), stock checked and
+-- decremented, names and prices snapshotted into order_items, the cart
+-- emptied. Returns the new order.
+CREATE OR REPLACE FUNCTION place_order(billing_name text, billing_email text, billing_address jsonb,
+                                       shipping_address jsonb DEFAULT NULL, shipping_method text DEFAULT NULL,
+                                       notes text DEFAULT NULL) RETURNS orders
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    me     clerk_user_id := current_clerk_user();
+    short  record;
+    o      orders;
+BEGIN
+    IF me IS NULL THEN
+        RAISE EXCEPTION 'sign in to place an order' USING ERRCODE = 'PT401', DETAIL = 'not_signed_in';
+    END IF;
+    IF NOT EXISTS (SELECT FROM cart WHERE user_id = me) THEN
+        RAISE EXCEPTION 'your cart is empty' USING ERRCODE = 'PT422', DETAIL = 'cart_empty';
+    END IF;
+    PERFORM FROM products p WHERE p.product_id IN (SELECT product_id FROM cart WHERE user_id = me)
+      ORDER BY p.product_id FOR UPDATE;
+
+    SELECT p.name, p.stock_quantity AS available, need.quantity AS wanted, p.is_active INTO short
+      FROM (SELECT product_id, sum(quantity) AS quantity FROM cart WHERE user_id = me GROUP BY product_id) need
+      JOIN products p USING (product_id)
+     WHERE p.stock_quantity < need.quantity OR NOT p.is_active
+     ORDER BY p.product_id LIMIT 1;
+    IF FOUND THEN
+        IF NOT short.is_active THEN
+            RAISE EXCEPTION '% is no longer sold', short.name USING ERRCODE = 'PT409', DETAIL = 'product_unavailable';
+        END IF;
+        RAISE EXCEPTION 'not enough stock for %: % wanted, % available', short.name, short.wanted, short.available
+            USING ERRCODE = 'PT409', DETAIL = 'insufficient_stock';
+    END IF;
+
+    INSERT INTO orders (user_id, billing_name, billing_email, billing_address, shipping_address, shipping_method,
+                        notes, subtotal, total_amount)
+    SELECT me, place_order.billing_name, place_order.billing_email, place_order.billing_address,
+           place_order.shipping_address, place_order.shipping_method, place_order.notes, s.subtotal, s.subtotal
+      FROM (SELECT sum(p.price * c.quantity) AS subtotal
+              FROM cart c JOIN products p USING (product_id) WHERE c.user_id = me) s
+    RETURNING * INTO o;
+
+    INSERT INTO order_items (order_id, product_id, product_name, product_sku, selected_attributes,
+                             quantity, unit_price, total_price)
+    SELECT o.order_id, p.product_id, p.name, p.sku, c.selected_attributes, c.quantity, p.price, p.price * c.quantity
+      FROM cart c JOIN products p USING (product_id)
+     WHERE c.user_id = me
+     ORDER BY c.cart_id;
+
+    UPDATE products p SET stock_quantity = p.stock_quantity - need.quantity
+      FROM (SELECT product_id, sum(quantity) AS quantity FROM cart WHERE user_id = me GROUP BY product_id) need
+     WHERE p.product_id = need.product_id;
+    DELETE FROM cart WHERE user_id = me;
+    RETURN o;
+END
+$$;
+
+-- The audit trail: who (current_clerk_user()), what, before/after, and the
+-- client address and user agent from request.headers (set by clerk-proxy;
+-- JSON with lower-case names). Written as the table owner, so requests
+-- need no rights on audit_log.
+CREATE OR REPLACE FUNCTION audit_row_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    headers  jsonb;
+    ip       inet;
+    pk       text := TG_ARGV[0];
+BEGIN
+    BEGIN
+        headers := nullif(current_setting('request.headers', true), '')::jsonb;
+    EXCEPTION WHEN others THEN
+        headers := NULL;  -- malformed headers must not block the change
+    END;
+    BEGIN
+        ip := btrim(split_part(coalesce(headers ->> 'x-forwarded-for', headers ->> 'x-real-ip'), ',', 1))::inet;
+    EXCEPTION WHEN others THEN
+        ip := NULL;
+    END;
+    INSERT INTO audit_log (user_id, action, resource_type, resource_id, old_data, new_data, ip_address, user_agent)
+    VALUES (current_clerk_user(), TG_OP, TG_TABLE_NAME,
+            coalesce(to_jsonb(NEW) ->> pk, to_jsonb(OLD) ->> pk),
+            CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
+            CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END,
+            ip, headers ->> 'user-agent');
+    RETURN NULL;
+END
+$$;
+
+DO $audit$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('orders', 'order_id'), ('coupons', 'coupon_id'), ('products', 'product_id')) v(tbl, pk) LOOP
+        IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = t.tbl::regclass AND tgname = t.tbl || '_audit') THEN
+            EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I FOR EACH ROW EXECUTE FUNCTION audit_row_change(%L)',
+                           t.tbl || '_audit', t.tbl, t.pk);
+        END IF;
+    END LOOP;
+END
+$audit$;

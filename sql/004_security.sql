@@ -1,0 +1,79 @@
+-- Who may do what. The proxy logs in as `authenticator` and switches to
+-- `anon` (no token) or `authenticated` (a verified Clerk token); rows are
+-- then decided by RLS with current_clerk_user(). The SECURITY DEFINER
+-- functions of 003_logic.sql run as the schema owner, which must be a
+-- superuser or have BYPASSRLS. Safe to re-run.
+
+GRANT USAGE ON SCHEMA public TO anon, authenticated;
+
+-- The catalogue: everyone reads (active products); products:write may
+-- do anything. Policies are permissive, so a row passes if any allows it.
+GRANT SELECT ON categories, products TO anon, authenticated;
+GRANT INSERT, UPDATE, DELETE ON categories, products TO authenticated;
+SELECT clerk_apply_policies('categories', 'catalogue_write', '(SELECT has_permission(''products:write''))');
+SELECT clerk_apply_policies('products', 'catalogue_write', '(SELECT has_permission(''products:write''))');
+DROP POLICY IF EXISTS catalogue_read ON categories;
+CREATE POLICY catalogue_read ON categories FOR SELECT USING (true);
+DROP POLICY IF EXISTS catalogue_read ON products;
+CREATE POLICY catalogue_read ON products FOR SELECT USING (is_active);
+
+-- A user's own rows: cart, wishlist, reviews (plus approved reviews for all).
+GRANT SELECT, INSERT, UPDATE, DELETE ON cart, wishlist, product_reviews TO authenticated;
+GRANT SELECT ON product_reviews TO anon;
+SELECT clerk_enable_rls('cart');
+SELECT clerk_enable_rls('wishlist');
+SELECT clerk_enable_rls('product_reviews');
+DROP POLICY IF EXISTS reviews_public_read ON product_reviews;
+CREATE POLICY reviews_public_read ON product_reviews FOR SELECT USING (is_approved);
+
+-- Orders: created by place_order(), discounted by redeem_coupon(); read by
+-- their owner and by staff with orders:read; changed only with orders:write.
+GRANT SELECT, UPDATE ON orders TO authenticated;
+GRANT SELECT ON order_items, coupon_usage TO authenticated;
+SELECT clerk_apply_policies('orders', 'orders_write', '(SELECT has_permission(''orders:write''))');
+DROP POLICY IF EXISTS orders_read ON orders;
+CREATE POLICY orders_read ON orders FOR SELECT
+    USING (user_id = (SELECT current_clerk_user()) OR (SELECT has_permission('orders:read')));
+
+-- Order lines are visible exactly when their order is (the orders policy
+-- applies inside the sub-select).
+ALTER TABLE order_items ENABLE ROW LEVEL SECURITY;
+ALTER TABLE order_items FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS order_items_via_order ON order_items;
+CREATE POLICY order_items_via_order ON order_items FOR SELECT
+    USING (EXISTS (SELECT FROM orders o WHERE o.order_id = order_items.order_id));
+
+ALTER TABLE coupon_usage ENABLE ROW LEVEL SECURITY;
+ALTER TABLE coupon_usage FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS coupon_usage_own ON coupon_usage;
+CREATE POLICY coupon_usage_own ON coupon_usage FOR SELECT
+    USING (user_id = (SELECT current_clerk_user()) OR (SELECT has_permission('orders:read')));
+
+-- Coupons: codes are not listed to customers (redeem_coupon checks them);
+-- staff with coupons:read / coupons:write manage them.
+GRANT SELECT, INSERT, UPDATE, DELETE ON coupons TO authenticated;
+SELECT clerk_apply_policies('coupons', 'coupons_write', '(SELECT has_permission(''coupons:write''))');
+DROP POLICY IF EXISTS coupons_read ON coupons;
+CREATE POLICY coupons_read ON coupons FOR SELECT USING ((SELECT has_permission('coupons:read')));
+
+-- The audit log: append-only. Rows come from the audit trigger (as the
+-- owner); staff with audit:read may read; nobody but the owner may change
+-- or delete (RLS enabled, not forced, so the owner can maintain it).
+REVOKE ALL ON audit_log FROM PUBLIC, anon, authenticated;
+GRANT SELECT ON audit_log TO authenticated;
+ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS audit_read ON audit_log;
+CREATE POLICY audit_read ON audit_log FOR SELECT USING ((SELECT has_permission('audit:read')));
+
+-- role_permissions is read through has_permission() only.
+REVOKE ALL ON role_permissions FROM PUBLIC, anon, authenticated;
+
+-- B2B projects: the active organization's rows.
+GRANT SELECT, INSERT, UPDATE, DELETE ON projects TO authenticated;
+SELECT clerk_enable_org_rls('projects');
+
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO authenticated;
+GRANT EXECUTE ON FUNCTION customer_tier(), customer_tier_of(clerk_user_id), redeem_coupon(text, bigint),
+    place_order(text, text, jsonb, jsonb, text, text), has_permission(text), app_role() TO authenticated;
+REVOKE EXECUTE ON FUNCTION customer_tier(), customer_tier_of(clerk_user_id), redeem_coupon(text, bigint),
+    place_order(text, text, jsonb, jsonb, text, text) FROM PUBLIC, anon;

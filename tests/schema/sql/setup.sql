@@ -1,0 +1,38 @@
+-- Shared by the schema tests (pg_regress runs them in order, in one
+-- database where pg_clerk and sql/*.sql are installed, twice over).
+
+CREATE SCHEMA regress;
+GRANT USAGE ON SCHEMA regress TO PUBLIC;
+-- The SQLSTATE, message and DETAIL a statement fails with, or 'ok'.
+CREATE FUNCTION regress.error_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    detail text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    -- DETAIL shown, except a constraint's "Failing row contains (…)" (ids, times).
+    IF detail LIKE 'Failing row contains%' THEN
+        detail := NULL;
+    END IF;
+    RETURN SQLSTATE || ': ' || SQLERRM || coalesce(' [' || nullif(detail, '') || ']', '');
+END
+$$;
+
+-- Acts, for the rest of the transaction, as the proxy would for a Clerk
+-- user: role `authenticated` and the token's claims.
+CREATE FUNCTION regress.act_as(claims text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('request.jwt.claims', claims, true);
+    SET LOCAL ROLE authenticated;
+END
+$$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA regress TO PUBLIC;
+
+-- The schema applied twice is the same as once (every file is guarded):
+SELECT count(*) AS policies FROM pg_policies WHERE schemaname = 'public';
+SELECT count(*) AS audit_triggers FROM pg_trigger WHERE tgname LIKE '%\_audit';
+SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
+ WHERE relname IN ('cart', 'orders', 'order_items', 'product_reviews', 'wishlist', 'coupon_usage', 'audit_log', 'projects')
+ ORDER BY relname;
