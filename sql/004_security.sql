@@ -56,14 +56,23 @@ SELECT clerk_apply_policies('coupons', 'coupons_write', '(SELECT has_permission(
 DROP POLICY IF EXISTS coupons_read ON coupons;
 CREATE POLICY coupons_read ON coupons FOR SELECT USING ((SELECT has_permission('coupons:read')));
 
--- The audit log: append-only. Rows come from the audit trigger (as the
--- owner); staff with audit:read may read; nobody but the owner may change
--- or delete (RLS enabled, not forced, so the owner can maintain it).
+-- The audit log: append-only. Rows come from the audit trigger (running as
+-- the owner); staff with audit:read may read; only the owner may change or
+-- delete rows (retention, GDPR erasure), through its own policy since RLS
+-- is forced on the owner too.
 REVOKE ALL ON audit_log FROM PUBLIC, anon, authenticated;
 GRANT SELECT ON audit_log TO authenticated;
 ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_log FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS audit_read ON audit_log;
 CREATE POLICY audit_read ON audit_log FOR SELECT USING ((SELECT has_permission('audit:read')));
+DO $$
+BEGIN
+    DROP POLICY IF EXISTS audit_owner ON audit_log;
+    EXECUTE format('CREATE POLICY audit_owner ON audit_log TO %s USING (true) WITH CHECK (true)',
+                   (SELECT relowner::regrole FROM pg_class WHERE oid = 'audit_log'::regclass));
+END
+$$;
 
 -- role_permissions is read through has_permission() only.
 REVOKE ALL ON role_permissions FROM PUBLIC, anon, authenticated;
