@@ -56,16 +56,25 @@ cat <<MSG
   PostgreSQL 15   127.0.0.1:$PORT, database $DB, extension pg_clerk + sql/ applied
   clerk-proxy     http://127.0.0.1:$API_PORT   (config: $work/clerk-proxy.conf)
 
+  Demo data: a coffee shop catalogue; customers user_2demoAlice (Gold tier,
+  2 orders, 2 cart lines) and user_2demoBob (Bronze, 1 pending order);
+  coupons SPRING (active), WELCOME10 (min 50), WINTER (expired), LAUNCH (used up).
+
   Try it:
     curl -s http://127.0.0.1:$API_PORT/live
 
     psql -h 127.0.0.1 -p $PORT -U postgres $DB
-      SELECT 'user_2abc'::clerk_user_id;          -- validated id type
-      SELECT 'usr_2abc'::clerk_user_id;           -- ERROR 22P02, says why
+      -- act as Alice, the way clerk-proxy will for her token:
       BEGIN;
-      SELECT set_config('request.jwt.claims', '{"sub":"user_2abc","org_id":"org_1","org_role":"org:admin"}', true);
-      SELECT current_clerk_user(), current_clerk_org(), current_clerk_org_role();
+      SELECT set_config('request.jwt.claims', '{"sub":"user_2demoAlice"}', true);
+      SET LOCAL ROLE authenticated;
+      SELECT order_number, status, total_amount FROM orders;    -- only hers (RLS)
+      SELECT customer_tier();                                    -- Gold
+      SELECT order_number, subtotal, total_amount FROM place_order('Alice Martin', 'alice@example.com', '{"city": "Lyon"}');
+      SELECT total_amount FROM redeem_coupon('SPRING', (SELECT max(order_id) FROM orders));
+      SELECT redeem_coupon('WINTER', 3);                         -- PT404: not her order
       COMMIT;
+      SELECT 'usr_2abc'::clerk_user_id;                          -- ERROR 22P02, says why
 
   Stop: Ctrl-C (stops the proxy and PostgreSQL, removes the cluster).
 
