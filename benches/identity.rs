@@ -6,11 +6,11 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use pg_clerk::claims::Identity;
 use pg_clerk::clerk_id::IdKind;
-use pg_clerk::jwt::Verifier;
+use clerk_jwt::{KeySet, Rules, Verifier};
 use std::hint::black_box;
 
-const PRIVATE_PEM: &str = include_str!("../pg_clerk/tests/fixtures/test_rs256_private.pem");
-const JWKS: &str = include_str!("../pg_clerk/tests/fixtures/test_jwks.json");
+const PRIVATE_PEM: &str = include_str!("../tests/fixtures/test_rs256_private.pem");
+const JWKS: &str = include_str!("../tests/fixtures/test_jwks.json");
 
 const V1_CLAIMS: &str = r#"{"azp":"https://app.example.com","exp":1999999999,"iat":1700000000,"iss":"https://clerk.example.com","nbf":1699999990,"sid":"sess_2abcdefghijklmnopqrstuvwxyz","sub":"user_2abcdefghijklmnopqrstuvwxyz","org_id":"org_2abcdefghijklmnopqrstuvwxyz","org_role":"org:admin","org_slug":"acme","org_permissions":["org:invoices:read","org:invoices:create","org:teams:read"]}"#;
 const V2_CLAIMS: &str = r#"{"azp":"https://app.example.com","exp":1999999999,"fea":"o:dashboard,o:teams","fva":[12,-1],"iat":1700000000,"iss":"https://clerk.example.com","nbf":1699999990,"o":{"fpm":"3,2","id":"org_2abcdefghijklmnopqrstuvwxyz","per":"manage,read","rol":"admin","slg":"acme"},"sid":"sess_2abcdefghijklmnopqrstuvwxyz","sts":"active","sub":"user_2abcdefghijklmnopqrstuvwxyz","v":2}"#;
@@ -33,7 +33,13 @@ fn claims(c: &mut Criterion) {
 }
 
 fn verify(c: &mut Criterion) {
-    let verifier = Verifier::from_jwks(JWKS, Some("https://clerk.example.com".into()), vec!["https://app.example.com".into()], 5).unwrap();
+    let rules = Rules {
+        issuer: Some("https://clerk.example.com".into()),
+        authorized_parties: vec!["https://app.example.com".into()],
+        clock_skew_secs: 5,
+        ..Rules::default()
+    };
+    let verifier = Verifier::new(KeySet::from_jwks(JWKS).unwrap(), rules);
     let mut claims: serde_json::Value = serde_json::from_str(V2_CLAIMS).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     claims["exp"] = (now + 3600).into();
@@ -44,9 +50,7 @@ fn verify(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("clerk_authenticate path");
     g.bench_function("RS256 verify (2048-bit key)", |b| b.iter(|| verifier.verify(black_box(&token)).unwrap()));
-    g.bench_function("JWKS parse (verifier build)", |b| {
-        b.iter(|| Verifier::from_jwks(black_box(JWKS), None, vec![], 5).unwrap())
-    });
+    g.bench_function("JWKS parse (verifier build)", |b| b.iter(|| KeySet::from_jwks(black_box(JWKS)).unwrap()));
     g.finish();
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: every suite, against real PostgreSQL 15 clusters that this
 # script creates and always removes (also on failure or Ctrl-C).
-#   1. Rust unit tests (proxy; the extension's pure modules run in 2.)
+#   1. Rust unit tests (proxy, clerk_jwt; the extension's pure modules run in 2.)
 #   2. pgrx tests: the extension inside a Postgres pgrx starts
 #   3. SQL regression tests of the extension (pg_clerk/regress)
 #   4. SQL regression tests of the reference schema (tests/schema), with
@@ -26,8 +26,8 @@ sudo_stop_pgrx() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "1/5 unit tests (clerk-proxy)"
-cargo test -q -p clerk-proxy
+say "1/5 unit tests (clerk-proxy, clerk_jwt)"
+cargo test -q -p clerk-proxy -p clerk_jwt
 
 say "2/5 pgrx tests (pg_clerk inside PostgreSQL 15)"
 install -d -m 700 "$work/pgrx"; is_root && chown postgres:postgres "$work/pgrx"

@@ -78,6 +78,12 @@ fn configuration_errors_stop_start_up_and_name_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server-port (environment variable CLERK_PROXY_SERVER_PORT)"), "{err}");
 
+    let out = proxy(&[], &[("CLERK_PROXY_DB_URI", "postgres://a@h/d"), ("CLERK_PROXY_CLERK_JWKS_FILE", "/nonexistent/jwks.json")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("clerk-jwks-file: cannot read /nonexistent/jwks.json"));
+
     let out = proxy(&["/nonexistent/proxy.conf"], &[]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent/proxy.conf"));
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Prints `export` lines with Clerk-shaped RS256 tokens signed by the test key
-# (pg_clerk/tests/fixtures), for the verified-mode regression test, which
+# (tests/fixtures), for the verified-mode regression test, which
 # reads them with psql's \getenv. Times are relative to now.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-key="$here/../tests/fixtures/test_rs256_private.pem"
+key="$here/../../tests/fixtures/test_rs256_private.pem"
 now=$(date +%s)
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
@@ -21,7 +21,7 @@ claims() { # claims SUB EXP_OFFSET AZP
     "$1" "$3" "$((now - 5))" "$((now - 5))" "$((now + $2))"
 }
 
-echo "export PG_CLERK_TEST_JWKS='$(tr -d '\n' < "$here/../tests/fixtures/test_jwks.json")'"
+echo "export PG_CLERK_TEST_JWKS='$(tr -d '\n' < "$here/../../tests/fixtures/test_jwks.json")'"
 echo "export PG_CLERK_TEST_TOKEN='$(token "$header" "$(claims user_alice 3600 https://app.example.com)")'"
 echo "export PG_CLERK_TEST_TOKEN_EXPIRED='$(token "$header" "$(claims user_alice -3600 https://app.example.com)")'"
 echo "export PG_CLERK_TEST_TOKEN_OTHER_AZP='$(token "$header" "$(claims user_alice 3600 https://evil.example.com)")'"

@@ -9,7 +9,7 @@
 use crate::claims::Identity;
 use crate::fmgr::{arg_bytes, c_function, raise, return_null, text_datum};
 use crate::gucs;
-use crate::jwt::{split_list, Verifier};
+use clerk_jwt::{split_list, KeySet, Rules, Verifier};
 use pgrx::pg_sys::{self, Datum, FunctionCallInfo};
 use pgrx::PgSqlErrorCode::*;
 use std::cell::RefCell;
@@ -131,15 +131,12 @@ fn verifier() -> Rc<Verifier> {
         if let Some((_, v)) = last.as_ref().filter(|(k, _)| *k == key) {
             return v.clone();
         }
-        let text = String::from_utf8_lossy(jwks);
-        match Verifier::from_jwks(&text, issuer, parties, skew) {
-            Ok(v) => {
-                let v = Rc::new(v);
-                *last = Some((key, v.clone()));
-                v
-            }
-            Err(why) => raise(ERRCODE_INVALID_PARAMETER_VALUE, format!("pg_clerk: {why}"), None, None),
-        }
+        let keys = KeySet::from_jwks(&String::from_utf8_lossy(jwks))
+            .unwrap_or_else(|why| raise(ERRCODE_INVALID_PARAMETER_VALUE, format!("pg_clerk: pg_clerk.jwks: {why}"), None, None));
+        let rules = Rules { issuer, audience: None, authorized_parties: parties, clock_skew_secs: skew };
+        let v = Rc::new(Verifier::new(keys, rules));
+        *last = Some((key, v.clone()));
+        v
     })
 }
 

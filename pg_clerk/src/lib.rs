@@ -1,13 +1,13 @@
 //! pg_clerk: Clerk identity as a first-class thing inside PostgreSQL.
 //!
 //! The pure logic lives in plain modules with their own unit tests
-//! (`clerk_id`, `claims`, `jwt`); the Postgres glue is thin
+//! (`clerk_id`, `claims`, and token verification in the shared `clerk_jwt`
+//! crate); the Postgres glue is thin
 //! (`types`, `identity`, `gucs`) and the SQL definitions are readable
 //! files under `src/sql/`, included in order below.
 
 pub mod claims;
 pub mod clerk_id;
-pub mod jwt;
 
 mod fmgr;
 mod gucs;

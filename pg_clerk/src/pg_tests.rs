@@ -5,7 +5,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::jwt::test_keys::{now, sign, JWKS};
+    use clerk_jwt::test_keys::{now, sign, JWKS};
     use pgrx::prelude::*;
     use serde_json::json;
 
@@ -86,7 +86,7 @@ mod tests {
         Spi::run(&format!("SELECT clerk_authenticate('{t}')")).unwrap();
     }
 
-    #[pg_test(error = "pg_clerk: token issuer does not match pg_clerk.issuer")]
+    #[pg_test(error = "pg_clerk: token issuer is not the configured one")]
     fn wrong_issuer_is_rejected() {
         configure_jwks();
         let t = sign(&json!({"sub": "user_1", "iss": "https://evil.example.com", "exp": now() + 60}));

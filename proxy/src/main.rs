@@ -3,6 +3,7 @@
 //! config → (auth → request → plan → sql → db) → response; `admin` beside it.
 
 mod admin;
+mod auth;
 mod config;
 mod response;
 
@@ -83,12 +84,22 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Keys are loaded now: a missing or unreadable key stops start-up.
+    let authenticator = match auth::Authenticator::from_config(&config) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("clerk-proxy: configuration error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     env_logger::Builder::new().filter_level(config.log_level.as_filter()).init();
     log::info!("starting with {config:?}");
-    run(config)
+    run(config, authenticator)
 }
 
-fn run(config: Config) -> ExitCode {
+fn run(config: Config, _authenticator: auth::Authenticator) -> ExitCode {
+    // The authenticator serves the request stages (request → plan → sql →
+    // db) as they land; today only /live is routed.
     let conf = ServerConf {
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         // SIGTERM: stop accepting at once, give in-flight requests 5 s.

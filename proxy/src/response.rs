@@ -22,6 +22,8 @@ pub struct ApiError {
     pub message: String,
     pub details: Option<String>,
     pub hint: Option<String>,
+    /// The `WWW-Authenticate` challenge of a 401.
+    pub www_authenticate: Option<String>,
 }
 
 impl ApiError {
@@ -32,6 +34,7 @@ impl ApiError {
             message: "Invalid path specified in request URL".into(),
             details: Some(format!("No endpoint at {path}")),
             hint: None,
+            www_authenticate: None,
         }
     }
 
@@ -42,14 +45,19 @@ impl ApiError {
             message: format!("Unsupported HTTP method: {method}"),
             details: Some(format!("{path} accepts GET and HEAD")),
             hint: None,
+            www_authenticate: None,
         }
     }
 
     pub fn into_response(self) -> Response<Vec<u8>> {
-        json(
+        let mut response = json(
             self.status,
             &json!({"code": self.code, "message": self.message, "details": self.details, "hint": self.hint}),
-        )
+        );
+        if let Some(challenge) = self.www_authenticate.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
 }
 

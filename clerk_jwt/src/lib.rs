@@ -1,0 +1,417 @@
+//! Verification of Clerk session tokens, shared by the `pg_clerk` extension
+//! (`clerk_authenticate()`) and `clerk-proxy`. Pure Rust, no I/O.
+//!
+//! A token is accepted only when its header's algorithm is one a configured
+//! key is for: RS256/ES256/EdDSA keys from a JWKS or PEM, HS256 only with a
+//! configured secret. So `alg: none`, and HS256 signed with a public key as
+//! the secret (algorithm confusion), are refused before any key is used.
+
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Tokens longer than this are refused unread (Clerk's are ~1 KiB).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+pub type Claims = Map<String, Value>;
+
+struct Key {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+/// The keys tokens may be signed with.
+#[derive(Default)]
+pub struct KeySet {
+    keys: Vec<Key>,
+}
+
+impl KeySet {
+    /// The signing keys of a JWKS document (what Clerk serves at
+    /// `/.well-known/jwks.json`). Keys of unknown types are skipped; a set
+    /// with no usable key is an error.
+    pub fn from_jwks(json: &str) -> Result<KeySet, String> {
+        let set: JwkSet = serde_json::from_str(json).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let keys: Vec<Key> = set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let alg = match &jwk.algorithm {
+                    AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                    AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+                    AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+                    _ => return None,
+                };
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                Some(Key { kid: jwk.common.key_id.clone(), alg, key })
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err("the JWKS holds no usable signing key (RSA, EC P-256 or Ed25519)".into());
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// A PEM public key (RSA, EC P-256 or Ed25519): networkless verification.
+    pub fn from_pem(pem: &str) -> Result<KeySet, String> {
+        let bytes = pem.as_bytes();
+        let (alg, key) = if let Ok(k) = DecodingKey::from_rsa_pem(bytes) {
+            (Algorithm::RS256, k)
+        } else if let Ok(k) = DecodingKey::from_ec_pem(bytes) {
+            (Algorithm::ES256, k)
+        } else if let Ok(k) = DecodingKey::from_ed_pem(bytes) {
+            (Algorithm::EdDSA, k)
+        } else {
+            return Err("not a PEM public key (RSA, EC P-256 or Ed25519)".into());
+        };
+        Ok(KeySet { keys: vec![Key { kid: None, alg, key }] })
+    }
+
+    /// An HS256 shared secret (local development; Clerk signs with RS256).
+    pub fn hs256(secret: &[u8]) -> KeySet {
+        KeySet { keys: vec![Key { kid: None, alg: Algorithm::HS256, key: DecodingKey::from_secret(secret) }] }
+    }
+
+    /// Both sets' keys.
+    pub fn with(mut self, other: KeySet) -> KeySet {
+        self.keys.extend(other.keys);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key for a token header: by `kid` when it has one, else the only
+    /// key for its algorithm.
+    fn find(&self, alg: Algorithm, kid: Option<&str>) -> Result<&Key, TokenError> {
+        let mut candidates = self.keys.iter().filter(|k| k.alg == alg);
+        match kid {
+            Some(kid) => {
+                candidates.find(|k| k.kid.as_deref() == Some(kid)).ok_or_else(|| TokenError::UnknownKey(Some(kid.into())))
+            }
+            None => match (candidates.next(), candidates.next()) {
+                (Some(only), None) => Ok(only),
+                _ => Err(TokenError::UnknownKey(None)),
+            },
+        }
+    }
+
+    fn has_algorithm(&self, alg: Algorithm) -> bool {
+        self.keys.iter().any(|k| k.alg == alg)
+    }
+}
+
+/// What a valid token must also satisfy.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    /// Required `iss` (your Clerk Frontend API URL).
+    pub issuer: Option<String>,
+    /// Required `aud` (Clerk session tokens have none; JWT templates may).
+    pub audience: Option<String>,
+    /// Accepted `azp` origins; empty accepts any. As in Clerk's SDKs, a
+    /// token without `azp` is accepted.
+    pub authorized_parties: Vec<String>,
+    /// Leeway on `exp` and `nbf`.
+    pub clock_skew_secs: u64,
+}
+
+pub struct Verifier {
+    keys: KeySet,
+    rules: Rules,
+}
+
+/// Why a token was refused; `Display` is the message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    TooLarge(usize),
+    Malformed(String),
+    UnsupportedAlgorithm(String),
+    UnknownKey(Option<String>),
+    BadSignature,
+    Expired,
+    NotYetValid,
+    WrongIssuer,
+    WrongAudience,
+    UnauthorizedParty(String),
+    PendingSession,
+    InvalidClaims(String),
+}
+
+impl TokenError {
+    /// Whether the token was well-formed and signed but its claims are not
+    /// acceptable now (PostgREST reports these as PGRST303, others PGRST301).
+    pub fn is_claims_error(&self) -> bool {
+        matches!(
+            self,
+            TokenError::Expired
+                | TokenError::NotYetValid
+                | TokenError::WrongIssuer
+                | TokenError::WrongAudience
+                | TokenError::UnauthorizedParty(_)
+                | TokenError::PendingSession
+                | TokenError::InvalidClaims(_)
+        )
+    }
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenError::TooLarge(n) => write!(f, "token is {n} bytes; the limit is {MAX_TOKEN_BYTES}"),
+            TokenError::Malformed(why) => write!(f, "token is not a well-formed JWT: {why}"),
+            TokenError::UnsupportedAlgorithm(alg) => write!(f, "token algorithm \"{alg}\" is not accepted"),
+            TokenError::UnknownKey(Some(kid)) => write!(f, "token key id \"{kid}\" is not among the configured keys"),
+            TokenError::UnknownKey(None) => write!(f, "token has no kid and more than one key could have signed it"),
+            TokenError::BadSignature => write!(f, "token signature does not verify"),
+            TokenError::Expired => write!(f, "token has expired"),
+            TokenError::NotYetValid => write!(f, "token is not valid yet (nbf is in the future)"),
+            TokenError::WrongIssuer => write!(f, "token issuer is not the configured one"),
+            TokenError::WrongAudience => write!(f, "token audience is not the configured one"),
+            TokenError::UnauthorizedParty(azp) => write!(f, "token azp \"{azp}\" is not an authorized party"),
+            TokenError::PendingSession => write!(f, "token belongs to a pending session (sts: pending)"),
+            TokenError::InvalidClaims(why) => write!(f, "token claims are invalid: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+impl Verifier {
+    pub fn new(keys: KeySet, rules: Rules) -> Verifier {
+        Verifier { keys, rules }
+    }
+
+    /// Verifies `token` and returns its claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge(token.len()));
+        }
+        let header = read_header(token)?;
+        let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
+        let alg = match alg_name {
+            "RS256" => Algorithm::RS256,
+            "ES256" => Algorithm::ES256,
+            "EdDSA" => Algorithm::EdDSA,
+            "HS256" => Algorithm::HS256,
+            _ => return Err(TokenError::UnsupportedAlgorithm(alg_name.to_owned())),
+        };
+        if !self.keys.has_algorithm(alg) {
+            return Err(TokenError::UnsupportedAlgorithm(alg_name.to_owned()));
+        }
+        let key = self.keys.find(alg, header.get("kid").and_then(Value::as_str))?;
+
+        let mut validation = Validation::new(alg);
+        validation.leeway = self.rules.clock_skew_secs;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        if let Some(iss) = &self.rules.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        match &self.rules.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => TokenError::BadSignature,
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+                ErrorKind::InvalidAudience => TokenError::WrongAudience,
+                ErrorKind::MissingRequiredClaim(c) if c == "iss" => TokenError::WrongIssuer,
+                ErrorKind::MissingRequiredClaim(c) if c == "aud" => TokenError::WrongAudience,
+                ErrorKind::MissingRequiredClaim(c) => TokenError::InvalidClaims(format!("\"{c}\" is missing")),
+                ErrorKind::InvalidAlgorithm => TokenError::UnsupportedAlgorithm(alg_name.to_owned()),
+                _ => TokenError::Malformed(e.to_string()),
+            })?
+            .claims;
+
+        if let (false, Some(azp)) = (self.rules.authorized_parties.is_empty(), claims.get("azp").and_then(Value::as_str)) {
+            if !self.rules.authorized_parties.iter().any(|p| p == azp) {
+                return Err(TokenError::UnauthorizedParty(azp.to_owned()));
+            }
+        }
+        if claims.get("sts").and_then(Value::as_str) == Some("pending") {
+            return Err(TokenError::PendingSession);
+        }
+        match claims.get("sub") {
+            Some(Value::String(_)) => Ok(claims),
+            _ => Err(TokenError::InvalidClaims("\"sub\" is missing".into())),
+        }
+    }
+}
+
+fn read_header(token: &str) -> Result<Map<String, Value>, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(TokenError::Malformed("expected three dot-separated parts".into()));
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|e| TokenError::Malformed(format!("header is not base64url: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| TokenError::Malformed(format!("header is not a JSON object: {e}")))
+}
+
+/// A comma-separated setting as a list, blanks dropped.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
+
+#[cfg(any(test, feature = "test-keys"))]
+pub mod test_keys {
+    //! A fixed RSA key pair made for tests only (tests/fixtures), and a
+    //! signer that makes tokens with it.
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::Value;
+
+    pub const PRIVATE_PEM: &str = include_str!("../../tests/fixtures/test_rs256_private.pem");
+    pub const PUBLIC_PEM: &str = include_str!("../../tests/fixtures/test_rs256_public.pem");
+    pub const JWKS: &str = include_str!("../../tests/fixtures/test_jwks.json");
+    pub const KID: &str = "ins_test_key_1";
+
+    pub fn sign(claims: &Value) -> String {
+        sign_with(claims, Some(KID))
+    }
+
+    pub fn sign_with(claims: &Value, kid: Option<&str>) -> String {
+        let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = kid.map(str::to_owned);
+        encode(&header, claims, &EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).unwrap()).unwrap()
+    }
+
+    pub fn sign_hs256(claims: &Value, secret: &[u8]) -> String {
+        encode(&Header::new(jsonwebtoken::Algorithm::HS256), claims, &EncodingKey::from_secret(secret)).unwrap()
+    }
+
+    pub fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_keys::*;
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"a-local-development-secret-of-32-bytes!";
+
+    fn rules() -> Rules {
+        Rules {
+            issuer: Some("https://clerk.example.com".into()),
+            authorized_parties: vec!["https://app.example.com".into()],
+            clock_skew_secs: 5,
+            ..Rules::default()
+        }
+    }
+
+    fn verifier() -> Verifier {
+        Verifier::new(KeySet::from_jwks(JWKS).unwrap(), rules())
+    }
+
+    fn claims(extra: Value) -> Value {
+        let mut c = json!({"sub": "user_1", "sid": "sess_1", "iss": "https://clerk.example.com",
+                           "azp": "https://app.example.com", "exp": now() + 60, "nbf": now() - 10, "iat": now() - 10});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    }
+
+    fn b64(v: &Value) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    #[test]
+    fn accepts_a_valid_token() {
+        let c = verifier().verify(&sign(&claims(json!({})))).unwrap();
+        assert_eq!(c["sub"], "user_1");
+    }
+
+    #[test]
+    fn rejects_each_kind_of_bad_token() {
+        let v = verifier();
+        let cases: Vec<(String, TokenError)> = vec![
+            (sign(&claims(json!({"exp": now() - 60}))), TokenError::Expired),
+            (sign(&claims(json!({"nbf": now() + 60}))), TokenError::NotYetValid),
+            (sign(&claims(json!({"iss": "https://evil.example.com"}))), TokenError::WrongIssuer),
+            (sign(&claims(json!({"azp": "https://evil.example.com"}))), TokenError::UnauthorizedParty("https://evil.example.com".into())),
+            (sign(&claims(json!({"sts": "pending"}))), TokenError::PendingSession),
+            (sign_with(&claims(json!({})), Some("ins_other")), TokenError::UnknownKey(Some("ins_other".into()))),
+            ("a.b".into(), TokenError::Malformed("expected three dot-separated parts".into())),
+            ("x".repeat(MAX_TOKEN_BYTES + 1), TokenError::TooLarge(MAX_TOKEN_BYTES + 1)),
+        ];
+        for (token, want) in cases {
+            assert_eq!(v.verify(&token).unwrap_err(), want);
+        }
+        let no_sub = sign(&json!({"iss": "https://clerk.example.com", "exp": now() + 60}));
+        assert!(v.verify(&no_sub).unwrap_err().is_claims_error());
+    }
+
+    #[test]
+    fn within_clock_skew_is_accepted() {
+        let t = sign(&claims(json!({"exp": now() - 2})));
+        assert!(verifier().verify(&t).is_ok());
+    }
+
+    #[test]
+    fn rejects_alg_none_and_hs256_confusion_and_tampering() {
+        let v = verifier();
+        let payload = b64(&claims(json!({"sub": "user_evil"})));
+        let none = format!("{}.{payload}.", b64(&json!({"alg": "none", "typ": "JWT"})));
+        assert_eq!(v.verify(&none).unwrap_err(), TokenError::UnsupportedAlgorithm("none".into()));
+
+        // HS256 keyed with the public key: refused because no secret is configured.
+        let hs = sign_hs256(&claims(json!({})), PUBLIC_PEM.as_bytes());
+        assert_eq!(v.verify(&hs).unwrap_err(), TokenError::UnsupportedAlgorithm("HS256".into()));
+        // ... and also when a secret is configured, since it is not the secret.
+        let both = Verifier::new(KeySet::from_jwks(JWKS).unwrap().with(KeySet::hs256(SECRET)), rules());
+        assert_eq!(both.verify(&hs).unwrap_err(), TokenError::BadSignature);
+
+        // A valid signature on someone else's payload.
+        let good = sign(&claims(json!({})));
+        let parts: Vec<&str> = good.split('.').collect();
+        let forged = format!("{}.{payload}.{}", parts[0], parts[2]);
+        assert_eq!(v.verify(&forged).unwrap_err(), TokenError::BadSignature);
+    }
+
+    #[test]
+    fn hs256_works_only_with_a_configured_secret() {
+        let v = Verifier::new(KeySet::hs256(SECRET), rules());
+        assert!(v.verify(&sign_hs256(&claims(json!({})), SECRET)).is_ok());
+        assert_eq!(v.verify(&sign_hs256(&claims(json!({})), b"another-secret-of-the-same-length!!!!!")).unwrap_err(), TokenError::BadSignature);
+        // An RS256 token is not accepted by a secret-only verifier.
+        assert_eq!(v.verify(&sign(&claims(json!({})))).unwrap_err(), TokenError::UnsupportedAlgorithm("RS256".into()));
+    }
+
+    #[test]
+    fn pem_keys_verify_without_a_kid() {
+        let v = Verifier::new(KeySet::from_pem(PUBLIC_PEM).unwrap(), rules());
+        assert!(v.verify(&sign_with(&claims(json!({})), None)).is_ok());
+        assert!(KeySet::from_pem("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----").is_err());
+    }
+
+    #[test]
+    fn audience_is_enforced_when_configured() {
+        let v = Verifier::new(KeySet::from_jwks(JWKS).unwrap(), Rules { audience: Some("api".into()), ..rules() });
+        assert!(v.verify(&sign(&claims(json!({"aud": "api"})))).is_ok());
+        assert_eq!(v.verify(&sign(&claims(json!({"aud": "other"})))).unwrap_err(), TokenError::WrongAudience);
+        assert_eq!(v.verify(&sign(&claims(json!({})))).unwrap_err(), TokenError::WrongAudience);
+    }
+
+    #[test]
+    fn jwks_errors_are_clear() {
+        assert!(KeySet::from_jwks("nope").err().unwrap().contains("not a JWKS"));
+        assert!(KeySet::from_jwks(r#"{"keys":[]}"#).err().unwrap().contains("no usable"));
+    }
+}
