@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod config;
+mod request;
 mod response;
 
 use async_trait::async_trait;

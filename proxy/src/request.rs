@@ -1,0 +1,433 @@
+//! Stage 2: HTTP → a typed `ApiRequest`. Only syntax is checked here
+//! (PostgREST's query grammar); names are checked against the schema in
+//! `plan`. Nothing here touches the database.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/{table-or-view}`
+    Relation(String),
+    /// `/rpc/{function}`
+    Rpc(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectItem {
+    pub column: String,
+    pub alias: Option<String>,
+    pub cast: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Like,
+    Ilike,
+    In,
+    Is,
+}
+
+impl Operator {
+    fn parse(s: &str) -> Option<Operator> {
+        Some(match s {
+            "eq" => Operator::Eq,
+            "neq" => Operator::Neq,
+            "gt" => Operator::Gt,
+            "gte" => Operator::Gte,
+            "lt" => Operator::Lt,
+            "lte" => Operator::Lte,
+            "like" => Operator::Like,
+            "ilike" => Operator::Ilike,
+            "in" => Operator::In,
+            "is" => Operator::Is,
+            _ => return None,
+        })
+    }
+}
+
+/// The right-hand side of a filter, still text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operand {
+    Single(String),
+    List(Vec<String>),
+    /// `is.null`, `is.true`, `is.false`, `is.unknown`
+    Is(IsValue),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsValue {
+    Null,
+    True,
+    False,
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Filter { column: String, negated: bool, op: Operator, operand: Operand },
+    /// `or=(…)` / `and=(…)`, possibly negated (`not.or=(…)`).
+    Group { any: bool, negated: bool, children: Vec<Condition> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderTerm {
+    pub column: String,
+    pub descending: bool,
+    pub nulls_first: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryParams {
+    /// Empty means `*`.
+    pub select: Vec<SelectItem>,
+    pub conditions: Vec<Condition>,
+    pub order: Vec<OrderTerm>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+    /// `?arg=value` pairs that are not filters, for `GET /rpc/…`.
+    pub rpc_args: Vec<(String, String)>,
+}
+
+/// A request the client got wrong: HTTP 400, PostgREST's PGRST100.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub message: String,
+    pub details: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.message, self.details)
+    }
+}
+
+fn err(message: &str, details: String) -> ParseError {
+    ParseError { message: message.to_owned(), details }
+}
+
+/// `/orders` → Relation("orders"), `/rpc/place_order` → Rpc(...).
+pub fn parse_target(path: &str) -> Option<Target> {
+    let decoded = decode(path.trim_start_matches('/')).ok()?;
+    let mut parts = decoded.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("rpc"), Some(f), None) if !f.is_empty() => Some(Target::Rpc(f.to_owned())),
+        (Some(r), None, None) if !r.is_empty() && r != "rpc" => Some(Target::Relation(r.to_owned())),
+        _ => None,
+    }
+}
+
+fn decode(s: &str) -> Result<String, ParseError> {
+    let plus_as_space = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| err("Invalid query string", format!("\"{s}\" is not valid UTF-8 after percent-decoding")))
+}
+
+/// Parses the query string (without `?`). `is_rpc`: unknown keys are
+/// function arguments rather than filters when they have no operator.
+pub fn parse_query(query: &str, is_rpc: bool) -> Result<QueryParams, ParseError> {
+    let mut params = QueryParams::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (decode(raw_key)?, decode(raw_value)?);
+        match key.as_str() {
+            "select" => params.select = parse_select(&value)?,
+            "order" => params.order = parse_order(&value)?,
+            "limit" => params.limit = Some(parse_count("limit", &value)?),
+            "offset" => params.offset = Some(parse_count("offset", &value)?),
+            "or" | "and" | "not.or" | "not.and" => {
+                let negated = key.starts_with("not.");
+                let any = key.ends_with("or");
+                params.conditions.push(Condition::Group { any, negated, children: parse_group_body(&value)? });
+            }
+            _ if is_rpc && !looks_like_filter(&value) => params.rpc_args.push((key, value)),
+            _ => params.conditions.push(parse_filter(&key, &value)?),
+        }
+    }
+    Ok(params)
+}
+
+fn looks_like_filter(value: &str) -> bool {
+    let v = value.strip_prefix("not.").unwrap_or(value);
+    v.split_once('.').is_some_and(|(op, _)| Operator::parse(op).is_some())
+}
+
+fn parse_count(name: &str, value: &str) -> Result<u64, ParseError> {
+    value.parse().map_err(|_| err("Invalid query string", format!("{name} must be a non-negative integer, got \"{value}\"")))
+}
+
+fn check_identifier(name: &str, what: &str) -> Result<(), ParseError> {
+    // Names are looked up in the schema cache later; here only reject what
+    // no column name can be (quotes and separators of this grammar).
+    if name.is_empty() || name.chars().any(|c| matches!(c, '"' | ',' | '(' | ')') || c.is_control()) {
+        return Err(err("Invalid query string", format!("\"{name}\" is not a valid {what} name")));
+    }
+    Ok(())
+}
+
+fn parse_select(value: &str) -> Result<Vec<SelectItem>, ParseError> {
+    let mut items = Vec::new();
+    for raw in value.split(',').map(str::trim) {
+        if raw.contains('(') {
+            return Err(err(
+                "Resource embedding is not supported yet",
+                format!("\"{raw}\" embeds a related table; select the table's own columns"),
+            ));
+        }
+        let (alias, rest) = match raw.split_once(':') {
+            Some((a, r)) if !a.is_empty() && !r.starts_with(':') => (Some(a.to_owned()), r),
+            _ => (None, raw),
+        };
+        let (column, cast) = match rest.split_once("::") {
+            Some((c, t)) => (c, Some(t.to_owned())),
+            None => (rest, None),
+        };
+        check_identifier(column, "column")?;
+        if let Some(a) = &alias {
+            check_identifier(a, "alias")?;
+        }
+        if let Some(t) = &cast {
+            if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ') {
+                return Err(err("Invalid query string", format!("\"{t}\" is not a type name")));
+            }
+        }
+        items.push(SelectItem { column: column.to_owned(), alias, cast });
+    }
+    Ok(items)
+}
+
+fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
+    value
+        .split(',')
+        .map(|term| {
+            let mut parts = term.trim().split('.');
+            let column = parts.next().unwrap_or("");
+            check_identifier(column, "column")?;
+            let mut t = OrderTerm { column: column.to_owned(), descending: false, nulls_first: None };
+            for modifier in parts {
+                match modifier {
+                    "asc" => t.descending = false,
+                    "desc" => t.descending = true,
+                    "nullsfirst" => t.nulls_first = Some(true),
+                    "nullslast" => t.nulls_first = Some(false),
+                    other => {
+                        return Err(err(
+                            "Invalid order",
+                            format!("\"{other}\" in \"{term}\": use asc, desc, nullsfirst or nullslast"),
+                        ))
+                    }
+                }
+            }
+            Ok(t)
+        })
+        .collect()
+}
+
+/// `col=[not.]op.value`
+fn parse_filter(column: &str, value: &str) -> Result<Condition, ParseError> {
+    check_identifier(column, "column")?;
+    let (negated, rest) = match value.strip_prefix("not.") {
+        Some(r) => (true, r),
+        None => (false, value),
+    };
+    let (op_name, operand) = rest.split_once('.').ok_or_else(|| {
+        err("Invalid filter", format!("\"{column}={value}\" must be column=operator.value, e.g. {column}=eq.42"))
+    })?;
+    let op = Operator::parse(op_name).ok_or_else(|| {
+        err("Invalid filter", format!("unknown operator \"{op_name}\" (eq, neq, gt, gte, lt, lte, like, ilike, in, is)"))
+    })?;
+    let operand = match op {
+        Operator::In => Operand::List(parse_list(operand)?),
+        Operator::Is => Operand::Is(match operand {
+            "null" => IsValue::Null,
+            "true" => IsValue::True,
+            "false" => IsValue::False,
+            "unknown" => IsValue::Unknown,
+            other => return Err(err("Invalid filter", format!("is.{other}: use is.null, is.true, is.false or is.unknown"))),
+        }),
+        _ => Operand::Single(operand.to_owned()),
+    };
+    Ok(Condition::Filter { column: column.to_owned(), negated, op, operand })
+}
+
+/// `(a,b,"c,d")` → ["a", "b", "c,d"]
+fn parse_list(text: &str) -> Result<Vec<String>, ParseError> {
+    let inner = text
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(|| err("Invalid filter", format!("in.{text}: the list must be in parentheses, e.g. in.(1,2,3)")))?;
+    split_top_level(inner).into_iter().map(|item| unquote_item(&item)).collect()
+}
+
+/// Splits on commas outside quotes and parentheses.
+fn split_top_level(text: &str) -> Vec<String> {
+    let (mut items, mut current, mut depth, mut quoted) = (Vec::new(), String::new(), 0usize, false);
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if quoted => {
+                current.push(c);
+                if let Some(n) = chars.next() {
+                    current.push(n);
+                }
+                continue;
+            }
+            '"' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth = depth.saturating_sub(1),
+            ',' if !quoted && depth == 0 => {
+                items.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    if !current.is_empty() || !items.is_empty() {
+        items.push(current);
+    }
+    items
+}
+
+fn unquote_item(item: &str) -> Result<String, ParseError> {
+    let t = item.trim();
+    match t.strip_prefix('"') {
+        None => Ok(t.to_owned()),
+        Some(rest) => {
+            let body = rest.strip_suffix('"').ok_or_else(|| err("Invalid filter", format!("unterminated quote in {item}")))?;
+            let mut out = String::new();
+            let mut chars = body.chars();
+            while let Some(c) = chars.next() {
+                out.push(if c == '\\' { chars.next().unwrap_or('\\') } else { c });
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// `(a.eq.1,b.gt.2,and(c.lt.3,not.d.is.null))`
+fn parse_group_body(value: &str) -> Result<Vec<Condition>, ParseError> {
+    let inner = value
+        .strip_prefix('(')
+        .and_then(|v| v.strip_suffix(')'))
+        .ok_or_else(|| err("Invalid logic tree", format!("\"{value}\" must be in parentheses, e.g. or=(a.eq.1,b.eq.2)")))?;
+    split_top_level(inner).iter().map(|item| parse_group_item(item.trim())).collect()
+}
+
+fn parse_group_item(item: &str) -> Result<Condition, ParseError> {
+    let (negated, rest) = match item.strip_prefix("not.") {
+        Some(r) if r.starts_with("or(") || r.starts_with("and(") => (true, r),
+        _ => (false, item),
+    };
+    for (prefix, any) in [("or", true), ("and", false)] {
+        if let Some(body) = rest.strip_prefix(prefix).filter(|b| b.starts_with('(')) {
+            return Ok(Condition::Group { any, negated, children: parse_group_body(body)? });
+        }
+    }
+    let (column, filter) = item
+        .split_once('.')
+        .ok_or_else(|| err("Invalid logic tree", format!("\"{item}\" must be column.operator.value")))?;
+    parse_filter(column, filter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> QueryParams {
+        parse_query(s, false).unwrap()
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("/orders"), Some(Target::Relation("orders".into())));
+        assert_eq!(parse_target("/rpc/place_order"), Some(Target::Rpc("place_order".into())));
+        assert_eq!(parse_target("/order%20items"), Some(Target::Relation("order items".into())));
+        assert_eq!(parse_target("/"), None);
+        assert_eq!(parse_target("/rpc"), None);
+        assert_eq!(parse_target("/a/b"), None);
+    }
+
+    #[test]
+    fn select_with_aliases_and_casts() {
+        let p = q("select=order_number,total:total_amount::text,status");
+        assert_eq!(p.select.len(), 3);
+        assert_eq!(p.select[1], SelectItem { column: "total_amount".into(), alias: Some("total".into()), cast: Some("text".into()) });
+        assert!(parse_query("select=order_items(product_name)", false).unwrap_err().message.contains("embedding"));
+        assert!(parse_query("select=a::text;drop", false).is_err());
+        assert!(parse_query("select=\"x\"", false).is_err());
+    }
+
+    #[test]
+    fn filters_with_not_in_and_is() {
+        let p = q("status=eq.pending&total_amount=not.gt.100&order_id=in.(1,2,%223,4%22)&notes=is.null&billing_name=ilike.*mart*");
+        assert_eq!(p.conditions.len(), 5);
+        assert_eq!(
+            p.conditions[1],
+            Condition::Filter { column: "total_amount".into(), negated: true, op: Operator::Gt, operand: Operand::Single("100".into()) }
+        );
+        assert_eq!(
+            p.conditions[2],
+            Condition::Filter { column: "order_id".into(), negated: false, op: Operator::In, operand: Operand::List(vec!["1".into(), "2".into(), "3,4".into()]) }
+        );
+        assert!(matches!(p.conditions[3], Condition::Filter { op: Operator::Is, operand: Operand::Is(IsValue::Null), .. }));
+    }
+
+    #[test]
+    fn logic_trees_nest() {
+        let p = q("or=(status.eq.pending,and(total_amount.gt.10,notes.not.is.null))");
+        let Condition::Group { any: true, negated: false, children } = &p.conditions[0] else { panic!("{p:?}") };
+        assert_eq!(children.len(), 2);
+        assert!(matches!(&children[1], Condition::Group { any: false, children, .. } if children.len() == 2));
+        assert!(matches!(q("not.and=(a.eq.1,b.eq.2)").conditions[0], Condition::Group { any: false, negated: true, .. }));
+    }
+
+    #[test]
+    fn order_limit_offset() {
+        let p = q("order=created_at.desc.nullslast,order_id&limit=10&offset=20");
+        assert_eq!(p.order[0], OrderTerm { column: "created_at".into(), descending: true, nulls_first: Some(false) });
+        assert_eq!(p.order[1], OrderTerm { column: "order_id".into(), descending: false, nulls_first: None });
+        assert_eq!((p.limit, p.offset), (Some(10), Some(20)));
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_400() {
+        for (query, needle) in [
+            ("status=pending", "must be column=operator.value"),
+            ("status=equals.x", "unknown operator \"equals\""),
+            ("limit=-1", "limit must be a non-negative integer"),
+            ("order=a.sideways", "\"sideways\""),
+            ("order_id=in.1,2", "must be in parentheses"),
+            ("notes=is.maybe", "is.maybe"),
+            ("or=a.eq.1", "must be in parentheses"),
+            ("x=eq.%FF", "not valid UTF-8"),
+            ("a\"b=eq.1", "not a valid column name"),
+        ] {
+            let e = parse_query(query, false).unwrap_err();
+            assert!(e.to_string().contains(needle), "{query}: {e}");
+        }
+    }
+
+    #[test]
+    fn rpc_arguments_are_not_filters() {
+        let p = parse_query("code=SPRING&order_id=42&limit=1", true).unwrap();
+        assert_eq!(p.rpc_args, [("code".to_owned(), "SPRING".to_owned()), ("order_id".to_owned(), "42".to_owned())]);
+        assert_eq!(p.limit, Some(1));
+    }
+
+    #[test]
+    fn injection_attempts_stay_values() {
+        let p = q("status=eq.x');DROP TABLE orders;--");
+        assert_eq!(
+            p.conditions[0],
+            Condition::Filter { column: "status".into(), negated: false, op: Operator::Eq, operand: Operand::Single("x');DROP TABLE orders;--".into()) }
+        );
+    }
+}
