@@ -5,7 +5,10 @@
 mod admin;
 mod auth;
 mod config;
+mod plan;
 mod request;
+mod schema;
+mod sql;
 mod response;
 
 use async_trait::async_trait;
