@@ -67,8 +67,12 @@ cargo build -q -p clerk-proxy
 psql_su "$PORT" postgres -c "CREATE DATABASE pg_clerk_e2e"
 psql_su "$PORT" pg_clerk_e2e -c "CREATE EXTENSION pg_clerk"
 new_schema_db pg_clerk_concurrency
+new_schema_db pg_clerk_api
+psql_su "$PORT" pg_clerk_api -f demo/data.sql >/dev/null
 PG_CLERK_TEST_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_clerk_e2e" \
 PG_CLERK_TEST_SCHEMA_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_clerk_concurrency" \
+PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$PORT user=authenticator dbname=pg_clerk_api" \
+PG_CLERK_TEST_JWKS_FILE="$ROOT/tests/fixtures/test_jwks.json" \
 CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
   cargo test -q -p pg_clerk_e2e
 

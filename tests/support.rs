@@ -17,6 +17,12 @@ pub fn schema_dsn() -> String {
     std::env::var("PG_CLERK_TEST_SCHEMA_DSN").expect("PG_CLERK_TEST_SCHEMA_DSN is not set: run these tests with `make test`")
 }
 
+/// The reference schema with the demo data, as the proxy's `db-uri`
+/// (user `authenticator`).
+pub fn api_dsn() -> String {
+    std::env::var("PG_CLERK_TEST_API_DSN").expect("PG_CLERK_TEST_API_DSN is not set: run these tests with `make test`")
+}
+
 pub fn proxy_bin() -> String {
     std::env::var("CLERK_PROXY_BIN").expect("CLERK_PROXY_BIN is not set: run these tests with `make test`")
 }
@@ -54,4 +60,68 @@ impl<'a> FromSql<'a> for ClerkId {
     fn accepts(ty: &Type) -> bool {
         is_clerk_id(ty)
     }
+}
+
+/// A running clerk-proxy, stopped when dropped.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts clerk-proxy with `config` (plus a free `server-port`) and waits
+/// until it accepts connections.
+pub fn start_proxy(config: &str) -> (Running, u16) {
+    use std::time::{Duration, Instant};
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("clerk-proxy-test-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("proxy.conf");
+    std::fs::write(&file, format!("{config}\nserver-port = {port}\n")).unwrap();
+    let mut child = std::process::Command::new(proxy_bin())
+        .args(["--config", file.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("clerk-proxy exited with {status}: {err}");
+        }
+        assert!(Instant::now() < deadline, "clerk-proxy did not start listening on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Running(child), port)
+}
+
+/// One HTTP/1.1 request; returns (status, raw headers, body).
+pub fn http(port: u16, method: &str, path: &str, headers: &[(String, String)], body: Option<&str>) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or(""));
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = out.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
+    (status, head, body)
 }

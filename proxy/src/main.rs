@@ -3,8 +3,10 @@
 //! config → (auth → request → plan → sql → db) → response; `admin` beside it.
 
 mod admin;
+mod api;
 mod auth;
 mod config;
+mod db;
 mod plan;
 mod request;
 mod schema;
@@ -20,6 +22,7 @@ use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 use pingora_core::services::listening::Service;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -34,16 +37,33 @@ Usage:
 Every config key can be set as CLERK_PROXY_<KEY> (e.g. CLERK_PROXY_DB_URI);
 see README.md for the keys.";
 
-/// The HTTP application: routes a request to the stage that owns it.
-struct ProxyApp;
+/// The HTTP application: reads the request off the wire, hands it to `api`.
+struct ProxyApp(Arc<api::State>);
 
 #[async_trait]
 impl ServeHttp for ProxyApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let header = session.req_header();
-        let method = header.method.as_str().to_owned();
-        let path = header.uri.path().to_owned();
-        admin::route(&method, &path).unwrap_or_else(|| response::ApiError::not_found_path(&path).into_response())
+        let mut req = api::HttpRequest {
+            method: header.method.as_str().to_owned(),
+            path: header.uri.path().to_owned(),
+            query: header.uri.query().unwrap_or("").to_owned(),
+            headers: header
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect(),
+            body: Vec::new(),
+        };
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) if req.body.len() + chunk.len() <= api::MAX_BODY => req.body.extend_from_slice(&chunk),
+                Ok(Some(_)) => return response::ApiError::payload_too_large(api::MAX_BODY).into_response(),
+                Ok(None) => break,
+                Err(e) => return response::ApiError::bad_request("PGRST102", "Could not read the request body".into(), Some(e.to_string())).into_response(),
+            }
+        }
+        api::handle(&self.0, &req).await
     }
 }
 
@@ -101,9 +121,23 @@ fn main() -> ExitCode {
     run(config, authenticator)
 }
 
-fn run(config: Config, _authenticator: auth::Authenticator) -> ExitCode {
-    // The authenticator serves the request stages (request → plan → sql →
-    // db) as they land; today only /live is routed.
+fn run(config: Config, authenticator: auth::Authenticator) -> ExitCode {
+    let pool = match db::Pool::new(&config.db_uri, config.db_pool) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("clerk-proxy: configuration error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let schema = match pool.load_schema(&config.db_schemas) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("clerk-proxy: {e} ({})", config::redact_uri(&config.db_uri));
+            return ExitCode::from(1);
+        }
+    };
+    log::info!("schema cache: {} tables and views in {}", schema.relation_count(), schema.default_schema);
+    let state = Arc::new(api::State { authenticator, schema, pool });
     let conf = ServerConf {
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         // SIGTERM: stop accepting at once, give in-flight requests 5 s.
@@ -113,7 +147,7 @@ fn run(config: Config, _authenticator: auth::Authenticator) -> ExitCode {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut api = Service::new("clerk-proxy api".to_owned(), ProxyApp);
+    let mut api = Service::new("clerk-proxy api".to_owned(), ProxyApp(state));
     let addr = std::net::SocketAddr::new(config.server_host, config.server_port);
     api.add_tcp(&addr.to_string());
     server.add_service(api);

@@ -49,7 +49,7 @@ pub struct CallPlan {
 pub fn read(cache: &SchemaCache, name: &str, q: &QueryParams) -> Result<ReadPlan, ApiError> {
     let relation = cache.relation(name).ok_or_else(|| ApiError {
         status: StatusCode::NOT_FOUND,
-        code: "PGRST205",
+        code: "PGRST205".into(),
         message: format!("Could not find the table '{}.{name}' in the schema cache", cache.default_schema),
         details: None,
         hint: None,
@@ -79,7 +79,7 @@ pub fn read(cache: &SchemaCache, name: &str, q: &QueryParams) -> Result<ReadPlan
 fn column_of(relation: &Relation, name: &str) -> Result<Column, ApiError> {
     relation.column(name).cloned().ok_or_else(|| ApiError {
         status: StatusCode::BAD_REQUEST,
-        code: "42703",
+        code: "42703".into(),
         message: format!("column {}.{name} does not exist", relation.name),
         details: None,
         hint: Some(format!(
@@ -115,7 +115,7 @@ pub fn call(cache: &SchemaCache, name: &str, given: &Map<String, Value>) -> Resu
         keys.sort_unstable();
         ApiError {
             status: StatusCode::NOT_FOUND,
-            code: "PGRST202",
+            code: "PGRST202".into(),
             message: format!("Could not find the function {}.{name}({}) in the schema cache", cache.default_schema, keys.join(", ")),
             details: None,
             hint: match cache.functions(name).first() {
@@ -164,10 +164,10 @@ mod tests {
     fn unknown_names_are_refused_before_sql() {
         let cache = test_cache();
         let e = read(&cache, "nope", &QueryParams::default()).unwrap_err();
-        assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, "PGRST205"));
+        assert_eq!((e.status, e.code.as_ref()), (StatusCode::NOT_FOUND, "PGRST205"));
         for query in ["select=password", "secret=eq.1", "order=nope.desc", "or=(status.eq.a,nope.eq.b)"] {
             let e = read(&cache, "orders", &parse_query(query, false).unwrap()).unwrap_err();
-            assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "42703"), "{query}");
+            assert_eq!((e.status, e.code.as_ref()), (StatusCode::BAD_REQUEST, "42703"), "{query}");
         }
     }
 

@@ -2,6 +2,7 @@
 //! `{code, message, details, hint}`, so postgrest-js reports them as usual.
 
 use http::{Response, StatusCode};
+use std::borrow::Cow;
 use serde_json::{json, Value};
 
 pub fn json(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
@@ -18,7 +19,7 @@ pub fn json(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     pub message: String,
     pub details: Option<String>,
     pub hint: Option<String>,
@@ -30,7 +31,7 @@ impl ApiError {
     pub fn not_found_path(path: &str) -> ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
-            code: "PGRST125",
+            code: Cow::Borrowed("PGRST125"),
             message: "Invalid path specified in request URL".into(),
             details: Some(format!("No endpoint at {path}")),
             hint: None,
@@ -41,11 +42,66 @@ impl ApiError {
     pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
         ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,
-            code: "PGRST117",
+            code: Cow::Borrowed("PGRST117"),
             message: format!("Unsupported HTTP method: {method}"),
-            details: Some(format!("{path} accepts GET and HEAD")),
+            details: Some(format!("{path} does not accept {method} in this version")),
             hint: None,
             www_authenticate: None,
+        }
+    }
+
+    pub fn unavailable(message: &str, details: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: Cow::Borrowed("PGRST000"),
+            message: message.to_owned(),
+            details: Some(details.to_owned()),
+            hint: None,
+            www_authenticate: None,
+        }
+    }
+
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: Cow::Borrowed("PGRST413"),
+            message: format!("The request body is larger than {limit} bytes"),
+            details: None,
+            hint: None,
+            www_authenticate: None,
+        }
+    }
+
+    pub fn internal(message: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: Cow::Borrowed("PGRST000"),
+            message: message.to_owned(),
+            details: None,
+            hint: None,
+            www_authenticate: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: String, details: Option<String>) -> ApiError {
+        ApiError { status: StatusCode::BAD_REQUEST, code: Cow::Borrowed(code), message, details, hint: None, www_authenticate: None }
+    }
+
+    /// A database error with PostgREST's SQLSTATE → HTTP status mapping;
+    /// the database's message, detail and hint are kept.
+    pub fn from_db(e: &tokio_postgres::Error, anonymous: bool) -> ApiError {
+        let Some(db) = e.as_db_error() else {
+            return ApiError::unavailable("Database connection error", &e.to_string());
+        };
+        let code = db.code().code();
+        let status = status_for_sqlstate(code, anonymous);
+        ApiError {
+            status,
+            code: Cow::Owned(code.to_owned()),
+            message: db.message().to_owned(),
+            details: db.detail().map(str::to_owned),
+            hint: db.hint().map(str::to_owned),
+            www_authenticate: (status == StatusCode::UNAUTHORIZED).then(|| "Bearer".to_owned()),
         }
     }
 
@@ -61,8 +117,78 @@ impl ApiError {
     }
 }
 
+/// A read's or call's response. `count` rows from `offset`; `relation`:
+/// a table read (gets `Content-Range`); `single`: the client asked for one
+/// object (`Accept: application/vnd.pgrst.object+json`).
+pub fn rows(body: String, count: i64, offset: u64, head: bool, single: bool, relation: bool) -> Result<Response<Vec<u8>>, ApiError> {
+    let body = if single {
+        if count != 1 {
+            return Err(ApiError {
+                status: StatusCode::NOT_ACCEPTABLE,
+                code: Cow::Borrowed("PGRST116"),
+                message: "JSON object requested, multiple (or no) rows returned".into(),
+                details: Some(format!("The result contains {count} rows")),
+                hint: None,
+                www_authenticate: None,
+            });
+        }
+        let mut rows: Vec<Value> = serde_json::from_str(&body).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
+        rows.pop().unwrap_or(Value::Null).to_string()
+    } else {
+        body
+    };
+    let content_type = if single { "application/vnd.pgrst.object+json; charset=utf-8" } else { "application/json; charset=utf-8" };
+    let mut builder = Response::builder().status(StatusCode::OK).header("content-type", content_type);
+    if relation {
+        let range = if count > 0 { format!("{}-{}/*", offset, offset + count as u64 - 1) } else { "*/*".to_owned() };
+        builder = builder.header("content-range", range);
+    }
+    let bytes = if head { Vec::new() } else { body.into_bytes() };
+    Ok(builder.header("content-length", bytes.len()).body(bytes).expect("valid headers"))
+}
+
+/// PostgREST's table, plus `PT<status>` codes raised by SQL functions.
+pub fn status_for_sqlstate(code: &str, anonymous: bool) -> StatusCode {
+    let exact = match code {
+        "23503" | "23505" => Some(409),
+        "25006" => Some(405),
+        "42883" | "42P01" => Some(404),
+        "42501" => Some(if anonymous { 401 } else { 403 }),
+        "57014" => Some(504),
+        "53400" => Some(500),
+        "P0001" => Some(400),
+        _ => None,
+    };
+    let n = exact.unwrap_or_else(|| {
+        if let Some(status) = code.strip_prefix("PT").and_then(|s| s.parse::<u16>().ok()) {
+            return status;
+        }
+        match &code[..2.min(code.len())] {
+            "08" | "53" => 503,
+            "0L" | "0P" | "28" => 403,
+            "22" | "23" | "42" => 400,
+            _ => 500,
+        }
+    });
+    StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sqlstate_mapping_follows_postgrest() {
+        use super::status_for_sqlstate as s;
+        assert_eq!(s("23505", false).as_u16(), 409);
+        assert_eq!(s("42501", true).as_u16(), 401);
+        assert_eq!(s("42501", false).as_u16(), 403);
+        assert_eq!(s("PT404", false).as_u16(), 404);
+        assert_eq!(s("22P02", false).as_u16(), 400);
+        assert_eq!(s("57014", false).as_u16(), 504);
+        assert_eq!(s("08006", false).as_u16(), 503);
+        assert_eq!(s("XX000", false).as_u16(), 500);
+        assert_eq!(s("28000", false).as_u16(), 403);
+    }
+
     use super::*;
 
     #[test]

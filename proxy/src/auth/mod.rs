@@ -59,7 +59,7 @@ impl AuthError {
         };
         ApiError {
             status: StatusCode::UNAUTHORIZED,
-            code,
+            code: code.into(),
             message,
             details: None,
             hint: None,
@@ -217,9 +217,9 @@ mod tests {
         let auth = authenticator(&[("CLERK_PROXY_DB_ANON_ROLE", "anon")]).unwrap();
         let expired = auth.authenticate(Some(&format!("Bearer {}", token(json!({"exp": now() - 60})))), None).unwrap_err();
         let e = expired.into_api_error();
-        assert_eq!((e.status, e.code), (StatusCode::UNAUTHORIZED, "PGRST303"));
+        assert_eq!((e.status, e.code.as_ref()), (StatusCode::UNAUTHORIZED, "PGRST303"));
         let garbled = auth.authenticate(Some("Bearer not.a.jwt"), None).unwrap_err().into_api_error();
-        assert_eq!((garbled.status, garbled.code), (StatusCode::UNAUTHORIZED, "PGRST301"));
+        assert_eq!((garbled.status, garbled.code.as_ref()), (StatusCode::UNAUTHORIZED, "PGRST301"));
         assert!(garbled.www_authenticate.unwrap().contains("invalid_token"));
         // HS256 is refused when no jwt-secret is configured.
         let hs = sign_hs256(&json!({"sub": "user_1", "exp": now() + 60}), SECRET.as_bytes());

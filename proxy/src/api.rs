@@ -1,0 +1,104 @@
+//! One request's way through the stages, as plain data in and out:
+//! auth → request → plan → sql → db → response. The Pingora glue in
+//! `main.rs` only reads the HTTP request and writes what this returns.
+
+use crate::auth::{Authenticator, Caller};
+use crate::db::{Pool, RequestContext};
+use crate::request::{self, Target};
+use crate::response::{self, ApiError};
+use crate::schema::SchemaCache;
+use crate::{admin, plan, sql};
+use http::Response;
+use serde_json::{Map, Value};
+
+/// The HTTP request, already read off the wire.
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+pub struct State {
+    pub authenticator: Authenticator,
+    pub schema: SchemaCache,
+    pub pool: Pool,
+}
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+pub async fn handle(state: &State, req: &HttpRequest) -> Response<Vec<u8>> {
+    if let Some(r) = admin::route(&req.method, &req.path) {
+        return r;
+    }
+    serve(state, req).await.unwrap_or_else(ApiError::into_response)
+}
+
+async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, ApiError> {
+    let target = request::parse_target(&req.path).ok_or_else(|| ApiError::not_found_path(&req.path))?;
+    let caller = state
+        .authenticator
+        .authenticate(req.header("authorization"), req.header("cookie"))
+        .map_err(|e| e.into_api_error())?;
+    let parse_error = |e: request::ParseError| ApiError::bad_request("PGRST100", e.message, Some(e.details));
+    let head = req.method == "HEAD";
+    let (statement, read_only, offset, single) = match (req.method.as_str(), &target) {
+        ("GET" | "HEAD", Target::Relation(name)) => {
+            let q = request::parse_query(&req.query, false).map_err(parse_error)?;
+            let p = plan::read(&state.schema, name, &q)?;
+            (sql::read(&p), true, q.offset.unwrap_or(0), wants_object(req))
+        }
+        ("GET" | "HEAD" | "POST", Target::Rpc(name)) => {
+            let q = request::parse_query(&req.query, true).map_err(parse_error)?;
+            let args = if req.method == "POST" { body_object(&req.body)? } else { q.rpc_args.into_iter().map(|(k, v)| (k, Value::String(v))).collect() };
+            let p = plan::call(&state.schema, name, &args)?;
+            // GET calls run READ ONLY, so a volatile function cannot write through GET.
+            (sql::call(&p), req.method != "POST", 0, false)
+        }
+        // POST/PATCH/DELETE on tables come with the write stages.
+        (method, _) => return Err(ApiError::method_not_allowed(method, &req.path)),
+    };
+    let claims = match &caller {
+        Caller::Anonymous { .. } => String::new(),
+        Caller::User { claims_json, .. } => claims_json.to_string(),
+    };
+    let headers = json_object(req.headers.iter().filter(|(n, _)| n != "authorization" && n != "cookie").cloned());
+    let cookies = json_object(
+        req.header("cookie")
+            .unwrap_or("")
+            .split(';')
+            .filter_map(|c| c.trim().split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let ctx = RequestContext { role: caller.role(), claims: &claims, method: &req.method, path: &req.path, headers: &headers, cookies: &cookies };
+    let (body, count) = state.pool.run(&ctx, read_only, &statement).await?;
+    response::rows(body, count, offset, head, single, matches!(target, Target::Relation(_)))
+}
+
+fn wants_object(req: &HttpRequest) -> bool {
+    req.header("accept").is_some_and(|a| a.contains("application/vnd.pgrst.object+json"))
+}
+
+fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request("PGRST102", "The request body must be a JSON object of named arguments".into(), None)),
+        Err(e) => Err(ApiError::bad_request("PGRST102", "Empty or invalid json".into(), Some(e.to_string()))),
+    }
+}
+
+fn json_object(pairs: impl Iterator<Item = (String, String)>) -> String {
+    Value::Object(pairs.map(|(k, v)| (k, Value::String(v))).collect()).to_string()
+}

@@ -1,0 +1,162 @@
+//! Stage 5: the database. A pool of connections (as `authenticator`),
+//! driven by a runtime of their own, and the per-request transaction:
+//! BEGIN; role and request.* settings; the statement; COMMIT — sent
+//! pipelined, so the set-up costs no extra round trip.
+
+use crate::response::ApiError;
+use crate::schema::{self, SchemaCache};
+use crate::sql::Statement;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls};
+
+/// What the transaction exposes to SQL as `request.*` settings.
+pub struct RequestContext<'a> {
+    pub role: &'a str,
+    /// JSON text of the verified claims; empty for anonymous.
+    pub claims: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// JSON objects, names lower-cased.
+    pub headers: &'a str,
+    pub cookies: &'a str,
+}
+
+pub struct Pool {
+    config: tokio_postgres::Config,
+    idle: Mutex<Vec<Client>>,
+    permits: Arc<Semaphore>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// How long a request waits for a free connection before a 503.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+impl Pool {
+    pub fn new(db_uri: &str, size: u32) -> Result<Pool, String> {
+        let config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("db-uri is not a valid connection string: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("clerk-proxy-db")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the database runtime: {e}"))?;
+        Ok(Pool { config, idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(size as usize)), runtime })
+    }
+
+    /// Opens a connection whose socket is driven by the pool's runtime.
+    async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
+        let config = self.config.clone();
+        self.runtime
+            .spawn(async move {
+                let (client, connection) = config.connect(NoTls).await?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        log::warn!("database connection closed: {e}");
+                    }
+                });
+                Ok(client)
+            })
+            .await
+            .expect("the connect task does not panic")
+    }
+
+    async fn get(&self) -> Result<Pooled<'_>, ApiError> {
+        let permit = tokio::time::timeout(POOL_WAIT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| ApiError::unavailable("Timed out waiting for a database connection", "every pooled connection is busy"))?
+            .expect("the semaphore is never closed");
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            std::iter::from_fn(|| idle.pop()).find(|c| !c.is_closed())
+        };
+        let client = match reused {
+            Some(c) => c,
+            None => self.connect().await.map_err(|e| ApiError::unavailable("Could not connect to the database", &e.to_string()))?,
+        };
+        Ok(Pooled { client: Some(client), pool: self, clean: false, _permit: permit })
+    }
+
+    /// Reads the schema cache (at start-up, before serving).
+    pub fn load_schema(&self, schemas: &[String]) -> Result<SchemaCache, String> {
+        let default_schema = schemas.first().cloned().unwrap_or_else(|| "public".into());
+        self.runtime.block_on(async {
+            let client = self.connect().await.map_err(|e| format!("cannot connect with db-uri: {e}"))?;
+            let relations = client
+                .query_typed(schema::RELATIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])
+                .await
+                .map_err(|e| format!("cannot read the schema: {e}"))?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+            let relations = schema::group_columns(relations);
+            let functions = client
+                .query_typed(schema::FUNCTIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])
+                .await
+                .map_err(|e| format!("cannot read the schema: {e}"))?
+                .into_iter()
+                .map(|r| schema::function_from_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7)))
+                .collect();
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+            Ok(SchemaCache::new(&default_schema, relations, functions))
+        })
+    }
+
+    /// Runs `statement` in one transaction carrying the request's identity.
+    /// Returns the statement's (JSON body, row count).
+    pub async fn run(&self, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement) -> Result<(String, i64), ApiError> {
+        let mut conn = self.get().await?;
+        let client = conn.client.as_ref().expect("present until drop");
+        let begin = if read_only { "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" } else { "BEGIN ISOLATION LEVEL READ COMMITTED" };
+        let setup = "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+                     set_config('request.method', $3, true), set_config('request.path', $4, true), \
+                     set_config('request.headers', $5, true), set_config('request.cookies', $6, true)";
+        let setup_params: [(&(dyn ToSql + Sync), Type); 6] = [
+            (&ctx.role, Type::TEXT),
+            (&ctx.claims, Type::TEXT),
+            (&ctx.method, Type::TEXT),
+            (&ctx.path, Type::TEXT),
+            (&ctx.headers, Type::TEXT),
+            (&ctx.cookies, Type::TEXT),
+        ];
+        let params: Vec<(&(dyn ToSql + Sync), Type)> =
+            statement.params.iter().map(|p| (p as &(dyn ToSql + Sync), Type::TEXT)).collect();
+        // Pipelined: all four are sent before the first answer is read. If
+        // the statement fails, COMMIT ends the aborted transaction as a
+        // rollback.
+        let (begun, set_up, result, committed) = tokio::join!(
+            client.batch_execute(begin),
+            client.query_typed(setup, &setup_params),
+            client.query_typed(&statement.sql, &params),
+            client.batch_execute("COMMIT"),
+        );
+        let anonymous = ctx.claims.is_empty();
+        begun.map_err(|e| ApiError::from_db(&e, anonymous))?;
+        set_up.map_err(|e| ApiError::from_db(&e, anonymous))?;
+        let rows = result.map_err(|e| ApiError::from_db(&e, anonymous))?;
+        committed.map_err(|e| ApiError::from_db(&e, anonymous))?;
+        conn.clean = true;
+        let row = rows.first().ok_or_else(|| ApiError::internal("the statement returned no row"))?;
+        Ok((row.get::<_, Option<String>>(0).unwrap_or_else(|| "null".into()), row.get(1)))
+    }
+}
+
+/// A connection on loan; it goes back to the pool only if its last
+/// transaction completed (a request abandoned mid-way closes it instead).
+struct Pooled<'a> {
+    client: Option<Client>,
+    pool: &'a Pool,
+    clean: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if self.clean && !client.is_closed() {
+                self.pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+            }
+        }
+    }
+}

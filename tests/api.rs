@@ -1,0 +1,174 @@
+//! clerk-proxy end to end: the binary, a real cluster with pg_clerk, the
+//! reference schema and the demo data, and Clerk-style RS256 tokens. Each
+//! user sees only their own rows; every kind of bad request is refused
+//! with PostgREST's error shape; injection attempts stay values.
+
+use clerk_jwt::test_keys::{now, sign, sign_hs256, sign_with};
+use pg_clerk_e2e::{api_dsn, http, start_proxy, Running};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+const ALICE: &str = "user_2demoAlice";
+const BOB: &str = "user_2demoBob";
+
+fn proxy() -> &'static (Running, u16) {
+    static PROXY: OnceLock<(Running, u16)> = OnceLock::new();
+    PROXY.get_or_init(|| {
+        let jwks = std::env::var("PG_CLERK_TEST_JWKS_FILE").expect("PG_CLERK_TEST_JWKS_FILE is not set: run with `make test`");
+        start_proxy(&format!(
+            "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-jwks-file = \"{jwks}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
+             clerk-authorized-parties = \"https://app.example.com\"",
+            api_dsn()
+        ))
+    })
+}
+
+fn token_for(user: &str) -> String {
+    sign(&json!({"sub": user, "sid": "sess_e2e", "iss": "https://clerk.example.com", "azp": "https://app.example.com",
+                 "exp": now() + 600, "nbf": now() - 5}))
+}
+
+fn get(path: &str, token: Option<&str>) -> (u16, Value) {
+    call("GET", path, token, &[], None)
+}
+
+fn call(method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<&Value>) -> (u16, Value) {
+    let mut all: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if let Some(t) = token {
+        all.push(("Authorization".into(), format!("Bearer {t}")));
+    }
+    let (status, _, body) = http(proxy().1, method, path, &all, body.map(|b| b.to_string()).as_deref());
+    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+}
+
+fn users_of(rows: &Value) -> Vec<String> {
+    let mut u: Vec<String> = rows.as_array().unwrap().iter().map(|r| r["user_id"].as_str().unwrap().to_owned()).collect();
+    u.dedup();
+    u
+}
+
+#[test]
+fn each_user_sees_only_their_own_orders_and_cart() {
+    let (alice, bob) = (token_for(ALICE), token_for(BOB));
+    let (status, rows) = get("/orders?select=order_number,user_id,total_amount&order=order_number", Some(&alice));
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(users_of(&rows), [ALICE]);
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    let (_, rows) = get("/orders", Some(&bob));
+    assert_eq!(users_of(&rows), [BOB]);
+    // Asking for the other user's rows explicitly returns nothing.
+    let (status, rows) = get(&format!("/orders?user_id=eq.{ALICE}"), Some(&bob));
+    assert_eq!((status, rows), (200, json!([])));
+    let (_, cart) = get("/cart?select=user_id,quantity", Some(&alice));
+    assert_eq!(users_of(&cart), [ALICE]);
+    // Order lines follow their order.
+    let (_, lines) = get("/order_items?select=order_id", Some(&bob));
+    assert!(lines.as_array().unwrap().iter().all(|l| l["order_id"] == 3), "{lines}");
+}
+
+#[test]
+fn anonymous_reads_the_catalogue_only() {
+    let (status, products) = get("/products?select=name,price&is_active=is.true&order=price.desc&limit=3", None);
+    assert_eq!(status, 200);
+    assert_eq!(products.as_array().unwrap().len(), 3);
+    assert_eq!(products[0]["name"], "Conical Burr Grinder");
+    let (status, err) = get("/orders", None);
+    assert_eq!(status, 401, "{err}");
+    assert_eq!(err["code"], "42501");
+}
+
+#[test]
+fn filters_ranges_and_single_objects() {
+    let alice = token_for(ALICE);
+    let (status, rows) = get("/orders?select=status&or=(status.eq.shipped,total_amount.gt.1000)", Some(&alice));
+    assert_eq!((status, rows), (200, json!([{"status": "shipped"}])));
+    let (status, rows) = get("/orders?select=n:order_id&status=not.in.(shipped,cancelled)", Some(&alice));
+    assert_eq!((status, rows), (200, json!([{"n": 1}])));
+    let (status, one) = call("GET", "/orders?select=status&order_id=eq.2", Some(&alice), &[("Accept", "application/vnd.pgrst.object+json")], None);
+    assert_eq!((status, one), (200, json!({"status": "shipped"})));
+    let (status, err) = call("GET", "/orders", Some(&alice), &[("Accept", "application/vnd.pgrst.object+json")], None);
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST116")));
+    let (_, headers, _) = http(proxy().1, "GET", "/products?select=name&limit=2&offset=1", &[], None);
+    assert!(headers.to_ascii_lowercase().contains("content-range: 1-2/*"), "{headers}");
+}
+
+#[test]
+fn functions_over_http() {
+    let bob = token_for(BOB);
+    let (status, tier) = get("/rpc/customer_tier", Some(&bob));
+    assert_eq!((status, tier), (200, json!("Bronze")));
+    let (status, order) = call("POST", "/rpc/redeem_coupon", Some(&bob), &[], Some(&json!({"code": "WELCOME10", "order_id": 3})));
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["discount_amount"], 10.00);
+    // The function's own refusal keeps its status, message and detail code.
+    let (status, err) = call("POST", "/rpc/redeem_coupon", Some(&bob), &[], Some(&json!({"code": "WINTER", "order_id": 3})));
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["details"], "order_has_coupon");
+    let (status, err) = call("POST", "/rpc/redeem_coupon", Some(&bob), &[], Some(&json!({"code": "SPRING", "order_id": 1})));
+    assert_eq!((status, err["details"].as_str()), (404, Some("order_not_found")), "{err}");
+    // A volatile function through GET runs read-only: refused, nothing written.
+    let (status, err) = get("/rpc/redeem_coupon?code=SPRING&order_id=3", Some(&bob));
+    assert_eq!((status, err["code"].as_str()), (405, Some("25006")), "{err}");
+    let (status, err) = call("POST", "/rpc/redeem_coupon", Some(&bob), &[], Some(&json!({"code": "SPRING"})));
+    assert_eq!((status, err["code"].as_str()), (404, Some("PGRST202")), "{err}");
+}
+
+#[test]
+fn every_kind_of_bad_token_is_401() {
+    let base = json!({"sub": ALICE, "iss": "https://clerk.example.com", "exp": now() + 600});
+    let with = |extra: Value| {
+        let mut c = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let cases = [
+        ("expired", sign(&with(json!({"exp": now() - 60}))), "PGRST303"),
+        ("not yet valid", sign(&with(json!({"nbf": now() + 600}))), "PGRST303"),
+        ("wrong issuer", sign(&with(json!({"iss": "https://evil.example.com"}))), "PGRST303"),
+        ("azp not authorized", sign(&with(json!({"azp": "https://evil.example.com"}))), "PGRST303"),
+        ("pending session", sign(&with(json!({"sts": "pending"}))), "PGRST303"),
+        ("unknown kid", sign_with(&base, Some("ins_unknown")), "PGRST301"),
+        ("HS256 with the public key", sign_hs256(&base, include_bytes!("fixtures/test_rs256_public.pem")), "PGRST301"),
+        ("alg none", format!("eyJhbGciOiJub25lIn0.{}.", "eyJzdWIiOiJ1c2VyXzJkZW1vQWxpY2UifQ"), "PGRST301"),
+        ("garbled", "not-a-token".to_owned(), "PGRST301"),
+        ("oversized", "a".repeat(9000), "PGRST301"),
+    ];
+    for (name, token, code) in cases {
+        let (status, err) = get("/orders", Some(&token));
+        assert_eq!((status, err["code"].as_str()), (401, Some(code)), "{name}: {err}");
+    }
+    let (status, err) = call("GET", "/orders", None, &[("Authorization", "Basic YWxpY2U6cHc=")], None);
+    assert_eq!((status, err["code"].as_str()), (401, Some("PGRST301")), "{err}");
+}
+
+#[test]
+fn bad_requests_are_clear_4xx_and_injection_stays_a_value() {
+    let alice = token_for(ALICE);
+    for (path, status, code) in [
+        ("/no_such_table", 404, "PGRST205"),
+        ("/orders?select=secret", 400, "42703"),
+        ("/orders?nope=eq.1", 400, "42703"),
+        ("/orders?status=equals.x", 400, "PGRST100"),
+        ("/orders?order_id=eq.not-a-number", 400, "22P02"),
+        ("/orders?user_id=eq.usr_bad", 400, "22P02"),
+        ("/orders?limit=-5", 400, "PGRST100"),
+    ] {
+        let (s, err) = get(path, Some(&alice));
+        assert_eq!((s, err["code"].as_str()), (status, Some(code)), "{path}: {err}");
+    }
+    let attacks = [
+        "/products?name=eq.x%27%3B%20DROP%20TABLE%20products%3B--",
+        "/products?select=name%2C(select%201)",
+        "/products?order=name%3Bdrop%20table%20products",
+        "/products?name=in.(a%22)%3Bdrop%20table%20products%3B--)",
+    ];
+    for path in attacks {
+        let (status, _) = get(path, Some(&alice));
+        assert!(status == 200 || status == 400, "{path}: {status}");
+    }
+    let (status, products) = get("/products?select=product_id", None);
+    assert_eq!(status, 200);
+    assert_eq!(products.as_array().unwrap().len(), 8, "the catalogue is intact (8 products)");
+}
