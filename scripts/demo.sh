@@ -33,12 +33,27 @@ say "applying sql/ (the reference schema) and demo/data.sql"
 apply_schema "$PORT" "$DB"
 psql_su "$PORT" "$DB" -f demo/data.sql >/dev/null
 
+# A throwaway signing key stands in for your Clerk instance's: the proxy
+# trusts its public half, and the demo tokens below are signed with it.
+source "$ROOT/scripts/jwt.sh"
+openssl genrsa -out "$work/demo_key.pem" 2048 2>/dev/null
+openssl rsa -in "$work/demo_key.pem" -pubout -out "$work/demo_pub.pem" 2>/dev/null
+demo_token() { # demo_token USER_ID
+  local now; now=$(date +%s)
+  sign_rs256 "$work/demo_key.pem" '{"alg":"RS256","typ":"JWT"}' \
+    "{\"sub\":\"$1\",\"sid\":\"sess_demo\",\"iss\":\"https://clerk.demo.local\",\"iat\":$now,\"nbf\":$((now - 5)),\"exp\":$((now + 86400))}"
+}
+ALICE_TOKEN=$(demo_token user_2demoAlice)
+BOB_TOKEN=$(demo_token user_2demoBob)
+
 cat >"$work/clerk-proxy.conf" <<CONF
 db-uri = "postgres://authenticator@127.0.0.1:$PORT/$DB"
 db-schemas = "public"
 db-anon-role = "anon"
 server-host = "127.0.0.1"
 server-port = $API_PORT
+clerk-public-key = "@$work/demo_pub.pem"
+clerk-issuer = "https://clerk.demo.local"
 log-level = "info"
 CONF
 target/debug/clerk-proxy --config "$work/clerk-proxy.conf" &
@@ -60,8 +75,20 @@ cat <<MSG
   2 orders, 2 cart lines) and user_2demoBob (Bronze, 1 pending order);
   coupons SPRING (active), WELCOME10 (min 50), WINTER (expired), LAUNCH (used up).
 
-  Try it:
+  Tokens (valid 24 h, signed by a demo key the proxy trusts):
+    ALICE=$ALICE_TOKEN
+    BOB=$BOB_TOKEN
+
+  Try the API (in another terminal, after pasting the two lines above):
     curl -s http://127.0.0.1:$API_PORT/live
+    curl -s 'http://127.0.0.1:$API_PORT/products?select=name,price&order=price.desc&limit=3'
+    curl -s -H "Authorization: Bearer \$ALICE" 'http://127.0.0.1:$API_PORT/orders?select=order_number,status,total_amount'
+    curl -s -H "Authorization: Bearer \$BOB"   'http://127.0.0.1:$API_PORT/orders?select=order_number,status,total_amount'
+    curl -s -H "Authorization: Bearer \$BOB" 'http://127.0.0.1:$API_PORT/orders?user_id=eq.user_2demoAlice'   # [] : RLS
+    curl -s -H "Authorization: Bearer \$ALICE" http://127.0.0.1:$API_PORT/rpc/customer_tier                  # "Gold"
+    curl -s -H "Authorization: Bearer \$BOB" -H 'Content-Type: application/json' \\
+         -d '{"code":"WELCOME10","order_id":3}' http://127.0.0.1:$API_PORT/rpc/redeem_coupon
+    curl -s http://127.0.0.1:$API_PORT/orders                                                  # 401: anon
 
     psql -h 127.0.0.1 -p $PORT -U postgres $DB
       -- act as Alice, the way clerk-proxy will for her token:

@@ -7,13 +7,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 key="$here/../../tests/fixtures/test_rs256_private.pem"
 now=$(date +%s)
 
-b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
-
-token() { # token HEADER_JSON PAYLOAD_JSON
-  local signing_input
-  signing_input="$(printf '%s' "$1" | b64url).$(printf '%s' "$2" | b64url)"
-  printf '%s.%s' "$signing_input" "$(printf '%s' "$signing_input" | openssl dgst -sha256 -sign "$key" -binary | b64url)"
-}
+source "$here/../../scripts/jwt.sh"
+token() { sign_rs256 "$key" "$1" "$2"; } # token HEADER_JSON PAYLOAD_JSON
 
 header='{"alg":"RS256","kid":"ins_test_key_1","typ":"JWT"}'
 claims() { # claims SUB EXP_OFFSET AZP
