@@ -172,3 +172,54 @@ fn bad_requests_are_clear_4xx_and_injection_stays_a_value() {
     assert_eq!(status, 200);
     assert_eq!(products.as_array().unwrap().len(), 8, "the catalogue is intact (8 products)");
 }
+
+fn header_of(raw: &str, name: &str) -> Option<String> {
+    raw.lines().find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned()))
+}
+
+#[test]
+fn writes_go_through_rls() {
+    let (alice, bob) = (token_for(ALICE), token_for(BOB));
+    let representation = [("Prefer", "return=representation")];
+    // Insert: the owner comes from the token (column default current_clerk_user()).
+    let (status, rows) = call("POST", "/cart?select=user_id,product_id,quantity", Some(&alice), &representation, Some(&json!({"product_id": 5, "quantity": 1})));
+    assert_eq!((status, rows), (201, json!([{"user_id": ALICE, "product_id": 5, "quantity": 1}])));
+    // Inserting a row for someone else is refused by the policy.
+    let (status, err) = call("POST", "/cart", Some(&alice), &[], Some(&json!({"user_id": BOB, "product_id": 6})));
+    assert_eq!((status, err["code"].as_str()), (403, Some("42501")), "{err}");
+    // Bob's update and delete of Alice's line touch nothing.
+    let port = proxy().1;
+    let auth = |t: &str| vec![("Authorization".to_owned(), format!("Bearer {t}"))];
+    let (status, headers, _) = http(port, "PATCH", "/cart?product_id=eq.5", &auth(&bob), Some(r#"{"quantity": 99}"#));
+    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/0")));
+    let (status, headers, _) = http(port, "DELETE", "/cart?product_id=eq.5", &auth(&bob), None);
+    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/0")));
+    // Alice's own update and delete work.
+    let (status, rows) = call("PATCH", "/cart?product_id=eq.5&select=quantity", Some(&alice), &representation, Some(&json!({"quantity": 3})));
+    assert_eq!((status, rows), (200, json!([{"quantity": 3}])));
+    let (status, headers, _) = http(port, "DELETE", "/cart?product_id=eq.5", &auth(&alice), None);
+    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/1")));
+    // Bad bodies and columns are 400s; anonymous writes are 401.
+    let (status, err) = call("POST", "/cart", Some(&alice), &[], Some(&json!({"price": 0})));
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST204")), "{err}");
+    let (status, _, body) = http(port, "POST", "/cart", &auth(&alice), Some("not json"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("PGRST102"));
+    let (status, err) = call("POST", "/products", None, &[], Some(&json!({"name": "x", "slug": "x", "price": 1})));
+    assert_eq!((status, err["code"].as_str()), (401, Some("42501")), "{err}");
+}
+
+#[test]
+fn exact_counts_and_ranges() {
+    let port = proxy().1;
+    let count = vec![("Prefer".to_owned(), "count=exact".to_owned())];
+    let (status, headers, body) = http(port, "GET", "/products?select=product_id&limit=2&order=product_id", &count, None);
+    assert_eq!(status, 206, "{body}");
+    assert_eq!(header_of(&headers, "content-range").as_deref(), Some("0-1/8"));
+    let range = vec![("Range".to_owned(), "2-4".to_owned()), ("Prefer".to_owned(), "count=exact".to_owned())];
+    let (status, headers, body) = http(port, "GET", "/products?select=product_id&order=product_id", &range, None);
+    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (206, Some("2-4/8")), "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!([{"product_id": 3}, {"product_id": 4}, {"product_id": 5}]));
+    let (status, headers, body) = http(port, "HEAD", "/products", &count, None);
+    assert_eq!((status, header_of(&headers, "content-range").as_deref(), body.as_str()), (200, Some("0-7/8"), ""));
+}

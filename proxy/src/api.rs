@@ -50,21 +50,35 @@ async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, Ap
         .authenticate(req.header("authorization"), req.header("cookie"))
         .map_err(|e| e.into_api_error())?;
     let parse_error = |e: request::ParseError| ApiError::bad_request("PGRST100", e.message, Some(e.details));
-    let head = req.method == "HEAD";
-    let (statement, read_only, offset, single) = match (req.method.as_str(), &target) {
+    let prefer = request::parse_prefer(req.header("prefer"));
+    let single = wants_object(req);
+    let (statement, read_only, answer) = match (req.method.as_str(), &target) {
         ("GET" | "HEAD", Target::Relation(name)) => {
-            let q = request::parse_query(&req.query, false).map_err(parse_error)?;
+            let mut q = request::parse_query(&req.query, false).map_err(parse_error)?;
+            if let Some(range) = req.header("range") {
+                let (offset, limit) = request::parse_range(range).map_err(parse_error)?;
+                q.offset = Some(offset);
+                q.limit = match (q.limit, limit) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
             let p = plan::read(&state.schema, name, &q)?;
-            (sql::read(&p), true, q.offset.unwrap_or(0), wants_object(req))
+            let offset = q.offset.unwrap_or(0);
+            (sql::read(&p, prefer.count_exact), true, Answer::Rows { offset, head: req.method == "HEAD" })
+        }
+        ("POST" | "PATCH" | "DELETE", Target::Relation(name)) => {
+            let q = request::parse_query(&req.query, false).map_err(parse_error)?;
+            let p = plan::write(&state.schema, name, &req.method, &q, &req.body, prefer.return_)?;
+            (sql::write(&p), false, Answer::Written { created: req.method == "POST", return_: prefer.return_ })
         }
         ("GET" | "HEAD" | "POST", Target::Rpc(name)) => {
             let q = request::parse_query(&req.query, true).map_err(parse_error)?;
             let args = if req.method == "POST" { body_object(&req.body)? } else { q.rpc_args.into_iter().map(|(k, v)| (k, Value::String(v))).collect() };
             let p = plan::call(&state.schema, name, &args)?;
             // GET calls run READ ONLY, so a volatile function cannot write through GET.
-            (sql::call(&p), req.method != "POST", 0, false)
+            (sql::call(&p), req.method != "POST", Answer::Called)
         }
-        // POST/PATCH/DELETE on tables come with the write stages.
         (method, _) => return Err(ApiError::method_not_allowed(method, &req.path)),
     };
     let claims = match &caller {
@@ -80,8 +94,19 @@ async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, Ap
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
     let ctx = RequestContext { role: caller.role(), claims: &claims, method: &req.method, path: &req.path, headers: &headers, cookies: &cookies };
-    let (body, count) = state.pool.run(&ctx, read_only, &statement).await?;
-    response::rows(body, count, offset, head, single, matches!(target, Target::Relation(_)))
+    let result = state.pool.run(&ctx, read_only, &statement).await?;
+    match answer {
+        Answer::Rows { offset, head } => response::rows(result, offset, head, single),
+        Answer::Written { created, return_ } => response::written(result, created, return_, single),
+        Answer::Called => response::called(result),
+    }
+}
+
+/// How to answer once the statement has run.
+enum Answer {
+    Rows { offset: u64, head: bool },
+    Written { created: bool, return_: request::Return },
+    Called,
 }
 
 fn wants_object(req: &HttpRequest) -> bool {

@@ -104,8 +104,7 @@ impl Pool {
     }
 
     /// Runs `statement` in one transaction carrying the request's identity.
-    /// Returns the statement's (JSON body, row count).
-    pub async fn run(&self, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement) -> Result<(String, i64), ApiError> {
+    pub async fn run(&self, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement) -> Result<Outcome, ApiError> {
         let mut conn = self.get().await?;
         let client = conn.client.as_ref().expect("present until drop");
         let begin = if read_only { "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" } else { "BEGIN ISOLATION LEVEL READ COMMITTED" };
@@ -138,8 +137,17 @@ impl Pool {
         committed.map_err(|e| ApiError::from_db(&e, anonymous))?;
         conn.clean = true;
         let row = rows.first().ok_or_else(|| ApiError::internal("the statement returned no row"))?;
-        Ok((row.get::<_, Option<String>>(0).unwrap_or_else(|| "null".into()), row.get(1)))
+        Ok(Outcome { body: row.get(0), rows: row.get(1), total: row.get(2) })
     }
+}
+
+/// What a statement returned (see `sql`).
+pub struct Outcome {
+    /// JSON text; None when the client asked for no body.
+    pub body: Option<String>,
+    pub rows: i64,
+    /// Every matching row, when `Prefer: count=exact` asked.
+    pub total: Option<i64>,
 }
 
 /// A connection on loan; it goes back to the pool only if its last

@@ -2,7 +2,7 @@
 //! tables, columns, functions and arguments are refused here, before any
 //! SQL exists; what comes out names only things the cache holds.
 
-use crate::request::{Condition, Operand, Operator, QueryParams};
+use crate::request::{Condition, Operand, Operator, QueryParams, Return};
 use crate::response::ApiError;
 use crate::schema::{Argument, Column, Function, Relation, SchemaCache};
 use http::StatusCode;
@@ -37,6 +37,25 @@ pub struct ReadPlan {
     pub order: Vec<Ordering>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteKind {
+    /// Rows as a JSON array; `columns`: every key any row has.
+    Insert { columns: Vec<Column>, rows_json: String },
+    /// One JSON object; `columns`: its keys.
+    Update { columns: Vec<Column>, row_json: String },
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WritePlan {
+    pub relation: Relation,
+    pub kind: WriteKind,
+    pub filter: Vec<Where>,
+    /// What `return=representation` returns (empty: every column).
+    pub returning: Vec<Selected>,
+    pub return_: Return,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +121,64 @@ fn resolve(relation: &Relation, c: &Condition) -> Result<Where, ApiError> {
             children: children.iter().map(|c| resolve(relation, c)).collect::<Result<_, _>>()?,
         },
     })
+}
+
+/// `POST` (insert), `PATCH` (update) or `DELETE` on a table.
+pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, body: &[u8], return_: Return) -> Result<WritePlan, ApiError> {
+    let read = read(cache, name, q)?;
+    let relation = read.relation;
+    let body_error = |message: &str, details: Option<String>| ApiError::bad_request("PGRST102", message.to_owned(), details);
+    let parse_body = || -> Result<Value, ApiError> {
+        serde_json::from_slice(body).map_err(|e| body_error("Empty or invalid json", Some(e.to_string())))
+    };
+    let columns_of = |keys: Vec<&String>| -> Result<Vec<Column>, ApiError> {
+        keys.into_iter()
+            .map(|k| {
+                relation.column(k).cloned().ok_or_else(|| ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "PGRST204".into(),
+                    message: format!("Could not find the '{k}' column of '{}' in the schema cache", relation.name),
+                    details: None,
+                    hint: None,
+                    www_authenticate: None,
+                })
+            })
+            .collect()
+    };
+    let kind = match method {
+        "POST" => {
+            let rows = match parse_body()? {
+                Value::Array(rows) => rows,
+                object @ Value::Object(_) => vec![object],
+                _ => return Err(body_error("The body must be a JSON object or an array of objects", None)),
+            };
+            let mut keys: Vec<&String> = Vec::new();
+            for row in &rows {
+                let Value::Object(m) = row else {
+                    return Err(body_error("Every element of the array must be a JSON object", None));
+                };
+                for k in m.keys() {
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+            }
+            let columns = columns_of(keys)?;
+            WriteKind::Insert { columns, rows_json: Value::Array(rows).to_string() }
+        }
+        "PATCH" => {
+            let row = parse_body()?;
+            let Value::Object(m) = &row else {
+                return Err(body_error("The body of a PATCH must be a JSON object", None));
+            };
+            if m.is_empty() {
+                return Err(body_error("The body of a PATCH names no column to change", None));
+            }
+            WriteKind::Update { columns: columns_of(m.keys().collect())?, row_json: row.to_string() }
+        }
+        _ => WriteKind::Delete,
+    };
+    Ok(WritePlan { relation, kind, filter: read.filter, returning: read.select, return_ })
 }
 
 /// A function call with named arguments (a JSON object, or query pairs).

@@ -94,6 +94,54 @@ pub struct QueryParams {
     pub rpc_args: Vec<(String, String)>,
 }
 
+/// What `Prefer: return=…` asks a write to answer with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Return {
+    #[default]
+    Minimal,
+    HeadersOnly,
+    Representation,
+}
+
+/// The `Prefer` header (unknown preferences are ignored, as PostgREST does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prefer {
+    pub return_: Return,
+    pub count_exact: bool,
+}
+
+pub fn parse_prefer(header: Option<&str>) -> Prefer {
+    let mut p = Prefer::default();
+    for item in header.unwrap_or("").split(',').map(str::trim) {
+        match item {
+            "return=minimal" => p.return_ = Return::Minimal,
+            "return=headers-only" => p.return_ = Return::HeadersOnly,
+            "return=representation" => p.return_ = Return::Representation,
+            "count=exact" => p.count_exact = true,
+            _ => {}
+        }
+    }
+    p
+}
+
+/// `Range: 0-9` (or `items=0-9`, `10-`): (offset, limit).
+pub fn parse_range(header: &str) -> Result<(u64, Option<u64>), ParseError> {
+    let spec = header.trim().strip_prefix("items=").unwrap_or(header.trim());
+    let bad = || err("Invalid range", format!("\"{header}\" must look like 0-9 or 10-"));
+    let (from, to) = spec.split_once('-').ok_or_else(bad)?;
+    let from: u64 = from.trim().parse().map_err(|_| bad())?;
+    match to.trim() {
+        "" => Ok((from, None)),
+        to => {
+            let to: u64 = to.parse().map_err(|_| bad())?;
+            if to < from {
+                return Err(err("Requested range not satisfiable", format!("{from}-{to} ends before it starts")));
+            }
+            Ok((from, Some(to - from + 1)))
+        }
+    }
+}
+
 /// A request the client got wrong: HTTP 400, PostgREST's PGRST100.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -413,6 +461,16 @@ mod tests {
             let e = parse_query(query, false).unwrap_err();
             assert!(e.to_string().contains(needle), "{query}: {e}");
         }
+    }
+
+    #[test]
+    fn prefer_and_range_headers() {
+        assert_eq!(parse_prefer(Some("return=representation, count=exact")), Prefer { return_: Return::Representation, count_exact: true });
+        assert_eq!(parse_prefer(Some("tx=commit")), Prefer::default());
+        assert_eq!(parse_range("0-9").unwrap(), (0, Some(10)));
+        assert_eq!(parse_range("items=10-").unwrap(), (10, None));
+        assert!(parse_range("9-0").is_err());
+        assert!(parse_range("a-b").is_err());
     }
 
     #[test]

@@ -117,34 +117,68 @@ impl ApiError {
     }
 }
 
-/// A read's or call's response. `count` rows from `offset`; `relation`:
-/// a table read (gets `Content-Range`); `single`: the client asked for one
-/// object (`Accept: application/vnd.pgrst.object+json`).
-pub fn rows(body: String, count: i64, offset: u64, head: bool, single: bool, relation: bool) -> Result<Response<Vec<u8>>, ApiError> {
-    let body = if single {
-        if count != 1 {
-            return Err(ApiError {
-                status: StatusCode::NOT_ACCEPTABLE,
-                code: Cow::Borrowed("PGRST116"),
-                message: "JSON object requested, multiple (or no) rows returned".into(),
-                details: Some(format!("The result contains {count} rows")),
-                hint: None,
-                www_authenticate: None,
-            });
-        }
-        let mut rows: Vec<Value> = serde_json::from_str(&body).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
-        rows.pop().unwrap_or(Value::Null).to_string()
-    } else {
-        body
-    };
-    let content_type = if single { "application/vnd.pgrst.object+json; charset=utf-8" } else { "application/json; charset=utf-8" };
-    let mut builder = Response::builder().status(StatusCode::OK).header("content-type", content_type);
-    if relation {
-        let range = if count > 0 { format!("{}-{}/*", offset, offset + count as u64 - 1) } else { "*/*".to_owned() };
-        builder = builder.header("content-range", range);
+/// The body as one object, for `Accept: application/vnd.pgrst.object+json`:
+/// 406 unless exactly one row.
+fn single_object(body: &str, rows: i64) -> Result<String, ApiError> {
+    if rows != 1 {
+        return Err(ApiError {
+            status: StatusCode::NOT_ACCEPTABLE,
+            code: Cow::Borrowed("PGRST116"),
+            message: "JSON object requested, multiple (or no) rows returned".into(),
+            details: Some(format!("The result contains {rows} rows")),
+            hint: None,
+            www_authenticate: None,
+        });
     }
-    let bytes = if head { Vec::new() } else { body.into_bytes() };
-    Ok(builder.header("content-length", bytes.len()).body(bytes).expect("valid headers"))
+    let mut all: Vec<Value> = serde_json::from_str(body).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
+    Ok(all.pop().unwrap_or(Value::Null).to_string())
+}
+
+fn respond(status: StatusCode, body: Option<String>, single: bool, extra: &[(&str, String)]) -> Response<Vec<u8>> {
+    let content_type = if single { "application/vnd.pgrst.object+json; charset=utf-8" } else { "application/json; charset=utf-8" };
+    let mut builder = Response::builder().status(status);
+    if body.is_some() {
+        builder = builder.header("content-type", content_type);
+    }
+    for (name, value) in extra {
+        builder = builder.header(*name, value.as_str());
+    }
+    let bytes = body.map(String::into_bytes).unwrap_or_default();
+    builder.header("content-length", bytes.len()).body(bytes).expect("valid headers")
+}
+
+/// A table read: `Content-Range: first-last/total`, 206 when the range
+/// is not the whole (counted) result.
+pub fn rows(r: crate::db::Outcome, offset: u64, head: bool, single: bool) -> Result<Response<Vec<u8>>, ApiError> {
+    let body = r.body.unwrap_or_else(|| "[]".into());
+    let body = if single { single_object(&body, r.rows)? } else { body };
+    let total = r.total.map(|t| t.to_string()).unwrap_or_else(|| "*".into());
+    let range = if r.rows > 0 { format!("{}-{}/{total}", offset, offset + r.rows as u64 - 1) } else { format!("*/{total}") };
+    let partial = r.total.is_some_and(|t| t > r.rows) && !single;
+    let status = if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let mut response = respond(status, Some(body), single, &[("content-range", range)]);
+    if head {
+        response.body_mut().clear();
+    }
+    Ok(response)
+}
+
+/// POST (201) / PATCH, DELETE (204, or 200 with `return=representation`).
+pub fn written(r: crate::db::Outcome, created: bool, return_: crate::request::Return, single: bool) -> Result<Response<Vec<u8>>, ApiError> {
+    let range = ("content-range", format!("*/{}", r.rows));
+    match (return_, r.body) {
+        (crate::request::Return::Representation, Some(body)) => {
+            let body = if single { single_object(&body, r.rows)? } else { body };
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok(respond(status, Some(body), single, &[range]))
+        }
+        _ => Ok(respond(if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT }, None, false, &[range])),
+    }
+}
+
+/// An RPC's result.
+pub fn called(r: crate::db::Outcome) -> Result<Response<Vec<u8>>, ApiError> {
+    Ok(respond(StatusCode::OK, Some(r.body.unwrap_or_else(|| "null".into())), false, &[]))
 }
 
 /// PostgREST's table, plus `PT<status>` codes raised by SQL functions.

@@ -1,10 +1,11 @@
 //! Stage 4: a plan → one SQL statement. Identifiers come from the schema
 //! cache and are quoted; every value is a bound parameter (sent as text
 //! and cast to the column's or argument's type by Postgres).
-//! Each statement returns one row: the JSON body as text, and a row count.
+//! Each statement returns one row: the JSON body as text (NULL when none
+//! is wanted), the number of rows, and the total count when asked for.
 
-use crate::plan::{CallPlan, ReadPlan, Where};
-use crate::request::{IsValue, Operand, Operator};
+use crate::plan::{CallPlan, ReadPlan, Selected, Where, WriteKind, WritePlan};
+use crate::request::{IsValue, Operand, Operator, Return};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
@@ -81,29 +82,40 @@ fn array_literal(items: &[String]) -> String {
     format!("{{{}}}", quoted.join(","))
 }
 
-pub fn read(plan: &ReadPlan) -> Statement {
-    let mut b = Builder { params: Vec::new() };
-    let columns = if plan.select.is_empty() {
-        "*".to_owned()
-    } else {
-        plan.select
-            .iter()
-            .map(|s| {
-                let mut expr = ident(&s.column.name);
-                if let Some(cast) = &s.cast {
-                    expr = format!("{expr}::{cast}");
-                }
-                let name = s.alias.as_deref().unwrap_or(&s.column.name);
-                format!("{expr} AS {}", ident(name))
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut sql = format!("SELECT {columns} FROM {}.{}", ident(&plan.relation.schema), ident(&plan.relation.name));
-    if !plan.filter.is_empty() {
-        let conditions: Vec<String> = plan.filter.iter().map(|w| b.condition(w)).collect();
-        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
+/// `a AS "a", b::text AS "alias"`, or `*`.
+fn select_list(select: &[Selected]) -> String {
+    if select.is_empty() {
+        return "*".to_owned();
     }
+    select
+        .iter()
+        .map(|s| {
+            let mut expr = ident(&s.column.name);
+            if let Some(cast) = &s.cast {
+                expr = format!("{expr}::{cast}");
+            }
+            format!("{expr} AS {}", ident(s.alias.as_deref().unwrap_or(&s.column.name)))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn where_clause(b: &mut Builder, filter: &[Where]) -> String {
+    if filter.is_empty() {
+        return String::new();
+    }
+    let conditions: Vec<String> = filter.iter().map(|w| b.condition(w)).collect();
+    format!(" WHERE {}", conditions.join(" AND "))
+}
+
+const AGGREGATE: &str = "coalesce(json_agg(_pgrst_row), '[]')::text, count(*)";
+
+/// `count_exact`: also count every row the filters match (for
+/// `Content-Range: 0-9/123`), ignoring limit and offset.
+pub fn read(plan: &ReadPlan, count_exact: bool) -> Statement {
+    let mut b = Builder { params: Vec::new() };
+    let source = format!("{}.{}{}", ident(&plan.relation.schema), ident(&plan.relation.name), where_clause(&mut b, &plan.filter));
+    let mut sql = format!("SELECT {} FROM {source}", select_list(&plan.select));
     if !plan.order.is_empty() {
         let terms: Vec<String> = plan
             .order
@@ -125,10 +137,39 @@ pub fn read(plan: &ReadPlan) -> Statement {
     if let Some(offset) = plan.offset {
         sql.push_str(&format!(" OFFSET {}", b.param(Some(offset.to_string()), "bigint")));
     }
-    Statement {
-        sql: format!("SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*) FROM ({sql}) _pgrst_row"),
-        params: b.params,
-    }
+    let total = if count_exact { format!("(SELECT count(*) FROM {source})") } else { "NULL::bigint".to_owned() };
+    Statement { sql: format!("SELECT {AGGREGATE}, {total} FROM ({sql}) _pgrst_row"), params: b.params }
+}
+
+pub fn write(plan: &WritePlan) -> Statement {
+    let mut b = Builder { params: Vec::new() };
+    let table = format!("{}.{}", ident(&plan.relation.schema), ident(&plan.relation.name));
+    let names = |columns: &[crate::schema::Column]| columns.iter().map(|c| ident(&c.name)).collect::<Vec<_>>().join(", ");
+    let change = match &plan.kind {
+        WriteKind::Insert { columns, rows_json } => {
+            let body = b.param(Some(rows_json.clone()), "json");
+            format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{table}, {body})", cols = names(columns))
+        }
+        WriteKind::Update { columns, row_json } => {
+            let body = b.param(Some(row_json.clone()), "json");
+            let cols = names(columns);
+            let filter = where_clause(&mut b, &plan.filter);
+            format!("UPDATE {table} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){filter}")
+        }
+        WriteKind::Delete => format!("DELETE FROM {table}{}", where_clause(&mut b, &plan.filter)),
+    };
+    // return=representation needs the rows (and SELECT rights); otherwise
+    // only how many there were.
+    let sql = match plan.return_ {
+        Return::Representation => format!(
+            "WITH _pgrst_rows AS ({change} RETURNING *) SELECT {AGGREGATE}, NULL::bigint FROM (SELECT {} FROM _pgrst_rows) _pgrst_row",
+            select_list(&plan.returning)
+        ),
+        Return::Minimal | Return::HeadersOnly => {
+            format!("WITH _pgrst_rows AS ({change} RETURNING 1) SELECT NULL::text, count(*), NULL::bigint FROM _pgrst_rows")
+        }
+    };
+    Statement { sql, params: b.params }
 }
 
 pub fn call(plan: &CallPlan) -> Statement {
@@ -141,11 +182,11 @@ pub fn call(plan: &CallPlan) -> Statement {
     let f = &plan.function;
     let call = format!("{}.{}({})", ident(&f.schema), ident(&f.name), args.join(", "));
     let sql = if f.returns_set {
-        format!("SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*) FROM {call} _pgrst_row")
+        format!("SELECT {AGGREGATE}, NULL::bigint FROM {call} _pgrst_row")
     } else if f.returns_composite {
-        format!("SELECT to_json(_pgrst_row)::text, 1::bigint FROM {call} _pgrst_row")
+        format!("SELECT to_json(_pgrst_row)::text, 1::bigint, NULL::bigint FROM {call} _pgrst_row")
     } else {
-        format!("SELECT to_json({call})::text, 1::bigint")
+        format!("SELECT to_json({call})::text, 1::bigint, NULL::bigint")
     };
     Statement { sql, params: b.params }
 }
@@ -154,12 +195,12 @@ pub fn call(plan: &CallPlan) -> Statement {
 mod tests {
     use super::*;
     use crate::plan;
-    use crate::request::parse_query;
+    use crate::request::{parse_query, QueryParams};
     use crate::schema::test_cache;
     use serde_json::json;
 
     fn read_sql(query: &str) -> Statement {
-        read(&plan::read(&test_cache(), "orders", &parse_query(query, false).unwrap()).unwrap())
+        read(&plan::read(&test_cache(), "orders", &parse_query(query, false).unwrap()).unwrap(), false)
     }
 
     #[test]
@@ -167,7 +208,7 @@ mod tests {
         let s = read_sql("select=order_number,total:total_amount::text&status=eq.x');DROP TABLE orders;--&user_id=in.(user_a,\"user_b\")&limit=5");
         assert_eq!(
             s.sql,
-            "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*) FROM (SELECT \"order_number\" AS \"order_number\", \
+            "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint FROM (SELECT \"order_number\" AS \"order_number\", \
              \"total_amount\"::text AS \"total\" FROM \"public\".\"orders\" WHERE \"status\" = CAST($1 AS text) \
              AND \"user_id\" = ANY(CAST($2 AS clerk_user_id[])) LIMIT CAST($3 AS bigint)) _pgrst_row"
         );
@@ -185,6 +226,35 @@ mod tests {
     }
 
     #[test]
+    fn exact_count_reuses_the_filters() {
+        let s = read(&plan::read(&test_cache(), "orders", &parse_query("status=eq.a&limit=1", false).unwrap()).unwrap(), true);
+        assert!(s.sql.contains("(SELECT count(*) FROM \"public\".\"orders\" WHERE \"status\" = CAST($1 AS text))"), "{}", s.sql);
+        assert_eq!(s.params.len(), 2);
+    }
+
+    #[test]
+    fn writes_take_the_body_as_one_parameter() {
+        let cache = test_cache();
+        let q = parse_query("order_id=eq.7&select=status", false).unwrap();
+        let p = plan::write(&cache, "orders", "PATCH", &q, br#"{"status": "x'; drop table orders; --"}"#, Return::Representation).unwrap();
+        let s = write(&p);
+        assert_eq!(
+            s.sql,
+            "WITH _pgrst_rows AS (UPDATE \"public\".\"orders\" SET (\"status\") = (SELECT \"status\" FROM json_populate_record(NULL::\"public\".\"orders\", CAST($1 AS json))) \
+             WHERE \"order_id\" = CAST($2 AS bigint) RETURNING *) SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint \
+             FROM (SELECT \"status\" AS \"status\" FROM _pgrst_rows) _pgrst_row"
+        );
+        let insert = plan::write(&cache, "orders", "POST", &QueryParams::default(), br#"[{"status": "a"}, {"notes": "b"}]"#, Return::Minimal).unwrap();
+        let s = write(&insert);
+        assert!(s.sql.starts_with("WITH _pgrst_rows AS (INSERT INTO \"public\".\"orders\" (\"status\", \"notes\") SELECT \"status\", \"notes\" FROM json_populate_recordset"), "{}", s.sql);
+        assert!(s.sql.ends_with("RETURNING 1) SELECT NULL::text, count(*), NULL::bigint FROM _pgrst_rows"));
+        let e = plan::write(&cache, "orders", "POST", &QueryParams::default(), br#"{"password": 1}"#, Return::Minimal).unwrap_err();
+        assert_eq!(e.code, "PGRST204");
+        assert!(plan::write(&cache, "orders", "PATCH", &QueryParams::default(), b"{}", Return::Minimal).is_err());
+        assert!(plan::write(&cache, "orders", "POST", &QueryParams::default(), b"[1]", Return::Minimal).is_err());
+    }
+
+    #[test]
     fn identifiers_cannot_break_out_of_quotes() {
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(array_literal(&["a\"b".into(), "c\\d".into()]), "{\"a\\\"b\",\"c\\\\d\"}");
@@ -197,7 +267,7 @@ mod tests {
         let s = call(&p);
         assert_eq!(
             s.sql,
-            "SELECT to_json(_pgrst_row)::text, 1::bigint FROM \"public\".\"redeem_coupon\"(\"code\" := CAST($1 AS text), \"order_id\" := CAST($2 AS bigint)) _pgrst_row"
+            "SELECT to_json(_pgrst_row)::text, 1::bigint, NULL::bigint FROM \"public\".\"redeem_coupon\"(\"code\" := CAST($1 AS text), \"order_id\" := CAST($2 AS bigint)) _pgrst_row"
         );
         assert_eq!(s.params, [Some("SPRING".into()), Some("7".into())]);
     }
