@@ -18,6 +18,7 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 pub type Claims = Map<String, Value>;
 
+#[derive(Clone)]
 struct Key {
     kid: Option<String>,
     alg: Algorithm,
@@ -25,7 +26,7 @@ struct Key {
 }
 
 /// The keys tokens may be signed with.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct KeySet {
     keys: Vec<Key>,
 }

@@ -48,6 +48,7 @@ async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, Ap
     let caller = state
         .authenticator
         .authenticate(req.header("authorization"), req.header("cookie"))
+        .await
         .map_err(|e| e.into_api_error())?;
     let parse_error = |e: request::ParseError| ApiError::bad_request("PGRST100", e.message, Some(e.details));
     let prefer = request::parse_prefer(req.header("prefer"));

@@ -4,6 +4,7 @@
 //! database role the request runs as. No token means the anonymous role.
 
 mod cache;
+mod jwks;
 mod role;
 
 use crate::config::{Config, ConfigError};
@@ -11,7 +12,8 @@ use crate::response::ApiError;
 use cache::TokenCache;
 use clerk_jwt::{Claims, KeySet, Rules, TokenError, Verifier};
 use http::StatusCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 /// The verified caller of one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +31,13 @@ impl Caller {
 }
 
 pub struct Authenticator {
-    verifier: Verifier,
+    verifier: RwLock<Arc<Verifier>>,
+    /// Keys from files, PEM and secret; the fetched JWKS is added to them.
+    static_keys: KeySet,
+    remote: Option<jwks::RemoteJwks>,
+    rules: Rules,
+    last_fetch: Mutex<Instant>,
+    refresh_interval: std::time::Duration,
     cache: TokenCache,
     role_claim_key: Option<role::ClaimPath>,
     anon_role: Option<String>,
@@ -92,13 +100,11 @@ impl Authenticator {
         if let Some(secret) = &config.jwt_secret {
             keys = keys.with(KeySet::hs256(secret.as_bytes()));
         }
-        if config.clerk_jwks_url.is_some() {
-            return Err(ConfigError(
-                "clerk-jwks-url: fetching the JWKS over HTTP is not available in this version; \
-                 download it once and use clerk-jwks-file, or use clerk-public-key"
-                    .into(),
-            ));
-        }
+        let remote = config.clerk_jwks_url.as_deref().map(jwks::RemoteJwks::new);
+        let all_keys = match &remote {
+            Some(r) => keys.clone().with(r.fetch().map_err(|e| ConfigError(format!("clerk-jwks-url: {e}")))?),
+            None => keys.clone(),
+        };
         let rules = Rules {
             issuer: config.clerk_issuer.clone(),
             audience: config.jwt_aud.clone(),
@@ -110,15 +116,63 @@ impl Authenticator {
             None => None,
         };
         Ok(Authenticator {
-            verifier: Verifier::new(keys, rules),
+            verifier: RwLock::new(Arc::new(Verifier::new(all_keys, rules.clone()))),
+            static_keys: keys,
+            remote,
+            rules,
+            last_fetch: Mutex::new(Instant::now()),
+            refresh_interval: jwks::REFRESH_INTERVAL,
             cache: TokenCache::new(config.jwt_cache_max_entries as usize),
             role_claim_key,
             anon_role: config.db_anon_role.clone(),
         })
     }
 
+    fn verifier(&self) -> Arc<Verifier> {
+        self.verifier.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Verifies, and on an unknown key id refetches the JWKS once (rate
+    /// limited) and tries again: Clerk may have rotated its keys.
+    async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        match self.verifier().verify(token) {
+            Err(TokenError::UnknownKey(_)) if self.refresh_due() => {
+                self.refresh().await;
+                self.verifier().verify(token)
+            }
+            result => result,
+        }
+    }
+
+    fn refresh_due(&self) -> bool {
+        let Some(_) = &self.remote else { return false };
+        let mut last = self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() < self.refresh_interval {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+
+    /// Refetches the JWKS; on failure the keys we have stay in use.
+    async fn refresh(&self) {
+        let Some(remote) = self.remote.clone() else { return };
+        let url = remote.url.clone();
+        let fetched = tokio::task::spawn_blocking(move || remote.fetch())
+            .await
+            .unwrap_or_else(|e| Err(format!("the fetch task failed: {e}")));
+        match fetched {
+            Ok(keys) => {
+                let verifier = Verifier::new(self.static_keys.clone().with(keys), self.rules.clone());
+                *self.verifier.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(verifier);
+                log::info!("refreshed the JWKS from {url}");
+            }
+            Err(e) => log::warn!("JWKS refresh failed, keeping the keys we have: {e}"),
+        }
+    }
+
     /// Who is calling, from the request's `Authorization` and `Cookie` headers.
-    pub fn authenticate(&self, authorization: Option<&str>, cookie: Option<&str>) -> Result<Caller, AuthError> {
+    pub async fn authenticate(&self, authorization: Option<&str>, cookie: Option<&str>) -> Result<Caller, AuthError> {
         let Some(token) = request_token(authorization, cookie)? else {
             return match &self.anon_role {
                 Some(role) => Ok(Caller::Anonymous { role: role.clone() }),
@@ -128,7 +182,7 @@ impl Authenticator {
         let (claims, claims_json) = match self.cache.get(token) {
             Some(hit) => hit,
             None => {
-                let claims = self.verifier.verify(token).map_err(AuthError::Token)?;
+                let claims = self.verify(token).await.map_err(AuthError::Token)?;
                 self.cache.insert(token, claims)
             }
         };
@@ -161,6 +215,10 @@ mod tests {
     use serde_json::json;
 
     const SECRET: &str = "a-local-development-secret-of-32-bytes!";
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    }
 
     fn authenticator(extra_env: &[(&str, &str)]) -> Result<Authenticator, ConfigError> {
         let dir = std::env::temp_dir().join(format!("clerk-proxy-auth-{}", std::process::id()));
@@ -198,7 +256,7 @@ mod tests {
     #[test]
     fn a_valid_token_is_the_authenticated_role_with_its_claims() {
         let auth = authenticator(&[]).unwrap();
-        let caller = auth.authenticate(Some(&format!("Bearer {}", token(json!({})))), None).unwrap();
+        let caller = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({})))), None)).unwrap();
         let Caller::User { role, claims, claims_json } = caller else { panic!("expected a user") };
         assert_eq!(role, "authenticated");
         assert_eq!(claims["sub"], "user_1");
@@ -207,38 +265,38 @@ mod tests {
 
     #[test]
     fn no_token_is_anonymous_only_when_an_anon_role_is_configured() {
-        assert_eq!(authenticator(&[]).unwrap().authenticate(None, None), Err(AuthError::AnonymousDisabled));
+        assert_eq!(block_on(authenticator(&[]).unwrap().authenticate(None, None)), Err(AuthError::AnonymousDisabled));
         let auth = authenticator(&[("CLERK_PROXY_DB_ANON_ROLE", "anon")]).unwrap();
-        assert_eq!(auth.authenticate(None, None), Ok(Caller::Anonymous { role: "anon".into() }));
+        assert_eq!(block_on(auth.authenticate(None, None)), Ok(Caller::Anonymous { role: "anon".into() }));
     }
 
     #[test]
     fn refusals_are_401_with_postgrest_codes() {
         let auth = authenticator(&[("CLERK_PROXY_DB_ANON_ROLE", "anon")]).unwrap();
-        let expired = auth.authenticate(Some(&format!("Bearer {}", token(json!({"exp": now() - 60})))), None).unwrap_err();
+        let expired = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({"exp": now() - 60})))), None)).unwrap_err();
         let e = expired.into_api_error();
         assert_eq!((e.status, e.code.as_ref()), (StatusCode::UNAUTHORIZED, "PGRST303"));
-        let garbled = auth.authenticate(Some("Bearer not.a.jwt"), None).unwrap_err().into_api_error();
+        let garbled = block_on(auth.authenticate(Some("Bearer not.a.jwt"), None)).unwrap_err().into_api_error();
         assert_eq!((garbled.status, garbled.code.as_ref()), (StatusCode::UNAUTHORIZED, "PGRST301"));
         assert!(garbled.www_authenticate.unwrap().contains("invalid_token"));
         // HS256 is refused when no jwt-secret is configured.
         let hs = sign_hs256(&json!({"sub": "user_1", "exp": now() + 60}), SECRET.as_bytes());
-        assert!(matches!(auth.authenticate(Some(&format!("Bearer {hs}")), None), Err(AuthError::Token(TokenError::UnsupportedAlgorithm(_)))));
+        assert!(matches!(block_on(auth.authenticate(Some(&format!("Bearer {hs}")), None)), Err(AuthError::Token(TokenError::UnsupportedAlgorithm(_)))));
     }
 
     #[test]
     fn hs256_for_local_development_with_a_secret() {
         let auth = authenticator(&[("CLERK_PROXY_JWT_SECRET", SECRET)]).unwrap();
         let hs = sign_hs256(&json!({"sub": "user_dev", "iss": "https://clerk.example.com", "exp": now() + 60}), SECRET.as_bytes());
-        assert!(auth.authenticate(Some(&format!("Bearer {hs}")), None).is_ok());
+        assert!(block_on(auth.authenticate(Some(&format!("Bearer {hs}")), None)).is_ok());
     }
 
     #[test]
     fn role_from_the_configured_claim() {
         let auth = authenticator(&[("CLERK_PROXY_JWT_ROLE_CLAIM_KEY", ".metadata.db_role")]).unwrap();
-        let caller = auth.authenticate(Some(&format!("Bearer {}", token(json!({"metadata": {"db_role": "staff"}})))), None).unwrap();
+        let caller = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({"metadata": {"db_role": "staff"}})))), None)).unwrap();
         assert_eq!(caller.role(), "staff");
-        let missing = auth.authenticate(Some(&format!("Bearer {}", token(json!({})))), None).unwrap_err();
+        let missing = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({})))), None)).unwrap_err();
         assert!(matches!(missing, AuthError::BadRoleClaim(_)));
     }
 
@@ -246,11 +304,83 @@ mod tests {
     fn cached_tokens_are_reused_until_they_expire() {
         let auth = authenticator(&[]).unwrap();
         let t = token(json!({}));
-        let first = auth.authenticate(Some(&format!("Bearer {t}")), None).unwrap();
+        let first = block_on(auth.authenticate(Some(&format!("Bearer {t}")), None)).unwrap();
         assert_eq!(auth.cache.len(), 1);
-        let second = auth.authenticate(Some(&format!("Bearer {t}")), None).unwrap();
+        let second = block_on(auth.authenticate(Some(&format!("Bearer {t}")), None)).unwrap();
         assert_eq!(first, second);
         assert_eq!(auth.cache.len(), 1);
+    }
+
+    /// A JWKS endpoint on 127.0.0.1 whose answer the test can change.
+    struct JwksServer {
+        url: String,
+        answer: Arc<Mutex<(u16, String)>>,
+        hits: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl JwksServer {
+        fn start(body: &str) -> JwksServer {
+            use std::io::{Read, Write};
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+            let answer = Arc::new(Mutex::new((200, body.to_owned())));
+            let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (a, h) = (answer.clone(), hits.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let mut stream = stream.unwrap();
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf);
+                    h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let (status, body) = a.lock().unwrap().clone();
+                    let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                }
+            });
+            JwksServer { url, answer, hits }
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// The test JWKS with its key also listed under `extra_kid`.
+    fn jwks_with_kid(extra_kid: &str) -> String {
+        let mut set: serde_json::Value = serde_json::from_str(JWKS).unwrap();
+        let mut rotated = set["keys"][0].clone();
+        rotated["kid"] = json!(extra_kid);
+        set["keys"].as_array_mut().unwrap().push(rotated);
+        set.to_string()
+    }
+
+    #[test]
+    fn jwks_url_is_fetched_refetched_on_rotation_and_survives_an_outage() {
+        let server = JwksServer::start(JWKS);
+        let mut auth = authenticator(&[("CLERK_PROXY_CLERK_JWKS_FILE", ""), ("CLERK_PROXY_CLERK_JWKS_URL", &server.url)]).unwrap();
+        auth.refresh_interval = std::time::Duration::ZERO;
+        assert_eq!(server.hits(), 1, "fetched once at start-up");
+        let bearer = |t: String| format!("Bearer {t}");
+        assert!(block_on(auth.authenticate(Some(&bearer(token(json!({})))), None)).is_ok());
+        assert_eq!(server.hits(), 1, "known keys need no fetch");
+
+        // Clerk rotates: a token with a new kid makes the proxy refetch once.
+        *server.answer.lock().unwrap() = (200, jwks_with_kid("ins_rotated"));
+        let rotated = clerk_jwt::test_keys::sign_with(&json!({"sub": "user_1", "iss": "https://clerk.example.com", "exp": now() + 60}), Some("ins_rotated"));
+        assert!(block_on(auth.authenticate(Some(&bearer(rotated)), None)).is_ok());
+        assert_eq!(server.hits(), 2);
+
+        // The endpoint goes down: unknown kids are 401 (not 500), known keys keep working.
+        *server.answer.lock().unwrap() = (500, "down".into());
+        let unknown = clerk_jwt::test_keys::sign_with(&json!({"sub": "user_1", "iss": "https://clerk.example.com", "exp": now() + 60}), Some("ins_other"));
+        let err = block_on(auth.authenticate(Some(&bearer(unknown)), None)).unwrap_err();
+        assert_eq!(err.into_api_error().status, StatusCode::UNAUTHORIZED);
+        assert!(block_on(auth.authenticate(Some(&bearer(token(json!({"sid": "sess_2"})))), None)).is_ok());
+    }
+
+    #[test]
+    fn an_unreachable_jwks_url_stops_start_up() {
+        let err = authenticator(&[("CLERK_PROXY_CLERK_JWKS_URL", "http://127.0.0.1:1/jwks.json")]).err().unwrap();
+        assert!(err.0.starts_with("clerk-jwks-url: cannot fetch"), "{err}");
     }
 
     #[test]
