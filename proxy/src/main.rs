@@ -1,19 +1,8 @@
-//! clerk-proxy: verifies Clerk session JWTs and serves a PostgREST-compatible
-//! API over PostgreSQL. The request path, one module per stage:
-//! config → (auth → request → plan → sql → db) → response; `admin` beside it.
-
-mod admin;
-mod api;
-mod auth;
-mod config;
-mod db;
-mod plan;
-mod request;
-mod schema;
-mod sql;
-mod response;
+//! The clerk-proxy binary: command line, start-up, and the Pingora glue.
+//! The stages live in the library (`src/lib.rs`).
 
 use async_trait::async_trait;
+use clerk_proxy::{api, auth, config, db, response};
 use config::Config;
 use http::Response;
 use pingora_core::apps::http_app::ServeHttp;

@@ -221,10 +221,15 @@ mod tests {
     }
 
     fn authenticator(extra_env: &[(&str, &str)]) -> Result<Authenticator, ConfigError> {
-        let dir = std::env::temp_dir().join(format!("clerk-proxy-auth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let jwks = dir.join("jwks.json");
-        std::fs::write(&jwks, JWKS).unwrap();
+        // Written once per test process: tests run in parallel.
+        static JWKS_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        let jwks = JWKS_FILE.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("clerk-proxy-auth-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join("jwks.json");
+            std::fs::write(&file, JWKS).unwrap();
+            file
+        });
         let mut env = vec![
             ("CLERK_PROXY_DB_URI".to_owned(), "postgres://authenticator@127.0.0.1/app".to_owned()),
             ("CLERK_PROXY_CLERK_JWKS_FILE".to_owned(), jwks.display().to_string()),

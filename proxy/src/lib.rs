@@ -1,0 +1,16 @@
+//! clerk-proxy: verifies Clerk session JWTs and serves a PostgREST-compatible
+//! API over PostgreSQL. One module per stage of a request, in its order:
+//! `config` (once, at start-up) → `auth` → `request` → `plan` (against the
+//! `schema` cache) → `sql` → `db` → `response`; `api` runs a request through
+//! them; `admin` answers operational endpoints.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod plan;
+pub mod request;
+pub mod response;
+pub mod schema;
+pub mod sql;
