@@ -12,6 +12,7 @@ test: setup
 	@scripts/test.sh
 
 bench: setup
+	@EXTRA_APT_PACKAGES=wrk scripts/setup.sh
 	@scripts/bench.sh
 
 setup:

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 mkdir -p target/bench
 
-say "criterion micro-benchmarks (benches/identity.rs)"
+say "criterion micro-benchmarks (benches/identity.rs, benches/proxy.rs)"
 cargo bench -q -p pg_clerk_benches 2>/dev/null | tee target/bench/criterion.log \
   | awk '/^Benchmarking|^Found|^  [0-9]+ \(|change:|^$/ {next}
          /time:/ {printf "| %s | %s %s |\n", name, $4, $5; next}
@@ -16,3 +16,6 @@ mv target/bench/criterion.md.tmp target/bench/criterion.md
 
 say "SQL benchmarks (benches/identity_sql.sh)"
 "$ROOT/benches/identity_sql.sh"
+
+say "HTTP load: clerk-proxy next to pgbench (benches/load.sh)"
+"$ROOT/benches/load.sh"

@@ -6,7 +6,7 @@ set -euo pipefail
 PG_MAJOR=${PG_MAJOR:-15}
 PGRX_VERSION=0.18.1
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
-APT_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang pkg-config libssl-dev cmake sudo openssl curl"
+APT_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang pkg-config libssl-dev cmake sudo openssl curl ${EXTRA_APT_PACKAGES:-}"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
