@@ -9,7 +9,10 @@ mkdir -p target/bench
 say "criterion micro-benchmarks (benches/identity.rs, benches/proxy.rs)"
 cargo bench -q -p pg_clerk_benches 2>/dev/null | tee target/bench/criterion.log \
   | awk '/^Benchmarking|^Found|^  [0-9]+ \(|change:|^$/ {next}
-         /time:/ {printf "| %s | %s %s |\n", name, $4, $5; next}
+         /time:/ { line = $0; sub(/^ +/, "", line)
+                   if (line !~ /^time:/) { name = substr(line, 1, index(line, "time:") - 1); sub(/ +$/, "", name) }
+                   split(substr(line, index(line, "[") + 1), f, " ")
+                   printf "| %s | %s %s |\n", name, f[3], f[4]; next }
          {name = $0}' >target/bench/criterion.md
 { echo "| criterion (median) | time |"; echo "|---|---:|"; cat target/bench/criterion.md; } | tee target/bench/criterion.md.tmp
 mv target/bench/criterion.md.tmp target/bench/criterion.md
