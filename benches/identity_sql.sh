@@ -18,13 +18,9 @@ DB=pg_clerk_bench
 OUT=${BENCH_OUT:-$ROOT/target/bench/identity_sql.md}
 
 install_extension --release
-work=$(owned_tmpdir bench)
-cleanup() { "$ROOT/scripts/cluster.sh" stop "$work/cluster" || true; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 # Big enough for every table and index of part B, so lookups measure the
 # types and not evictions.
-PG_SHARED_BUFFERS=1GB "$ROOT/scripts/cluster.sh" start "$work/cluster" "$PORT"
+PG_SHARED_BUFFERS=1GB start_throwaway_cluster bench "$PORT"
 psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
 sql() { psql_su "$PORT" "$DB" -At "$@"; }
 

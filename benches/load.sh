@@ -19,16 +19,7 @@ install_extension --release
 say "building clerk-proxy (release)"
 cargo build -q --release -p clerk-proxy
 
-work=$(owned_tmpdir load)
-proxy_pid=""
-cleanup() {
-  [ -n "$proxy_pid" ] && kill -INT "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null || true
-  "$ROOT/scripts/cluster.sh" stop "$work/cluster" || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-"$ROOT/scripts/cluster.sh" start "$work/cluster" "$PORT"
+start_throwaway_cluster load "$PORT"
 psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
 psql_su "$PORT" "$DB" -c "CREATE EXTENSION pg_clerk"
 apply_schema "$PORT" "$DB"
@@ -63,6 +54,9 @@ SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint FROM (
 COMMIT;
 SQL
 
+# The same four statements sent as one pipeline, as clerk-proxy sends them.
+{ echo '\startpipeline'; cat "$work/orders.sql"; echo '\endpipeline'; } >"$work/orders_pipelined.sql"
+
 rows=()
 for c in $CONCURRENCY; do
   say "concurrency $c: wrk against clerk-proxy, ${SECONDS_EACH}s"
@@ -76,15 +70,17 @@ for c in $CONCURRENCY; do
   pg=$("$PG_BIN/pgbench" -n -M extended -h 127.0.0.1 -p "$PORT" -U authenticator -c "$c" -j 1 -T "$SECONDS_EACH" -f "$work/orders.sql" "$DB" 2>&1)
   tps=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$pg")
   lat=$(awk '/latency average/ {print $4 " ms"}' <<<"$pg")
+  pgp=$("$PG_BIN/pgbench" -n -M extended -h 127.0.0.1 -p "$PORT" -U authenticator -c "$c" -j 1 -T "$SECONDS_EACH" -f "$work/orders_pipelined.sql" "$DB" 2>&1)
+  tps_pipelined=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$pgp")
   ratio=$(awk -v a="$rps" -v b="$tps" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }')
-  rows+=("| $c | $rps | $p50 | $p99 | $errors | $rss | $tps | $lat | $ratio |")
+  rows+=("| $c | $rps | $p50 | $p99 | $errors | $rss | $tps | $lat | $tps_pipelined | $ratio |")
 done
 
 mkdir -p "$(dirname "$OUT")"
 {
-  echo "GET /orders as a signed-in user (RLS, 2 rows), \`make bench\` ($(date -u +%Y-%m-%d)): $(nproc) cores, clerk-proxy (release, db-pool 8), PostgreSQL 15 and the load generators on the same machine; wrk -t1 ${SECONDS_EACH}s (p99 from wrk, not corrected for coordinated omission); pgbench -M extended -j1 with the identical transaction."
+  echo "GET /orders as a signed-in user (RLS, 2 rows), \`make bench\` ($(date -u +%Y-%m-%d)): $(nproc) cores, clerk-proxy (release, db-pool 8), PostgreSQL 15 and the load generators on the same machine; wrk -t1 ${SECONDS_EACH}s (p99 from wrk, not corrected for coordinated omission); pgbench -M extended -j1 with the identical transaction, sent statement by statement and as one pipeline."
   echo
-  echo "| connections | proxy req/s | p50 | p99 | non-2xx | proxy RSS | pgbench tps | pgbench latency avg | proxy / pgbench |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| connections | proxy req/s | p50 | p99 | non-2xx | proxy RSS | pgbench tps | pgbench latency avg | pgbench tps, pipelined | proxy / pgbench |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
 } | tee "$OUT"

@@ -39,7 +39,7 @@ fn auth(c: &mut Criterion) {
 }
 
 fn stages(c: &mut Criterion) {
-    let col = |n: &str, t: &str| Column { name: n.into(), type_sql: t.into() };
+    let col = |n: &str, t: &str| Column { name: n.into(), type_sql: t.into(), primary_key: n == "order_id" };
     let orders = Relation {
         schema: "public".into(),
         name: "orders".into(),

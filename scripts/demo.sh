@@ -14,19 +14,9 @@ say "building clerk-proxy and pg_clerk"
 cargo build -q -p clerk-proxy
 install_extension
 
-work=$(owned_tmpdir demo)
-proxy_pid=""
-cleanup() {
-  [ -n "$proxy_pid" ] && kill -INT "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null || true
-  "$ROOT/scripts/cluster.sh" stop "$work/cluster" || true
-  rm -rf "$work"
-  say "demo stopped; cluster removed"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say "starting PostgreSQL 15 on 127.0.0.1:$PORT (data in $work/cluster)"
-"$ROOT/scripts/cluster.sh" start "$work/cluster" "$PORT"
+say "starting PostgreSQL 15 on 127.0.0.1:$PORT"
+start_throwaway_cluster demo "$PORT"
+trap 'stop_throwaway_cluster; say "demo stopped; cluster removed"' EXIT
 psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
 psql_su "$PORT" "$DB" -c "CREATE EXTENSION pg_clerk"
 say "applying sql/ (the reference schema) and demo/data.sql"

@@ -38,3 +38,20 @@ apply_schema() { # apply_schema PORT DB
     PGOPTIONS='-c client_min_messages=warning' psql_su "$1" "$2" -f "$f" >/dev/null
   done
 }
+
+# Starts a throwaway cluster in a new $work directory, and arranges that it
+# (and the clerk-proxy whose PID is put in $proxy_pid, if any) is stopped
+# and removed when the script exits, fails or is interrupted.
+start_throwaway_cluster() { # start_throwaway_cluster NAME PORT
+  work=$(owned_tmpdir "$1")
+  proxy_pid=""
+  trap stop_throwaway_cluster EXIT
+  trap 'exit 130' INT TERM
+  "$ROOT/scripts/cluster.sh" start "$work/cluster" "$2"
+}
+
+stop_throwaway_cluster() {
+  if [ -n "${proxy_pid:-}" ]; then kill -INT "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null || true; fi
+  "$ROOT/scripts/cluster.sh" stop "$work/cluster" || true
+  rm -rf "$work"
+}

@@ -72,7 +72,6 @@ psql_su "$PORT" pg_clerk_api -f demo/data.sql >/dev/null
 PG_CLERK_TEST_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_clerk_e2e" \
 PG_CLERK_TEST_SCHEMA_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_clerk_concurrency" \
 PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$PORT user=authenticator dbname=pg_clerk_api" \
-PG_CLERK_TEST_JWKS_FILE="$ROOT/tests/fixtures/test_jwks.json" \
 CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
   cargo test -q -p pg_clerk_e2e
 

@@ -4,7 +4,7 @@
 //! with PostgREST's error shape; injection attempts stay values.
 
 use clerk_jwt::test_keys::{now, sign, sign_hs256, sign_with};
-use pg_clerk_e2e::{api_dsn, http, start_proxy, Running};
+use pg_clerk_e2e::{api_dsn, http, serve_jwks, start_proxy, Running};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -14,9 +14,10 @@ const BOB: &str = "user_2demoBob";
 fn proxy() -> &'static (Running, u16) {
     static PROXY: OnceLock<(Running, u16)> = OnceLock::new();
     PROXY.get_or_init(|| {
-        let jwks = std::env::var("PG_CLERK_TEST_JWKS_FILE").expect("PG_CLERK_TEST_JWKS_FILE is not set: run with `make test`");
+        // Keys come over HTTP, as from Clerk's /.well-known/jwks.json.
+        let jwks_url = serve_jwks(clerk_jwt::test_keys::JWKS);
         start_proxy(&format!(
-            "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-jwks-file = \"{jwks}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
+            "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-jwks-url = \"{jwks_url}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
              clerk-authorized-parties = \"https://app.example.com\"",
             api_dsn()
         ))
@@ -123,7 +124,12 @@ fn every_kind_of_bad_token_is_401() {
         }
         c
     };
+    // Alice's signature on Bob's claims.
+    let (alice_token, bob_token) = (token_for(ALICE), token_for(BOB));
+    let (a, b): (Vec<&str>, Vec<&str>) = (alice_token.split('.').collect(), bob_token.split('.').collect());
+    let forged = format!("{}.{}.{}", a[0], b[1], a[2]);
     let cases = [
+        ("payload edited", forged, "PGRST301"),
         ("expired", sign(&with(json!({"exp": now() - 60}))), "PGRST303"),
         ("not yet valid", sign(&with(json!({"nbf": now() + 600}))), "PGRST303"),
         ("wrong issuer", sign(&with(json!({"iss": "https://evil.example.com"}))), "PGRST303"),
@@ -199,6 +205,13 @@ fn writes_go_through_rls() {
     assert_eq!((status, rows), (200, json!([{"quantity": 3}])));
     let (status, headers, _) = http(port, "DELETE", "/cart?product_id=eq.5", &auth(&alice), None);
     assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/1")));
+    // return=headers-only: 201 and the new row's Location, by primary key.
+    let (status, headers, body) = http(port, "POST", "/wishlist", &[auth(&alice), vec![("Prefer".to_owned(), "return=headers-only".to_owned())]].concat(), Some(r#"{"product_id": 7}"#));
+    assert_eq!(status, 201, "{body}");
+    let location = header_of(&headers, "location").expect("a Location header");
+    assert!(location.starts_with("/wishlist?wishlist_id=eq."), "{location}");
+    let (status, rows) = get(&format!("{location}&select=user_id,product_id"), Some(&alice));
+    assert_eq!((status, rows), (200, json!([{"user_id": ALICE, "product_id": 7}])));
     // Bad bodies and columns are 400s; anonymous writes are 401.
     let (status, err) = call("POST", "/cart", Some(&alice), &[], Some(&json!({"price": 0})));
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST204")), "{err}");

@@ -98,7 +98,7 @@ async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, Ap
     let result = state.pool.run(&ctx, read_only, &statement).await?;
     match answer {
         Answer::Rows { offset, head } => response::rows(result, offset, head, single),
-        Answer::Written { created, return_ } => response::written(result, created, return_, single),
+        Answer::Written { created, return_ } => response::written(result, created, return_, single, &req.path),
         Answer::Called => response::called(result),
     }
 }

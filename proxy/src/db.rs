@@ -89,7 +89,7 @@ impl Pool {
                 .await
                 .map_err(|e| format!("cannot read the schema: {e}"))?
                 .into_iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
             let relations = schema::group_columns(relations);
             let functions = client
                 .query_typed(schema::FUNCTIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])

@@ -164,9 +164,20 @@ pub fn rows(r: crate::db::Outcome, offset: u64, head: bool, single: bool) -> Res
 }
 
 /// POST (201) / PATCH, DELETE (204, or 200 with `return=representation`).
-pub fn written(r: crate::db::Outcome, created: bool, return_: crate::request::Return, single: bool) -> Result<Response<Vec<u8>>, ApiError> {
+/// `path`: the table's path, for the `Location` of one created row.
+pub fn written(r: crate::db::Outcome, created: bool, return_: crate::request::Return, single: bool, path: &str) -> Result<Response<Vec<u8>>, ApiError> {
     let range = ("content-range", format!("*/{}", r.rows));
     match (return_, r.body) {
+        (crate::request::Return::HeadersOnly, Some(keys)) if created && r.rows == 1 => {
+            let keys: Vec<Value> = serde_json::from_str(&keys).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
+            let query: Vec<String> = keys
+                .first()
+                .and_then(Value::as_object)
+                .map(|o| o.iter().map(|(k, v)| format!("{k}=eq.{}", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))).collect())
+                .unwrap_or_default();
+            let location = ("location", format!("{path}?{}", query.join("&")));
+            Ok(respond(StatusCode::CREATED, None, false, &[range, location]))
+        }
         (crate::request::Return::Representation, Some(body)) => {
             let body = if single { single_object(&body, r.rows)? } else { body };
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };

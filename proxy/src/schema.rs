@@ -9,6 +9,7 @@ pub struct Column {
     pub name: String,
     /// As `format_type` prints it: `clerk_user_id`, `numeric(10,2)`.
     pub type_sql: String,
+    pub primary_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,10 +82,12 @@ impl SchemaCache {
 /// The catalog query `db` runs to fill the cache: relations and columns
 /// the API may expose, one row per column.
 pub const RELATIONS_SQL: &str = "
-SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+       coalesce(a.attnum = ANY(pk.indkey), false)
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  LEFT JOIN pg_index pk ON pk.indrelid = c.oid AND pk.indisprimary
  WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND n.nspname = ANY($1::text[])
  ORDER BY n.nspname, c.relname, a.attnum";
 
@@ -100,12 +103,13 @@ SELECT n.nspname, p.proname,
  WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'";
 
 /// One row of `RELATIONS_SQL` at a time, grouped into relations.
-pub fn group_columns(rows: impl IntoIterator<Item = (String, String, String, String)>) -> Vec<Relation> {
+pub fn group_columns(rows: impl IntoIterator<Item = (String, String, String, String, bool)>) -> Vec<Relation> {
     let mut out: Vec<Relation> = Vec::new();
-    for (schema, name, column, type_sql) in rows {
+    for (schema, name, column, type_sql, primary_key) in rows {
+        let column = Column { name: column, type_sql, primary_key };
         match out.last_mut() {
-            Some(r) if r.schema == schema && r.name == name => r.columns.push(Column { name: column, type_sql }),
-            _ => out.push(Relation { schema, name, columns: vec![Column { name: column, type_sql }] }),
+            Some(r) if r.schema == schema && r.name == name => r.columns.push(column),
+            _ => out.push(Relation { schema, name, columns: vec![column] }),
         }
     }
     out
@@ -133,7 +137,7 @@ pub fn function_from_row(
 
 #[cfg(test)]
 pub fn test_cache() -> SchemaCache {
-    let col = |n: &str, t: &str| Column { name: n.into(), type_sql: t.into() };
+    let col = |n: &str, t: &str| Column { name: n.into(), type_sql: t.into(), primary_key: n == "order_id" };
     let orders = Relation {
         schema: "public".into(),
         name: "orders".into(),
@@ -167,13 +171,14 @@ mod tests {
     #[test]
     fn groups_catalog_rows() {
         let rows = vec![
-            ("public".into(), "a".into(), "x".into(), "int".into()),
-            ("public".into(), "a".into(), "y".into(), "text".into()),
-            ("public".into(), "b".into(), "z".into(), "int".into()),
+            ("public".into(), "a".into(), "x".into(), "int".into(), true),
+            ("public".into(), "a".into(), "y".into(), "text".into(), false),
+            ("public".into(), "b".into(), "z".into(), "int".into(), false),
         ];
         let r = group_columns(rows);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].columns.len(), 2);
+        assert!(r[0].columns[0].primary_key && !r[0].columns[1].primary_key);
     }
 
     #[test]

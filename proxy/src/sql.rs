@@ -165,6 +165,14 @@ pub fn write(plan: &WritePlan) -> Statement {
             "WITH _pgrst_rows AS ({change} RETURNING *) SELECT {AGGREGATE}, NULL::bigint FROM (SELECT {} FROM _pgrst_rows) _pgrst_row",
             select_list(&plan.returning)
         ),
+        // headers-only: the primary key, for the Location of a new row.
+        Return::HeadersOnly if plan.relation.columns.iter().any(|c| c.primary_key) => {
+            let keys: Vec<String> = plan.relation.columns.iter().filter(|c| c.primary_key).map(|c| ident(&c.name)).collect();
+            format!(
+                "WITH _pgrst_rows AS ({change} RETURNING {keys}) SELECT {AGGREGATE}, NULL::bigint FROM _pgrst_rows _pgrst_row",
+                keys = keys.join(", ")
+            )
+        }
         Return::Minimal | Return::HeadersOnly => {
             format!("WITH _pgrst_rows AS ({change} RETURNING 1) SELECT NULL::text, count(*), NULL::bigint FROM _pgrst_rows")
         }
