@@ -4,7 +4,7 @@
 //! with PostgREST's error shape; injection attempts stay values.
 
 use clerk_jwt::test_keys::{now, sign, sign_hs256, sign_with};
-use pg_clerk_e2e::{api_dsn, http, serve_jwks, start_proxy, Running};
+use pg_clerk_e2e::{api_admin_dsn, api_dsn, http, serve_jwks, start_proxy, Running};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -235,4 +235,33 @@ fn exact_counts_and_ranges() {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!([{"product_id": 3}, {"product_id": 4}, {"product_id": 5}]));
     let (status, headers, body) = http(port, "HEAD", "/products", &count, None);
     assert_eq!((status, header_of(&headers, "content-range").as_deref(), body.as_str()), (200, Some("0-7/8"), ""));
+}
+
+#[test]
+fn the_schema_cache_reloads_on_notify_without_a_restart() {
+    let _ = proxy();
+    assert_eq!(get("/reload_probe", None).0, 404);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (db, connection) = tokio_postgres::connect(&api_admin_dsn(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        db.batch_execute(
+            "CREATE TABLE reload_probe (id int PRIMARY KEY, note text);
+             INSERT INTO reload_probe VALUES (1, 'hello');
+             GRANT SELECT ON reload_probe TO anon;
+             NOTIFY pgrst, 'reload schema';",
+        )
+        .await
+        .unwrap();
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, rows) = get("/reload_probe?select=note", None);
+        if status == 200 {
+            assert_eq!(rows, json!([{"note": "hello"}]));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the new table never appeared: {status} {rows}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

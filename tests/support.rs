@@ -23,6 +23,11 @@ pub fn api_dsn() -> String {
     std::env::var("PG_CLERK_TEST_API_DSN").expect("PG_CLERK_TEST_API_DSN is not set: run these tests with `make test`")
 }
 
+/// The same database as `api_dsn`, as its owner (to change the schema).
+pub fn api_admin_dsn() -> String {
+    api_dsn().replace("user=authenticator", "user=postgres")
+}
+
 pub fn proxy_bin() -> String {
     std::env::var("CLERK_PROXY_BIN").expect("CLERK_PROXY_BIN is not set: run these tests with `make test`")
 }

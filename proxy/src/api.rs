@@ -10,6 +10,7 @@ use crate::schema::SchemaCache;
 use crate::{admin, plan, sql};
 use http::Response;
 use serde_json::{Map, Value};
+use std::sync::{Arc, RwLock};
 
 /// The HTTP request, already read off the wire.
 pub struct HttpRequest {
@@ -29,8 +30,20 @@ impl HttpRequest {
 
 pub struct State {
     pub authenticator: Authenticator,
-    pub schema: SchemaCache,
+    /// Swapped whole when the schema is reloaded; requests in flight keep
+    /// the cache they started with.
+    pub schema: RwLock<Arc<SchemaCache>>,
     pub pool: Pool,
+}
+
+impl State {
+    pub fn schema(&self) -> Arc<SchemaCache> {
+        self.schema.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn replace_schema(&self, cache: SchemaCache) {
+        *self.schema.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cache);
+    }
 }
 
 /// Largest request body accepted.
@@ -50,6 +63,7 @@ async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, Ap
         .authenticate(req.header("authorization"), req.header("cookie"))
         .await
         .map_err(|e| e.into_api_error())?;
+    let schema = state.schema();
     let parse_error = |e: request::ParseError| ApiError::bad_request("PGRST100", e.message, Some(e.details));
     let prefer = request::parse_prefer(req.header("prefer"));
     let single = wants_object(req);
@@ -64,19 +78,19 @@ async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, Ap
                     (a, b) => a.or(b),
                 };
             }
-            let p = plan::read(&state.schema, name, &q)?;
+            let p = plan::read(&schema, name, &q)?;
             let offset = q.offset.unwrap_or(0);
             (sql::read(&p, prefer.count_exact), true, Answer::Rows { offset, head: req.method == "HEAD" })
         }
         ("POST" | "PATCH" | "DELETE", Target::Relation(name)) => {
             let q = request::parse_query(&req.query, false).map_err(parse_error)?;
-            let p = plan::write(&state.schema, name, &req.method, &q, &req.body, prefer.return_)?;
+            let p = plan::write(&schema, name, &req.method, &q, &req.body, prefer.return_)?;
             (sql::write(&p), false, Answer::Written { created: req.method == "POST", return_: prefer.return_ })
         }
         ("GET" | "HEAD" | "POST", Target::Rpc(name)) => {
             let q = request::parse_query(&req.query, true).map_err(parse_error)?;
             let args = if req.method == "POST" { body_object(&req.body)? } else { q.rpc_args.into_iter().map(|(k, v)| (k, Value::String(v))).collect() };
-            let p = plan::call(&state.schema, name, &args)?;
+            let p = plan::call(&schema, name, &args)?;
             // GET calls run READ ONLY, so a volatile function cannot write through GET.
             (sql::call(&p), req.method != "POST", Answer::Called)
         }

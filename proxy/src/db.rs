@@ -81,26 +81,30 @@ impl Pool {
 
     /// Reads the schema cache (at start-up, before serving).
     pub fn load_schema(&self, schemas: &[String]) -> Result<SchemaCache, String> {
-        let default_schema = schemas.first().cloned().unwrap_or_else(|| "public".into());
         self.runtime.block_on(async {
             let client = self.connect().await.map_err(|e| format!("cannot connect with db-uri: {e}"))?;
-            let relations = client
-                .query_typed(schema::RELATIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])
-                .await
-                .map_err(|e| format!("cannot read the schema: {e}"))?
-                .into_iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
-            let relations = schema::group_columns(relations);
-            let functions = client
-                .query_typed(schema::FUNCTIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])
-                .await
-                .map_err(|e| format!("cannot read the schema: {e}"))?
-                .into_iter()
-                .map(|r| schema::function_from_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7)))
-                .collect();
+            let cache = read_schema(&client, schemas).await?;
             self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
-            Ok(SchemaCache::new(&default_schema, relations, functions))
+            Ok(cache)
         })
+    }
+
+    /// Keeps a connection that `LISTEN`s on `pgrst`: `NOTIFY pgrst,
+    /// 'reload schema'` (or an empty payload, as PostgREST accepts) reads
+    /// the schema again and hands it to `reloaded`. If the connection drops
+    /// it reconnects and reloads once, since a notice may have been missed.
+    pub fn watch_schema(&self, schemas: Vec<String>, reloaded: impl Fn(SchemaCache) + Send + Sync + 'static) {
+        let config = self.config.clone();
+        self.runtime.spawn(async move {
+            let mut first = true;
+            loop {
+                if let Err(e) = listen_once(&config, &schemas, &reloaded, !first).await {
+                    log::warn!("schema reload listener: {e}; reconnecting in 1 s");
+                }
+                first = false;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     /// Runs `statement` in one transaction carrying the request's identity.
@@ -139,6 +143,57 @@ impl Pool {
         let row = rows.first().ok_or_else(|| ApiError::internal("the statement returned no row"))?;
         Ok(Outcome { body: row.get(0), rows: row.get(1), total: row.get(2) })
     }
+}
+
+/// The schema cache from the catalog.
+async fn read_schema(client: &Client, schemas: &[String]) -> Result<SchemaCache, String> {
+    let default_schema = schemas.first().cloned().unwrap_or_else(|| "public".into());
+    let relations = client
+        .query_typed(schema::RELATIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])
+        .await
+        .map_err(|e| format!("cannot read the schema: {e}"))?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
+    let relations = schema::group_columns(relations);
+    let functions = client
+        .query_typed(schema::FUNCTIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])
+        .await
+        .map_err(|e| format!("cannot read the schema: {e}"))?
+        .into_iter()
+        .map(|r| schema::function_from_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7)))
+        .collect();
+    Ok(SchemaCache::new(&default_schema, relations, functions))
+}
+
+/// One listening connection's life: LISTEN, then reload on each notice.
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    schemas: &[String],
+    reloaded: &(impl Fn(SchemaCache) + Send + Sync),
+    reload_now: bool,
+) -> Result<(), String> {
+    use futures_util::StreamExt;
+    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+    let (tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    let messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let driver = tokio::spawn(messages.for_each(move |m| {
+        if let Ok(tokio_postgres::AsyncMessage::Notification(n)) = m {
+            let _ = tx.send(n.payload().to_owned());
+        }
+        futures_util::future::ready(())
+    }));
+    client.batch_execute("LISTEN pgrst").await.map_err(|e| e.to_string())?;
+    if reload_now {
+        reloaded(read_schema(&client, schemas).await?);
+    }
+    while let Some(payload) = notices.recv().await {
+        if payload.is_empty() || payload == "reload schema" {
+            reloaded(read_schema(&client, schemas).await?);
+            log::info!("schema cache reloaded (NOTIFY pgrst)");
+        }
+    }
+    driver.abort();
+    Err("the listening connection closed".into())
 }
 
 /// What a statement returned (see `sql`).

@@ -126,7 +126,13 @@ fn run(config: Config, authenticator: auth::Authenticator) -> ExitCode {
         }
     };
     log::info!("schema cache: {} tables and views in {}", schema.relation_count(), schema.default_schema);
-    let state = Arc::new(api::State { authenticator, schema, pool });
+    let state = Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool });
+    let reload_target = Arc::downgrade(&state);
+    state.pool.watch_schema(config.db_schemas.clone(), move |cache| {
+        if let Some(state) = reload_target.upgrade() {
+            state.replace_schema(cache);
+        }
+    });
     let conf = ServerConf {
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         // SIGTERM: stop accepting at once, give in-flight requests 5 s.
