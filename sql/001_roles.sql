@@ -5,11 +5,12 @@
 --   anon           requests without a token
 --   authenticated  requests with a verified Clerk token (RLS decides rows)
 --   bi_reader      BI tools: the analytics views only
+--   clerk_webhook  what clerk-proxy becomes to apply a verified Clerk webhook
 DO $roles$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'bi_reader'] LOOP
+    FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'bi_reader', 'clerk_webhook'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
         END IF;
@@ -20,4 +21,4 @@ BEGIN
 END
 $roles$;
 
-GRANT anon, authenticated TO authenticator;
+GRANT anon, authenticated, clerk_webhook TO authenticator;

@@ -234,6 +234,11 @@ DECLARE
     ip       inet;
     pk       text := TG_ARGV[0];
 BEGIN
+    -- Silent while a GDPR erasure runs (005_clerk_sync.sql): it would copy
+    -- the data being erased into the log.
+    IF current_setting('app.erasure_in_progress', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
     BEGIN
         headers := nullif(current_setting('request.headers', true), '')::jsonb;
     EXCEPTION WHEN others THEN
