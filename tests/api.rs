@@ -8,6 +8,7 @@ use pg_clerk_e2e::{api_admin_dsn, api_dsn, http, serve_jwks, start_proxy, Runnin
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ALICE: &str = "user_2demoAlice";
 const BOB: &str = "user_2demoBob";
 
@@ -18,7 +19,7 @@ fn proxy() -> &'static (Running, u16) {
         let jwks_url = serve_jwks(clerk_jwt::test_keys::JWKS);
         start_proxy(&format!(
             "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-jwks-url = \"{jwks_url}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
-             clerk-authorized-parties = \"https://app.example.com\"",
+             clerk-authorized-parties = \"https://app.example.com\"\nclerk-webhook-secret = \"{WEBHOOK_SECRET}\"",
             api_dsn()
         ))
     })
@@ -264,4 +265,67 @@ fn the_schema_cache_reloads_on_notify_without_a_restart() {
         assert!(std::time::Instant::now() < deadline, "the new table never appeared: {status} {rows}");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// Posts a Clerk event as Svix delivers it, signed with `secret`.
+fn deliver(id: &str, ts: i64, body: &Value, secret: &str) -> (u16, Value) {
+    use base64::Engine;
+    use hmac::Mac;
+    let key = base64::engine::general_purpose::STANDARD.decode(&secret[6..]).unwrap();
+    let body = body.to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let headers = vec![
+        ("svix-id".to_owned(), id.to_owned()),
+        ("svix-timestamp".to_owned(), ts.to_string()),
+        ("svix-signature".to_owned(), format!("v1,{sig}")),
+    ];
+    let (status, _, body) = http(proxy().1, "POST", "/webhooks/clerk", &headers, Some(&body));
+    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+}
+
+fn admin_query(sql: &str) -> Vec<tokio_postgres::Row> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (db, connection) = tokio_postgres::connect(&api_admin_dsn(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        db.query(sql, &[]).await.unwrap()
+    })
+}
+
+#[test]
+fn signed_clerk_webhooks_sync_users_once_and_erase_on_delete() {
+    let now = now() as i64;
+    let created = json!({"type": "user.created", "data": {"id": "user_hook1", "first_name": "Hana", "last_name": "Hook",
+        "primary_email_address_id": "idn_1", "email_addresses": [{"id": "idn_1", "email_address": "hana@example.com"}]}});
+    assert_eq!(deliver("msg_hook_1", now, &created, WEBHOOK_SECRET), (200, json!({"outcome": "applied"})));
+    assert_eq!(deliver("msg_hook_1", now, &created, WEBHOOK_SECRET), (200, json!({"outcome": "duplicate"})));
+    let rows = admin_query("SELECT email FROM clerk_users WHERE user_id = 'user_hook1'");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), "hana@example.com");
+
+    // Forged, stale or unsigned deliveries change nothing.
+    let forged = json!({"type": "user.created", "data": {"id": "user_hook2"}});
+    let (status, err) = deliver("msg_hook_2", now, &forged, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(status, 401, "{err}");
+    let (status, _) = deliver("msg_hook_3", now - 600, &forged, WEBHOOK_SECRET);
+    assert_eq!(status, 400);
+    let (status, _, _) = http(proxy().1, "POST", "/webhooks/clerk", &[], Some(&forged.to_string()));
+    assert_eq!(status, 400);
+    assert!(admin_query("SELECT 1 FROM clerk_users WHERE user_id = 'user_hook2'").is_empty());
+
+    // user.deleted erases: her order is kept for the numbers, without her.
+    admin_query(
+        "INSERT INTO orders (user_id, billing_name, billing_email, billing_address, subtotal, total_amount)
+         VALUES ('user_hook1', 'Hana Hook', 'hana@example.com', '{}', 10, 10)",
+    );
+    let deleted = json!({"type": "user.deleted", "data": {"id": "user_hook1", "deleted": true}});
+    assert_eq!(deliver("msg_hook_4", now, &deleted, WEBHOOK_SECRET), (200, json!({"outcome": "applied"})));
+    let left = admin_query(
+        "SELECT (SELECT count(*) FROM orders WHERE user_id = 'user_hook1' OR billing_email = 'hana@example.com')
+              + (SELECT count(*) FROM clerk_users WHERE user_id = 'user_hook1'),
+                (SELECT count(*) FROM orders WHERE billing_email = 'erased@invalid' AND total_amount = 10)",
+    );
+    assert_eq!((left[0].get::<_, i64>(0), left[0].get::<_, i64>(1) >= 1), (0, true));
 }

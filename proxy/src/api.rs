@@ -7,6 +7,7 @@ use crate::db::{Pool, RequestContext};
 use crate::request::{self, Target};
 use crate::response::{self, ApiError};
 use crate::schema::SchemaCache;
+use crate::webhooks::{self, WebhookVerifier};
 use crate::{admin, plan, sql};
 use http::Response;
 use serde_json::{Map, Value};
@@ -34,6 +35,8 @@ pub struct State {
     /// the cache they started with.
     pub schema: RwLock<Arc<SchemaCache>>,
     pub pool: Pool,
+    /// None when `clerk-webhook-secret` is unset: the endpoint is off.
+    pub webhooks: Option<WebhookVerifier>,
 }
 
 impl State {
@@ -53,7 +56,25 @@ pub async fn handle(state: &State, req: &HttpRequest) -> Response<Vec<u8>> {
     if let Some(r) = admin::route(&req.method, &req.path) {
         return r;
     }
+    if req.path == "/webhooks/clerk" {
+        return clerk_webhook(state, req).await.unwrap_or_else(ApiError::into_response);
+    }
     serve(state, req).await.unwrap_or_else(ApiError::into_response)
+}
+
+async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, ApiError> {
+    let verifier = state.webhooks.as_ref().ok_or_else(|| ApiError::not_found_path(&req.path))?;
+    if req.method != "POST" {
+        return Err(ApiError::method_not_allowed(&req.method, &req.path));
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    verifier
+        .verify(req.header("svix-id"), req.header("svix-timestamp"), req.header("svix-signature"), &req.body, now)
+        .map_err(|e| e.into_api_error())?;
+    let statement = webhooks::apply(req.header("svix-id").unwrap_or_default(), &req.body)?;
+    let ctx = RequestContext { role: "clerk_webhook", claims: "", method: "POST", path: &req.path, headers: "{}", cookies: "{}" };
+    let outcome = state.pool.run(&ctx, false, &statement).await?;
+    response::called(outcome)
 }
 
 async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, ApiError> {

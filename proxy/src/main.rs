@@ -126,7 +126,15 @@ fn run(config: Config, authenticator: auth::Authenticator) -> ExitCode {
         }
     };
     log::info!("schema cache: {} tables and views in {}", schema.relation_count(), schema.default_schema);
-    let state = Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool });
+    let webhooks = match config.clerk_webhook_secret.as_deref().map(clerk_proxy::webhooks::WebhookVerifier::from_secret) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            eprintln!("clerk-proxy: configuration error: clerk-webhook-secret {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let state = Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool, webhooks });
     let reload_target = Arc::downgrade(&state);
     state.pool.watch_schema(config.db_schemas.clone(), move |cache| {
         if let Some(state) = reload_target.upgrade() {
