@@ -34,5 +34,6 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA regress TO PUBLIC;
 SELECT count(*) AS policies FROM pg_policies WHERE schemaname = 'public';
 SELECT count(*) AS audit_triggers FROM pg_trigger WHERE tgname LIKE '%\_audit';
 SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
- WHERE relname IN ('cart', 'orders', 'order_items', 'product_reviews', 'wishlist', 'coupon_usage', 'audit_log', 'projects')
+ WHERE relnamespace = 'public'::regnamespace
+   AND relname IN ('cart', 'orders', 'order_items', 'product_reviews', 'wishlist', 'coupon_usage', 'audit_log', 'projects')
  ORDER BY relname;
