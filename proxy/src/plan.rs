@@ -195,13 +195,10 @@ pub fn call(cache: &SchemaCache, name: &str, given: &Map<String, Value>) -> Resu
             code: "PGRST202".into(),
             message: format!("Could not find the function {}.{name}({}) in the schema cache", cache.default_schema, keys.join(", ")),
             details: None,
-            hint: match cache.functions(name).first() {
-                Some(f) => Some(format!(
-                    "{name} takes ({})",
-                    f.args.iter().map(|a| format!("{} {}", a.name, a.type_sql)).collect::<Vec<_>>().join(", ")
-                )),
-                None => None,
-            },
+            hint: cache.functions(name).first().map(|f| {
+                let args: Vec<String> = f.args.iter().map(|a| format!("{} {}", a.name, a.type_sql)).collect();
+                format!("{name} takes ({})", args.join(", "))
+            }),
             www_authenticate: None,
         }
     })?;
