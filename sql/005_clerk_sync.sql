@@ -80,6 +80,9 @@ BEGIN
     UPDATE product_reviews SET user_id = tomb, title = NULL, comment = NULL WHERE user_id = target;
     UPDATE coupon_usage SET user_id = tomb WHERE user_id = target;
     UPDATE projects SET created_by = NULL WHERE created_by = target;
+    IF to_regclass('clerk_metadata_outbox') IS NOT NULL THEN  -- 007_metadata_outbox.sql
+        DELETE FROM clerk_metadata_outbox WHERE user_id = target;
+    END IF;
     UPDATE audit_log SET user_id = NULL, old_data = NULL, new_data = NULL, ip_address = NULL, user_agent = NULL
      WHERE user_id = target OR old_data ->> 'user_id' = target::text OR new_data ->> 'user_id' = target::text;
     PERFORM set_config('app.erasure_in_progress', 'off', true);
