@@ -151,3 +151,73 @@ pub fn serve_jwks(body: &'static str) -> String {
     });
     url
 }
+
+/// A stand-in for Clerk's Backend API on 127.0.0.1: records every
+/// `PATCH /v1/users/{id}/metadata` and answers with the statuses queued for
+/// that user (200 once the queue is empty), optionally after a delay.
+pub struct FakeClerk {
+    pub url: String,
+    state: std::sync::Arc<std::sync::Mutex<FakeClerkState>>,
+}
+
+#[derive(Default)]
+struct FakeClerkState {
+    requests: Vec<(String, serde_json::Value)>,
+    script: std::collections::HashMap<String, Vec<(u16, u64)>>,
+}
+
+impl FakeClerk {
+    pub fn start() -> FakeClerk {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = std::sync::Arc::new(std::sync::Mutex::new(FakeClerkState::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    let mut raw = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    // Read the head, then Content-Length bytes of body.
+                    loop {
+                        let n = stream.read(&mut buf).unwrap_or(0);
+                        if n == 0 { return; }
+                        raw.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&raw).to_string();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let len = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+                            if body.len() >= len {
+                                let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                                let user = path.trim_start_matches("/v1/users/").trim_end_matches("/metadata").to_owned();
+                                let json: serde_json::Value = serde_json::from_str(&body[..len]).unwrap_or(serde_json::Value::Null);
+                                let (status, delay) = {
+                                    let mut s = shared.lock().unwrap();
+                                    s.requests.push((user.clone(), json));
+                                    s.script.get_mut(&user).filter(|q| !q.is_empty()).map(|q| q.remove(0)).unwrap_or((200, 0))
+                                };
+                                std::thread::sleep(std::time::Duration::from_millis(delay));
+                                let body = if status == 200 { "{\"object\":\"user\"}" } else { "{\"errors\":[]}" };
+                                let retry = if status == 429 { "Retry-After: 1\r\n" } else { "" };
+                                let _ = write!(stream, "HTTP/1.1 {status} X\r\n{retry}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        FakeClerk { url, state }
+    }
+
+    /// Answers the next calls for `user` with these (status, delay in ms).
+    pub fn script(&self, user: &str, answers: &[(u16, u64)]) {
+        self.state.lock().unwrap().script.insert(user.to_owned(), answers.to_vec());
+    }
+
+    /// The bodies received for `user`, in order.
+    pub fn requests_for(&self, user: &str) -> Vec<serde_json::Value> {
+        self.state.lock().unwrap().requests.iter().filter(|(u, _)| u == user).map(|(_, b)| b.clone()).collect()
+    }
+}

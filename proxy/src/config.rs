@@ -33,6 +33,10 @@ pub struct Config {
     pub clerk_authorized_parties: Vec<String>,
     pub clerk_clock_skew: u64,
     pub clerk_webhook_secret: Option<String>,
+    /// Clerk's Backend API, for the metadata sync worker.
+    pub clerk_api_url: String,
+    /// `sk_…`; the sync worker runs only when it is set.
+    pub clerk_secret_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +92,8 @@ const KEYS: &[(&str, bool)] = &[
     ("clerk-authorized-parties", false),
     ("clerk-clock-skew", false),
     ("clerk-webhook-secret", false),
+    ("clerk-api-url", false),
+    ("clerk-secret-key", false),
 ];
 
 /// Where a value came from, for error messages.
@@ -218,6 +224,8 @@ impl Config {
             clerk_authorized_parties: list("clerk-authorized-parties"),
             clerk_clock_skew: bounded("clerk-clock-skew", 0, 600, 5)?,
             clerk_webhook_secret: text("clerk-webhook-secret"),
+            clerk_api_url: text("clerk-api-url").unwrap_or_else(|| "https://api.clerk.com".into()).trim_end_matches('/').to_owned(),
+            clerk_secret_key: text("clerk-secret-key"),
         })
     }
 }
@@ -297,6 +305,8 @@ impl fmt::Debug for Config {
             .field("clerk_authorized_parties", &self.clerk_authorized_parties)
             .field("clerk_clock_skew", &self.clerk_clock_skew)
             .field("clerk_webhook_secret", &set(&self.clerk_webhook_secret))
+            .field("clerk_api_url", &self.clerk_api_url)
+            .field("clerk_secret_key", &set(&self.clerk_secret_key))
             .finish()
     }
 }
@@ -393,11 +403,15 @@ mod tests {
     fn debug_output_never_shows_secrets() {
         let c = load(
             MINIMAL,
-            &[("CLERK_PROXY_JWT_SECRET", "0123456789abcdef0123456789abcdef-topsecret"), ("CLERK_PROXY_CLERK_WEBHOOK_SECRET", "whsec_c2VjcmV0")],
+            &[
+                ("CLERK_PROXY_JWT_SECRET", "0123456789abcdef0123456789abcdef-topsecret"),
+                ("CLERK_PROXY_CLERK_WEBHOOK_SECRET", "whsec_c2VjcmV0"),
+                ("CLERK_PROXY_CLERK_SECRET_KEY", "sk_test_topsecret"),
+            ],
         )
         .unwrap();
         let shown = format!("{c:?}");
-        assert!(!shown.contains("topsecret") && !shown.contains("whsec_") && !shown.contains(":pw@"), "{shown}");
+        assert!(!shown.contains("topsecret") && !shown.contains("whsec_") && !shown.contains("sk_test") && !shown.contains(":pw@"), "{shown}");
         assert!(shown.contains("authenticator:***@127.0.0.1"), "{shown}");
         assert_eq!(redact_uri("host=h password=pw user=u"), "host=h password=*** user=u");
     }

@@ -79,6 +79,16 @@ impl Pool {
         Ok(Pooled { client: Some(client), pool: self, clean: false, _permit: permit })
     }
 
+    /// The connection settings and runtime, for workers that keep their own
+    /// connection (the metadata sync).
+    pub fn config(&self) -> tokio_postgres::Config {
+        self.config.clone()
+    }
+
+    pub fn runtime(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
+    }
+
     /// Reads the schema cache (at start-up, before serving).
     pub fn load_schema(&self, schemas: &[String]) -> Result<SchemaCache, String> {
         self.runtime.block_on(async {

@@ -2,7 +2,7 @@
 //! API over PostgreSQL. One module per stage of a request, in its order:
 //! `config` (once, at start-up) → `auth` → `request` → `plan` (against the
 //! `schema` cache) → `sql` → `db` → `response`; `api` runs a request through
-//! them; `admin` answers operational endpoints; `webhooks` takes Clerk's events.
+//! them; `admin` answers operational endpoints; `webhooks` takes Clerk's events; `sync` sends customer metadata back to Clerk.
 
 pub mod admin;
 pub mod api;
@@ -14,4 +14,5 @@ pub mod request;
 pub mod response;
 pub mod schema;
 pub mod sql;
+pub mod sync;
 pub mod webhooks;

@@ -135,6 +135,11 @@ fn run(config: Config, authenticator: auth::Authenticator) -> ExitCode {
         }
     };
     let state = Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool, webhooks });
+    if let Some(secret) = &config.clerk_secret_key {
+        let api = clerk_proxy::sync::ClerkApi::new(&config.clerk_api_url, secret);
+        clerk_proxy::sync::spawn(&state.pool.runtime(), state.pool.config(), api);
+        log::info!("metadata sync to {} is on", config.clerk_api_url);
+    }
     let reload_target = Arc::downgrade(&state);
     state.pool.watch_schema(config.db_schemas.clone(), move |cache| {
         if let Some(state) = reload_target.upgrade() {

@@ -1,0 +1,102 @@
+//! Customer metadata pushed to Clerk: clerk-proxy's sync worker against a
+//! real HTTP server on 127.0.0.1 that stands in for Clerk's Backend API.
+//! One test, run step by step, because it starts and kills proxies.
+
+use pg_clerk_e2e::{api_admin_dsn, api_dsn, start_proxy, FakeClerk};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn admin(sql: &str) -> Vec<tokio_postgres::Row> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (db, connection) = tokio_postgres::connect(&api_admin_dsn(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        db.query(sql, &[]).await.unwrap()
+    })
+}
+
+fn paid_order(user: &str, amount: u32) {
+    admin(&format!(
+        "INSERT INTO orders (user_id, billing_name, billing_email, billing_address, subtotal, total_amount, status, payment_status)
+         VALUES ('{user}', 'S', 's@example.com', '{{}}', {amount}, {amount}, 'confirmed', 'paid')"
+    ));
+}
+
+fn state_of(user: &str) -> String {
+    admin(&format!("SELECT state FROM clerk_metadata_outbox WHERE user_id = '{user}'")).first().map(|r| r.get(0)).unwrap_or_default()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn proxy_with(clerk: &FakeClerk) -> (pg_clerk_e2e::Running, u16) {
+    start_proxy(&format!(
+        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-api-url = \"{}\"\nclerk-secret-key = \"sk_test_sync\"",
+        api_dsn(),
+        clerk.url
+    ))
+}
+
+#[test]
+fn metadata_reaches_clerk_once_through_failures_restarts_and_two_workers() {
+    let clerk = FakeClerk::start();
+
+    // A worker that dies between claim and mark: Clerk holds its call, we kill it.
+    clerk.script("user_syncCrash", &[(200, 4000)]);
+    let (mut doomed, _) = proxy_with(&clerk);
+    paid_order("user_syncCrash", 30);
+    wait_until("the first call for user_syncCrash", || !clerk.requests_for("user_syncCrash").is_empty());
+    doomed.0.kill().unwrap();
+    doomed.0.wait().unwrap();
+    assert_eq!(state_of("user_syncCrash"), "pending", "the killed worker's transaction rolled back");
+
+    // Restarted (and a second instance beside it): the row is delivered.
+    let (_a, _) = proxy_with(&clerk);
+    let (_b, _) = proxy_with(&clerk);
+    wait_until("user_syncCrash delivered after the restart", || state_of("user_syncCrash") == "delivered");
+
+    // An order paid: one PATCH with the customer's metadata.
+    paid_order("user_sync1", 120);
+    wait_until("user_sync1 delivered", || state_of("user_sync1") == "delivered");
+    let calls = clerk.requests_for("user_sync1");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["public_metadata"]["totalOrders"], 1);
+    assert_eq!(calls[0]["public_metadata"]["totalSpent"], 120.0);
+    assert_eq!(calls[0]["public_metadata"]["customerTier"], json!("Silver"));
+
+    // Clerk down for a while (500, 500): delivered once it answers again.
+    clerk.script("user_sync2", &[(500, 0), (500, 0)]);
+    paid_order("user_sync2", 10);
+    wait_until("user_sync2 delivered after two failures", || state_of("user_sync2") == "delivered");
+    assert_eq!(clerk.requests_for("user_sync2").len(), 3);
+
+    // 429 with Retry-After: 1 is honoured, then delivered; a 404 is final (dead).
+    clerk.script("user_sync429", &[(429, 0)]);
+    paid_order("user_sync429", 10);
+    wait_until("user_sync429 delivered after a 429", || state_of("user_sync429") == "delivered");
+    assert_eq!(clerk.requests_for("user_sync429").len(), 2);
+    let waited = admin("SELECT delivered_at - queued_at >= interval '1 second' FROM clerk_metadata_outbox WHERE user_id = 'user_sync429'");
+    assert!(waited[0].get::<_, bool>(0), "Retry-After was honoured");
+    clerk.script("user_syncGone", &[(404, 0)]);
+    paid_order("user_syncGone", 10);
+    wait_until("user_syncGone dead", || state_of("user_syncGone") == "dead");
+
+    // Two workers, many users at once: each user's metadata sent exactly once.
+    admin(
+        "INSERT INTO orders (user_id, billing_name, billing_email, billing_address, subtotal, total_amount, status, payment_status)
+         SELECT ('user_syncMany' || g)::clerk_user_id, 'S', 's@example.com', '{}', 5, 5, 'confirmed', 'paid' FROM generate_series(1, 40) g",
+    );
+    wait_until("40 users delivered", || {
+        admin("SELECT count(*) FROM clerk_metadata_outbox WHERE user_id::text LIKE 'user_syncMany%' AND state = 'delivered'")[0].get::<_, i64>(0) == 40
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    for g in 1..=40 {
+        assert_eq!(clerk.requests_for(&format!("user_syncMany{g}")).len(), 1, "user_syncMany{g}");
+    }
+    assert_eq!(clerk.requests_for("user_sync1").len(), 1, "nothing was sent twice");
+}
