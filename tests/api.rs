@@ -4,7 +4,7 @@
 //! with PostgREST's error shape; injection attempts stay values.
 
 use clerk_jwt::test_keys::{now, sign, sign_hs256, sign_with};
-use pg_clerk_e2e::{api_admin_dsn, api_dsn, http, serve_jwks, start_proxy, Running};
+use pg_clerk_e2e::{admin_query, api_dsn, http, serve_jwks, start_proxy, Running};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -242,19 +242,14 @@ fn exact_counts_and_ranges() {
 fn the_schema_cache_reloads_on_notify_without_a_restart() {
     let _ = proxy();
     assert_eq!(get("/reload_probe", None).0, 404);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let (db, connection) = tokio_postgres::connect(&api_admin_dsn(), tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        db.batch_execute(
-            "CREATE TABLE reload_probe (id int PRIMARY KEY, note text);
-             INSERT INTO reload_probe VALUES (1, 'hello');
-             GRANT SELECT ON reload_probe TO anon;
-             NOTIFY pgrst, 'reload schema';",
-        )
-        .await
-        .unwrap();
-    });
+    for statement in [
+        "CREATE TABLE reload_probe (id int PRIMARY KEY, note text)",
+        "INSERT INTO reload_probe VALUES (1, 'hello')",
+        "GRANT SELECT ON reload_probe TO anon",
+        "NOTIFY pgrst, 'reload schema'",
+    ] {
+        admin_query(statement);
+    }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let (status, rows) = get("/reload_probe?select=note", None);
@@ -285,14 +280,6 @@ fn deliver(id: &str, ts: i64, body: &Value, secret: &str) -> (u16, Value) {
     (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
 }
 
-fn admin_query(sql: &str) -> Vec<tokio_postgres::Row> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let (db, connection) = tokio_postgres::connect(&api_admin_dsn(), tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        db.query(sql, &[]).await.unwrap()
-    })
-}
 
 #[test]
 fn signed_clerk_webhooks_sync_users_once_and_erase_on_delete() {

@@ -28,6 +28,16 @@ pub fn api_admin_dsn() -> String {
     api_dsn().replace("user=authenticator", "user=postgres")
 }
 
+/// Runs one statement on the API database as its owner.
+pub fn admin_query(sql: &str) -> Vec<tokio_postgres::Row> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (db, connection) = tokio_postgres::connect(&api_admin_dsn(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        db.query(sql, &[]).await.unwrap()
+    })
+}
+
 pub fn proxy_bin() -> String {
     std::env::var("CLERK_PROXY_BIN").expect("CLERK_PROXY_BIN is not set: run these tests with `make test`")
 }

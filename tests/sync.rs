@@ -2,18 +2,10 @@
 //! real HTTP server on 127.0.0.1 that stands in for Clerk's Backend API.
 //! One test, run step by step, because it starts and kills proxies.
 
-use pg_clerk_e2e::{api_admin_dsn, api_dsn, start_proxy, FakeClerk};
+use pg_clerk_e2e::{admin_query as admin, api_dsn, start_proxy, FakeClerk};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-fn admin(sql: &str) -> Vec<tokio_postgres::Row> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let (db, connection) = tokio_postgres::connect(&api_admin_dsn(), tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        db.query(sql, &[]).await.unwrap()
-    })
-}
 
 fn paid_order(user: &str, amount: u32) {
     admin(&format!(
