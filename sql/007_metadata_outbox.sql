@@ -106,3 +106,4 @@ SELECT state, count(*) AS users, min(queued_at) AS oldest_queued_at, max(attempt
        count(*) FILTER (WHERE state = 'pending' AND next_attempt_at > now()) AS waiting_for_retry
   FROM clerk_metadata_outbox GROUP BY state;
 REVOKE ALL ON clerk_metadata_outbox_status FROM PUBLIC;
+GRANT SELECT ON clerk_metadata_outbox_status TO clerk_sync;  -- for clerk-proxy's /metrics

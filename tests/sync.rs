@@ -2,7 +2,7 @@
 //! real HTTP server on 127.0.0.1 that stands in for Clerk's Backend API.
 //! One test, run step by step, because it starts and kills proxies.
 
-use pg_clerk_e2e::{admin_query as admin, api_dsn, start_proxy, FakeClerk};
+use pg_clerk_e2e::{admin_query as admin, api_dsn, free_port, http, start_proxy, FakeClerk};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -26,12 +26,15 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn proxy_with(clerk: &FakeClerk) -> (pg_clerk_e2e::Running, u16) {
-    start_proxy(&format!(
-        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-api-url = \"{}\"\nclerk-secret-key = \"sk_test_sync\"",
+/// A proxy with the sync worker on; returns it, its API port and its admin port.
+fn proxy_with(clerk: &FakeClerk) -> (pg_clerk_e2e::Running, u16, u16) {
+    let admin_port = free_port();
+    let (running, port) = start_proxy(&format!(
+        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-api-url = \"{}\"\nclerk-secret-key = \"sk_test_sync\"\nadmin-server-port = {admin_port}",
         api_dsn(),
         clerk.url
-    ))
+    ));
+    (running, port, admin_port)
 }
 
 #[test]
@@ -40,7 +43,7 @@ fn metadata_reaches_clerk_once_through_failures_restarts_and_two_workers() {
 
     // A worker that dies between claim and mark: Clerk holds its call, we kill it.
     clerk.script("user_syncCrash", &[(200, 4000)]);
-    let (mut doomed, _) = proxy_with(&clerk);
+    let (mut doomed, _, _) = proxy_with(&clerk);
     paid_order("user_syncCrash", 30);
     wait_until("the first call for user_syncCrash", || !clerk.requests_for("user_syncCrash").is_empty());
     doomed.0.kill().unwrap();
@@ -48,8 +51,8 @@ fn metadata_reaches_clerk_once_through_failures_restarts_and_two_workers() {
     assert_eq!(state_of("user_syncCrash"), "pending", "the killed worker's transaction rolled back");
 
     // Restarted (and a second instance beside it): the row is delivered.
-    let (_a, _) = proxy_with(&clerk);
-    let (_b, _) = proxy_with(&clerk);
+    let (_a, a_port, a_admin) = proxy_with(&clerk);
+    let (_b, _, _) = proxy_with(&clerk);
     wait_until("user_syncCrash delivered after the restart", || state_of("user_syncCrash") == "delivered");
 
     // An order paid: one PATCH with the customer's metadata.
@@ -91,4 +94,18 @@ fn metadata_reaches_clerk_once_through_failures_restarts_and_two_workers() {
         assert_eq!(clerk.requests_for(&format!("user_syncMany{g}")).len(), 1, "user_syncMany{g}");
     }
     assert_eq!(clerk.requests_for("user_sync1").len(), 1, "nothing was sent twice");
+
+    // The admin listener's /metrics shows the outbox and the worker's calls;
+    // the API port does not serve it.
+    let (status, _, metrics) = http(a_admin, "GET", "/metrics", &[], None);
+    assert_eq!(status, 200);
+    let value = |name: &str| -> f64 {
+        metrics.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(-1.0)
+    };
+    assert!(value("clerk_metadata_outbox_rows{state=\"delivered\"}") >= 44.0, "{metrics}");
+    assert!(value("clerk_metadata_outbox_rows{state=\"dead\"}") >= 1.0, "{metrics}");
+    // (which of the two workers made the calls is up to SKIP LOCKED)
+    assert!(value("clerk_metadata_sync_calls_total{result=\"delivered\"}") >= 0.0, "{metrics}");
+    assert_eq!(http(a_admin, "GET", "/live", &[], None).0, 200);
+    assert_eq!(http(a_port, "GET", "/metrics", &[], None).0, 404);
 }

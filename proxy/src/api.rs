@@ -62,6 +62,30 @@ pub async fn handle(state: &State, req: &HttpRequest) -> Response<Vec<u8>> {
     serve(state, req).await.unwrap_or_else(ApiError::into_response)
 }
 
+/// The admin listener (`admin-server-port`): `/live` and `/metrics`,
+/// never exposed on the API port.
+pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>> {
+    if req.path == "/metrics" && (req.method == "GET" || req.method == "HEAD") {
+        let statement = crate::sql::Statement {
+            sql: "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
+            params: vec![],
+        };
+        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}" };
+        let outbox: Option<Vec<(String, i64)>> = match state.pool.run(&ctx, true, &statement).await {
+            Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
+            Err(_) => None, // the outbox is optional (sql/007) and the database may be down
+        };
+        let body = crate::metrics::render(outbox.as_deref()).into_bytes();
+        return Response::builder()
+            .status(200)
+            .header("content-type", "text/plain; version=0.0.4")
+            .header("content-length", body.len())
+            .body(body)
+            .expect("valid headers");
+    }
+    admin::route(&req.method, &req.path).unwrap_or_else(|| ApiError::not_found_path(&req.path).into_response())
+}
+
 async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, ApiError> {
     let verifier = state.webhooks.as_ref().ok_or_else(|| ApiError::not_found_path(&req.path))?;
     if req.method != "POST" {

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod metrics;
 pub mod plan;
 pub mod request;
 pub mod response;

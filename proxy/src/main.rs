@@ -26,8 +26,12 @@ Usage:
 Every config key can be set as CLERK_PROXY_<KEY> (e.g. CLERK_PROXY_DB_URI);
 see README.md for the keys.";
 
-/// The HTTP application: reads the request off the wire, hands it to `api`.
-struct ProxyApp(Arc<api::State>);
+/// The HTTP application: reads the request off the wire, hands it to `api`
+/// (`admin`: the admin listener's routes instead of the API's).
+struct ProxyApp {
+    state: Arc<api::State>,
+    admin: bool,
+}
 
 #[async_trait]
 impl ServeHttp for ProxyApp {
@@ -52,7 +56,11 @@ impl ServeHttp for ProxyApp {
                 Err(e) => return response::ApiError::bad_request("PGRST102", "Could not read the request body".into(), Some(e.to_string())).into_response(),
             }
         }
-        api::handle(&self.0, &req).await
+        if self.admin {
+            api::handle_admin(&self.state, &req).await
+        } else {
+            api::handle(&self.state, &req).await
+        }
     }
 }
 
@@ -155,7 +163,12 @@ fn run(config: Config, authenticator: auth::Authenticator) -> ExitCode {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut api = Service::new("clerk-proxy api".to_owned(), ProxyApp(state));
+    if let Some(port) = config.admin_server_port {
+        let mut admin = Service::new("clerk-proxy admin".to_owned(), ProxyApp { state: state.clone(), admin: true });
+        admin.add_tcp(&std::net::SocketAddr::new(config.server_host, port).to_string());
+        server.add_service(admin);
+    }
+    let mut api = Service::new("clerk-proxy api".to_owned(), ProxyApp { state, admin: false });
     let addr = std::net::SocketAddr::new(config.server_host, config.server_port);
     api.add_tcp(&addr.to_string());
     server.add_service(api);

@@ -107,12 +107,15 @@ async fn round(client: &tokio_postgres::Client, api: &ClerkApi) -> Result<usize,
         let outcome = tokio::task::spawn_blocking(move || api.update_metadata(&id, &metadata)).await.map_err(|e| e.to_string())?;
         match outcome {
             Delivery::Done(status) => {
+                crate::metrics::count(&crate::metrics::SYNC_DELIVERED);
                 client
                     .execute("SELECT clerk_outbox_delivered($1::text::clerk_user_id, $2)", &[&user_id, &(status as i32)])
                     .await
             }
             Delivery::Failed { status, error, retry_after } => {
                 log::warn!("metadata sync for {user_id}: Clerk answered {status}");
+                let dead = (400..500).contains(&status) && status != 429;
+                crate::metrics::count(if dead { &crate::metrics::SYNC_DEAD } else { &crate::metrics::SYNC_FAILED });
                 let wait = retry_after.map(|s| format!("{s} seconds"));
                 client
                     .execute(
