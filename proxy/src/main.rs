@@ -105,44 +105,35 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Keys are loaded now: a missing or unreadable key stops start-up.
-    let authenticator = match auth::Authenticator::from_config(&config) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("clerk-proxy: configuration error: {e}");
-            return ExitCode::from(1);
-        }
-    };
     env_logger::Builder::new().filter_level(config.log_level.as_filter()).init();
     log::info!("starting with {config:?}");
-    run(config, authenticator)
+    match start(&config) {
+        Ok(state) => run(&config, state),
+        Err(e) => {
+            eprintln!("clerk-proxy: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
-fn run(config: Config, authenticator: auth::Authenticator) -> ExitCode {
-    let pool = match db::Pool::new(&config.db_uri, config.db_pool) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("clerk-proxy: configuration error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let schema = match pool.load_schema(&config.db_schemas) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("clerk-proxy: {e} ({})", config::redact_uri(&config.db_uri));
-            return ExitCode::from(1);
-        }
-    };
+/// Everything that can stop start-up, in order: keys and secrets (read
+/// and checked before any connection), the pool, the schema cache.
+fn start(config: &Config) -> Result<Arc<api::State>, String> {
+    let authenticator = auth::Authenticator::from_config(config).map_err(|e| format!("configuration error: {e}"))?;
+    let webhooks = config
+        .clerk_webhook_secret
+        .as_deref()
+        .map(clerk_proxy::webhooks::WebhookVerifier::from_secret)
+        .transpose()
+        .map_err(|e| format!("configuration error: clerk-webhook-secret {e}"))?;
+    let pool = db::Pool::new(&config.db_uri, config.db_pool).map_err(|e| format!("configuration error: {e}"))?;
+    let schema = pool.load_schema(&config.db_schemas).map_err(|e| format!("{e} ({})", config::redact_uri(&config.db_uri)))?;
     log::info!("schema cache: {} tables and views in {}", schema.relation_count(), schema.default_schema);
-    let webhooks = match config.clerk_webhook_secret.as_deref().map(clerk_proxy::webhooks::WebhookVerifier::from_secret) {
-        None => None,
-        Some(Ok(v)) => Some(v),
-        Some(Err(e)) => {
-            eprintln!("clerk-proxy: configuration error: clerk-webhook-secret {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let state = Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool, webhooks });
+    Ok(Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool, webhooks }))
+}
+
+/// Starts the background work and the listeners; returns only on exit.
+fn run(config: &Config, state: Arc<api::State>) -> ExitCode {
     if let Some(secret) = &config.clerk_secret_key {
         let api = clerk_proxy::sync::ClerkApi::new(&config.clerk_api_url, secret);
         clerk_proxy::sync::spawn(&state.pool.runtime(), state.pool.config(), api);
