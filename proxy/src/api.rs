@@ -3,9 +3,10 @@
 //! `main.rs` only reads the HTTP request and writes what this returns.
 
 use crate::auth::{Authenticator, Caller};
-use crate::db::{Pool, RequestContext};
-use crate::request::{self, Target};
-use crate::response::{self, ApiError};
+use crate::config::{Config, OpenApiMode, TxEnd};
+use crate::db::{Finish, Pool, RequestContext};
+use crate::request::{self, Count, Target};
+use crate::response::{self, ApiError, Format};
 use crate::schema::SchemaCache;
 use crate::webhooks::{self, WebhookVerifier};
 use crate::{admin, plan, sql};
@@ -37,6 +38,34 @@ pub struct State {
     pub pool: Pool,
     /// None when `clerk-webhook-secret` is unset: the endpoint is off.
     pub webhooks: Option<WebhookVerifier>,
+    pub options: ApiOptions,
+}
+
+/// The configuration keys that shape API answers.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    pub max_rows: Option<u64>,
+    pub allow_exact_count: bool,
+    pub tx_end: TxEnd,
+    pub openapi_mode: OpenApiMode,
+    pub openapi_server_url: String,
+}
+
+impl ApiOptions {
+    pub fn from_config(c: &Config) -> ApiOptions {
+        ApiOptions {
+            max_rows: c.db_max_rows,
+            allow_exact_count: c.db_allow_exact_count,
+            tx_end: c.db_tx_end,
+            openapi_mode: c.openapi_mode,
+            openapi_server_url: c.openapi_server_proxy_uri.clone().unwrap_or_else(|| "/".into()),
+        }
+    }
+
+    /// `count=estimated` counts exactly up to this many rows.
+    fn estimate_above(&self) -> u64 {
+        self.max_rows.unwrap_or(1000)
+    }
 }
 
 impl State {
@@ -66,10 +95,10 @@ pub async fn handle(state: &State, req: &HttpRequest) -> Response<Vec<u8>> {
 /// never exposed on the API port.
 pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>> {
     if req.path == "/metrics" && (req.method == "GET" || req.method == "HEAD") {
-        let statement = crate::sql::Statement {
-            sql: "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
-            params: vec![],
-        };
+        let statement = crate::sql::Statement::new(
+            "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
+            vec![],
+        );
         let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}" };
         let outbox: Option<Vec<(String, i64)>> = match state.pool.run(&ctx, true, &statement).await {
             Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
@@ -102,37 +131,74 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
 }
 
 async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, ApiError> {
-    let target = request::parse_target(&req.path).ok_or_else(|| ApiError::not_found_path(&req.path))?;
+    let target = match req.path.as_str() {
+        "/" => None,
+        path => Some(request::parse_target(path).ok_or_else(|| ApiError::not_found_path(path))?),
+    };
     let caller = state
         .authenticator
         .authenticate(req.header("authorization"), req.header("cookie"))
         .await
         .map_err(|e| e.into_api_error())?;
     let schema = state.schema();
+    let options = &state.options;
     let parse_error = |e: request::ParseError| ApiError::bad_request("PGRST100", e.message, Some(e.details));
-    let prefer = request::parse_prefer(req.header("prefer"));
-    let single = wants_object(req);
+    let mut prefer = request::parse_prefer(req.header("prefer"));
+    if prefer.strict && !prefer.unknown.is_empty() {
+        return Err(ApiError::bad_request(
+            "PGRST122",
+            "Invalid preferences given with handling=strict".into(),
+            Some(format!("Invalid preferences: {}", prefer.unknown.join(", "))),
+        ));
+    }
+    if prefer.count == Some(Count::Exact) && !options.allow_exact_count {
+        prefer.count = Some(Count::Estimated); // db-allow-exact-count = false
+    }
+    let format = response::negotiate(req.header("accept"))?;
+    let is_read = matches!(req.method.as_str(), "GET" | "HEAD");
+    if format == Format::Csv && !(is_read && matches!(target, Some(Target::Relation(_)))) {
+        return Err(response::negotiate(Some("text/csv; for reads of tables and views only")).unwrap_err());
+    }
+    let mut applied: Vec<String> = Vec::new();
     let (statement, read_only, answer) = match (req.method.as_str(), &target) {
-        ("GET" | "HEAD", Target::Relation(name)) => {
+        ("GET" | "HEAD", None) => {
+            if options.openapi_mode == OpenApiMode::Disabled {
+                return Err(ApiError::not_found_path(&req.path));
+            }
+            let statement = sql::Statement::new(crate::openapi::PRIVILEGES_SQL.into(), vec![Some(schema.default_schema.clone())]);
+            (statement, true, Answer::OpenApi)
+        }
+        ("GET" | "HEAD", Some(Target::Relation(name))) => {
             let mut q = request::parse_query(&req.query, false).map_err(parse_error)?;
             if let Some(range) = req.header("range") {
                 let (offset, limit) = request::parse_range(range).map_err(parse_error)?;
                 q.offset = Some(offset);
-                q.limit = match (q.limit, limit) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                q.limit = min_limit(q.limit, limit);
             }
+            q.limit = min_limit(q.limit, options.max_rows);
             let p = plan::read(&schema, name, &q)?;
+            if let Some(count) = prefer.count {
+                applied.push(format!("count={}", count_name(count)));
+            }
+            let columns = output_columns(&p);
             let offset = q.offset.unwrap_or(0);
-            (sql::read(&p, prefer.count_exact), true, Answer::Rows { offset, head: req.method == "HEAD" })
+            (sql::read(&p, prefer.count, options.estimate_above()), true, Answer::Rows { offset, head: req.method == "HEAD", columns })
         }
-        ("POST" | "PATCH" | "DELETE", Target::Relation(name)) => {
+        ("POST" | "PUT" | "PATCH" | "DELETE", Some(Target::Relation(name))) => {
             let q = request::parse_query(&req.query, false).map_err(parse_error)?;
-            let p = plan::write(&schema, name, &req.method, &q, &req.body, prefer.return_)?;
+            let p = plan::write(&schema, name, &req.method, &q, &req.body, &prefer)?;
+            if let (Some(r), "POST") = (prefer.resolution, req.method.as_str()) {
+                applied.push(match r {
+                    request::Resolution::MergeDuplicates => "resolution=merge-duplicates".into(),
+                    request::Resolution::IgnoreDuplicates => "resolution=ignore-duplicates".into(),
+                });
+            }
+            if prefer.missing_default {
+                applied.push("missing=default".into());
+            }
             (sql::write(&p), false, Answer::Written { created: req.method == "POST", return_: prefer.return_ })
         }
-        ("GET" | "HEAD" | "POST", Target::Rpc(name)) => {
+        ("GET" | "HEAD" | "POST", Some(Target::Rpc(name))) => {
             let q = request::parse_query(&req.query, true).map_err(parse_error)?;
             let args = if req.method == "POST" { body_object(&req.body)? } else { q.rpc_args.into_iter().map(|(k, v)| (k, Value::String(v))).collect() };
             let p = plan::call(&schema, name, &args)?;
@@ -141,6 +207,17 @@ async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, Ap
         }
         (method, _) => return Err(ApiError::method_not_allowed(method, &req.path)),
     };
+    let finish = if options.tx_end.rolls_back(prefer.tx_rollback) {
+        Finish::Rollback
+    } else if let (true, Some(max), false) = (prefer.strict, prefer.max_affected, read_only) {
+        applied.push(format!("max-affected={max}"));
+        Finish::CommitIfAtMost(max)
+    } else {
+        Finish::Commit
+    };
+    if prefer.tx_rollback.is_some() && matches!(options.tx_end, TxEnd::CommitAllowOverride | TxEnd::RollbackAllowOverride) {
+        applied.push(format!("tx={}", if finish == Finish::Rollback { "rollback" } else { "commit" }));
+    }
     let claims = match &caller {
         Caller::Anonymous { .. } => String::new(),
         Caller::User { claims_json, .. } => claims_json.to_string(),
@@ -154,23 +231,70 @@ async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, Ap
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
     let ctx = RequestContext { role: caller.role(), claims: &claims, method: &req.method, path: &req.path, headers: &headers, cookies: &cookies };
-    let result = state.pool.run(&ctx, read_only, &statement).await?;
-    match answer {
-        Answer::Rows { offset, head } => response::rows(result, offset, head, single),
-        Answer::Written { created, return_ } => response::written(result, created, return_, single, &req.path),
-        Answer::Called => response::called(result),
+    let mut result = state.pool.run_and(&ctx, read_only, &statement, finish).await?;
+    result.total = match prefer.count {
+        Some(Count::Planned) => result.planned,
+        // Estimated: exact up to the limit, the planner's figure beyond it.
+        Some(Count::Estimated) if result.total.is_some_and(|t| t as u64 > options.estimate_above()) => result.planned.or(result.total),
+        _ => result.total,
+    };
+    let mut response = match answer {
+        Answer::OpenApi => {
+            let privileges = match options.openapi_mode {
+                OpenApiMode::IgnorePrivileges => None,
+                _ => Some(crate::openapi::Privileges::from_json(result.body.as_deref().unwrap_or("{}")).unwrap_or_default()),
+            };
+            let document = crate::openapi::document(&schema, privileges.as_ref(), &options.openapi_server_url);
+            let mut r = response::json(http::StatusCode::OK, &document);
+            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/openapi+json; charset=utf-8"));
+            if req.method == "HEAD" {
+                r.body_mut().clear();
+            }
+            r
+        }
+        Answer::Rows { offset, head, columns } => response::rows(result, offset, head, format, &columns)?,
+        Answer::Written { created, return_ } => response::written(result, created, return_, format == Format::Object, &req.path)?,
+        Answer::Called => response::called(result)?,
+    };
+    if !applied.is_empty() {
+        if let Ok(value) = http::HeaderValue::from_str(&applied.join(", ")) {
+            response.headers_mut().insert("preference-applied", value);
+        }
     }
+    Ok(response)
 }
 
 /// How to answer once the statement has run.
 enum Answer {
-    Rows { offset: u64, head: bool },
+    Rows { offset: u64, head: bool, columns: Vec<String> },
     Written { created: bool, return_: request::Return },
     Called,
+    OpenApi,
 }
 
-fn wants_object(req: &HttpRequest) -> bool {
-    req.header("accept").is_some_and(|a| a.contains("application/vnd.pgrst.object+json"))
+fn min_limit(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn count_name(c: Count) -> &'static str {
+    match c {
+        Count::Exact => "exact",
+        Count::Planned => "planned",
+        Count::Estimated => "estimated",
+    }
+}
+
+/// The keys of each returned row, in order (the CSV header).
+fn output_columns(p: &plan::ReadPlan) -> Vec<String> {
+    let columns: Vec<String> = if p.select.is_empty() {
+        p.relation.columns.iter().map(|c| c.name.clone()).collect()
+    } else {
+        p.select.iter().map(|s| s.alias.clone().unwrap_or_else(|| s.column.name.clone())).collect()
+    };
+    columns.into_iter().chain(p.embeds.iter().map(|e| e.key.clone())).collect()
 }
 
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {

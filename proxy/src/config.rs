@@ -37,6 +37,45 @@ pub struct Config {
     pub clerk_api_url: String,
     /// `sk_…`; the sync worker runs only when it is set.
     pub clerk_secret_key: Option<String>,
+    /// At most this many rows per read, whatever the request asks.
+    pub db_max_rows: Option<u64>,
+    /// When false, `count=exact` is answered as `count=estimated`.
+    pub db_allow_exact_count: bool,
+    pub db_tx_end: TxEnd,
+    pub openapi_mode: OpenApiMode,
+    pub openapi_server_proxy_uri: Option<String>,
+}
+
+/// `db-tx-end`, as PostgREST: how request transactions end, and whether
+/// `Prefer: tx=…` may change it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxEnd {
+    Commit,
+    CommitAllowOverride,
+    Rollback,
+    RollbackAllowOverride,
+}
+
+impl TxEnd {
+    /// Whether to roll back, given `Prefer: tx=rollback` (Some(true)) or
+    /// `tx=commit` (Some(false)).
+    pub fn rolls_back(self, preferred: Option<bool>) -> bool {
+        match self {
+            TxEnd::Commit => false,
+            TxEnd::Rollback => true,
+            TxEnd::CommitAllowOverride => preferred.unwrap_or(false),
+            TxEnd::RollbackAllowOverride => preferred.unwrap_or(true),
+        }
+    }
+}
+
+/// `openapi-mode`: the document at `/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenApiMode {
+    /// Only what the caller's role may use (the default).
+    FollowPrivileges,
+    IgnorePrivileges,
+    Disabled,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +133,11 @@ const KEYS: &[(&str, bool)] = &[
     ("clerk-webhook-secret", false),
     ("clerk-api-url", false),
     ("clerk-secret-key", false),
+    ("db-max-rows", true),
+    ("db-allow-exact-count", false),
+    ("db-tx-end", true),
+    ("openapi-mode", true),
+    ("openapi-server-proxy-uri", true),
 ];
 
 /// Where a value came from, for error messages.
@@ -204,7 +248,27 @@ impl Config {
             }
         };
 
+        let choice = |key: &'static str, options: &[&str], default: usize| -> Result<usize, ConfigError> {
+            match raw.get(key) {
+                None => Ok(default),
+                Some(r) => options.iter().position(|o| *o == r.value).ok_or_else(|| bad(key, r, &format!("one of {}", options.join(", ")))),
+            }
+        };
+        let db_tx_end = [TxEnd::Commit, TxEnd::CommitAllowOverride, TxEnd::Rollback, TxEnd::RollbackAllowOverride]
+            [choice("db-tx-end", &["commit", "commit-allow-override", "rollback", "rollback-allow-override"], 0)?];
+        let openapi_mode = [OpenApiMode::FollowPrivileges, OpenApiMode::IgnorePrivileges, OpenApiMode::Disabled]
+            [choice("openapi-mode", &["follow-privileges", "ignore-privileges", "disabled"], 0)?];
+        let db_allow_exact_count = choice("db-allow-exact-count", &["false", "true"], 1)? == 1;
+
         Ok(Config {
+            db_max_rows: match parsed("db-max-rows", "a positive integer")? {
+                Some(0) => return Err(bad("db-max-rows", &raw["db-max-rows"], "a positive integer")),
+                n => n,
+            },
+            db_allow_exact_count,
+            db_tx_end,
+            openapi_mode,
+            openapi_server_proxy_uri: text("openapi-server-proxy-uri"),
             db_uri,
             db_schemas: if list("db-schemas").is_empty() { vec!["public".into()] } else { list("db-schemas") },
             db_anon_role: text("db-anon-role"),
@@ -307,6 +371,11 @@ impl fmt::Debug for Config {
             .field("clerk_webhook_secret", &set(&self.clerk_webhook_secret))
             .field("clerk_api_url", &self.clerk_api_url)
             .field("clerk_secret_key", &set(&self.clerk_secret_key))
+            .field("db_max_rows", &self.db_max_rows)
+            .field("db_allow_exact_count", &self.db_allow_exact_count)
+            .field("db_tx_end", &self.db_tx_end)
+            .field("openapi_mode", &self.openapi_mode)
+            .field("openapi_server_proxy_uri", &self.openapi_server_proxy_uri)
             .finish()
     }
 }
@@ -346,6 +415,23 @@ mod tests {
         assert_eq!(c.db_pool, 10);
         assert_eq!(c.clerk_clock_skew, 5);
         assert_eq!(c.log_level, LogLevel::Error);
+        assert_eq!((c.db_max_rows, c.db_allow_exact_count), (None, true));
+        assert_eq!((c.db_tx_end, c.openapi_mode), (TxEnd::Commit, OpenApiMode::FollowPrivileges));
+    }
+
+    #[test]
+    fn api_limits_and_modes() {
+        let c = load(
+            &format!("{MINIMAL}db-max-rows = 100\ndb-allow-exact-count = false\ndb-tx-end = \"rollback-allow-override\"\nopenapi-mode = \"disabled\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!((c.db_max_rows, c.db_allow_exact_count, c.openapi_mode), (Some(100), false, OpenApiMode::Disabled));
+        assert!(c.db_tx_end.rolls_back(None) && !c.db_tx_end.rolls_back(Some(false)));
+        assert!(!TxEnd::Commit.rolls_back(Some(true)));
+        assert!(TxEnd::CommitAllowOverride.rolls_back(Some(true)));
+        assert!(load(&format!("{MINIMAL}db-tx-end = \"sometimes\"\n"), &[]).unwrap_err().to_string().contains("one of commit"));
+        assert!(load(&format!("{MINIMAL}db-max-rows = 0\n"), &[]).is_err());
     }
 
     #[test]

@@ -119,6 +119,11 @@ impl Pool {
 
     /// Runs `statement` in one transaction carrying the request's identity.
     pub async fn run(&self, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement) -> Result<Outcome, ApiError> {
+        self.run_and(ctx, read_only, statement, Finish::Commit).await
+    }
+
+    /// `run`, ending the transaction as `finish` says.
+    pub async fn run_and(&self, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement, finish: Finish) -> Result<Outcome, ApiError> {
         let mut conn = self.get().await?;
         let client = conn.client.as_ref().expect("present until drop");
         let begin = if read_only { "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" } else { "BEGIN ISOLATION LEVEL READ COMMITTED" };
@@ -135,24 +140,80 @@ impl Pool {
         ];
         let params: Vec<(&(dyn ToSql + Sync), Type)> =
             statement.params.iter().map(|p| (p as &(dyn ToSql + Sync), Type::TEXT)).collect();
-        // Pipelined: all four are sent before the first answer is read. If
+        let explain = async {
+            match &statement.explain {
+                Some((sql, n)) => client.query_typed(sql, &params[..*n]).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        // Pipelined: everything is sent before the first answer is read. If
         // the statement fails, COMMIT ends the aborted transaction as a
-        // rollback.
-        let (begun, set_up, result, committed) = tokio::join!(
+        // rollback. `CommitIfAtMost` must see the row count first, so it
+        // costs one more round trip.
+        let end = match finish {
+            Finish::Commit => Some("COMMIT"),
+            Finish::Rollback => Some("ROLLBACK"),
+            Finish::CommitIfAtMost(_) => None,
+        };
+        let (begun, set_up, estimate, result, ended) = tokio::join!(
             client.batch_execute(begin),
             client.query_typed(setup, &setup_params),
+            explain,
             client.query_typed(&statement.sql, &params),
-            client.batch_execute("COMMIT"),
+            async {
+                match end {
+                    Some(end) => client.batch_execute(end).await,
+                    None => Ok(()),
+                }
+            },
         );
         let anonymous = ctx.claims.is_empty();
-        begun.map_err(|e| ApiError::from_db(&e, anonymous))?;
-        set_up.map_err(|e| ApiError::from_db(&e, anonymous))?;
-        let rows = result.map_err(|e| ApiError::from_db(&e, anonymous))?;
-        committed.map_err(|e| ApiError::from_db(&e, anonymous))?;
+        let db_error = |e: tokio_postgres::Error| ApiError::from_db(&e, anonymous);
+        let outcome = (|| {
+            begun.map_err(db_error)?;
+            set_up.map_err(db_error)?;
+            let estimate = estimate.map_err(db_error)?;
+            let rows = result.map_err(db_error)?;
+            let row = rows.first().ok_or_else(|| ApiError::internal("the statement returned no row"))?;
+            let planned = estimate.as_deref().and_then(planned_rows);
+            Ok(Outcome { body: row.get(0), rows: row.get(1), total: row.get(2), planned })
+        })();
+        if let Finish::CommitIfAtMost(max) = finish {
+            let exceeded = matches!(&outcome, Ok(o) if o.rows as u64 > max);
+            client.batch_execute(if exceeded { "ROLLBACK" } else { "COMMIT" }).await.map_err(db_error)?;
+            conn.clean = true;
+            if exceeded {
+                let rows = outcome.map(|o| o.rows).unwrap_or_default();
+                return Err(ApiError::bad_request(
+                    "PGRST124",
+                    "Query result exceeds max-affected preference constraint".into(),
+                    Some(format!("The query affects {rows} rows")),
+                ));
+            }
+            return outcome;
+        }
+        ended.map_err(db_error)?;
         conn.clean = true;
-        let row = rows.first().ok_or_else(|| ApiError::internal("the statement returned no row"))?;
-        Ok(Outcome { body: row.get(0), rows: row.get(1), total: row.get(2) })
+        outcome
     }
+}
+
+/// How a request's transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Commit,
+    /// `Prefer: tx=rollback`: run everything, keep nothing.
+    Rollback,
+    /// `Prefer: handling=strict, max-affected=N`: roll back (and answer
+    /// PGRST124) when more rows were touched.
+    CommitIfAtMost(u64),
+}
+
+/// The planner's row estimate from `EXPLAIN (FORMAT JSON)`.
+fn planned_rows(rows: &[tokio_postgres::Row]) -> Option<i64> {
+    let JsonText(plan) = rows.first()?.try_get(0).ok()?;
+    let plan: serde_json::Value = serde_json::from_str(&plan).ok()?;
+    plan.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64().map(|r| r.round() as i64)
 }
 
 /// The schema cache from the catalog.
@@ -163,7 +224,12 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<SchemaCache,
         .await
         .map_err(|e| format!("cannot read the schema: {e}"))?
         .into_iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
+        .map(|r| schema::ColumnRow {
+            schema: r.get(0),
+            relation: r.get(1),
+            is_table: r.get(7),
+            column: schema::Column { name: r.get(2), type_sql: r.get(3), primary_key: r.get(4), nullable: r.get(5), has_default: r.get(6) },
+        });
     let relations = schema::group_columns(relations);
     let functions = client
         .query_typed(schema::FUNCTIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])
@@ -172,7 +238,14 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<SchemaCache,
         .into_iter()
         .map(|r| schema::function_from_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7)))
         .collect();
-    Ok(SchemaCache::new(&default_schema, relations, functions))
+    let foreign_keys = client
+        .query_typed(schema::FOREIGN_KEYS_SQL, &[(&default_schema, Type::TEXT)])
+        .await
+        .map_err(|e| format!("cannot read the foreign keys: {e}"))?
+        .into_iter()
+        .map(|r| schema::ForeignKey { name: r.get(0), table: r.get(1), columns: r.get(2), referenced_table: r.get(3), referenced_columns: r.get(4) })
+        .collect();
+    Ok(SchemaCache::new(&default_schema, relations, functions, foreign_keys))
 }
 
 /// One listening connection's life: LISTEN, then reload on each notice.
@@ -206,13 +279,27 @@ async fn listen_once(
     Err("the listening connection closed".into())
 }
 
+/// A `json` value's text (its binary format is the text itself).
+struct JsonText(String);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for JsonText {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(JsonText(std::str::from_utf8(raw)?.to_owned()))
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON
+    }
+}
+
 /// What a statement returned (see `sql`).
 pub struct Outcome {
     /// JSON text; None when the client asked for no body.
     pub body: Option<String>,
     pub rows: i64,
-    /// Every matching row, when `Prefer: count=exact` asked.
+    /// Every matching row, when `Prefer: count=exact|estimated` asked.
     pub total: Option<i64>,
+    /// The planner's estimate, when `count=planned|estimated` asked.
+    pub planned: Option<i64>,
 }
 
 /// A connection on loan; it goes back to the pool only if its last

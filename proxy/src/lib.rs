@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod metrics;
+pub mod openapi;
 pub mod plan;
 pub mod request;
 pub mod response;

@@ -129,7 +129,8 @@ fn start(config: &Config) -> Result<Arc<api::State>, String> {
     let pool = db::Pool::new(&config.db_uri, config.db_pool).map_err(|e| format!("configuration error: {e}"))?;
     let schema = pool.load_schema(&config.db_schemas).map_err(|e| format!("{e} ({})", config::redact_uri(&config.db_uri)))?;
     log::info!("schema cache: {} tables and views in {}", schema.relation_count(), schema.default_schema);
-    Ok(Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool, webhooks }))
+    let options = api::ApiOptions::from_config(config);
+    Ok(Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool, webhooks, options }))
 }
 
 /// Starts the background work and the listeners; returns only on exit.

@@ -2,7 +2,7 @@
 //! tables, columns, functions and arguments are refused here, before any
 //! SQL exists; what comes out names only things the cache holds.
 
-use crate::request::{Condition, Operand, Operator, QueryParams, Return};
+use crate::request::{Condition, Embed, Operand, Operator, Prefer, QueryParams, Resolution, Return, Scope};
 use crate::response::ApiError;
 use crate::schema::{Argument, Column, Function, Relation, SchemaCache};
 use http::StatusCode;
@@ -33,19 +33,40 @@ pub struct ReadPlan {
     pub relation: Relation,
     /// Empty: every column.
     pub select: Vec<Selected>,
+    pub embeds: Vec<EmbedPlan>,
     pub filter: Vec<Where>,
     pub order: Vec<Ordering>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
 }
 
+/// A related relation read for each row of the outer one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedPlan {
+    /// The key it appears under in each outer row.
+    pub key: String,
+    pub to_one: bool,
+    pub inner: bool,
+    /// (outer column, embedded column) pairs.
+    pub join: Vec<(String, String)>,
+    pub read: ReadPlan,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteKind {
-    /// Rows as a JSON array; `columns`: every key any row has.
-    Insert { columns: Vec<Column>, rows_json: String },
+    /// Rows as JSON arrays, one per group of rows with the same keys
+    /// (one group unless `missing=default`); `columns` of each group.
+    Insert { groups: Vec<(Vec<Column>, String)>, on_conflict: Option<OnConflict> },
     /// One JSON object; `columns`: its keys.
     Update { columns: Vec<Column>, row_json: String },
     Delete,
+}
+
+/// An upsert: what makes a row a duplicate, and what to do then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnConflict {
+    pub columns: Vec<Column>,
+    pub resolution: Resolution,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +76,7 @@ pub struct WritePlan {
     pub filter: Vec<Where>,
     /// What `return=representation` returns (empty: every column).
     pub returning: Vec<Selected>,
+    pub returning_embeds: Vec<EmbedPlan>,
     pub return_: Return,
 }
 
@@ -74,25 +96,102 @@ pub fn read(cache: &SchemaCache, name: &str, q: &QueryParams) -> Result<ReadPlan
         hint: None,
         www_authenticate: None,
     })?;
+    let top = Scope { conditions: q.conditions.clone(), order: q.order.clone(), limit: q.limit, offset: q.offset };
+    let plan = level(cache, relation, &q.select, &q.embeds, &top, q, "")?;
+    if let Some(path) = q.nested.keys().find(|path| !embeds_path(&q.embeds, path)) {
+        return Err(ApiError::bad_request(
+            "PGRST108",
+            format!("'{path}' is not an embedded resource in this request"),
+            Some(format!("Filters, order and limit on '{path}' need '{path}(…)' in select")),
+        ));
+    }
+    Ok(plan)
+}
+
+/// Whether `path` (`a.b`) names an embed of `embeds`.
+fn embeds_path(embeds: &[Embed], path: &str) -> bool {
+    let (first, rest) = path.split_once('.').map_or((path, None), |(a, b)| (a, Some(b)));
+    embeds.iter().any(|e| (e.key() == first || e.relation == first) && rest.is_none_or(|r| embeds_path(&e.embeds, r)))
+}
+
+/// One level of a read: `relation` with its columns, embeds and scope.
+fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::SelectItem], embeds: &[Embed], scope: &Scope, q: &QueryParams, path: &str) -> Result<ReadPlan, ApiError> {
     let column = |n: &str| column_of(relation, n);
-    let select = q
-        .select
+    let select = select
         .iter()
         .filter(|s| s.column != "*" || s.alias.is_some() || s.cast.is_some())
         .map(|s| Ok(Selected { column: column(&s.column)?, alias: s.alias.clone(), cast: s.cast.clone() }))
         .collect::<Result<_, ApiError>>()?;
+    let embeds = embeds
+        .iter()
+        .map(|e| {
+            let target = cache.relation(&e.relation).ok_or_else(|| no_relationship(cache, relation, &e.relation))?;
+            let rel = relationship(cache, relation, e)?;
+            let key_path = if path.is_empty() { e.key().to_owned() } else { format!("{path}.{}", e.key()) };
+            let name_path = if path.is_empty() { e.relation.clone() } else { format!("{path}.{}", e.relation) };
+            let empty = Scope::default();
+            let scope = q.nested.get(&key_path).or_else(|| q.nested.get(&name_path)).unwrap_or(&empty);
+            Ok(EmbedPlan {
+                key: e.key().to_owned(),
+                to_one: rel.to_one,
+                inner: e.inner,
+                join: rel.join,
+                read: level(cache, target, &e.select, &e.embeds, scope, q, &key_path)?,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
     Ok(ReadPlan {
         relation: relation.clone(),
         select,
-        filter: q.conditions.iter().map(|c| resolve(relation, c)).collect::<Result<_, _>>()?,
-        order: q
+        embeds,
+        filter: scope.conditions.iter().map(|c| resolve(relation, c)).collect::<Result<_, _>>()?,
+        order: scope
             .order
             .iter()
             .map(|o| Ok(Ordering { column: column(&o.column)?, descending: o.descending, nulls_first: o.nulls_first }))
             .collect::<Result<_, ApiError>>()?,
-        limit: q.limit,
-        offset: q.offset,
+        limit: scope.limit,
+        offset: scope.offset,
     })
+}
+
+fn no_relationship(cache: &SchemaCache, outer: &Relation, embedded: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "PGRST200".into(),
+        message: format!("Could not find a relationship between '{}' and '{embedded}' in the schema cache", outer.name),
+        details: Some(format!(
+            "Searched for a foreign key relationship between '{}' and '{embedded}' in the schema '{}', but no matches were found.",
+            outer.name, cache.default_schema
+        )),
+        hint: None,
+        www_authenticate: None,
+    }
+}
+
+/// The one foreign key `e` follows from `outer` (its `!hint` may name the
+/// constraint or one of its columns when there are several).
+fn relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> Result<crate::schema::Relationship, ApiError> {
+    let mut found = cache.relationships(&outer.name, &e.relation);
+    if let Some(hint) = &e.hint {
+        found.retain(|r| &r.constraint == hint || r.join.iter().any(|(a, b)| a == hint || b == hint));
+    }
+    match found.len() {
+        0 => Err(no_relationship(cache, outer, &e.relation)),
+        1 => Ok(found.remove(0)),
+        _ => Err(ApiError {
+            status: StatusCode::MULTIPLE_CHOICES,
+            code: "PGRST201".into(),
+            message: format!("Could not embed because more than one relationship was found for '{}' and '{}'", outer.name, e.relation),
+            details: Some(found.iter().map(|r| r.constraint.as_str()).collect::<Vec<_>>().join(", ")),
+            hint: Some(format!(
+                "Try changing '{}' to one of the following: {}. Find the desired relationship in the 'details' key.",
+                e.relation,
+                found.iter().map(|r| format!("'{}!{}'", e.relation, r.constraint)).collect::<Vec<_>>().join(", ")
+            )),
+            www_authenticate: None,
+        }),
+    }
 }
 
 fn column_of(relation: &Relation, name: &str) -> Result<Column, ApiError> {
@@ -123,62 +222,161 @@ fn resolve(relation: &Relation, c: &Condition) -> Result<Where, ApiError> {
     })
 }
 
-/// `POST` (insert), `PATCH` (update) or `DELETE` on a table.
-pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, body: &[u8], return_: Return) -> Result<WritePlan, ApiError> {
+/// `POST` (insert or upsert), `PUT` (upsert of one row by primary key),
+/// `PATCH` (update) or `DELETE` on a table.
+pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, body: &[u8], prefer: &Prefer) -> Result<WritePlan, ApiError> {
     let read = read(cache, name, q)?;
     let relation = read.relation;
     let body_error = |message: &str, details: Option<String>| ApiError::bad_request("PGRST102", message.to_owned(), details);
     let parse_body = || -> Result<Value, ApiError> {
         serde_json::from_slice(body).map_err(|e| body_error("Empty or invalid json", Some(e.to_string())))
     };
-    let columns_of = |keys: Vec<&String>| -> Result<Vec<Column>, ApiError> {
-        keys.into_iter()
-            .map(|k| {
-                relation.column(k).cloned().ok_or_else(|| ApiError {
-                    status: StatusCode::BAD_REQUEST,
-                    code: "PGRST204".into(),
-                    message: format!("Could not find the '{k}' column of '{}' in the schema cache", relation.name),
-                    details: None,
-                    hint: None,
-                    www_authenticate: None,
-                })
-            })
-            .collect()
+    let unknown_column = |k: &str| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "PGRST204".into(),
+        message: format!("Could not find the '{k}' column of '{}' in the schema cache", relation.name),
+        details: None,
+        hint: None,
+        www_authenticate: None,
     };
+    let columns_of = |keys: &[&str]| -> Result<Vec<Column>, ApiError> {
+        keys.iter().map(|k| relation.column(k).cloned().ok_or_else(|| unknown_column(k))).collect()
+    };
+    // `columns=` names the keys to use; other keys of the body are ignored.
+    let wanted = |k: &str| q.columns.as_ref().is_none_or(|c| c.iter().any(|c| c == k));
+    if let Some(listed) = &q.columns {
+        columns_of(&listed.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    let mut filter = read.filter;
     let kind = match method {
-        "POST" => {
-            let rows = match parse_body()? {
+        "POST" | "PUT" => {
+            let mut rows = match parse_body()? {
                 Value::Array(rows) => rows,
                 object @ Value::Object(_) => vec![object],
                 _ => return Err(body_error("The body must be a JSON object or an array of objects", None)),
             };
-            let mut keys: Vec<&String> = Vec::new();
+            let mut on_conflict = None;
+            if method == "PUT" {
+                let key = put_key(&relation, &filter, q)?;
+                let [Value::Object(row)] = rows.as_mut_slice() else {
+                    return Err(body_error("The body of a PUT must be one JSON object", None));
+                };
+                for (column, value) in key {
+                    match row.get(&column.name) {
+                        None => {
+                            row.insert(column.name.clone(), Value::String(value));
+                        }
+                        Some(given) if json_text(given) == value => {}
+                        Some(_) => {
+                            return Err(ApiError::bad_request(
+                                "PGRST115",
+                                "Payload values do not match URL in primary key column(s)".into(),
+                                Some(format!("{} is {value} in the URL", column.name)),
+                            ))
+                        }
+                    }
+                }
+                filter.clear();
+                on_conflict = Some(OnConflict { columns: relation.columns.iter().filter(|c| c.primary_key).cloned().collect(), resolution: Resolution::MergeDuplicates });
+            } else if let Some(resolution) = prefer.resolution {
+                let columns: Vec<Column> = match &q.on_conflict {
+                    Some(names) => names.iter().map(|n| column_of(&relation, n)).collect::<Result<_, _>>()?,
+                    None => relation.columns.iter().filter(|c| c.primary_key).cloned().collect(),
+                };
+                if columns.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "PGRST103",
+                        format!("'{}' has no primary key to detect duplicates by", relation.name),
+                        Some("Name the unique columns with on_conflict=…".into()),
+                    ));
+                }
+                on_conflict = Some(OnConflict { columns, resolution });
+            }
+            // Rows grouped by their set of keys: with missing=default each
+            // group is its own INSERT, so absent keys take their defaults;
+            // otherwise one group with every key (absent ones are NULL).
+            let mut groups: Vec<(Vec<&str>, Vec<&Value>)> = Vec::new();
             for row in &rows {
                 let Value::Object(m) = row else {
                     return Err(body_error("Every element of the array must be a JSON object", None));
                 };
-                for k in m.keys() {
-                    if !keys.contains(&k) {
-                        keys.push(k);
+                let keys: Vec<&str> = m.keys().map(String::as_str).filter(|k| wanted(k)).collect();
+                if prefer.missing_default {
+                    match groups.iter_mut().find(|(k, _)| *k == keys) {
+                        Some((_, members)) => members.push(row),
+                        None => groups.push((keys, vec![row])),
+                    }
+                } else {
+                    match groups.first_mut() {
+                        Some((all, members)) => {
+                            for k in keys {
+                                if !all.contains(&k) {
+                                    all.push(k);
+                                }
+                            }
+                            members.push(row);
+                        }
+                        None => groups.push((keys, vec![row])),
                     }
                 }
             }
-            let columns = columns_of(keys)?;
-            WriteKind::Insert { columns, rows_json: Value::Array(rows).to_string() }
+            let groups = groups
+                .into_iter()
+                .map(|(keys, members)| Ok((columns_of(&keys)?, Value::Array(members.into_iter().cloned().collect()).to_string())))
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            WriteKind::Insert { groups, on_conflict }
         }
         "PATCH" => {
             let row = parse_body()?;
             let Value::Object(m) = &row else {
                 return Err(body_error("The body of a PATCH must be a JSON object", None));
             };
-            if m.is_empty() {
+            let keys: Vec<&str> = m.keys().map(String::as_str).filter(|k| wanted(k)).collect();
+            if keys.is_empty() {
                 return Err(body_error("The body of a PATCH names no column to change", None));
             }
-            WriteKind::Update { columns: columns_of(m.keys().collect())?, row_json: row.to_string() }
+            WriteKind::Update { columns: columns_of(&keys)?, row_json: row.to_string() }
         }
         _ => WriteKind::Delete,
     };
-    Ok(WritePlan { relation, kind, filter: read.filter, returning: read.select, return_ })
+    Ok(WritePlan { relation, kind, filter, returning: read.select, returning_embeds: read.embeds, return_: prefer.return_ })
+}
+
+/// A JSON scalar as the text a URL filter would carry.
+fn json_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A PUT's URL must filter exactly the primary key with `eq`: the key's
+/// columns and values.
+fn put_key(relation: &Relation, filter: &[Where], q: &QueryParams) -> Result<Vec<(Column, String)>, ApiError> {
+    let keys: Vec<&Column> = relation.columns.iter().filter(|c| c.primary_key).collect();
+    let mut found = Vec::new();
+    for w in filter {
+        if let Where::Compare { column, negated: false, op: Operator::Eq, operand: Operand::Single(v) } = w {
+            if column.primary_key && !found.iter().any(|(c, _): &(Column, String)| c.name == column.name) {
+                found.push((column.clone(), v.clone()));
+                continue;
+            }
+        }
+        found.clear();
+        break;
+    }
+    if keys.is_empty() || found.len() != keys.len() || q.limit.is_some() || q.offset.is_some() {
+        return Err(ApiError::bad_request(
+            "PGRST105",
+            "Filters must include all and only primary key columns with 'eq' operators".into(),
+            Some(format!(
+                "PUT {} needs {}",
+                relation.name,
+                keys.iter().map(|c| format!("{}=eq.…", c.name)).collect::<Vec<_>>().join("&")
+            )),
+        ));
+    }
+    Ok(found)
 }
 
 /// A function call with named arguments (a JSON object, or query pairs).

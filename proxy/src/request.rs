@@ -82,14 +82,52 @@ pub struct OrderTerm {
     pub nulls_first: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueryParams {
+/// `[alias:]relation[!hint][!inner](select…)` inside `select=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Embed {
+    pub relation: String,
+    pub alias: Option<String>,
+    /// A foreign key's name or column, to pick one of several relationships.
+    pub hint: Option<String>,
+    /// `!inner`: outer rows without a matching embedded row are left out.
+    pub inner: bool,
     /// Empty means `*`.
     pub select: Vec<SelectItem>,
+    pub embeds: Vec<Embed>,
+}
+
+impl Embed {
+    /// The key of the embedded value in each row, and the prefix of its
+    /// filters (`order_items.quantity=gt.1`).
+    pub fn key(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.relation)
+    }
+}
+
+/// Filters, order and range for one level: the top or an embed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
     pub conditions: Vec<Condition>,
     pub order: Vec<OrderTerm>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryParams {
+    /// Empty means `*`.
+    pub select: Vec<SelectItem>,
+    pub embeds: Vec<Embed>,
+    pub conditions: Vec<Condition>,
+    pub order: Vec<OrderTerm>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+    /// Scopes of embeds, by dotted path of keys (`order_items`, `a.b`).
+    pub nested: std::collections::BTreeMap<String, Scope>,
+    /// `columns=a,b`: the body keys an insert or update uses.
+    pub columns: Option<Vec<String>>,
+    /// `on_conflict=a,b`: the unique columns an upsert matches on.
+    pub on_conflict: Option<Vec<String>>,
     /// `?arg=value` pairs that are not filters, for `GET /rpc/…`.
     pub rpc_args: Vec<(String, String)>,
 }
@@ -103,22 +141,62 @@ pub enum Return {
     Representation,
 }
 
-/// The `Prefer` header (unknown preferences are ignored, as PostgREST does).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Exact,
+    /// The planner's estimate (`EXPLAIN`): cheap, approximate.
+    Planned,
+    /// Exact up to a limit, the planner's estimate beyond it.
+    Estimated,
+}
+
+/// `Prefer: resolution=…`: what an insert does with a row whose key exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    MergeDuplicates,
+    IgnoreDuplicates,
+}
+
+/// The `Prefer` header. Unknown preferences are ignored, as PostgREST
+/// does, unless `handling=strict` asks for an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Prefer {
     pub return_: Return,
-    pub count_exact: bool,
+    pub count: Option<Count>,
+    pub resolution: Option<Resolution>,
+    /// `missing=default`: keys a row lacks take the column default, not NULL.
+    pub missing_default: bool,
+    /// `handling=strict`
+    pub strict: bool,
+    pub max_affected: Option<u64>,
+    /// `tx=rollback` (true) or `tx=commit` (false).
+    pub tx_rollback: Option<bool>,
+    /// What was not understood, for `handling=strict`.
+    pub unknown: Vec<String>,
 }
 
 pub fn parse_prefer(header: Option<&str>) -> Prefer {
     let mut p = Prefer::default();
-    for item in header.unwrap_or("").split(',').map(str::trim) {
+    for item in header.unwrap_or("").split(',').map(str::trim).filter(|i| !i.is_empty()) {
         match item {
             "return=minimal" => p.return_ = Return::Minimal,
             "return=headers-only" => p.return_ = Return::HeadersOnly,
             "return=representation" => p.return_ = Return::Representation,
-            "count=exact" => p.count_exact = true,
-            _ => {}
+            "count=exact" => p.count = Some(Count::Exact),
+            "count=planned" => p.count = Some(Count::Planned),
+            "count=estimated" => p.count = Some(Count::Estimated),
+            "resolution=merge-duplicates" => p.resolution = Some(Resolution::MergeDuplicates),
+            "resolution=ignore-duplicates" => p.resolution = Some(Resolution::IgnoreDuplicates),
+            "missing=default" => p.missing_default = true,
+            "missing=null" => p.missing_default = false,
+            "handling=strict" => p.strict = true,
+            "handling=lenient" => p.strict = false,
+            "tx=rollback" => p.tx_rollback = Some(true),
+            "tx=commit" => p.tx_rollback = Some(false),
+            other => match other.strip_prefix("max-affected=").map(str::parse::<u64>) {
+                Some(Ok(n)) => p.max_affected = Some(n),
+                _ => p.unknown.push(other.to_owned()),
+            },
         }
     }
     p
@@ -182,24 +260,75 @@ fn decode(s: &str) -> Result<String, ParseError> {
 /// function arguments rather than filters when they have no operator.
 pub fn parse_query(query: &str, is_rpc: bool) -> Result<QueryParams, ParseError> {
     let mut params = QueryParams::default();
+    let mut top = Scope::default();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let (key, value) = (decode(raw_key)?, decode(raw_value)?);
         match key.as_str() {
-            "select" => params.select = parse_select(&value)?,
-            "order" => params.order = parse_order(&value)?,
-            "limit" => params.limit = Some(parse_count("limit", &value)?),
-            "offset" => params.offset = Some(parse_count("offset", &value)?),
-            "or" | "and" | "not.or" | "not.and" => {
-                let negated = key.starts_with("not.");
-                let any = key.ends_with("or");
-                params.conditions.push(Condition::Group { any, negated, children: parse_group_body(&value)? });
+            "select" => (params.select, params.embeds) = parse_select(&value)?,
+            "columns" => params.columns = Some(parse_names(&value, "columns")?),
+            "on_conflict" => params.on_conflict = Some(parse_names(&value, "on_conflict")?),
+            "order" | "limit" | "offset" | "or" | "and" | "not.or" | "not.and" => add_to_scope(&mut top, &key, &value)?,
+            _ if is_rpc && !key.contains('.') && !looks_like_filter(&value) => params.rpc_args.push((key, value)),
+            _ => {
+                // `a.b.limit=1`: the scope of the embed at path `a.b`.
+                let (path, name) = split_scope_key(&key);
+                let scope = match path {
+                    Some(path) => params.nested.entry(path.to_owned()).or_default(),
+                    None => &mut top,
+                };
+                add_to_scope(scope, name, &value)?;
             }
-            _ if is_rpc && !looks_like_filter(&value) => params.rpc_args.push((key, value)),
-            _ => params.conditions.push(parse_filter(&key, &value)?),
         }
     }
+    params.conditions = top.conditions;
+    params.order = top.order;
+    params.limit = top.limit;
+    params.offset = top.offset;
     Ok(params)
+}
+
+/// `order_items.quantity` → (Some("order_items"), "quantity");
+/// `a.b.not.or` → (Some("a.b"), "not.or"); `status` → (None, "status").
+fn split_scope_key(key: &str) -> (Option<&str>, &str) {
+    for suffix in ["not.or", "not.and"] {
+        if let Some(path) = key.strip_suffix(suffix).and_then(|p| p.strip_suffix('.')) {
+            return (Some(path), &key[key.len() - suffix.len()..]);
+        }
+    }
+    if key == "not.or" || key == "not.and" {
+        return (None, key);
+    }
+    match key.rsplit_once('.') {
+        Some((path, name)) => (Some(path), name),
+        None => (None, key),
+    }
+}
+
+fn add_to_scope(scope: &mut Scope, key: &str, value: &str) -> Result<(), ParseError> {
+    match key {
+        "order" => scope.order = parse_order(value)?,
+        "limit" => scope.limit = Some(parse_count("limit", value)?),
+        "offset" => scope.offset = Some(parse_count("offset", value)?),
+        "or" | "and" | "not.or" | "not.and" => {
+            let negated = key.starts_with("not.");
+            let any = key.ends_with("or");
+            scope.conditions.push(Condition::Group { any, negated, children: parse_group_body(value)? });
+        }
+        _ => scope.conditions.push(parse_filter(key, value)?),
+    }
+    Ok(())
+}
+
+/// `a,b,c` (column names).
+fn parse_names(value: &str, what: &str) -> Result<Vec<String>, ParseError> {
+    value
+        .split(',')
+        .map(|n| {
+            let n = n.trim();
+            check_identifier(n, what).map(|_| n.to_owned())
+        })
+        .collect()
 }
 
 fn looks_like_filter(value: &str) -> bool {
@@ -220,27 +349,30 @@ fn check_identifier(name: &str, what: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-fn parse_select(value: &str) -> Result<Vec<SelectItem>, ParseError> {
-    let mut items = Vec::new();
-    for raw in value.split(',').map(str::trim) {
-        if raw.contains('(') {
-            return Err(err(
-                "Resource embedding is not supported yet",
-                format!("\"{raw}\" embeds a related table; select the table's own columns"),
-            ));
+/// The columns and the embeds of a `select=` (or of an embed's parentheses).
+fn parse_select(value: &str) -> Result<(Vec<SelectItem>, Vec<Embed>), ParseError> {
+    let (mut items, mut embeds) = (Vec::new(), Vec::new());
+    for raw in split_top_level(value) {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(err("Invalid select", format!("\"{value}\" has an empty item")));
         }
         let (alias, rest) = match raw.split_once(':') {
-            Some((a, r)) if !a.is_empty() && !r.starts_with(':') => (Some(a.to_owned()), r),
+            Some((a, r)) if !a.is_empty() && !r.starts_with(':') && !a.contains('(') => (Some(a.to_owned()), r),
             _ => (None, raw),
         };
+        if let Some(a) = &alias {
+            check_identifier(a, "alias")?;
+        }
+        if let Some(open) = rest.find('(') {
+            embeds.push(parse_embed(&rest[..open], &rest[open..], alias)?);
+            continue;
+        }
         let (column, cast) = match rest.split_once("::") {
             Some((c, t)) => (c, Some(t.to_owned())),
             None => (rest, None),
         };
         check_identifier(column, "column")?;
-        if let Some(a) = &alias {
-            check_identifier(a, "alias")?;
-        }
         if let Some(t) = &cast {
             if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ') {
                 return Err(err("Invalid query string", format!("\"{t}\" is not a type name")));
@@ -248,7 +380,34 @@ fn parse_select(value: &str) -> Result<Vec<SelectItem>, ParseError> {
         }
         items.push(SelectItem { column: column.to_owned(), alias, cast });
     }
-    Ok(items)
+    Ok((items, embeds))
+}
+
+/// `order_items!inner` + `(product_name,quantity)`
+fn parse_embed(head: &str, body: &str, alias: Option<String>) -> Result<Embed, ParseError> {
+    let inner_text = body
+        .strip_prefix('(')
+        .and_then(|b| b.strip_suffix(')'))
+        .ok_or_else(|| err("Invalid select", format!("\"{head}{body}\": an embed is relation(columns), with nothing after the parenthesis")))?;
+    if head.starts_with("...") {
+        return Err(err("Spread embedding is not supported", format!("\"{head}\": embed the relation as an object instead")));
+    }
+    let mut parts = head.split('!');
+    let relation = parts.next().unwrap_or("");
+    check_identifier(relation, "relation")?;
+    let (mut hint, mut inner) = (None, false);
+    for part in parts {
+        match part {
+            "inner" => inner = true,
+            "left" => inner = false,
+            other => {
+                check_identifier(other, "relationship hint")?;
+                hint = Some(other.to_owned());
+            }
+        }
+    }
+    let (select, embeds) = if inner_text.trim().is_empty() { (Vec::new(), Vec::new()) } else { parse_select(inner_text)? };
+    Ok(Embed { relation: relation.to_owned(), alias, hint, inner, select, embeds })
 }
 
 fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
@@ -408,7 +567,6 @@ mod tests {
         let p = q("select=order_number,total:total_amount::text,status");
         assert_eq!(p.select.len(), 3);
         assert_eq!(p.select[1], SelectItem { column: "total_amount".into(), alias: Some("total".into()), cast: Some("text".into()) });
-        assert!(parse_query("select=order_items(product_name)", false).unwrap_err().message.contains("embedding"));
         assert!(parse_query("select=a::text;drop", false).is_err());
         assert!(parse_query("select=\"x\"", false).is_err());
     }
@@ -464,9 +622,44 @@ mod tests {
     }
 
     #[test]
+    fn embeds_with_aliases_hints_and_scoped_filters() {
+        let p = q("select=order_number,items:order_items!inner(product_name,quantity,products(name)),users!fk_user(*)\
+                   &order_items.quantity=gt.1&items.order=quantity.desc&items.limit=2&items.products.name=like.M*&status=eq.paid");
+        assert_eq!(p.select.len(), 1);
+        assert_eq!(p.embeds.len(), 2);
+        let items = &p.embeds[0];
+        assert_eq!((items.relation.as_str(), items.key(), items.inner), ("order_items", "items", true));
+        assert_eq!(items.select.len(), 2);
+        assert_eq!(items.embeds[0].relation, "products");
+        assert_eq!(p.embeds[1].hint.as_deref(), Some("fk_user"));
+        assert_eq!(p.conditions.len(), 1, "status stays at the top");
+        assert_eq!(p.nested["order_items"].conditions.len(), 1);
+        assert_eq!(p.nested["items"].limit, Some(2));
+        assert_eq!(p.nested["items"].order[0].column, "quantity");
+        assert_eq!(p.nested["items.products"].conditions.len(), 1);
+        let p = q("select=*,order_items(*)&order_items.not.or=(quantity.eq.1,quantity.eq.2)&not.and=(status.eq.a)");
+        assert_eq!(p.select[0].column, "*");
+        assert!(matches!(p.nested["order_items"].conditions[0], Condition::Group { negated: true, any: true, .. }));
+        assert!(matches!(p.conditions[0], Condition::Group { negated: true, any: false, .. }));
+        for bad in ["select=order_items(a", "select=order_items(a)x", "select=...order_items(a)", "select=a,,b", "select=\"x\"(a)"] {
+            assert!(parse_query(bad, false).is_err(), "{bad}");
+        }
+        let p = q("columns=a,b&on_conflict=sku");
+        assert_eq!(p.columns.unwrap(), ["a", "b"]);
+        assert_eq!(p.on_conflict.unwrap(), ["sku"]);
+    }
+
+    #[test]
     fn prefer_and_range_headers() {
-        assert_eq!(parse_prefer(Some("return=representation, count=exact")), Prefer { return_: Return::Representation, count_exact: true });
-        assert_eq!(parse_prefer(Some("tx=commit")), Prefer::default());
+        let p = parse_prefer(Some("return=representation, count=exact"));
+        assert_eq!((p.return_, p.count), (Return::Representation, Some(Count::Exact)));
+        let p = parse_prefer(Some("resolution=merge-duplicates,missing=default, handling=strict, max-affected=5, tx=rollback, wat=1"));
+        assert_eq!(p.resolution, Some(Resolution::MergeDuplicates));
+        assert!(p.missing_default && p.strict);
+        assert_eq!((p.max_affected, p.tx_rollback), (Some(5), Some(true)));
+        assert_eq!(p.unknown, ["wat=1"]);
+        assert_eq!(parse_prefer(Some("count=planned")).count, Some(Count::Planned));
+        assert_eq!(parse_prefer(Some("max-affected=x")).unknown, ["max-affected=x"]);
         assert_eq!(parse_range("0-9").unwrap(), (0, Some(10)));
         assert_eq!(parse_range("items=10-").unwrap(), (10, None));
         assert!(parse_range("9-0").is_err());

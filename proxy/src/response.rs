@@ -117,6 +117,66 @@ impl ApiError {
     }
 }
 
+/// The representation a client asked for with `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    /// `application/vnd.pgrst.object+json`: exactly one row, as an object.
+    Object,
+    /// `text/csv`: a header line, then one line per row (reads only).
+    Csv,
+}
+
+/// The first media type of `Accept` that can be served (q-values are not
+/// weighed); 406 when none can.
+pub fn negotiate(accept: Option<&str>) -> Result<Format, ApiError> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(Format::Json);
+    };
+    for range in accept.split(',') {
+        match range.split(';').next().unwrap_or("").trim() {
+            "application/json" | "application/*" | "*/*" | "application/openapi+json" => return Ok(Format::Json),
+            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => return Ok(Format::Object),
+            "text/csv" => return Ok(Format::Csv),
+            _ => {}
+        }
+    }
+    Err(ApiError {
+        status: StatusCode::NOT_ACCEPTABLE,
+        code: Cow::Borrowed("PGRST107"),
+        message: format!("None of these media types are available: {accept}"),
+        details: Some("clerk-proxy serves application/json, application/vnd.pgrst.object+json and text/csv".into()),
+        hint: None,
+        www_authenticate: None,
+    })
+}
+
+/// A JSON array of objects as CSV (RFC 4180): a header of `columns`,
+/// then one line per row. NULL is an empty field; numbers keep the text
+/// Postgres gave them; nested JSON (embeds, arrays) is written as JSON.
+fn csv(body: &str, columns: &[String]) -> Result<String, ApiError> {
+    use serde_json::value::RawValue;
+    let rows: Vec<std::collections::HashMap<String, Box<RawValue>>> =
+        serde_json::from_str(body).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
+    let field = |text: &str| {
+        if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+    };
+    let mut out = columns.iter().map(|h| field(h)).collect::<Vec<_>>().join(",");
+    for row in &rows {
+        out.push('\n');
+        let line: Vec<String> = columns
+            .iter()
+            .map(|h| match row.get(h).map(|v| v.get()) {
+                None | Some("null") => String::new(),
+                Some(text) if text.starts_with('"') => field(&serde_json::from_str::<String>(text).unwrap_or_default()),
+                Some(text) => field(text),
+            })
+            .collect();
+        out.push_str(&line.join(","));
+    }
+    Ok(out)
+}
+
 /// The body as one object, for `Accept: application/vnd.pgrst.object+json`:
 /// 406 unless exactly one row.
 fn single_object(body: &str, rows: i64) -> Result<String, ApiError> {
@@ -134,8 +194,12 @@ fn single_object(body: &str, rows: i64) -> Result<String, ApiError> {
     Ok(all.pop().unwrap_or(Value::Null).to_string())
 }
 
-fn respond(status: StatusCode, body: Option<String>, single: bool, extra: &[(&str, String)]) -> Response<Vec<u8>> {
-    let content_type = if single { "application/vnd.pgrst.object+json; charset=utf-8" } else { "application/json; charset=utf-8" };
+fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&str, String)]) -> Response<Vec<u8>> {
+    let content_type = match format {
+        Format::Object => "application/vnd.pgrst.object+json; charset=utf-8",
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Json => "application/json; charset=utf-8",
+    };
     let mut builder = Response::builder().status(status);
     if body.is_some() {
         builder = builder.header("content-type", content_type);
@@ -149,14 +213,19 @@ fn respond(status: StatusCode, body: Option<String>, single: bool, extra: &[(&st
 
 /// A table read: `Content-Range: first-last/total`, 206 when the range
 /// is not the whole (counted) result.
-pub fn rows(r: crate::db::Outcome, offset: u64, head: bool, single: bool) -> Result<Response<Vec<u8>>, ApiError> {
+/// `columns`: the CSV header when there is no row.
+pub fn rows(r: crate::db::Outcome, offset: u64, head: bool, format: Format, columns: &[String]) -> Result<Response<Vec<u8>>, ApiError> {
     let body = r.body.unwrap_or_else(|| "[]".into());
-    let body = if single { single_object(&body, r.rows)? } else { body };
+    let body = match format {
+        Format::Object => single_object(&body, r.rows)?,
+        Format::Csv => csv(&body, columns)?,
+        Format::Json => body,
+    };
     let total = r.total.map(|t| t.to_string()).unwrap_or_else(|| "*".into());
     let range = if r.rows > 0 { format!("{}-{}/{total}", offset, offset + r.rows as u64 - 1) } else { format!("*/{total}") };
-    let partial = r.total.is_some_and(|t| t > r.rows) && !single;
+    let partial = r.total.is_some_and(|t| t > r.rows) && format != Format::Object;
     let status = if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
-    let mut response = respond(status, Some(body), single, &[("content-range", range)]);
+    let mut response = respond(status, Some(body), format, &[("content-range", range)]);
     if head {
         response.body_mut().clear();
     }
@@ -176,20 +245,20 @@ pub fn written(r: crate::db::Outcome, created: bool, return_: crate::request::Re
                 .map(|o| o.iter().map(|(k, v)| format!("{k}=eq.{}", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))).collect())
                 .unwrap_or_default();
             let location = ("location", format!("{path}?{}", query.join("&")));
-            Ok(respond(StatusCode::CREATED, None, false, &[range, location]))
+            Ok(respond(StatusCode::CREATED, None, Format::Json, &[range, location]))
         }
         (crate::request::Return::Representation, Some(body)) => {
             let body = if single { single_object(&body, r.rows)? } else { body };
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(respond(status, Some(body), single, &[range]))
+            Ok(respond(status, Some(body), if single { Format::Object } else { Format::Json }, &[range]))
         }
-        _ => Ok(respond(if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT }, None, false, &[range])),
+        _ => Ok(respond(if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT }, None, Format::Json, &[range])),
     }
 }
 
 /// An RPC's result.
 pub fn called(r: crate::db::Outcome) -> Result<Response<Vec<u8>>, ApiError> {
-    Ok(respond(StatusCode::OK, Some(r.body.unwrap_or_else(|| "null".into())), false, &[]))
+    Ok(respond(StatusCode::OK, Some(r.body.unwrap_or_else(|| "null".into())), Format::Json, &[]))
 }
 
 /// PostgREST's table, plus `PT<status>` codes raised by SQL functions.
@@ -235,6 +304,25 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn accept_picks_the_first_servable_type() {
+        assert_eq!(negotiate(None).unwrap(), Format::Json);
+        assert_eq!(negotiate(Some("text/html,application/xhtml+xml,*/*;q=0.8")).unwrap(), Format::Json);
+        assert_eq!(negotiate(Some("text/csv")).unwrap(), Format::Csv);
+        assert_eq!(negotiate(Some("application/vnd.pgrst.object+json")).unwrap(), Format::Object);
+        let e = negotiate(Some("application/xml")).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code.as_ref()), (406, "PGRST107"));
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let body = r#"[{"name":"Mug, blue","note":"say \"hi\"","n":2,"x":null,"items":[{"q":1}]},{"name":"Cup","note":"a\nb","n":1.50,"x":true,"items":[]}]"#;
+        let columns: Vec<String> = ["name", "note", "n", "x", "items"].map(String::from).to_vec();
+        let out = csv(body, &columns).unwrap();
+        assert_eq!(out, "name,note,n,x,items\n\"Mug, blue\",\"say \"\"hi\"\"\",2,,\"[{\"\"q\"\":1}]\"\nCup,\"a\nb\",1.50,true,[]");
+        assert_eq!(csv("[]", &["a".into(), "b".into()]).unwrap(), "a,b");
+    }
 
     #[test]
     fn error_body_has_postgrest_fields() {

@@ -10,12 +10,17 @@ pub struct Column {
     /// As `format_type` prints it: `clerk_user_id`, `numeric(10,2)`.
     pub type_sql: String,
     pub primary_key: bool,
+    pub nullable: bool,
+    /// Has a default (or is an identity column): may be left out of an insert.
+    pub has_default: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {
     pub schema: String,
     pub name: String,
+    /// A table (or partitioned/foreign table); false for views.
+    pub is_table: bool,
     pub columns: Vec<Column>,
 }
 
@@ -44,16 +49,40 @@ pub struct Function {
     pub volatile: bool,
 }
 
+/// A foreign key between two exposed relations: what resource embedding
+/// follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub name: String,
+    pub table: String,
+    pub columns: Vec<String>,
+    pub referenced_table: String,
+    pub referenced_columns: Vec<String>,
+}
+
+/// How a relation reaches another one it embeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relationship {
+    /// The foreign key's constraint name (what `!hint` may name).
+    pub constraint: String,
+    /// The embedded side holds at most one row per outer row (the outer
+    /// table has the foreign key): embedded as an object, not an array.
+    pub to_one: bool,
+    /// (outer column, embedded column) pairs that must be equal.
+    pub join: Vec<(String, String)>,
+}
+
 #[derive(Debug, Default)]
 pub struct SchemaCache {
     /// The first of `db-schemas`: where unqualified names resolve.
     pub default_schema: String,
     relations: HashMap<String, Relation>,
     functions: HashMap<String, Vec<Function>>,
+    foreign_keys: Vec<ForeignKey>,
 }
 
 impl SchemaCache {
-    pub fn new(default_schema: &str, relations: Vec<Relation>, functions: Vec<Function>) -> SchemaCache {
+    pub fn new(default_schema: &str, relations: Vec<Relation>, functions: Vec<Function>, foreign_keys: Vec<ForeignKey>) -> SchemaCache {
         let mut by_name: HashMap<String, Vec<Function>> = HashMap::new();
         for f in functions.into_iter().filter(|f| f.schema == default_schema) {
             by_name.entry(f.name.clone()).or_default().push(f);
@@ -62,7 +91,41 @@ impl SchemaCache {
             default_schema: default_schema.to_owned(),
             relations: relations.into_iter().filter(|r| r.schema == default_schema).map(|r| (r.name.clone(), r)).collect(),
             functions: by_name,
+            foreign_keys,
         }
+    }
+
+    /// Every relation, sorted by name (for the OpenAPI document).
+    pub fn relations(&self) -> Vec<&Relation> {
+        let mut all: Vec<&Relation> = self.relations.values().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Every function overload, sorted by name.
+    pub fn all_functions(&self) -> Vec<&Function> {
+        let mut all: Vec<&Function> = self.functions.values().flatten().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The ways `outer` can embed `embedded`, in both directions of every
+    /// foreign key between them.
+    pub fn relationships(&self, outer: &str, embedded: &str) -> Vec<Relationship> {
+        let mut found = Vec::new();
+        for fk in &self.foreign_keys {
+            let pairs = |flip: bool| -> Vec<(String, String)> {
+                let (a, b) = (fk.columns.iter().cloned(), fk.referenced_columns.iter().cloned());
+                if flip { b.zip(a).collect() } else { a.zip(b).collect() }
+            };
+            if fk.table == outer && fk.referenced_table == embedded {
+                found.push(Relationship { constraint: fk.name.clone(), to_one: true, join: pairs(false) });
+            }
+            if fk.referenced_table == outer && fk.table == embedded {
+                found.push(Relationship { constraint: fk.name.clone(), to_one: false, join: pairs(true) });
+            }
+        }
+        found
     }
 
     pub fn relation(&self, name: &str) -> Option<&Relation> {
@@ -83,7 +146,8 @@ impl SchemaCache {
 /// the API may expose, one row per column.
 pub const RELATIONS_SQL: &str = "
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
-       coalesce(a.attnum = ANY(pk.indkey), false)
+       coalesce(a.attnum = ANY(pk.indkey), false), NOT a.attnotnull,
+       a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '', c.relkind IN ('r', 'p', 'f')
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -102,14 +166,36 @@ SELECT n.nspname, p.proname,
   JOIN pg_type t ON t.oid = p.prorettype
  WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'";
 
-/// One row of `RELATIONS_SQL` at a time, grouped into relations.
-pub fn group_columns(rows: impl IntoIterator<Item = (String, String, String, String, bool)>) -> Vec<Relation> {
+/// Foreign keys whose both ends are exposed, one row each, columns in
+/// key order.
+pub const FOREIGN_KEYS_SQL: &str = "
+SELECT con.conname::text, src.relname::text,
+       ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, i)
+               JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.i),
+       dst.relname::text,
+       ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, i)
+               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.i)
+  FROM pg_constraint con
+  JOIN pg_class src ON src.oid = con.conrelid
+  JOIN pg_class dst ON dst.oid = con.confrelid
+ WHERE con.contype = 'f' AND src.relnamespace = $1::regnamespace AND dst.relnamespace = $1::regnamespace
+ ORDER BY con.conname";
+
+/// One row of `RELATIONS_SQL`.
+pub struct ColumnRow {
+    pub schema: String,
+    pub relation: String,
+    pub is_table: bool,
+    pub column: Column,
+}
+
+/// Rows of `RELATIONS_SQL`, grouped into relations.
+pub fn group_columns(rows: impl IntoIterator<Item = ColumnRow>) -> Vec<Relation> {
     let mut out: Vec<Relation> = Vec::new();
-    for (schema, name, column, type_sql, primary_key) in rows {
-        let column = Column { name: column, type_sql, primary_key };
+    for ColumnRow { schema, relation, is_table, column } in rows {
         match out.last_mut() {
-            Some(r) if r.schema == schema && r.name == name => r.columns.push(column),
-            _ => out.push(Relation { schema, name, columns: vec![column] }),
+            Some(r) if r.schema == schema && r.name == relation => r.columns.push(column),
+            _ => out.push(Relation { schema, name: relation, is_table, columns: vec![column] }),
         }
     }
     out
@@ -137,19 +223,40 @@ pub fn function_from_row(
 
 #[cfg(test)]
 pub fn test_cache() -> SchemaCache {
-    let col = |n: &str, t: &str| Column { name: n.into(), type_sql: t.into(), primary_key: n == "order_id" };
-    let orders = Relation {
+    let table = |name: &str, key: &str, columns: &[(&str, &str)]| Relation {
         schema: "public".into(),
-        name: "orders".into(),
-        columns: vec![
-            col("order_id", "bigint"),
-            col("order_number", "text"),
-            col("user_id", "clerk_user_id"),
-            col("status", "text"),
-            col("total_amount", "numeric(10,2)"),
-            col("notes", "text"),
-            col("created_at", "timestamp with time zone"),
+        name: name.into(),
+        is_table: true,
+        columns: columns
+            .iter()
+            .map(|(n, t)| Column { name: (*n).into(), type_sql: (*t).into(), primary_key: *n == key, nullable: *n != key, has_default: *n == key })
+            .collect(),
+    };
+    let orders = table(
+        "orders",
+        "order_id",
+        &[
+            ("order_id", "bigint"),
+            ("order_number", "text"),
+            ("user_id", "clerk_user_id"),
+            ("status", "text"),
+            ("total_amount", "numeric(10,2)"),
+            ("notes", "text"),
+            ("created_at", "timestamp with time zone"),
         ],
+    );
+    let items = table(
+        "order_items",
+        "order_item_id",
+        &[("order_item_id", "bigint"), ("order_id", "bigint"), ("product_id", "bigint"), ("product_name", "text"), ("quantity", "integer")],
+    );
+    let products = table("products", "product_id", &[("product_id", "bigint"), ("name", "text"), ("price", "numeric(10,2)")]);
+    let fk = |name: &str, table: &str, column: &str, referenced: &str| ForeignKey {
+        name: name.into(),
+        table: table.into(),
+        columns: vec![column.into()],
+        referenced_table: referenced.into(),
+        referenced_columns: vec![column.into()],
     };
     let redeem = function_from_row(
         "public".into(),
@@ -161,7 +268,12 @@ pub fn test_cache() -> SchemaCache {
         true,
         true,
     );
-    SchemaCache::new("public", vec![orders], vec![redeem])
+    SchemaCache::new(
+        "public",
+        vec![orders, items, products],
+        vec![redeem],
+        vec![fk("order_items_order_id_fkey", "order_items", "order_id", "orders"), fk("order_items_product_id_fkey", "order_items", "product_id", "products")],
+    )
 }
 
 #[cfg(test)]
@@ -170,12 +282,13 @@ mod tests {
 
     #[test]
     fn groups_catalog_rows() {
-        let rows = vec![
-            ("public".into(), "a".into(), "x".into(), "int".into(), true),
-            ("public".into(), "a".into(), "y".into(), "text".into(), false),
-            ("public".into(), "b".into(), "z".into(), "int".into(), false),
-        ];
-        let r = group_columns(rows);
+        let row = |relation: &str, column: &str, primary_key: bool| ColumnRow {
+            schema: "public".into(),
+            relation: relation.into(),
+            is_table: true,
+            column: Column { name: column.into(), type_sql: "int".into(), primary_key, nullable: !primary_key, has_default: false },
+        };
+        let r = group_columns(vec![row("a", "x", true), row("a", "y", false), row("b", "z", false)]);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].columns.len(), 2);
         assert!(r[0].columns[0].primary_key && !r[0].columns[1].primary_key);
@@ -193,5 +306,17 @@ mod tests {
         assert!(c.relation("orders").is_some());
         assert!(c.relation("pg_class").is_none());
         assert_eq!(c.functions("redeem_coupon").len(), 1);
+    }
+
+    #[test]
+    fn relationships_go_both_ways() {
+        let c = test_cache();
+        let down = c.relationships("orders", "order_items");
+        assert_eq!(down.len(), 1);
+        assert!(!down[0].to_one);
+        assert_eq!(down[0].join, [("order_id".to_owned(), "order_id".to_owned())]);
+        let up = c.relationships("order_items", "products");
+        assert!(up[0].to_one && up[0].constraint == "order_items_product_id_fkey");
+        assert!(c.relationships("orders", "products").is_empty());
     }
 }

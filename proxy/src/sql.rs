@@ -4,13 +4,22 @@
 //! Each statement returns one row: the JSON body as text (NULL when none
 //! is wanted), the number of rows, and the total count when asked for.
 
-use crate::plan::{CallPlan, ReadPlan, Selected, Where, WriteKind, WritePlan};
-use crate::request::{IsValue, Operand, Operator, Return};
+use crate::plan::{CallPlan, EmbedPlan, ReadPlan, Selected, Where, WriteKind, WritePlan};
+use crate::request::{Count, IsValue, Operand, Operator, Resolution, Return};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     pub sql: String,
     pub params: Vec<Option<String>>,
+    /// `EXPLAIN` of the rows a read matches, for planned counts, and how
+    /// many of `params` it uses.
+    pub explain: Option<(String, usize)>,
+}
+
+impl Statement {
+    pub fn new(sql: String, params: Vec<Option<String>>) -> Statement {
+        Statement { sql, params, explain: None }
+    }
 }
 
 /// `"name"` with embedded quotes doubled.
@@ -18,6 +27,17 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The alias of the relation read at embedding depth `depth`.
+fn alias(depth: usize) -> String {
+    format!("_pgrst_t{depth}")
+}
+
+/// `alias."column"`, or `"column"` when `alias` is empty.
+fn column_ref(alias: &str, name: &str) -> String {
+    if alias.is_empty() { ident(name) } else { format!("{alias}.{}", ident(name)) }
+}
+
+#[derive(Default)]
 struct Builder {
     params: Vec<Option<String>>,
 }
@@ -29,10 +49,10 @@ impl Builder {
         format!("CAST(${} AS {type_sql})", self.params.len())
     }
 
-    fn condition(&mut self, w: &Where) -> String {
+    fn condition(&mut self, w: &Where, alias: &str) -> String {
         match w {
             Where::Compare { column, negated, op, operand } => {
-                let col = ident(&column.name);
+                let col = column_ref(alias, &column.name);
                 let test = match (op, operand) {
                     (Operator::Is, Operand::Is(v)) => format!(
                         "{col} IS {}",
@@ -68,10 +88,97 @@ impl Builder {
                 if *negated { format!("NOT ({test})") } else { test }
             }
             Where::Group { any, negated, children } => {
-                let joined = children.iter().map(|c| self.condition(c)).collect::<Vec<_>>().join(if *any { " OR " } else { " AND " });
+                let joined = children.iter().map(|c| self.condition(c, alias)).collect::<Vec<_>>().join(if *any { " OR " } else { " AND " });
                 let group = if children.is_empty() { "true".to_owned() } else { format!("({joined})") };
                 if *negated { format!("NOT {group}") } else { group }
             }
+        }
+    }
+
+    /// ` WHERE …` of `filter` plus `extra` tests, or nothing.
+    fn where_clause(&mut self, filter: &[Where], alias: &str, extra: Vec<String>) -> String {
+        let mut tests: Vec<String> = filter.iter().map(|w| self.condition(w, alias)).collect();
+        tests.extend(extra);
+        if tests.is_empty() { String::new() } else { format!(" WHERE {}", tests.join(" AND ")) }
+    }
+
+    /// The columns of `plan` read from `alias` (depth `depth`), then one
+    /// correlated subquery per embed.
+    fn select_list(&mut self, select: &[Selected], embeds: &[EmbedPlan], depth: usize) -> String {
+        let from = alias(depth);
+        let mut items: Vec<String> = if select.is_empty() {
+            vec![format!("{from}.*")]
+        } else {
+            select
+                .iter()
+                .map(|s| {
+                    let mut expr = column_ref(&from, &s.column.name);
+                    if let Some(cast) = &s.cast {
+                        expr = format!("{expr}::{cast}");
+                    }
+                    format!("{expr} AS {}", ident(s.alias.as_deref().unwrap_or(&s.column.name)))
+                })
+                .collect()
+        };
+        for e in embeds {
+            items.push(format!("{} AS {}", self.embed(e, depth + 1), ident(&e.key)));
+        }
+        items.join(", ")
+    }
+
+    /// `"schema"."table" alias WHERE …`: the rows of a level (joined to
+    /// the outer level when embedded; `!inner` embeds must exist).
+    fn source(&mut self, plan: &ReadPlan, depth: usize, join: &[(String, String)]) -> String {
+        let me = alias(depth);
+        let mut extra: Vec<String> = join
+            .iter()
+            .map(|(outer, inner)| format!("{} = {}", column_ref(&me, inner), column_ref(&alias(depth - 1), outer)))
+            .collect();
+        for e in plan.embeds.iter().filter(|e| e.inner) {
+            let inner_source = self.source(&e.read, depth + 1, &e.join);
+            extra.push(format!("EXISTS (SELECT 1 FROM {inner_source})"));
+        }
+        let relation = format!("{}.{} {me}", ident(&plan.relation.schema), ident(&plan.relation.name));
+        format!("{relation}{}", self.where_clause(&plan.filter, &me, extra))
+    }
+
+    /// ` ORDER BY … LIMIT … OFFSET …`
+    fn order_and_range(&mut self, plan: &ReadPlan, depth: usize) -> String {
+        let mut sql = String::new();
+        if !plan.order.is_empty() {
+            let terms: Vec<String> = plan
+                .order
+                .iter()
+                .map(|o| {
+                    let nulls = match o.nulls_first {
+                        Some(true) => " NULLS FIRST",
+                        Some(false) => " NULLS LAST",
+                        None => "",
+                    };
+                    format!("{} {}{nulls}", column_ref(&alias(depth), &o.column.name), if o.descending { "DESC" } else { "ASC" })
+                })
+                .collect();
+            sql.push_str(&format!(" ORDER BY {}", terms.join(", ")));
+        }
+        if let Some(limit) = plan.limit {
+            sql.push_str(&format!(" LIMIT {}", self.param(Some(limit.to_string()), "bigint")));
+        }
+        if let Some(offset) = plan.offset {
+            sql.push_str(&format!(" OFFSET {}", self.param(Some(offset.to_string()), "bigint")));
+        }
+        sql
+    }
+
+    /// An embed as one JSON value: an array of rows, or one row (or NULL).
+    fn embed(&mut self, e: &EmbedPlan, depth: usize) -> String {
+        let source = self.source(&e.read, depth, &e.join);
+        let list = self.select_list(&e.read.select, &e.read.embeds, depth);
+        let rows = format!("_pgrst_e{depth}");
+        if e.to_one {
+            format!("(SELECT row_to_json({rows}) FROM (SELECT {list} FROM {source} LIMIT 1) {rows})")
+        } else {
+            let tail = self.order_and_range(&e.read, depth);
+            format!("(SELECT coalesce(json_agg({rows}), '[]') FROM (SELECT {list} FROM {source}{tail}) {rows})")
         }
     }
 }
@@ -82,106 +189,94 @@ fn array_literal(items: &[String]) -> String {
     format!("{{{}}}", quoted.join(","))
 }
 
-/// `a AS "a", b::text AS "alias"`, or `*`.
-fn select_list(select: &[Selected]) -> String {
-    if select.is_empty() {
-        return "*".to_owned();
-    }
-    select
-        .iter()
-        .map(|s| {
-            let mut expr = ident(&s.column.name);
-            if let Some(cast) = &s.cast {
-                expr = format!("{expr}::{cast}");
-            }
-            format!("{expr} AS {}", ident(s.alias.as_deref().unwrap_or(&s.column.name)))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn where_clause(b: &mut Builder, filter: &[Where]) -> String {
-    if filter.is_empty() {
-        return String::new();
-    }
-    let conditions: Vec<String> = filter.iter().map(|w| b.condition(w)).collect();
-    format!(" WHERE {}", conditions.join(" AND "))
-}
-
 const AGGREGATE: &str = "coalesce(json_agg(_pgrst_row), '[]')::text, count(*)";
 
-/// `count_exact`: also count every row the filters match (for
-/// `Content-Range: 0-9/123`), ignoring limit and offset.
-pub fn read(plan: &ReadPlan, count_exact: bool) -> Statement {
-    let mut b = Builder { params: Vec::new() };
-    let source = format!("{}.{}{}", ident(&plan.relation.schema), ident(&plan.relation.name), where_clause(&mut b, &plan.filter));
-    let mut sql = format!("SELECT {} FROM {source}", select_list(&plan.select));
-    if !plan.order.is_empty() {
-        let terms: Vec<String> = plan
-            .order
-            .iter()
-            .map(|o| {
-                let nulls = match o.nulls_first {
-                    Some(true) => " NULLS FIRST",
-                    Some(false) => " NULLS LAST",
-                    None => "",
-                };
-                format!("{} {}{nulls}", ident(&o.column.name), if o.descending { "DESC" } else { "ASC" })
-            })
-            .collect();
-        sql.push_str(&format!(" ORDER BY {}", terms.join(", ")));
-    }
-    if let Some(limit) = plan.limit {
-        sql.push_str(&format!(" LIMIT {}", b.param(Some(limit.to_string()), "bigint")));
-    }
-    if let Some(offset) = plan.offset {
-        sql.push_str(&format!(" OFFSET {}", b.param(Some(offset.to_string()), "bigint")));
-    }
-    let total = if count_exact { format!("(SELECT count(*) FROM {source})") } else { "NULL::bigint".to_owned() };
-    Statement { sql: format!("SELECT {AGGREGATE}, {total} FROM ({sql}) _pgrst_row"), params: b.params }
+/// `count`: also count the rows the filters match (for `Content-Range:
+/// 0-9/123`), ignoring limit and offset: exactly, by the planner's
+/// estimate, or exactly up to `estimate_above` rows and estimated beyond.
+pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64) -> Statement {
+    let mut b = Builder::default();
+    let source = b.source(plan, 0, &[]);
+    let source_params = b.params.len();
+    let list = b.select_list(&plan.select, &plan.embeds, 0);
+    let tail = b.order_and_range(plan, 0);
+    let total = match count {
+        Some(Count::Exact) => format!("(SELECT count(*) FROM {source})"),
+        Some(Count::Estimated) => format!("(SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT {}) _pgrst_c)", estimate_above + 1),
+        Some(Count::Planned) | None => "NULL::bigint".to_owned(),
+    };
+    let explain = matches!(count, Some(Count::Planned | Count::Estimated))
+        .then(|| (format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {source}"), source_params));
+    Statement { sql: format!("SELECT {AGGREGATE}, {total} FROM (SELECT {list} FROM {source}{tail}) _pgrst_row"), params: b.params, explain }
 }
 
 pub fn write(plan: &WritePlan) -> Statement {
-    let mut b = Builder { params: Vec::new() };
+    let mut b = Builder::default();
     let table = format!("{}.{}", ident(&plan.relation.schema), ident(&plan.relation.name));
     let names = |columns: &[crate::schema::Column]| columns.iter().map(|c| ident(&c.name)).collect::<Vec<_>>().join(", ");
-    let change = match &plan.kind {
-        WriteKind::Insert { columns, rows_json } => {
-            let body = b.param(Some(rows_json.clone()), "json");
-            format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{table}, {body})", cols = names(columns))
-        }
+    let changes: Vec<String> = match &plan.kind {
+        WriteKind::Insert { groups, on_conflict } => groups
+            .iter()
+            .map(|(columns, rows_json)| {
+                let body = b.param(Some(rows_json.clone()), "json");
+                let cols = names(columns);
+                let conflict = match on_conflict {
+                    None => String::new(),
+                    Some(c) => {
+                        let updates: Vec<String> = columns
+                            .iter()
+                            .filter(|col| !c.columns.contains(col))
+                            .map(|col| format!("{0} = EXCLUDED.{0}", ident(&col.name)))
+                            .collect();
+                        let action = match c.resolution {
+                            Resolution::MergeDuplicates if !updates.is_empty() => format!("DO UPDATE SET {}", updates.join(", ")),
+                            _ => "DO NOTHING".to_owned(),
+                        };
+                        format!(" ON CONFLICT ({}) {action}", names(&c.columns))
+                    }
+                };
+                format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{table}, {body}) _pgrst_body{conflict}")
+            })
+            .collect(),
         WriteKind::Update { columns, row_json } => {
             let body = b.param(Some(row_json.clone()), "json");
             let cols = names(columns);
-            let filter = where_clause(&mut b, &plan.filter);
-            format!("UPDATE {table} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){filter}")
+            let filter = b.where_clause(&plan.filter, "", Vec::new());
+            vec![format!("UPDATE {table} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){filter}")]
         }
-        WriteKind::Delete => format!("DELETE FROM {table}{}", where_clause(&mut b, &plan.filter)),
+        WriteKind::Delete => vec![format!("DELETE FROM {table}{}", b.where_clause(&plan.filter, "", Vec::new()))],
     };
     // return=representation needs the rows (and SELECT rights); otherwise
-    // only how many there were.
-    let sql = match plan.return_ {
-        Return::Representation => format!(
-            "WITH _pgrst_rows AS ({change} RETURNING *) SELECT {AGGREGATE}, NULL::bigint FROM (SELECT {} FROM _pgrst_rows) _pgrst_row",
-            select_list(&plan.returning)
-        ),
-        // headers-only: the primary key, for the Location of a new row.
-        Return::HeadersOnly if plan.relation.columns.iter().any(|c| c.primary_key) => {
-            let keys: Vec<String> = plan.relation.columns.iter().filter(|c| c.primary_key).map(|c| ident(&c.name)).collect();
-            format!(
-                "WITH _pgrst_rows AS ({change} RETURNING {keys}) SELECT {AGGREGATE}, NULL::bigint FROM _pgrst_rows _pgrst_row",
-                keys = keys.join(", ")
-            )
-        }
-        Return::Minimal | Return::HeadersOnly => {
-            format!("WITH _pgrst_rows AS ({change} RETURNING 1) SELECT NULL::text, count(*), NULL::bigint FROM _pgrst_rows")
+    // only how many there were (headers-only: the primary key, for the
+    // Location of a new row).
+    let keys: Vec<String> = plan.relation.columns.iter().filter(|c| c.primary_key).map(|c| ident(&c.name)).collect();
+    let returning = match plan.return_ {
+        Return::Representation => "*".to_owned(),
+        Return::HeadersOnly if !keys.is_empty() => keys.join(", "),
+        Return::Minimal | Return::HeadersOnly => "1".to_owned(),
+    };
+    let rows_cte = match changes.as_slice() {
+        [one] => format!("WITH _pgrst_rows AS ({one} RETURNING {returning})"),
+        many => {
+            let groups: Vec<String> = many.iter().enumerate().map(|(i, c)| format!("_pgrst_g{i} AS ({c} RETURNING {returning})")).collect();
+            let union: Vec<String> = (0..many.len()).map(|i| format!("SELECT * FROM _pgrst_g{i}")).collect();
+            format!("WITH {}, _pgrst_rows AS ({})", groups.join(", "), union.join(" UNION ALL "))
         }
     };
-    Statement { sql, params: b.params }
+    let sql = match plan.return_ {
+        Return::Representation => format!(
+            "{rows_cte} SELECT {AGGREGATE}, NULL::bigint FROM (SELECT {} FROM _pgrst_rows {}) _pgrst_row",
+            b.select_list(&plan.returning, &plan.returning_embeds, 0),
+            alias(0)
+        ),
+        Return::HeadersOnly if !keys.is_empty() => format!("{rows_cte} SELECT {AGGREGATE}, NULL::bigint FROM _pgrst_rows _pgrst_row"),
+        Return::Minimal | Return::HeadersOnly => format!("{rows_cte} SELECT NULL::text, count(*), NULL::bigint FROM _pgrst_rows"),
+    };
+    Statement::new(sql, b.params)
 }
 
 pub fn call(plan: &CallPlan) -> Statement {
-    let mut b = Builder { params: Vec::new() };
+    let mut b = Builder::default();
     let args: Vec<String> = plan
         .args
         .iter()
@@ -196,19 +291,24 @@ pub fn call(plan: &CallPlan) -> Statement {
     } else {
         format!("SELECT to_json({call})::text, 1::bigint, NULL::bigint")
     };
-    Statement { sql, params: b.params }
+    Statement::new(sql, b.params)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan;
-    use crate::request::{parse_query, QueryParams};
+    use crate::request::{parse_prefer, parse_query, QueryParams};
     use crate::schema::test_cache;
     use serde_json::json;
 
     fn read_sql(query: &str) -> Statement {
-        read(&plan::read(&test_cache(), "orders", &parse_query(query, false).unwrap()).unwrap(), false)
+        read(&plan::read(&test_cache(), "orders", &parse_query(query, false).unwrap()).unwrap(), None, 1000)
+    }
+
+    fn write_sql(method: &str, query: &str, body: &[u8], prefer: &str) -> Result<Statement, crate::response::ApiError> {
+        let p = plan::write(&test_cache(), "orders", method, &parse_query(query, false).unwrap(), body, &parse_prefer(Some(prefer)))?;
+        Ok(write(&p))
     }
 
     #[test]
@@ -216,50 +316,124 @@ mod tests {
         let s = read_sql("select=order_number,total:total_amount::text&status=eq.x');DROP TABLE orders;--&user_id=in.(user_a,\"user_b\")&limit=5");
         assert_eq!(
             s.sql,
-            "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint FROM (SELECT \"order_number\" AS \"order_number\", \
-             \"total_amount\"::text AS \"total\" FROM \"public\".\"orders\" WHERE \"status\" = CAST($1 AS text) \
-             AND \"user_id\" = ANY(CAST($2 AS clerk_user_id[])) LIMIT CAST($3 AS bigint)) _pgrst_row"
+            "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint FROM (SELECT _pgrst_t0.\"order_number\" AS \"order_number\", \
+             _pgrst_t0.\"total_amount\"::text AS \"total\" FROM \"public\".\"orders\" _pgrst_t0 WHERE _pgrst_t0.\"status\" = CAST($1 AS text) \
+             AND _pgrst_t0.\"user_id\" = ANY(CAST($2 AS clerk_user_id[])) LIMIT CAST($3 AS bigint)) _pgrst_row"
         );
         assert_eq!(s.params, [Some("x');DROP TABLE orders;--".into()), Some("{\"user_a\",\"user_b\"}".into()), Some("5".into())]);
+        assert_eq!(s.explain, None);
     }
 
     #[test]
     fn operators_negation_groups_and_order() {
         let s = read_sql("or=(status.eq.a,and(total_amount.gte.10,notes.not.is.null))&order_number=not.like.ORD-*&order=created_at.desc.nullslast");
         assert!(s.sql.contains(
-            "WHERE (\"status\" = CAST($1 AS text) OR (\"total_amount\" >= CAST($2 AS numeric(10,2)) AND NOT (\"notes\" IS NULL))) \
-             AND NOT (\"order_number\"::text LIKE CAST($3 AS text)) ORDER BY \"created_at\" DESC NULLS LAST"
+            "WHERE (_pgrst_t0.\"status\" = CAST($1 AS text) OR (_pgrst_t0.\"total_amount\" >= CAST($2 AS numeric(10,2)) AND NOT (_pgrst_t0.\"notes\" IS NULL))) \
+             AND NOT (_pgrst_t0.\"order_number\"::text LIKE CAST($3 AS text)) ORDER BY _pgrst_t0.\"created_at\" DESC NULLS LAST"
         ), "{}", s.sql);
         assert_eq!(s.params[2].as_deref(), Some("ORD-%"));
     }
 
     #[test]
-    fn exact_count_reuses_the_filters() {
-        let s = read(&plan::read(&test_cache(), "orders", &parse_query("status=eq.a&limit=1", false).unwrap()).unwrap(), true);
-        assert!(s.sql.contains("(SELECT count(*) FROM \"public\".\"orders\" WHERE \"status\" = CAST($1 AS text))"), "{}", s.sql);
+    fn counts_reuse_the_filters() {
+        let p = plan::read(&test_cache(), "orders", &parse_query("status=eq.a&limit=1", false).unwrap()).unwrap();
+        let s = read(&p, Some(Count::Exact), 1000);
+        assert!(s.sql.contains("(SELECT count(*) FROM \"public\".\"orders\" _pgrst_t0 WHERE _pgrst_t0.\"status\" = CAST($1 AS text))"), "{}", s.sql);
         assert_eq!(s.params.len(), 2);
+        let s = read(&p, Some(Count::Planned), 1000);
+        assert_eq!(s.explain, Some(("EXPLAIN (FORMAT JSON) SELECT 1 FROM \"public\".\"orders\" _pgrst_t0 WHERE _pgrst_t0.\"status\" = CAST($1 AS text)".into(), 1)));
+        assert!(s.sql.contains("NULL::bigint FROM"), "planned counts nothing exactly");
+        let s = read(&p, Some(Count::Estimated), 100);
+        assert!(s.sql.contains("LIMIT 101) _pgrst_c)"), "{}", s.sql);
+        assert!(s.explain.is_some());
+    }
+
+    #[test]
+    fn embeds_are_correlated_subqueries() {
+        let s = read(
+            &plan::read(
+                &test_cache(),
+                "orders",
+                &parse_query("select=order_number,order_items!inner(quantity,products(name))&order_items.quantity=gt.1&order_items.order=quantity.desc&order_items.limit=2", false).unwrap(),
+            )
+            .unwrap(),
+            None,
+            1000,
+        );
+        assert_eq!(
+            s.sql,
+            "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint FROM (SELECT _pgrst_t0.\"order_number\" AS \"order_number\", \
+             (SELECT coalesce(json_agg(_pgrst_e1), '[]') FROM (SELECT _pgrst_t1.\"quantity\" AS \"quantity\", \
+             (SELECT row_to_json(_pgrst_e2) FROM (SELECT _pgrst_t2.\"name\" AS \"name\" FROM \"public\".\"products\" _pgrst_t2 \
+             WHERE _pgrst_t2.\"product_id\" = _pgrst_t1.\"product_id\" LIMIT 1) _pgrst_e2) AS \"products\" \
+             FROM \"public\".\"order_items\" _pgrst_t1 WHERE _pgrst_t1.\"quantity\" > CAST($2 AS integer) AND _pgrst_t1.\"order_id\" = _pgrst_t0.\"order_id\" \
+             ORDER BY _pgrst_t1.\"quantity\" DESC LIMIT CAST($3 AS bigint)) _pgrst_e1) AS \"order_items\" \
+             FROM \"public\".\"orders\" _pgrst_t0 WHERE EXISTS (SELECT 1 FROM \"public\".\"order_items\" _pgrst_t1 \
+             WHERE _pgrst_t1.\"quantity\" > CAST($1 AS integer) AND _pgrst_t1.\"order_id\" = _pgrst_t0.\"order_id\")) _pgrst_row"
+        );
+        assert_eq!(s.params, [Some("1".into()), Some("1".into()), Some("2".into())]);
+    }
+
+    #[test]
+    fn embedding_errors_follow_postgrest() {
+        let cache = test_cache();
+        let e = plan::read(&cache, "orders", &parse_query("select=*,products(*)", false).unwrap()).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code.as_ref()), (400, "PGRST200"));
+        let e = plan::read(&cache, "orders", &parse_query("select=*&order_items.quantity=eq.1", false).unwrap()).unwrap_err();
+        assert_eq!(e.code, "PGRST108");
+        let e = plan::read(&cache, "orders", &parse_query("select=*,order_items(nope)", false).unwrap()).unwrap_err();
+        assert_eq!(e.code, "42703");
+        assert!(plan::read(&cache, "orders", &parse_query("select=*,order_items!order_items_order_id_fkey(*)", false).unwrap()).is_ok());
     }
 
     #[test]
     fn writes_take_the_body_as_one_parameter() {
-        let cache = test_cache();
-        let q = parse_query("order_id=eq.7&select=status", false).unwrap();
-        let p = plan::write(&cache, "orders", "PATCH", &q, br#"{"status": "x'; drop table orders; --"}"#, Return::Representation).unwrap();
-        let s = write(&p);
+        let s = write_sql("PATCH", "order_id=eq.7&select=status", br#"{"status": "x'; drop table orders; --"}"#, "return=representation").unwrap();
         assert_eq!(
             s.sql,
             "WITH _pgrst_rows AS (UPDATE \"public\".\"orders\" SET (\"status\") = (SELECT \"status\" FROM json_populate_record(NULL::\"public\".\"orders\", CAST($1 AS json))) \
              WHERE \"order_id\" = CAST($2 AS bigint) RETURNING *) SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint \
-             FROM (SELECT \"status\" AS \"status\" FROM _pgrst_rows) _pgrst_row"
+             FROM (SELECT _pgrst_t0.\"status\" AS \"status\" FROM _pgrst_rows _pgrst_t0) _pgrst_row"
         );
-        let insert = plan::write(&cache, "orders", "POST", &QueryParams::default(), br#"[{"status": "a"}, {"notes": "b"}]"#, Return::Minimal).unwrap();
-        let s = write(&insert);
+        let s = write_sql("POST", "", br#"[{"status": "a"}, {"notes": "b"}]"#, "").unwrap();
         assert!(s.sql.starts_with("WITH _pgrst_rows AS (INSERT INTO \"public\".\"orders\" (\"status\", \"notes\") SELECT \"status\", \"notes\" FROM json_populate_recordset"), "{}", s.sql);
         assert!(s.sql.ends_with("RETURNING 1) SELECT NULL::text, count(*), NULL::bigint FROM _pgrst_rows"));
-        let e = plan::write(&cache, "orders", "POST", &QueryParams::default(), br#"{"password": 1}"#, Return::Minimal).unwrap_err();
-        assert_eq!(e.code, "PGRST204");
-        assert!(plan::write(&cache, "orders", "PATCH", &QueryParams::default(), b"{}", Return::Minimal).is_err());
-        assert!(plan::write(&cache, "orders", "POST", &QueryParams::default(), b"[1]", Return::Minimal).is_err());
+        assert_eq!(write_sql("POST", "", br#"{"password": 1}"#, "").unwrap_err().code, "PGRST204");
+        assert!(write_sql("PATCH", "", b"{}", "").is_err());
+        assert!(write_sql("POST", "", b"[1]", "").is_err());
+        // columns= picks the keys; the others are ignored, unknown ones refused.
+        let s = write_sql("POST", "columns=status", br#"{"status": "a", "password": 1}"#, "").unwrap();
+        assert!(s.sql.contains("(\"status\") SELECT \"status\" FROM"), "{}", s.sql);
+        assert_eq!(write_sql("POST", "columns=password", br#"{"status": "a"}"#, "").unwrap_err().code, "PGRST204");
+    }
+
+    #[test]
+    fn upserts_and_missing_defaults() {
+        let s = write_sql("POST", "", br#"{"order_id": 1, "status": "a"}"#, "resolution=merge-duplicates").unwrap();
+        assert!(s.sql.contains("_pgrst_body ON CONFLICT (\"order_id\") DO UPDATE SET \"status\" = EXCLUDED.\"status\" RETURNING 1"), "{}", s.sql);
+        let s = write_sql("POST", "on_conflict=order_number", br#"{"order_number": "X", "status": "a"}"#, "resolution=ignore-duplicates").unwrap();
+        assert!(s.sql.contains("ON CONFLICT (\"order_number\") DO NOTHING"), "{}", s.sql);
+        assert_eq!(write_sql("POST", "on_conflict=nope", b"{}", "resolution=ignore-duplicates").unwrap_err().code, "42703");
+        // missing=default: one INSERT per set of keys, so absent keys get their defaults.
+        let s = write_sql("POST", "", br#"[{"status": "a"}, {"status": "b", "notes": "n"}, {"status": "c"}]"#, "missing=default, return=representation").unwrap();
+        assert!(s.sql.starts_with("WITH _pgrst_g0 AS (INSERT INTO \"public\".\"orders\" (\"status\") SELECT"), "{}", s.sql);
+        assert!(s.sql.contains("_pgrst_g1 AS (INSERT INTO \"public\".\"orders\" (\"notes\", \"status\")"), "{}", s.sql);
+        assert!(s.sql.contains("_pgrst_rows AS (SELECT * FROM _pgrst_g0 UNION ALL SELECT * FROM _pgrst_g1)"), "{}", s.sql);
+        assert_eq!(s.params[0].as_deref(), Some(r#"[{"status":"a"},{"status":"c"}]"#));
+    }
+
+    #[test]
+    fn put_replaces_one_row_by_primary_key() {
+        let s = write_sql("PUT", "order_id=eq.7", br#"{"status": "a"}"#, "").unwrap();
+        assert!(s.sql.contains("(\"order_id\", \"status\")") || s.sql.contains("(\"status\", \"order_id\")"), "{}", s.sql);
+        assert!(s.sql.contains("ON CONFLICT (\"order_id\") DO UPDATE SET \"status\" = EXCLUDED.\"status\""), "{}", s.sql);
+        assert!(!s.sql.contains("WHERE"), "{}", s.sql);
+        assert!(write_sql("PUT", "order_id=eq.7", br#"{"order_id": 7, "status": "a"}"#, "").is_ok());
+        assert_eq!(write_sql("PUT", "order_id=eq.7", br#"{"order_id": 8}"#, "").unwrap_err().code, "PGRST115");
+        for query in ["", "order_id=gt.7", "status=eq.a", "order_id=eq.7&status=eq.a", "order_id=eq.7&limit=1"] {
+            assert_eq!(write_sql("PUT", query, br#"{"status": "a"}"#, "").unwrap_err().code, "PGRST105", "{query}");
+        }
+        assert_eq!(write_sql("PUT", "order_id=eq.7", br#"[{"status": "a"}, {"status": "b"}]"#, "").unwrap_err().code, "PGRST102");
     }
 
     #[test]
@@ -278,5 +452,6 @@ mod tests {
             "SELECT to_json(_pgrst_row)::text, 1::bigint, NULL::bigint FROM \"public\".\"redeem_coupon\"(\"code\" := CAST($1 AS text), \"order_id\" := CAST($2 AS bigint)) _pgrst_row"
         );
         assert_eq!(s.params, [Some("SPRING".into()), Some("7".into())]);
+        let _ = QueryParams::default();
     }
 }
