@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: demo test bench setup
+.PHONY: demo test bench fuzz setup
 demo: setup
 	@scripts/demo.sh
 
@@ -14,6 +14,10 @@ test: setup
 bench: setup
 	@EXTRA_APT_PACKAGES=wrk scripts/setup.sh
 	@scripts/bench.sh
+
+# FUZZ_SECONDS per target (default 60); scripts/fuzz.sh TARGET for one.
+fuzz: setup
+	@scripts/fuzz.sh
 
 setup:
 	@scripts/setup.sh

@@ -5,6 +5,7 @@ set -euo pipefail
 
 PG_MAJOR=${PG_MAJOR:-15}
 PGRX_VERSION=0.18.1
+CARGO_FUZZ_VERSION=0.13.1
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 APT_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang pkg-config libssl-dev cmake sudo openssl curl ${EXTRA_APT_PACKAGES:-}"
 
@@ -38,6 +39,13 @@ install_cargo_pgrx() {
   cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --quiet
 }
 
+# `make fuzz` (fuzz/): libFuzzer targets, built on the stable toolchain.
+install_cargo_fuzz() {
+  if cargo fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION\b"; then return 0; fi
+  say "installing cargo-fuzz $CARGO_FUZZ_VERSION (under a minute, once)"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet
+}
+
 init_pgrx() {
   local cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
   if [ -f "$cfg" ] && grep -q "pg$PG_MAJOR = \"$PG_CONFIG\"" "$cfg"; then return 0; fi
@@ -47,4 +55,5 @@ init_pgrx() {
 
 install_apt
 install_cargo_pgrx
+install_cargo_fuzz
 init_pgrx

@@ -8,6 +8,8 @@
 #      sql/ applied twice to show every file is safe to re-run
 #   5. end-to-end tests (tests/): binary protocol clients, concurrency of
 #      the schema, the proxy binary
+#   6. a short run of each fuzz target (fuzz/, FUZZ_SMOKE_SECONDS each,
+#      default 15; `make fuzz` runs them longer)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -26,15 +28,15 @@ sudo_stop_pgrx() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "1/5 unit tests (clerk-proxy, clerk_jwt)"
+say "1/6 unit tests (clerk-proxy, clerk_jwt)"
 cargo test -q -p clerk-proxy -p clerk_jwt
 
-say "2/5 pgrx tests (pg_clerk inside PostgreSQL 15)"
+say "2/6 pgrx tests (pg_clerk inside PostgreSQL 15)"
 install -d -m 700 "$work/pgrx"; is_root && chown postgres:postgres "$work/pgrx"
 runas=(); is_root && runas=(--runas postgres)
 (cd pg_clerk && cargo pgrx test pg15 "${runas[@]}" --pgdata "$work/pgrx/data")
 
-say "3/5 SQL regression tests of the extension"
+say "3/6 SQL regression tests of the extension"
 install_extension   # the plain build, over the one pgrx test installed
 "$ROOT/scripts/cluster.sh" start "$work/cluster" "$PORT"
 eval "$(pg_clerk/regress/tokens.sh)"
@@ -53,7 +55,7 @@ new_schema_db() { # new_schema_db NAME
   apply_schema "$PORT" "$1"
 }
 
-say "4/5 SQL regression tests of the reference schema"
+say "4/6 SQL regression tests of the reference schema"
 new_schema_db pg_clerk_schema
 apply_schema "$PORT" pg_clerk_schema
 PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
@@ -62,7 +64,7 @@ PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
   setup constraints order_numbers tiers coupons orders audit webhooks analytics outbox \
   || { cat "$work/regress-schema/regression.diffs" >&2 2>/dev/null; exit 1; }
 
-say "5/5 end-to-end tests"
+say "5/6 end-to-end tests"
 cargo build -q -p clerk-proxy
 psql_su "$PORT" postgres -c "CREATE DATABASE pg_clerk_e2e"
 psql_su "$PORT" pg_clerk_e2e -c "CREATE EXTENSION pg_clerk"
@@ -74,5 +76,8 @@ PG_CLERK_TEST_SCHEMA_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_cler
 PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$PORT user=authenticator dbname=pg_clerk_api" \
 CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
   cargo test -q -p pg_clerk_e2e
+
+say "6/6 fuzz smoke run (cargo fuzz, ${FUZZ_SMOKE_SECONDS:-15}s per target)"
+FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-15} scripts/fuzz.sh
 
 say "all test suites passed"
