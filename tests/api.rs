@@ -316,3 +316,224 @@ fn signed_clerk_webhooks_sync_users_once_and_erase_on_delete() {
     );
     assert_eq!((left[0].get::<_, i64>(0), left[0].get::<_, i64>(1) >= 1), (0, true));
 }
+
+/// A second proxy with the protective settings: at most 5 rows a read,
+/// no exact counts, `Prefer: tx=` honoured, no OpenAPI document.
+fn guarded_proxy() -> u16 {
+    static PROXY: OnceLock<(Running, u16)> = OnceLock::new();
+    PROXY
+        .get_or_init(|| {
+            let jwks_url = serve_jwks(clerk_jwt::test_keys::JWKS);
+            start_proxy(&format!(
+                "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-jwks-url = \"{jwks_url}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
+                 db-max-rows = 5\ndb-allow-exact-count = false\ndb-tx-end = \"commit-allow-override\"\nopenapi-mode = \"disabled\"",
+                api_dsn()
+            ))
+        })
+        .1
+}
+
+fn with_token(token: &str, more: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut h = vec![("Authorization".to_owned(), format!("Bearer {token}"))];
+    h.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    h
+}
+
+#[test]
+fn embedding_follows_foreign_keys_and_rls() {
+    let (alice, bob) = (token_for(ALICE), token_for(BOB));
+    // One-to-many: each order with its items.
+    let (status, rows) = get("/orders?select=order_id,order_items(product_name,quantity)&order=order_id&order_id=lte.3", Some(&alice));
+    assert_eq!(status, 200, "{rows}");
+    let orders = rows.as_array().unwrap();
+    assert_eq!(orders.len(), 2, "{rows}");
+    assert_eq!(orders[0]["order_items"], json!([{"product_name": "Conical Burr Grinder", "quantity": 2}]));
+    assert_eq!(orders[1]["order_items"].as_array().unwrap().len(), 4);
+    // Many-to-one: an object (or null), with an alias.
+    let (status, rows) = get("/order_items?select=quantity,product:products(name,price)&order_id=eq.1", Some(&alice));
+    assert_eq!((status, rows), (200, json!([{"quantity": 2, "product": {"name": "Conical Burr Grinder", "price": 189.00}}])));
+    // RLS applies inside embeds: from the public catalogue, Bob reaches
+    // only his own order lines (product 3 is in Alice's order 2 and Bob's 3).
+    let (status, rows) = get("/products?select=product_id,order_items(order_id)&product_id=eq.3", Some(&bob));
+    assert_eq!((status, rows), (200, json!([{"product_id": 3, "order_items": [{"order_id": 3}]}])));
+    let (_, rows) = get("/products?select=product_id,order_items(order_id)&product_id=eq.3", Some(&alice));
+    assert_eq!(rows, json!([{"product_id": 3, "order_items": [{"order_id": 2}]}]));
+    // !inner drops outer rows without a matching embedded row; filters,
+    // order and limit inside an embed apply to it alone.
+    let path = "/orders?select=order_id,order_items!inner(product_name)&order_items.product_name=eq.Stoneware%20Cup&order_id=lte.3";
+    assert_eq!(get(path, Some(&alice)), (200, json!([{"order_id": 2, "order_items": [{"product_name": "Stoneware Cup"}]}])));
+    let path = "/orders?select=order_id,order_items(product_name)&order_items.product_name=eq.Stoneware%20Cup&order_id=lte.3&order=order_id";
+    assert_eq!(get(path, Some(&alice)).1, json!([{"order_id": 1, "order_items": []}, {"order_id": 2, "order_items": [{"product_name": "Stoneware Cup"}]}]));
+    let path = "/orders?select=order_id,order_items(product_name,products(slug))&order_items.order=unit_price.desc&order_items.limit=1&order_id=eq.2";
+    assert_eq!(
+        get(path, Some(&alice)).1,
+        json!([{"order_id": 2, "order_items": [{"product_name": "Gooseneck Kettle 1 L", "products": {"slug": "gooseneck-kettle"}}]}])
+    );
+    // No relationship, an unknown embedded column, a filter on a
+    // relation that is not embedded: 400s before any SQL runs.
+    for (path, code) in [
+        ("/orders?select=*,coupons(*)", "PGRST200"),
+        ("/orders?select=*,order_items(secret)", "42703"),
+        ("/orders?order_items.quantity=eq.1", "PGRST108"),
+    ] {
+        let (status, err) = get(path, Some(&alice));
+        assert_eq!((status, err["code"].as_str()), (400, Some(code)), "{path}: {err}");
+    }
+}
+
+#[test]
+fn upsert_put_and_write_preferences() {
+    let (alice, bob) = (token_for(ALICE), token_for(BOB));
+    let port = proxy().1;
+    // ignore-duplicates: the existing (Alice, 2) row is skipped, the new one inserted.
+    let (status, rows) = call(
+        "POST",
+        "/wishlist?on_conflict=user_id,product_id&select=product_id",
+        Some(&alice),
+        &[("Prefer", "resolution=ignore-duplicates,return=representation")],
+        Some(&json!([{"product_id": 2}, {"product_id": 3}])),
+    );
+    assert_eq!((status, rows), (201, json!([{"product_id": 3}])));
+    // merge-duplicates: Alice's line for product 1 gets the new quantity;
+    // Bob's identical upsert creates his own line and leaves hers alone.
+    let merge = [("Prefer", "resolution=merge-duplicates,return=representation")];
+    let upsert = "/cart?on_conflict=user_id,product_id,selected_attributes&select=user_id,quantity";
+    let (status, rows) = call("POST", upsert, Some(&alice), &merge, Some(&json!({"product_id": 1, "quantity": 5})));
+    assert_eq!((status, rows), (201, json!([{"user_id": ALICE, "quantity": 5}])));
+    let (status, rows) = call("POST", upsert, Some(&bob), &merge, Some(&json!({"product_id": 1, "quantity": 9})));
+    assert_eq!((status, rows), (201, json!([{"user_id": BOB, "quantity": 9}])));
+    assert_eq!(get("/cart?product_id=eq.1&select=quantity", Some(&alice)).1, json!([{"quantity": 5}]));
+    // PUT: insert, then replace, by primary key; Bob cannot PUT over Alice's row.
+    let (status, rows) = call("PUT", "/wishlist?wishlist_id=eq.9001&select=wishlist_id,product_id", Some(&alice), &[("Prefer", "return=representation")], Some(&json!({"product_id": 5})));
+    assert_eq!((status, rows), (200, json!([{"wishlist_id": 9001, "product_id": 5}])));
+    let (status, _) = call("PUT", "/wishlist?wishlist_id=eq.9001", Some(&alice), &[], Some(&json!({"wishlist_id": 9001, "product_id": 6})));
+    assert_eq!(status, 204);
+    let (status, err) = call("PUT", "/wishlist?wishlist_id=eq.9001", Some(&bob), &[], Some(&json!({"product_id": 8})));
+    assert_eq!((status, err["code"].as_str()), (403, Some("42501")), "{err}");
+    assert_eq!(get("/wishlist?wishlist_id=eq.9001&select=product_id", Some(&alice)).1, json!([{"product_id": 6}]));
+    let (status, err) = call("PUT", "/wishlist?wishlist_id=eq.9001", Some(&alice), &[], Some(&json!({"wishlist_id": 9002})));
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST115")), "{err}");
+    let (status, err) = call("PUT", "/wishlist?product_id=eq.6", Some(&alice), &[], Some(&json!({})));
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST105")), "{err}");
+    // missing=default: a row without `quantity` gets the column default (1),
+    // not NULL (which the NOT NULL column refuses: 23502, 400).
+    let rows_body = json!([{"product_id": 8}, {"product_id": 7, "quantity": 2}]);
+    let (status, err) = call("POST", "/cart", Some(&bob), &[], Some(&rows_body));
+    assert_eq!((status, err["code"].as_str()), (400, Some("23502")), "{err}");
+    let (status, rows) = call("POST", "/cart?select=product_id,quantity", Some(&bob), &[("Prefer", "missing=default,return=representation")], Some(&rows_body));
+    assert_eq!((status, rows), (201, json!([{"product_id": 8, "quantity": 1}, {"product_id": 7, "quantity": 2}])));
+    // max-affected with handling=strict: too many rows → 400, nothing changed.
+    let (status, err) = call("PATCH", "/cart", Some(&alice), &[("Prefer", "handling=strict,max-affected=1")], Some(&json!({"quantity": 42})));
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST124")), "{err}");
+    assert!(!get("/cart?select=quantity", Some(&alice)).1.as_array().unwrap().iter().any(|r| r["quantity"] == 42));
+    let (status, headers, _) = http(port, "PATCH", "/cart?product_id=eq.1", &with_token(&alice, &[("Prefer", "handling=strict, max-affected=1")]), Some(r#"{"quantity": 4}"#));
+    assert_eq!((status, header_of(&headers, "preference-applied").as_deref()), (204, Some("max-affected=1")));
+    let (status, err) = call("GET", "/products", None, &[("Prefer", "handling=strict, count=maybe")], None);
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST122")), "{err}");
+    // tx=rollback: ignored with the default db-tx-end = commit; honoured
+    // with commit-allow-override (the row is answered, then not kept).
+    let guarded = guarded_proxy();
+    let (status, headers, body) = http(guarded, "POST", "/wishlist?select=product_id", &with_token(&bob, &[("Prefer", "tx=rollback,return=representation")]), Some(r#"{"product_id": 1}"#));
+    assert_eq!((status, header_of(&headers, "preference-applied").as_deref(), body.as_str()), (201, Some("tx=rollback"), r#"[{"product_id":1}]"#));
+    assert_eq!(get("/wishlist?product_id=eq.1", Some(&bob)).1, json!([]));
+    let (status, _, _) = http(port, "POST", "/wishlist", &with_token(&bob, &[("Prefer", "tx=rollback")]), Some(r#"{"product_id": 1}"#));
+    assert_eq!(status, 201);
+    assert_eq!(get("/wishlist?product_id=eq.1&select=product_id", Some(&bob)).1, json!([{"product_id": 1}]));
+}
+
+#[test]
+fn csv_counts_and_row_limits() {
+    let port = proxy().1;
+    let csv = vec![("Accept".to_owned(), "text/csv".to_owned())];
+    let (status, headers, body) = http(port, "GET", "/products?select=product_id,name,price&order=product_id&limit=2", &csv, None);
+    assert_eq!(status, 200, "{body}");
+    assert!(header_of(&headers, "content-type").unwrap().starts_with("text/csv"));
+    assert_eq!(body, "product_id,name,price\n1,Ethiopia Yirgacheffe 250 g,14.50\n2,Colombia Huila 1 kg,42.00");
+    let (status, _, body) = http(port, "GET", "/products?select=name,attributes&product_id=eq.7", &csv, None);
+    assert_eq!((status, body.as_str()), (200, "name,attributes\nStoneware Cup,\"{\"\"colors\"\": [\"\"sand\"\", \"\"slate\"\"]}\""));
+    let (status, _, body) = http(port, "GET", "/products?select=product_id,name&product_id=eq.999", &csv, None);
+    assert_eq!((status, body.as_str()), (200, "product_id,name"));
+    let (status, err) = call("GET", "/products", None, &[("Accept", "application/xml")], None);
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")), "{err}");
+    // Planned counts come from the planner (a positive estimate, whatever
+    // the table holds); estimated counts are exact for small results.
+    let planned = vec![("Prefer".to_owned(), "count=planned".to_owned())];
+    let (status, headers, _) = http(port, "HEAD", "/products?limit=1", &planned, None);
+    let range = header_of(&headers, "content-range").unwrap();
+    let total: i64 = range.strip_prefix("0-0/").unwrap().parse().unwrap_or_else(|_| panic!("{range}"));
+    assert!(status == 206 || status == 200, "{status}");
+    assert!(total > 0, "{range}");
+    let estimated = vec![("Prefer".to_owned(), "count=estimated".to_owned())];
+    let (status, headers, _) = http(port, "GET", "/products?limit=2", &estimated, None);
+    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (206, Some("0-1/8")));
+    // db-max-rows = 5 caps every read; count=exact is served as estimated
+    // when db-allow-exact-count = false: more than 5 rows, so the planner's
+    // figure (exact here, once the table is analyzed).
+    admin_query("ANALYZE products");
+    let guarded = guarded_proxy();
+    let exact = vec![("Prefer".to_owned(), "count=exact".to_owned())];
+    let (status, headers, body) = http(guarded, "GET", "/products?select=product_id", &exact, None);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap().as_array().unwrap().len(), 5);
+    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (206, Some("0-4/8")));
+    assert_eq!(header_of(&headers, "preference-applied").as_deref(), Some("count=estimated"));
+}
+
+#[test]
+fn openapi_document_follows_privileges() {
+    let port = proxy().1;
+    let (status, headers, body) = http(port, "GET", "/", &[], None);
+    assert_eq!(status, 200, "{body}");
+    assert!(header_of(&headers, "content-type").unwrap().starts_with("application/openapi+json"));
+    let anon: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(anon["openapi"], "3.0.3");
+    assert!(anon["paths"]["/products"]["get"].is_object());
+    assert!(anon["paths"]["/products"]["post"].is_null(), "anon may not insert products");
+    for hidden in ["/cart", "/orders", "/audit_log", "/rpc/place_order"] {
+        assert!(anon["paths"][hidden].is_null(), "{hidden} is not anon's");
+    }
+    let (status, _, body) = http(port, "GET", "/", &with_token(&token_for(ALICE), &[]), None);
+    assert_eq!(status, 200);
+    let user: Value = serde_json::from_str(&body).unwrap();
+    for method in ["get", "post", "patch", "delete", "put"] {
+        assert!(user["paths"]["/cart"][method].is_object(), "cart {method}");
+    }
+    assert!(user["paths"]["/rpc/place_order"]["post"]["requestBody"].is_object());
+    // The audit log is readable (RLS decides which rows), never writable.
+    assert!(user["paths"]["/audit_log"]["get"].is_object());
+    for method in ["post", "patch", "delete"] {
+        assert!(user["paths"]["/audit_log"][method].is_null(), "audit_log {method}");
+    }
+    assert!(user["paths"]["/role_permissions"].is_null(), "role_permissions is read through has_permission() only");
+    assert_eq!(user["components"]["schemas"]["cart"]["properties"]["user_id"]["format"], "clerk_user_id");
+    let (status, err) = call("GET", "/", None, &[], None);
+    assert_eq!(status, 200, "{err}");
+    let (status, _, _) = http(guarded_proxy(), "GET", "/", &[], None);
+    assert_eq!(status, 404, "openapi-mode = disabled");
+}
+
+#[test]
+fn schema_reloads_do_not_fail_requests_in_flight() {
+    let port = proxy().1;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    statuses.push(http(port, "GET", "/products?select=product_id,name&limit=3", &[], None).0);
+                }
+                statuses
+            })
+        })
+        .collect();
+    for i in 0..15 {
+        admin_query(&format!("COMMENT ON TABLE products IS 'reload {i}'"));
+        admin_query("NOTIFY pgrst, 'reload schema'");
+        std::thread::sleep(std::time::Duration::from_millis(60));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses: Vec<u16> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert!(statuses.len() > 20, "only {} requests ran", statuses.len());
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
