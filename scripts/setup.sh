@@ -8,6 +8,9 @@ PGRX_VERSION=0.18.1
 CARGO_FUZZ_VERSION=0.13.1
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 APT_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang pkg-config libssl-dev cmake sudo openssl curl ${EXTRA_APT_PACKAGES:-}"
+# The postgrest-js suite (tests/postgrest-js) needs Node and npm; any
+# Node already on the PATH (nvm, NodeSource, …) will do.
+command -v npm >/dev/null || APT_PACKAGES="$APT_PACKAGES nodejs npm"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
