@@ -10,6 +10,8 @@
 #      the schema, the proxy binary
 #   6. a short run of each fuzz target (fuzz/, FUZZ_SMOKE_SECONDS each,
 #      default 15; `make fuzz` runs them longer)
+#   7. the postgrest-js suite (tests/postgrest-js): the proxy driven by the
+#      real @supabase/postgrest-js client, as an app uses it (node --test)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -28,15 +30,15 @@ sudo_stop_pgrx() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "1/6 unit tests (clerk-proxy, clerk_jwt)"
+say "1/7 unit tests (clerk-proxy, clerk_jwt)"
 cargo test -q -p clerk-proxy -p clerk_jwt
 
-say "2/6 pgrx tests (pg_clerk inside PostgreSQL 15)"
+say "2/7 pgrx tests (pg_clerk inside PostgreSQL 15)"
 install -d -m 700 "$work/pgrx"; is_root && chown postgres:postgres "$work/pgrx"
 runas=(); is_root && runas=(--runas postgres)
 (cd pg_clerk && cargo pgrx test pg15 "${runas[@]}" --pgdata "$work/pgrx/data")
 
-say "3/6 SQL regression tests of the extension"
+say "3/7 SQL regression tests of the extension"
 install_extension   # the plain build, over the one pgrx test installed
 "$ROOT/scripts/cluster.sh" start "$work/cluster" "$PORT"
 eval "$(pg_clerk/regress/tokens.sh)"
@@ -55,7 +57,7 @@ new_schema_db() { # new_schema_db NAME
   apply_schema "$PORT" "$1"
 }
 
-say "4/6 SQL regression tests of the reference schema"
+say "4/7 SQL regression tests of the reference schema"
 new_schema_db pg_clerk_schema
 apply_schema "$PORT" pg_clerk_schema
 PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
@@ -64,7 +66,7 @@ PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
   setup constraints order_numbers tiers coupons orders audit webhooks analytics outbox \
   || { cat "$work/regress-schema/regression.diffs" >&2 2>/dev/null; exit 1; }
 
-say "5/6 end-to-end tests"
+say "5/7 end-to-end tests"
 cargo build -q -p clerk-proxy
 psql_su "$PORT" postgres -c "CREATE DATABASE pg_clerk_e2e"
 psql_su "$PORT" pg_clerk_e2e -c "CREATE EXTENSION pg_clerk"
@@ -77,7 +79,14 @@ PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$PORT user=authenticator dbname=pg_cl
 CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
   cargo test -q -p pg_clerk_e2e
 
-say "6/6 fuzz smoke run (cargo fuzz, ${FUZZ_SMOKE_SECONDS:-15}s per target)"
+say "6/7 fuzz smoke run (cargo fuzz, ${FUZZ_SMOKE_SECONDS:-15}s per target)"
 FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-15} scripts/fuzz.sh
+
+say "7/7 postgrest-js conformance suite (tests/postgrest-js)"
+(cd tests/postgrest-js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+(cd tests/postgrest-js &&
+  PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$PORT user=authenticator dbname=pg_clerk_api" \
+  CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
+    node --test --test-reporter=spec)
 
 say "all test suites passed"
