@@ -117,6 +117,15 @@ test('single() and maybeSingle()', async () => {
   assert.deepEqual(r.data, { product_id: 6, rating: 1 });
 });
 
+test('stripNulls(): null fields left out of each object', async () => {
+  const { id, db } = await reviewer();
+  let r = ok(await db.from('product_reviews').select('product_id,comment').eq('user_id', id).in('product_id', [1, 2]).order('product_id').stripNulls());
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.data, [{ product_id: 1, comment: 'Floral, lemon' }, { product_id: 2 }]);
+  r = ok(await db.from('product_reviews').select('product_id,comment').eq('user_id', id).eq('product_id', 4).single().stripNulls());
+  assert.deepEqual(r.data, { product_id: 4 });
+});
+
 test('csv(): PostgREST CSV with a header line', async () => {
   const { id, db, m } = await reviewer();
   const r = ok(await db.from('product_reviews').select('product_id,rating,title,comment').eq('user_id', id).order('product_id').csv());

@@ -149,3 +149,17 @@ test('delete: 204 without rows, 200 with select(), count', async () => {
   r = ok(await db.from('wishlist').select('wishlist_id,product_id'));
   assert.deepEqual(r.data, [lines[2]]);
 });
+
+test('maxAffected(): a write touching more rows is refused (400 PGRST124) and rolled back', async () => {
+  const { db } = user(proxy(), 'Alice');
+  for (const product_id of [1, 2, 3]) ok(await db.from('cart').insert({ product_id, quantity: 1 }));
+  let r = await db.from('cart').update({ quantity: 2 }).gt('cart_id', 0).maxAffected(2);
+  assert.equal(r.status, 400);
+  assert.deepEqual(r.error, {
+    code: 'PGRST124', message: 'Query result exceeds max-affected preference constraint', details: 'The query affects 3 rows', hint: null,
+  });
+  r = ok(await db.from('cart').select('quantity'));
+  assert.deepEqual(r.data, [{ quantity: 1 }, { quantity: 1 }, { quantity: 1 }]);
+  r = ok(await db.from('cart').delete().eq('product_id', 3).maxAffected(1).select('product_id'));
+  assert.deepEqual(r.data, [{ product_id: 3 }]);
+});

@@ -1,6 +1,7 @@
-// db-max-rows as postgrest-js sees it: a clerk-proxy started with
-// db-max-rows = 2 never returns more than two rows, while counts still
-// count every matching row.
+// Server settings as postgrest-js sees them, each test with a clerk-proxy
+// of its own: db-max-rows = 2 never returns more than two rows (counts
+// still count every matching row); db-tx-end = commit-allow-override lets
+// rollback() (Prefer: tx=rollback) undo a write after showing its result.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,4 +29,19 @@ test('db-max-rows caps every read; exact counts still see all rows', async (t) =
   // Writes are not cut: all five rows change and come back.
   r = ok(await db.from('product_reviews').update({ rating: 4 }).eq('user_id', id).select('product_id'));
   assert.equal(r.data.length, 5);
+});
+
+test('rollback(): the write is answered, then undone (db-tx-end = commit-allow-override)', async (t) => {
+  const proxy = await startProxy('db-tx-end = "commit-allow-override"');
+  t.after(() => proxy.stop());
+  const { id, db } = user(proxy, 'Alice');
+  let r = ok(await db.from('cart').insert({ product_id: 5, quantity: 2 }).select('user_id,product_id,quantity').rollback());
+  assert.equal(r.status, 201);
+  assert.deepEqual(r.data, [{ user_id: id, product_id: 5, quantity: 2 }]);
+  r = ok(await db.from('cart').select('product_id'));
+  assert.deepEqual(r.data, []);
+  // Without rollback() the same insert is committed.
+  ok(await db.from('cart').insert({ product_id: 5, quantity: 2 }));
+  r = ok(await db.from('cart').select('product_id'));
+  assert.deepEqual(r.data, [{ product_id: 5 }]);
 });
