@@ -7,7 +7,8 @@
 #   4. SQL regression tests of the reference schema (tests/schema), with
 #      sql/ applied twice to show every file is safe to re-run
 #   5. end-to-end tests (tests/): binary protocol clients, concurrency of
-#      the schema, the proxy binary
+#      the schema, the proxy binary, properties of the API under random
+#      requests from many users (tests/properties.rs)
 #   6. a short run of each fuzz target (fuzz/, FUZZ_SMOKE_SECONDS each,
 #      default 15; `make fuzz` runs them longer)
 #   7. the postgrest-js suite (tests/postgrest-js): the proxy driven by the

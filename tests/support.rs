@@ -38,6 +38,42 @@ pub fn admin_query(sql: &str) -> Vec<tokio_postgres::Row> {
     })
 }
 
+/// `dsn` (key=value form) with another `dbname`.
+pub fn with_dbname(dsn: &str, name: &str) -> String {
+    dsn.split_whitespace()
+        .map(|kv| if kv.starts_with("dbname=") { format!("dbname={name}") } else { kv.to_owned() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A new database `name` on the API test cluster (dropped first if it is
+/// there) with pg_clerk, the reference schema (sql/*.sql, in name order)
+/// and the demo data, for tests that write a lot and must not disturb the
+/// others; returns its DSN as the proxy's `authenticator`.
+pub fn fresh_api_database(name: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (server, connection) = tokio_postgres::connect(&api_admin_dsn(), tokio_postgres::NoTls).await.unwrap();
+        let connection = tokio::spawn(connection);
+        server.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+        server.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        drop(server);
+        let _ = connection.await;
+        let (db, connection) = tokio_postgres::connect(&with_dbname(&api_admin_dsn(), name), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        db.batch_execute("SET client_min_messages = warning; CREATE EXTENSION pg_clerk").await.unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(root.join("sql")).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        files.push(root.join("demo/data.sql"));
+        for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "sql")) {
+            let text = std::fs::read_to_string(file).unwrap();
+            db.batch_execute(&text).await.unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
+        }
+    });
+    with_dbname(&api_dsn(), name)
+}
+
 pub fn proxy_bin() -> String {
     std::env::var("CLERK_PROXY_BIN").expect("CLERK_PROXY_BIN is not set: run these tests with `make test`")
 }
@@ -139,6 +175,23 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(String, String)], b
     let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let (head, body) = out.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
     (status, head, body)
+}
+
+/// One request sent as these exact bytes (garbage allowed); the status,
+/// head and body of the answer, or None when the connection closed (or
+/// 10 s passed) without one. Send `Connection: close` to get an answer
+/// without waiting.
+pub fn raw_http(port: u16, request: &[u8]) -> Option<(u16, String, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&out[..end]).into_owned();
+    let status = head.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
+    Some((status, head, out[end + 4..].to_vec()))
 }
 
 /// A JWKS endpoint on 127.0.0.1 (a real HTTP server, in a thread), serving
