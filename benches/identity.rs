@@ -1,15 +1,15 @@
 //! The per-request work pg_clerk does in Rust, side by side:
 //! id validation, claims → identity (v1 and v2 tokens, and a plain
-//! serde_json parse for scale), and RS256 verification as
+//! serde_json parse for scale), and RS256 and HS256 verification as
 //! `clerk_authenticate()` runs it. `make bench` runs this.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pg_clerk::claims::Identity;
 use pg_clerk::clerk_id::IdKind;
+use clerk_jwt::test_keys::{sign_hs256, sign_with, KID};
 use clerk_jwt::{KeySet, Rules, Verifier};
 use std::hint::black_box;
 
-const PRIVATE_PEM: &str = include_str!("../tests/fixtures/test_rs256_private.pem");
 const JWKS: &str = include_str!("../tests/fixtures/test_jwks.json");
 
 const V1_CLAIMS: &str = r#"{"azp":"https://app.example.com","exp":1999999999,"iat":1700000000,"iss":"https://clerk.example.com","nbf":1699999990,"sid":"sess_2abcdefghijklmnopqrstuvwxyz","sub":"user_2abcdefghijklmnopqrstuvwxyz","org_id":"org_2abcdefghijklmnopqrstuvwxyz","org_role":"org:admin","org_slug":"acme","org_permissions":["org:invoices:read","org:invoices:create","org:teams:read"]}"#;
@@ -39,17 +39,23 @@ fn verify(c: &mut Criterion) {
         clock_skew_secs: 5,
         ..Rules::default()
     };
-    let verifier = Verifier::new(KeySet::from_jwks(JWKS).unwrap(), rules);
+    let verifier = Verifier::new(KeySet::from_jwks(JWKS).unwrap(), rules.clone());
     let mut claims: serde_json::Value = serde_json::from_str(V2_CLAIMS).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     claims["exp"] = (now + 3600).into();
     claims["nbf"] = (now - 10).into();
-    let header = jsonwebtoken::Header { kid: Some("ins_test_key_1".into()), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256) };
-    let token = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).unwrap()).unwrap();
+    let token = sign_with(&claims, Some(KID));
     assert!(verifier.verify(&token).is_ok(), "the benchmark token must verify");
+    // HS256 (a shared secret, local development): the same claims, so the
+    // difference to RS256 is the signature check.
+    let secret = b"a-local-development-secret-of-32-bytes!";
+    let hs_verifier = Verifier::new(KeySet::hs256(secret), rules);
+    let hs_token = sign_hs256(&claims, secret);
+    assert!(hs_verifier.verify(&hs_token).is_ok(), "the HS256 benchmark token must verify");
 
     let mut g = c.benchmark_group("clerk_authenticate path");
     g.bench_function("RS256 verify (2048-bit key)", |b| b.iter(|| verifier.verify(black_box(&token)).unwrap()));
+    g.bench_function("HS256 verify", |b| b.iter(|| hs_verifier.verify(black_box(&hs_token)).unwrap()));
     g.bench_function("JWKS parse (verifier build)", |b| b.iter(|| KeySet::from_jwks(black_box(JWKS)).unwrap()));
     g.finish();
 }
