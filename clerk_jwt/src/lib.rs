@@ -1,5 +1,16 @@
 //! Verification of Clerk session tokens, shared by the `pg_clerk` extension
-//! (`clerk_authenticate()`) and `clerk-proxy`. Pure Rust, no I/O.
+//! (`clerk_authenticate()`) and `clerk-proxy`. No I/O and no threads, so it
+//! runs inside a Postgres backend as it does in the proxy.
+//!
+//! Signatures are checked by jsonwebtoken's `aws_lc_rs` backend: AWS-LC,
+//! compiled from C by `aws-lc-sys` with its symbols prefixed
+//! (`aws_lc_0_47_0_*`), so it does not clash with the OpenSSL a Postgres
+//! server links; its one-time library init is a lazy `std::sync::Once`.
+//! An RS256 check takes ~15 µs, where the pure-Rust `rsa` crate took
+//! ~120-190 µs. Exactly one jsonwebtoken
+//! backend feature may be enabled in the whole build, or it panics on first
+//! use: crates that sign test tokens go through `test_keys` instead of
+//! naming jsonwebtoken themselves.
 //!
 //! A token is accepted only when its header's algorithm is one a configured
 //! key is for: RS256/ES256/EdDSA keys from a JWKS or PEM, HS256 only with a
@@ -124,6 +135,9 @@ pub struct Rules {
 pub struct Verifier {
     keys: KeySet,
     rules: Rules,
+    /// jsonwebtoken's checks for each accepted algorithm, built once from
+    /// `rules` rather than on every token.
+    validations: Vec<(Algorithm, Validation)>,
 }
 
 /// Why a token was refused; `Display` is the message for the client.
@@ -184,7 +198,13 @@ impl std::error::Error for TokenError {}
 
 impl Verifier {
     pub fn new(keys: KeySet, rules: Rules) -> Verifier {
-        Verifier { keys, rules }
+        let mut validations: Vec<(Algorithm, Validation)> = Vec::new();
+        for key in &keys.keys {
+            if !validations.iter().any(|(a, _)| *a == key.alg) {
+                validations.push((key.alg, validation(key.alg, &rules)));
+            }
+        }
+        Verifier { keys, rules, validations }
     }
 
     /// Verifies `token` and returns its claims.
@@ -205,24 +225,13 @@ impl Verifier {
             return Err(TokenError::UnsupportedAlgorithm(alg_name.to_owned()));
         }
         let key = self.keys.find(alg, header.get("kid").and_then(Value::as_str))?;
-
-        let mut validation = Validation::new(alg);
-        validation.leeway = self.rules.clock_skew_secs;
-        validation.validate_nbf = true;
-        let mut required = vec!["exp"];
-        if let Some(iss) = &self.rules.issuer {
-            validation.set_issuer(&[iss]);
-            required.push("iss");
-        }
-        match &self.rules.audience {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
-        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+        // There is one for every algorithm a key is for, so this always finds it.
+        let (_, validation) = self
+            .validations
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .ok_or_else(|| TokenError::UnsupportedAlgorithm(alg_name.to_owned()))?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::InvalidSignature => TokenError::BadSignature,
                 ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -250,6 +259,29 @@ impl Verifier {
             _ => Err(TokenError::InvalidClaims("\"sub\" is missing".into())),
         }
     }
+}
+
+/// What jsonwebtoken checks besides the signature: only `alg`, `exp`
+/// required, `nbf` when present, `iss`/`aud` when configured, with the
+/// clock skew as leeway.
+fn validation(alg: Algorithm, rules: &Rules) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = rules.clock_skew_secs;
+    validation.validate_nbf = true;
+    let mut required = vec!["exp"];
+    if let Some(iss) = &rules.issuer {
+        validation.set_issuer(&[iss]);
+        required.push("iss");
+    }
+    match &rules.audience {
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
 }
 
 fn read_header(token: &str) -> Result<Map<String, Value>, TokenError> {
