@@ -53,16 +53,23 @@ fn auth(c: &mut Criterion) {
 }
 
 fn stages(c: &mut Criterion) {
-    let col = |n: &str, t: &str| Column { name: n.into(), type_sql: t.into(), primary_key: n == "order_id" };
+    let col = |n: &str, t: &str| Column {
+        name: n.into(),
+        type_sql: t.into(),
+        primary_key: n == "order_id",
+        nullable: n != "order_id",
+        has_default: n == "order_id" || n == "created_at",
+    };
     let orders = Relation {
         schema: "public".into(),
         name: "orders".into(),
+        is_table: true,
         columns: ["order_id:bigint", "order_number:text", "user_id:clerk_user_id", "status:text", "total_amount:numeric(10,2)", "created_at:timestamp with time zone"]
             .iter()
             .map(|s| s.split_once(':').map(|(n, t)| col(n, t)).unwrap())
             .collect(),
     };
-    let cache = SchemaCache::new("public", vec![orders], vec![]);
+    let cache = SchemaCache::new("public", vec![orders], vec![], vec![]);
     let query = "select=order_number,status,total_amount&status=in.(pending,shipped)&total_amount=gte.10&order=created_at.desc&limit=20";
     c.bench_function("proxy stages/parse + plan + SQL (GET /orders, 2 filters, order, limit)", |b| {
         b.iter(|| {
