@@ -1,5 +1,6 @@
-//! Operational endpoints. `/live`: the process is up and serving.
-//! (`/ready` and `/metrics` join it when the proxy holds a pool and keys.)
+//! Operational endpoints. `/live`: the process is up and serving (API and
+//! admin ports). On the admin port only (`api::handle_admin`): `/ready`,
+//! whether it can serve requests now, and `/metrics`.
 
 use crate::response::{json, ApiError};
 use http::{Response, StatusCode};
@@ -16,9 +17,55 @@ pub fn route(method: &str, path: &str) -> Option<Response<Vec<u8>>> {
     }
 }
 
+/// What `/ready` checked: 200 when everything holds, else 503 naming the
+/// failed checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// `SELECT 1` on the probe connection, or why not.
+    pub database: Result<(), String>,
+    /// Relations in the schema cache; None: not loaded.
+    pub schema_relations: Option<usize>,
+    /// Verification keys (or `db-anon-role` only, which needs none) loaded.
+    pub keys_loaded: bool,
+}
+
+impl Readiness {
+    pub fn into_response(self) -> Response<Vec<u8>> {
+        let database = match &self.database {
+            Ok(()) => j!({"ok": true}),
+            Err(e) => j!({"ok": false, "error": e}),
+        };
+        let schema = match self.schema_relations {
+            Some(n) => j!({"ok": true, "relations": n}),
+            None => j!({"ok": false, "error": "the schema cache is not loaded"}),
+        };
+        let keys = j!({"ok": self.keys_loaded});
+        let failed: Vec<&str> = [("database", self.database.is_ok()), ("schema_cache", self.schema_relations.is_some()), ("keys", self.keys_loaded)]
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(name, _)| name)
+            .collect();
+        let (status, word) = if failed.is_empty() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "unavailable") };
+        json(status, &j!({"status": word, "failed": failed, "checks": {"database": database, "schema_cache": schema, "keys": keys}}))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ready_only_when_every_check_holds() {
+        let ok = Readiness { database: Ok(()), schema_relations: Some(12), keys_loaded: true };
+        assert_eq!(ok.clone().into_response().status(), StatusCode::OK);
+        let down = Readiness { database: Err("cannot connect: refused".into()), ..ok };
+        let response = down.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["failed"], j!(["database"]));
+        assert_eq!(body["checks"]["database"]["error"], "cannot connect: refused");
+        assert_eq!(body["checks"]["schema_cache"], j!({"ok": true, "relations": 12}));
+    }
 
     #[test]
     fn live_answers_get_and_refuses_post() {

@@ -9,10 +9,12 @@ use crate::request::{self, Count, Target};
 use crate::response::{self, ApiError, Format};
 use crate::schema::SchemaCache;
 use crate::webhooks::{self, WebhookVerifier};
-use crate::{admin, plan, sql};
+use crate::{access_log, admin, limits, metrics, plan, sql};
 use http::Response;
 use serde_json::{Map, Value};
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// The HTTP request, already read off the wire.
 pub struct HttpRequest {
@@ -22,6 +24,11 @@ pub struct HttpRequest {
     /// Names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The peer's address (`rate-limit-per-ip`, the request log).
+    pub client_ip: Option<IpAddr>,
+    /// Why the request could not be read whole (a body over
+    /// `server-max-body`): answered as is, counted and logged like any other.
+    pub refused: Option<ApiError>,
 }
 
 impl HttpRequest {
@@ -39,6 +46,7 @@ pub struct State {
     /// None when `clerk-webhook-secret` is unset: the endpoint is off.
     pub webhooks: Option<WebhookVerifier>,
     pub options: ApiOptions,
+    pub limits: limits::RateLimits,
 }
 
 /// The configuration keys that shape API answers.
@@ -78,33 +86,86 @@ impl State {
     }
 }
 
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 1024 * 1024;
+/// What the request log and the metrics learn about a request as it goes
+/// through the stages.
+struct Trace {
+    /// The metrics' route label: bounded (see `metrics`).
+    route: String,
+    /// The verified token's `sub`.
+    user: Option<String>,
+}
 
+/// An API request: rate limits, the endpoint, then one line in the request
+/// log and the request metrics.
 pub async fn handle(state: &State, req: &HttpRequest) -> Response<Vec<u8>> {
+    let started = Instant::now();
+    let mut trace = Trace { route: "other".into(), user: None };
+    let response = route(state, req, &mut trace).await;
+    finish(req, &trace, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn route(state: &State, req: &HttpRequest, trace: &mut Trace) -> Response<Vec<u8>> {
+    if let Some(refused) = &req.refused {
+        return refused.clone().into_response();
+    }
+    if let Err(limited) = state.limits.check_ip(req.client_ip) {
+        return limited.into_response();
+    }
     if let Some(r) = admin::route(&req.method, &req.path) {
+        trace.route = "live".into();
         return r;
     }
     if req.path == "/webhooks/clerk" {
+        trace.route = "webhook".into();
         return clerk_webhook(state, req).await.unwrap_or_else(ApiError::into_response);
     }
-    serve(state, req).await.unwrap_or_else(ApiError::into_response)
+    serve(state, req, trace).await.unwrap_or_else(ApiError::into_response)
 }
 
-/// The admin listener (`admin-server-port`): `/live` and `/metrics`,
-/// never exposed on the API port.
+fn finish(req: &HttpRequest, trace: &Trace, status: u16, elapsed: Duration) {
+    metrics::observe_request(&trace.route, status, elapsed);
+    if log::log_enabled!(target: access_log::TARGET, log::Level::Info) {
+        let entry = access_log::Entry {
+            method: &req.method,
+            path: &req.path,
+            status,
+            duration: elapsed,
+            route: &trace.route,
+            user: trace.user.as_deref(),
+            ip: req.client_ip,
+        };
+        log::info!(target: access_log::TARGET, "{}", access_log::request_fields(&entry));
+    }
+}
+
+/// How long `/ready` waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The admin listener (`admin-server-port`): `/live`, `/ready` and
+/// `/metrics`, never exposed on the API port.
 pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>> {
+    if req.path == "/ready" && (req.method == "GET" || req.method == "HEAD") {
+        // Keys and the schema cache are loaded before the listeners start
+        // (start-up fails otherwise), and a failed reload keeps the cache.
+        let readiness = admin::Readiness {
+            database: state.pool.ping(READY_TIMEOUT).await,
+            schema_relations: Some(state.schema().relation_count()),
+            keys_loaded: true,
+        };
+        return readiness.into_response();
+    }
     if req.path == "/metrics" && (req.method == "GET" || req.method == "HEAD") {
         let statement = crate::sql::Statement::new(
             "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
             vec![],
         );
         let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}" };
-        let outbox: Option<Vec<(String, i64)>> = match state.pool.run(&ctx, true, &statement).await {
+        let outbox: Option<Vec<(String, i64)>> = match state.pool.run_if_free(&ctx, true, &statement).await {
             Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
-            Err(_) => None, // the outbox is optional (sql/007) and the database may be down
+            Err(_) => None, // the outbox is optional (sql/007), the database may be down or the pool busy
         };
-        let body = crate::metrics::render(outbox.as_deref()).into_bytes();
+        let body = metrics::render(state.pool.stats(), outbox.as_deref()).into_bytes();
         return Response::builder()
             .status(200)
             .header("content-type", "text/plain; version=0.0.4")
@@ -121,26 +182,50 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
         return Err(ApiError::method_not_allowed(&req.method, &req.path));
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let rejected = |e: ApiError| {
+        metrics::count(&metrics::WEBHOOK_REJECTED);
+        e
+    };
     verifier
         .verify(req.header("svix-id"), req.header("svix-timestamp"), req.header("svix-signature"), &req.body, now)
-        .map_err(|e| e.into_api_error())?;
-    let statement = webhooks::apply(req.header("svix-id").unwrap_or_default(), &req.body)?;
+        .map_err(|e| rejected(e.into_api_error()))?;
+    let statement = webhooks::apply(req.header("svix-id").unwrap_or_default(), &req.body).map_err(rejected)?;
     let ctx = RequestContext { role: "clerk_webhook", claims: "", method: "POST", path: &req.path, headers: "{}", cookies: "{}" };
-    let outcome = state.pool.run(&ctx, false, &statement).await?;
+    let outcome = state.pool.run(&ctx, false, &statement).await.inspect_err(|_| metrics::count(&metrics::WEBHOOK_FAILED))?;
+    let applied: Option<Value> = outcome.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
+    match applied.as_ref().and_then(|v| v["outcome"].as_str()) {
+        Some("applied") => metrics::count(&metrics::WEBHOOK_APPLIED),
+        Some("ignored") => metrics::count(&metrics::WEBHOOK_IGNORED),
+        Some("duplicate") => metrics::count(&metrics::WEBHOOK_DUPLICATE),
+        _ => metrics::count(&metrics::WEBHOOK_FAILED),
+    }
     response::called(outcome)
 }
 
-async fn serve(state: &State, req: &HttpRequest) -> Result<Response<Vec<u8>>, ApiError> {
+async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Response<Vec<u8>>, ApiError> {
+    let schema = state.schema();
     let target = match req.path.as_str() {
         "/" => None,
         path => Some(request::parse_target(path).ok_or_else(|| ApiError::not_found_path(path))?),
+    };
+    // Only names the schema cache knows become labels.
+    trace.route = match &target {
+        None => "/".into(),
+        Some(Target::Relation(name)) if schema.relation(name).is_some() => name.clone(),
+        Some(Target::Rpc(name)) if !schema.functions(name).is_empty() => format!("rpc/{name}"),
+        Some(_) => "other".into(),
     };
     let caller = state
         .authenticator
         .authenticate(req.header("authorization"), req.header("cookie"))
         .await
         .map_err(|e| e.into_api_error())?;
-    let schema = state.schema();
+    if let Caller::User { claims, .. } = &caller {
+        trace.user = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
+        if let Err(limited) = state.limits.check_user(trace.user.as_deref()) {
+            return Ok(limited.into_response());
+        }
+    }
     let options = &state.options;
     let parse_error = |e: request::ParseError| ApiError::bad_request("PGRST100", e.message, Some(e.details));
     let mut prefer = request::parse_prefer(req.header("prefer"));

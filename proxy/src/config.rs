@@ -44,6 +44,18 @@ pub struct Config {
     pub db_tx_end: TxEnd,
     pub openapi_mode: OpenApiMode,
     pub openapi_server_proxy_uri: Option<String>,
+    /// Largest request body, in bytes (413 `PGRST413` beyond).
+    pub server_max_body: usize,
+    /// `statement_timeout` of each request's transaction, in ms; 0: none.
+    pub db_statement_timeout_ms: u64,
+    /// How long a request waits for a pooled connection (504 `PGRST003`).
+    pub db_pool_acquisition_timeout_secs: u64,
+    /// Requests per second per signed-in user (`sub`); None: no limit.
+    pub rate_limit_per_user: Option<u32>,
+    /// Requests per second per client IP address; None: no limit.
+    pub rate_limit_per_ip: Option<u32>,
+    /// On SIGTERM, how long requests in flight may take before the process exits.
+    pub server_shutdown_grace_secs: u64,
 }
 
 /// `db-tx-end`, as PostgREST: how request transactions end, and whether
@@ -138,6 +150,12 @@ const KEYS: &[(&str, bool)] = &[
     ("db-tx-end", true),
     ("openapi-mode", true),
     ("openapi-server-proxy-uri", true),
+    ("server-max-body", false),
+    ("db-statement-timeout", false),
+    ("db-pool-acquisition-timeout", true),
+    ("rate-limit-per-user", false),
+    ("rate-limit-per-ip", false),
+    ("server-shutdown-grace", false),
 ];
 
 /// Where a value came from, for error messages.
@@ -259,6 +277,10 @@ impl Config {
         let openapi_mode = [OpenApiMode::FollowPrivileges, OpenApiMode::IgnorePrivileges, OpenApiMode::Disabled]
             [choice("openapi-mode", &["follow-privileges", "ignore-privileges", "disabled"], 0)?];
         let db_allow_exact_count = choice("db-allow-exact-count", &["false", "true"], 1)? == 1;
+        // 0 (or unset) turns a rate limit off.
+        let rate = |key: &'static str| -> Result<Option<u32>, ConfigError> {
+            Ok(Some(bounded(key, 0, 1_000_000, 0)? as u32).filter(|n| *n > 0))
+        };
 
         Ok(Config {
             db_max_rows: match parsed("db-max-rows", "a positive integer")? {
@@ -290,6 +312,12 @@ impl Config {
             clerk_webhook_secret: text("clerk-webhook-secret"),
             clerk_api_url: text("clerk-api-url").unwrap_or_else(|| "https://api.clerk.com".into()).trim_end_matches('/').to_owned(),
             clerk_secret_key: text("clerk-secret-key"),
+            server_max_body: bounded("server-max-body", 1, 1 << 30, 1 << 20)? as usize,
+            db_statement_timeout_ms: bounded("db-statement-timeout", 0, 86_400_000, 10_000)?,
+            db_pool_acquisition_timeout_secs: bounded("db-pool-acquisition-timeout", 1, 3600, 10)?,
+            rate_limit_per_user: rate("rate-limit-per-user")?,
+            rate_limit_per_ip: rate("rate-limit-per-ip")?,
+            server_shutdown_grace_secs: bounded("server-shutdown-grace", 0, 3600, 10)?,
         })
     }
 }
@@ -376,6 +404,12 @@ impl fmt::Debug for Config {
             .field("db_tx_end", &self.db_tx_end)
             .field("openapi_mode", &self.openapi_mode)
             .field("openapi_server_proxy_uri", &self.openapi_server_proxy_uri)
+            .field("server_max_body", &self.server_max_body)
+            .field("db_statement_timeout_ms", &self.db_statement_timeout_ms)
+            .field("db_pool_acquisition_timeout_secs", &self.db_pool_acquisition_timeout_secs)
+            .field("rate_limit_per_user", &self.rate_limit_per_user)
+            .field("rate_limit_per_ip", &self.rate_limit_per_ip)
+            .field("server_shutdown_grace_secs", &self.server_shutdown_grace_secs)
             .finish()
     }
 }
@@ -432,6 +466,36 @@ mod tests {
         assert!(TxEnd::CommitAllowOverride.rolls_back(Some(true)));
         assert!(load(&format!("{MINIMAL}db-tx-end = \"sometimes\"\n"), &[]).unwrap_err().to_string().contains("one of commit"));
         assert!(load(&format!("{MINIMAL}db-max-rows = 0\n"), &[]).is_err());
+    }
+
+    #[test]
+    fn operational_limits() {
+        let c = load(MINIMAL, &[]).unwrap();
+        assert_eq!((c.server_max_body, c.db_statement_timeout_ms, c.db_pool_acquisition_timeout_secs), (1 << 20, 10_000, 10));
+        assert_eq!((c.rate_limit_per_user, c.rate_limit_per_ip, c.server_shutdown_grace_secs), (None, None, 10));
+        let c = load(
+            &format!(
+                "{MINIMAL}server-max-body = 2048\ndb-statement-timeout = 0\ndb-pool-acquisition-timeout = 3\n\
+                 rate-limit-per-user = 20\nrate-limit-per-ip = 0\nserver-shutdown-grace = 30\n"
+            ),
+            &[("PGRST_DB_POOL_ACQUISITION_TIMEOUT", "4"), ("CLERK_PROXY_RATE_LIMIT_PER_IP", "100")],
+        )
+        .unwrap();
+        assert_eq!((c.server_max_body, c.db_statement_timeout_ms, c.db_pool_acquisition_timeout_secs), (2048, 0, 4));
+        assert_eq!((c.rate_limit_per_user, c.rate_limit_per_ip, c.server_shutdown_grace_secs), (Some(20), Some(100), 30));
+        // Off when 0; the PostgREST name is read from PGRST_*, ours only from CLERK_PROXY_*.
+        assert_eq!(load(&format!("{MINIMAL}rate-limit-per-user = 0\n"), &[]).unwrap().rate_limit_per_user, None);
+        assert_eq!(load(MINIMAL, &[("PGRST_SERVER_MAX_BODY", "10")]).unwrap().server_max_body, 1 << 20);
+        for (key, value, want) in [
+            ("server-max-body", "0", "an integer from 1 to"),
+            ("db-statement-timeout", "-1", "an integer from 0 to"),
+            ("db-pool-acquisition-timeout", "0", "an integer from 1 to 3600"),
+            ("rate-limit-per-ip", "fast", "an integer from 0 to"),
+            ("server-shutdown-grace", "7200", "an integer from 0 to 3600"),
+        ] {
+            let err = load(&format!("{MINIMAL}{key} = {value}\n"), &[]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{key} (test.conf line 2) must be {want}")), "{err}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! BEGIN; role and request.* settings; the statement; COMMIT — sent
 //! pipelined, so the set-up costs no extra round trip.
 
+use crate::metrics::{self, PoolStats};
 use crate::response::ApiError;
 use crate::schema::{self, SchemaCache};
 use crate::sql::Statement;
@@ -28,14 +29,38 @@ pub struct Pool {
     config: tokio_postgres::Config,
     idle: Mutex<Vec<Client>>,
     permits: Arc<Semaphore>,
+    options: PoolOptions,
+    /// A connection of its own for readiness checks, so that probes
+    /// neither take pooled connections nor fail while the pool is busy.
+    probe: tokio::sync::Mutex<Option<Client>>,
     runtime: tokio::runtime::Runtime,
 }
 
-/// How long a request waits for a free connection before a 503.
-const POOL_WAIT: Duration = Duration::from_secs(10);
+/// The configuration keys that shape the pool and each transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// `db-pool`: connections at most.
+    pub size: u32,
+    /// `db-pool-acquisition-timeout`: how long a request waits for a free
+    /// connection before a 504 `PGRST003`.
+    pub acquisition_timeout: Duration,
+    /// `db-statement-timeout`: each request's `statement_timeout`; None
+    /// leaves the server's (or role's) setting alone.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl PoolOptions {
+    pub fn from_config(c: &crate::config::Config) -> PoolOptions {
+        PoolOptions {
+            size: c.db_pool,
+            acquisition_timeout: Duration::from_secs(c.db_pool_acquisition_timeout_secs),
+            statement_timeout: Some(Duration::from_millis(c.db_statement_timeout_ms)).filter(|t| !t.is_zero()),
+        }
+    }
+}
 
 impl Pool {
-    pub fn new(db_uri: &str, size: u32) -> Result<Pool, String> {
+    pub fn new(db_uri: &str, options: PoolOptions) -> Result<Pool, String> {
         let config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("db-uri is not a valid connection string: {e}"))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -43,7 +68,14 @@ impl Pool {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the database runtime: {e}"))?;
-        Ok(Pool { config, idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(size as usize)), runtime })
+        Ok(Pool {
+            config,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(options.size as usize)),
+            options,
+            probe: tokio::sync::Mutex::new(None),
+            runtime,
+        })
     }
 
     /// Opens a connection whose socket is driven by the pool's runtime.
@@ -63,18 +95,36 @@ impl Pool {
             .expect("the connect task does not panic")
     }
 
-    async fn get(&self) -> Result<Pooled<'_>, ApiError> {
-        let permit = tokio::time::timeout(POOL_WAIT, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| ApiError::unavailable("Timed out waiting for a database connection", "every pooled connection is busy"))?
-            .expect("the semaphore is never closed");
+    /// A connection, waiting at most `db-pool-acquisition-timeout` for
+    /// one (`wait` false: not at all; for `/metrics`, which must not queue
+    /// behind requests).
+    async fn get(&self, wait: bool) -> Result<Pooled<'_>, ApiError> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) if !wait => return Err(ApiError::unavailable("No free database connection", "every pooled connection is in use")),
+            Err(_) => {
+                metrics::count(&metrics::POOL_WAITS);
+                let wait = self.options.acquisition_timeout;
+                tokio::time::timeout(wait, self.permits.clone().acquire_owned())
+                    .await
+                    .map_err(|_| {
+                        metrics::count(&metrics::POOL_TIMEOUTS);
+                        ApiError::pool_timeout(wait.as_secs())
+                    })?
+                    .expect("the semaphore is never closed")
+            }
+        };
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
             std::iter::from_fn(|| idle.pop()).find(|c| !c.is_closed())
         };
         let client = match reused {
             Some(c) => c,
-            None => self.connect().await.map_err(|e| ApiError::unavailable("Could not connect to the database", &e.to_string()))?,
+            None => {
+                let client = self.connect().await.map_err(|e| ApiError::unavailable("Could not connect to the database", &e.to_string()))?;
+                metrics::count(&metrics::DB_CONNECTIONS_OPENED);
+                client
+            }
         };
         Ok(Pooled { client: Some(client), pool: self, clean: false, _permit: permit })
     }
@@ -89,11 +139,46 @@ impl Pool {
         self.runtime.handle().clone()
     }
 
+    /// Connections lent out and idle, for `/metrics`.
+    pub fn stats(&self) -> PoolStats {
+        let max = self.options.size as usize;
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).len();
+        PoolStats { max, in_use: max - self.permits.available_permits().min(max), idle }
+    }
+
+    /// Whether the database answers `SELECT 1` within `timeout`, on the
+    /// probe connection (opened again when it was closed), for `/ready`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), String> {
+        let mut probe = self.probe.lock().await;
+        let result = tokio::time::timeout(timeout, self.ping_on(&mut probe))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())));
+        if result.is_err() {
+            *probe = None;
+        }
+        result
+    }
+
+    /// A probe connection that fails (ended by a restart, or by
+    /// `pg_terminate_backend`) is replaced once before the answer counts.
+    async fn ping_on(&self, probe: &mut Option<Client>) -> Result<(), String> {
+        if let Some(client) = probe.as_ref().filter(|c| !c.is_closed()) {
+            if client.simple_query("SELECT 1").await.is_ok() {
+                return Ok(());
+            }
+        }
+        let client = self.connect().await.map_err(|e| format!("cannot connect: {}", error_text(&e)))?;
+        client.simple_query("SELECT 1").await.map_err(|e| error_text(&e))?;
+        *probe = Some(client);
+        Ok(())
+    }
+
     /// Reads the schema cache (at start-up, before serving).
     pub fn load_schema(&self, schemas: &[String]) -> Result<SchemaCache, String> {
         self.runtime.block_on(async {
             let client = self.connect().await.map_err(|e| format!("cannot connect with db-uri: {e}"))?;
             let cache = read_schema(&client, schemas).await?;
+            metrics::count(&metrics::DB_CONNECTIONS_OPENED);
             self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
             Ok(cache)
         })
@@ -124,20 +209,35 @@ impl Pool {
 
     /// `run`, ending the transaction as `finish` says.
     pub async fn run_and(&self, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement, finish: Finish) -> Result<Outcome, ApiError> {
-        let mut conn = self.get().await?;
+        let conn = self.get(true).await?;
+        self.run_on(conn, ctx, read_only, statement, finish).await
+    }
+
+    /// `run`, only if a connection is free right now (else 503 at once).
+    pub async fn run_if_free(&self, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement) -> Result<Outcome, ApiError> {
+        let conn = self.get(false).await?;
+        self.run_on(conn, ctx, read_only, statement, Finish::Commit).await
+    }
+
+    async fn run_on(&self, mut conn: Pooled<'_>, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement, finish: Finish) -> Result<Outcome, ApiError> {
         let client = conn.client.as_ref().expect("present until drop");
         let begin = if read_only { "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" } else { "BEGIN ISOLATION LEVEL READ COMMITTED" };
-        let setup = "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
-                     set_config('request.method', $3, true), set_config('request.path', $4, true), \
-                     set_config('request.headers', $5, true), set_config('request.cookies', $6, true)";
-        let setup_params: [(&(dyn ToSql + Sync), Type); 6] = [
+        // `db-statement-timeout` as the transaction's statement_timeout:
+        // it applies to the statements after this one, the request's own.
+        let (setup, timeout_ms) = match self.options.statement_timeout {
+            Some(t) => (SETUP_WITH_TIMEOUT, t.as_millis().to_string()),
+            None => (SETUP, String::new()),
+        };
+        let setup_params: [(&(dyn ToSql + Sync), Type); 7] = [
             (&ctx.role, Type::TEXT),
             (&ctx.claims, Type::TEXT),
             (&ctx.method, Type::TEXT),
             (&ctx.path, Type::TEXT),
             (&ctx.headers, Type::TEXT),
             (&ctx.cookies, Type::TEXT),
+            (&timeout_ms, Type::TEXT),
         ];
+        let setup_params = &setup_params[..if self.options.statement_timeout.is_some() { 7 } else { 6 }];
         let params: Vec<(&(dyn ToSql + Sync), Type)> =
             statement.params.iter().map(|p| (p as &(dyn ToSql + Sync), Type::TEXT)).collect();
         let explain = async {
@@ -157,7 +257,7 @@ impl Pool {
         };
         let (begun, set_up, estimate, result, ended) = tokio::join!(
             client.batch_execute(begin),
-            client.query_typed(setup, &setup_params),
+            client.query_typed(setup, setup_params),
             explain,
             client.query_typed(&statement.sql, &params),
             async {
@@ -195,6 +295,25 @@ impl Pool {
         ended.map_err(db_error)?;
         conn.clean = true;
         outcome
+    }
+}
+
+/// The request's identity as transaction-local settings (one statement,
+/// so it costs no extra round trip in the pipeline).
+const SETUP: &str = "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+                     set_config('request.method', $3, true), set_config('request.path', $4, true), \
+                     set_config('request.headers', $5, true), set_config('request.cookies', $6, true)";
+const SETUP_WITH_TIMEOUT: &str = "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+                     set_config('request.method', $3, true), set_config('request.path', $4, true), \
+                     set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
+                     set_config('statement_timeout', $7, true)";
+
+/// An error's text, with the server's message for a database error
+/// (whose Display is only "db error").
+fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
     }
 }
 

@@ -2,13 +2,15 @@
 //! API over PostgreSQL. One module per stage of a request, in its order:
 //! `config` (once, at start-up) → `auth` → `request` → `plan` (against the
 //! `schema` cache) → `sql` → `db` → `response`; `api` runs a request through
-//! them; `admin` answers operational endpoints; `webhooks` takes Clerk's events; `sync` sends customer metadata back to Clerk.
+//! them; `admin` answers operational endpoints, `metrics`, `access_log` and `limits` watch and bound the traffic; `webhooks` takes Clerk's events; `sync` sends customer metadata back to Clerk.
 
+pub mod access_log;
 pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod plan;

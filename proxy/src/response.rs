@@ -61,6 +61,32 @@ impl ApiError {
         }
     }
 
+    /// PostgREST's answer when no pooled connection frees up within
+    /// `db-pool-acquisition-timeout`.
+    pub fn pool_timeout(waited_secs: u64) -> ApiError {
+        ApiError {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            code: Cow::Borrowed("PGRST003"),
+            message: "Timed out acquiring connection from connection pool.".into(),
+            details: Some(format!("every pooled connection stayed busy for {waited_secs} s (db-pool-acquisition-timeout)")),
+            hint: None,
+            www_authenticate: None,
+        }
+    }
+
+    /// 429 for `rate-limit-per-user` / `rate-limit-per-ip` (`limit` names
+    /// which); the `Retry-After` header is added by the caller.
+    pub fn too_many_requests(limit: &str, per_second: u32) -> ApiError {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: Cow::Borrowed("PGRST429"),
+            message: "Too many requests".into(),
+            details: Some(format!("more than {per_second} requests per second ({limit})")),
+            hint: Some("Retry after the number of seconds in the Retry-After header".into()),
+            www_authenticate: None,
+        }
+    }
+
     pub fn payload_too_large(limit: usize) -> ApiError {
         ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,

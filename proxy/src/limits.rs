@@ -1,0 +1,116 @@
+//! Rate limits: `rate-limit-per-ip` (checked first, for every API request)
+//! and `rate-limit-per-user` (once the token is verified, by its `sub`),
+//! in requests per second. Counting is Pingora's `Rate` (pingora-limits):
+//! one-second windows over a count-min sketch, so memory stays fixed
+//! whatever the number of users or addresses. A sketch may overcount when
+//! many keys share its slots, never undercount: a client is never let
+//! through above its limit, and a busy neighbour can at worst make one
+//! wait a second early.
+
+use crate::config::Config;
+use crate::metrics;
+use crate::response::ApiError;
+use http::Response;
+use pingora_limits::rate::Rate;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+struct Limit {
+    rate: Rate,
+    per_second: u32,
+}
+
+impl Limit {
+    fn new(per_second: Option<u32>) -> Option<Limit> {
+        per_second.map(|per_second| Limit { rate: Rate::new(Duration::from_secs(1)), per_second })
+    }
+
+    /// Counts one request for `key`; whether it is over the limit.
+    fn over<K: std::hash::Hash>(&self, key: &K) -> bool {
+        self.rate.observe(key, 1) > self.per_second as isize
+    }
+}
+
+pub struct RateLimits {
+    per_user: Option<Limit>,
+    per_ip: Option<Limit>,
+}
+
+/// A request over a limit: answered 429 with `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limited {
+    /// The configuration key that limited it.
+    pub key: &'static str,
+    pub per_second: u32,
+}
+
+impl Limited {
+    pub fn into_response(self) -> Response<Vec<u8>> {
+        let mut response = ApiError::too_many_requests(self.key, self.per_second).into_response();
+        // Counting windows are one second long: the next one starts within 1 s.
+        response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        response
+    }
+}
+
+impl RateLimits {
+    pub fn from_config(c: &Config) -> RateLimits {
+        RateLimits { per_user: Limit::new(c.rate_limit_per_user), per_ip: Limit::new(c.rate_limit_per_ip) }
+    }
+
+    pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        check(self.per_ip.as_ref(), ip.as_ref(), "rate-limit-per-ip", &metrics::RATE_LIMITED_IP)
+    }
+
+    /// `sub`: the verified token's subject (anonymous requests are limited by address only).
+    pub fn check_user(&self, sub: Option<&str>) -> Result<(), Limited> {
+        check(self.per_user.as_ref(), sub.as_ref(), "rate-limit-per-user", &metrics::RATE_LIMITED_USER)
+    }
+}
+
+fn check<K: std::hash::Hash>(limit: Option<&Limit>, key: Option<&K>, name: &'static str, counter: &AtomicU64) -> Result<(), Limited> {
+    match (limit, key) {
+        (Some(limit), Some(key)) if limit.over(key) => {
+            metrics::count(counter);
+            Err(Limited { key: name, per_second: limit.per_second })
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(user: Option<u32>, ip: Option<u32>) -> RateLimits {
+        RateLimits { per_user: Limit::new(user), per_ip: Limit::new(ip) }
+    }
+
+    #[test]
+    fn refuses_above_the_limit_per_key_and_answers_429_with_retry_after() {
+        let l = limits(Some(3), None);
+        for _ in 0..3 {
+            assert!(l.check_user(Some("user_a")).is_ok());
+        }
+        let refused = l.check_user(Some("user_a")).unwrap_err();
+        assert_eq!(refused, Limited { key: "rate-limit-per-user", per_second: 3 });
+        assert!(l.check_user(Some("user_b")).is_ok(), "another user has a budget of their own");
+        assert!(l.check_user(None).is_ok() && l.check_ip(Some([127, 0, 0, 1].into())).is_ok(), "unset limits never refuse");
+        let response = refused.into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["code"], "PGRST429");
+    }
+
+    #[test]
+    fn the_window_moves_on() {
+        let l = limits(None, Some(1));
+        let ip = Some(IpAddr::from([10, 0, 0, 1]));
+        assert!(l.check_ip(ip).is_ok());
+        assert!(l.check_ip(ip).is_err());
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(l.check_ip(ip).is_ok());
+    }
+}
