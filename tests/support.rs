@@ -74,6 +74,28 @@ pub fn fresh_api_database(name: &str) -> String {
     with_dbname(&api_dsn(), name)
 }
 
+/// Runs SQL as the superuser in database `db` of the API database's
+/// cluster, with the simple query protocol (so `CREATE DATABASE` and
+/// several statements work).
+pub fn admin_execute(db: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&with_dbname(&api_admin_dsn(), db), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    })
+}
+
+/// A new, empty database `name` in the test cluster (a leftover of an
+/// earlier run is dropped first), set up with `setup` as the superuser;
+/// returns its connection string for the proxy (user `authenticator`).
+pub fn fresh_database(name: &str, setup: &str) -> String {
+    admin_execute("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    admin_execute("postgres", &format!("CREATE DATABASE {name}"));
+    admin_execute(name, setup);
+    with_dbname(&api_dsn(), name)
+}
+
 pub fn proxy_bin() -> String {
     std::env::var("CLERK_PROXY_BIN").expect("CLERK_PROXY_BIN is not set: run these tests with `make test`")
 }
