@@ -157,13 +157,13 @@ fn a_statement_over_db_statement_timeout_is_504_and_its_connection_serves_the_ne
 }
 
 #[test]
-fn a_request_waiting_longer_than_db_pool_acquisition_timeout_is_504_pgrst003() {
+fn a_request_waiting_longer_than_db_pool_acquisition_timeout_is_503_pgrst003() {
     let (_proxy, port, admin) = proxy("db-pool = 1\ndb-pool-acquisition-timeout = 1");
     let slow = std::thread::spawn(move || get(port, "/rpc/slow?ms=3000").0);
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
     let (status, _, body) = get(port, "/items");
-    assert_eq!((status, body["code"].as_str()), (504, Some("PGRST003")), "{body}");
+    assert_eq!((status, body["code"].as_str()), (503, Some("PGRST003")), "{body}");
     assert!(started.elapsed() >= Duration::from_millis(900) && started.elapsed() < Duration::from_millis(2500));
     assert_eq!(metric(admin, "clerk_proxy_db_pool_timeouts_total"), 1.0);
     assert_eq!(metric(admin, "clerk_proxy_db_pool_connections{state=\"in_use\"}"), 1.0);

@@ -145,6 +145,24 @@ impl Drop for Running {
     }
 }
 
+/// Proxies kept in statics are never dropped: the test binary kills them
+/// when it exits, so none outlives its run (and holds the output pipe open).
+fn kill_at_exit(pid: u32) {
+    static CHILDREN: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn kill_children() {
+        for pid in CHILDREN.lock().map(|c| c.clone()).unwrap_or_default() {
+            // SAFETY: kill(2) with a pid we spawned; harmless if it is gone.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+    CHILDREN.lock().unwrap().push(pid);
+    // SAFETY: registers a plain function with no arguments.
+    REGISTER.call_once(|| unsafe {
+        libc::atexit(kill_children);
+    });
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -163,6 +181,7 @@ pub fn start_proxy(config: &str) -> (Running, u16) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    kill_at_exit(child.id());
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {

@@ -242,7 +242,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     let format = response::negotiate(req.header("accept"))?;
     let is_read = matches!(req.method.as_str(), "GET" | "HEAD");
     if format == Format::Csv && !(is_read && matches!(target, Some(Target::Relation(_)))) {
-        return Err(response::negotiate(Some("text/csv; for reads of tables and views only")).unwrap_err());
+        return Err(response::not_acceptable("text/csv", "text/csv is served for reads of tables and views only"));
     }
     let mut applied: Vec<String> = Vec::new();
     let (statement, read_only, answer) = match (req.method.as_str(), &target) {
@@ -267,7 +267,8 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             }
             let columns = output_columns(&p);
             let offset = q.offset.unwrap_or(0);
-            (sql::read(&p, prefer.count, options.estimate_above()), true, Answer::Rows { offset, head: req.method == "HEAD", columns })
+            let strip_nulls = response::strips_nulls(req.header("accept"));
+            (sql::read(&p, prefer.count, options.estimate_above(), strip_nulls), true, Answer::Rows { offset, head: req.method == "HEAD", columns })
         }
         ("POST" | "PUT" | "PATCH" | "DELETE", Some(Target::Relation(name))) => {
             let q = request::parse_query(&req.query, false).map_err(parse_error)?;

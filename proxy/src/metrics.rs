@@ -42,6 +42,12 @@ pub static WEBHOOK_DUPLICATE: AtomicU64 = AtomicU64::new(0);
 pub static WEBHOOK_REJECTED: AtomicU64 = AtomicU64::new(0);
 pub static WEBHOOK_FAILED: AtomicU64 = AtomicU64::new(0);
 
+/// Verified-token cache lookups, and JWKS refetches (unknown `kid`).
+pub static JWT_CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+pub static JWT_CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
+pub static JWKS_REFRESH_OK: AtomicU64 = AtomicU64::new(0);
+pub static JWKS_REFRESH_FAILED: AtomicU64 = AtomicU64::new(0);
+
 pub fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
@@ -128,6 +134,14 @@ pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
     header(&mut out, "clerk_proxy_db_connections_opened_total", "counter", "Database connections opened by the pool.");
     let _ = writeln!(out, "clerk_proxy_db_connections_opened_total {}", load(&DB_CONNECTIONS_OPENED));
 
+    header(&mut out, "clerk_proxy_jwt_cache_total", "counter", "Verified-token cache lookups by result (a miss verifies the signature).");
+    for (result, counter) in [("hit", &JWT_CACHE_HITS), ("miss", &JWT_CACHE_MISSES)] {
+        let _ = writeln!(out, "clerk_proxy_jwt_cache_total{{result=\"{result}\"}} {}", load(counter));
+    }
+    header(&mut out, "clerk_proxy_jwks_refreshes_total", "counter", "JWKS refetches (a token named an unknown kid) by result.");
+    for (result, counter) in [("ok", &JWKS_REFRESH_OK), ("failed", &JWKS_REFRESH_FAILED)] {
+        let _ = writeln!(out, "clerk_proxy_jwks_refreshes_total{{result=\"{result}\"}} {}", load(counter));
+    }
     header(&mut out, "clerk_proxy_webhooks_total", "counter", "Clerk webhook deliveries by outcome (applied, ignored, duplicate; rejected: bad signature or timestamp; failed: database error).");
     for (outcome, counter) in [
         ("applied", &WEBHOOK_APPLIED),

@@ -392,7 +392,15 @@ pub fn call(cache: &SchemaCache, name: &str, given: &Map<String, Value>) -> Resu
             status: StatusCode::NOT_FOUND,
             code: "PGRST202".into(),
             message: format!("Could not find the function {}.{name}({}) in the schema cache", cache.default_schema, keys.join(", ")),
-            details: None,
+            details: Some(format!(
+                "Searched for the function {}.{name} {} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.",
+                cache.default_schema,
+                match keys.len() {
+                    0 => "without parameters".to_owned(),
+                    1 => format!("with parameter {}", keys[0]),
+                    _ => format!("with parameters {}", keys.join(", ")),
+                }
+            )),
             hint: cache.functions(name).first().map(|f| {
                 let args: Vec<String> = f.args.iter().map(|a| format!("{} {}", a.name, a.type_sql)).collect();
                 format!("{name} takes ({})", args.join(", "))

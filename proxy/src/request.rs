@@ -215,10 +215,13 @@ pub fn parse_range(header: &str) -> Result<(u64, Option<u64>), ParseError> {
             if to < from {
                 return Err(err("Requested range not satisfiable", format!("{from}-{to} ends before it starts")));
             }
-            Ok((from, Some(to - from + 1)))
+            Ok((from, Some((to - from).saturating_add(1))))
         }
     }
 }
+
+/// Deepest nesting of `or`/`and` trees and of embeds (the parsers recurse).
+const MAX_NESTING: usize = 32;
 
 /// A request the client got wrong: HTTP 400, PostgREST's PGRST100.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,7 +268,7 @@ pub fn parse_query(query: &str, is_rpc: bool) -> Result<QueryParams, ParseError>
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let (key, value) = (decode(raw_key)?, decode(raw_value)?);
         match key.as_str() {
-            "select" => (params.select, params.embeds) = parse_select(&value)?,
+            "select" => (params.select, params.embeds) = parse_select(&value, 0)?,
             "columns" => params.columns = Some(parse_names(&value, "columns")?),
             "on_conflict" => params.on_conflict = Some(parse_names(&value, "on_conflict")?),
             "order" | "limit" | "offset" | "or" | "and" | "not.or" | "not.and" => add_to_scope(&mut top, &key, &value)?,
@@ -313,7 +316,7 @@ fn add_to_scope(scope: &mut Scope, key: &str, value: &str) -> Result<(), ParseEr
         "or" | "and" | "not.or" | "not.and" => {
             let negated = key.starts_with("not.");
             let any = key.ends_with("or");
-            scope.conditions.push(Condition::Group { any, negated, children: parse_group_body(value)? });
+            scope.conditions.push(Condition::Group { any, negated, children: parse_group_body(value, 0)? });
         }
         _ => scope.conditions.push(parse_filter(key, value)?),
     }
@@ -325,7 +328,9 @@ fn parse_names(value: &str, what: &str) -> Result<Vec<String>, ParseError> {
     value
         .split(',')
         .map(|n| {
+            // postgrest-js sends `columns="a","b"`.
             let n = n.trim();
+            let n = n.strip_prefix('"').and_then(|n| n.strip_suffix('"')).unwrap_or(n);
             check_identifier(n, what).map(|_| n.to_owned())
         })
         .collect()
@@ -350,7 +355,10 @@ fn check_identifier(name: &str, what: &str) -> Result<(), ParseError> {
 }
 
 /// The columns and the embeds of a `select=` (or of an embed's parentheses).
-fn parse_select(value: &str) -> Result<(Vec<SelectItem>, Vec<Embed>), ParseError> {
+fn parse_select(value: &str, depth: usize) -> Result<(Vec<SelectItem>, Vec<Embed>), ParseError> {
+    if depth > MAX_NESTING {
+        return Err(err("Invalid select", format!("embeds are nested more than {MAX_NESTING} levels deep")));
+    }
     let (mut items, mut embeds) = (Vec::new(), Vec::new());
     for raw in split_top_level(value) {
         let raw = raw.trim();
@@ -365,7 +373,7 @@ fn parse_select(value: &str) -> Result<(Vec<SelectItem>, Vec<Embed>), ParseError
             check_identifier(a, "alias")?;
         }
         if let Some(open) = rest.find('(') {
-            embeds.push(parse_embed(&rest[..open], &rest[open..], alias)?);
+            embeds.push(parse_embed(&rest[..open], &rest[open..], alias, depth)?);
             continue;
         }
         let (column, cast) = match rest.split_once("::") {
@@ -384,7 +392,7 @@ fn parse_select(value: &str) -> Result<(Vec<SelectItem>, Vec<Embed>), ParseError
 }
 
 /// `order_items!inner` + `(product_name,quantity)`
-fn parse_embed(head: &str, body: &str, alias: Option<String>) -> Result<Embed, ParseError> {
+fn parse_embed(head: &str, body: &str, alias: Option<String>, depth: usize) -> Result<Embed, ParseError> {
     let inner_text = body
         .strip_prefix('(')
         .and_then(|b| b.strip_suffix(')'))
@@ -406,7 +414,7 @@ fn parse_embed(head: &str, body: &str, alias: Option<String>) -> Result<Embed, P
             }
         }
     }
-    let (select, embeds) = if inner_text.trim().is_empty() { (Vec::new(), Vec::new()) } else { parse_select(inner_text)? };
+    let (select, embeds) = if inner_text.trim().is_empty() { (Vec::new(), Vec::new()) } else { parse_select(inner_text, depth + 1)? };
     Ok(Embed { relation: relation.to_owned(), alias, hint, inner, select, embeds })
 }
 
@@ -440,24 +448,26 @@ fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
 /// `col=[not.]op.value`
 fn parse_filter(column: &str, value: &str) -> Result<Condition, ParseError> {
     check_identifier(column, "column")?;
+    // PostgREST's message (what clients match on); the details say how to fix it.
+    let filter_error = |details: String| err(&format!("failed to parse filter ({value})"), details);
     let (negated, rest) = match value.strip_prefix("not.") {
         Some(r) => (true, r),
         None => (false, value),
     };
     let (op_name, operand) = rest.split_once('.').ok_or_else(|| {
-        err("Invalid filter", format!("\"{column}={value}\" must be column=operator.value, e.g. {column}=eq.42"))
+        filter_error(format!("\"{column}={value}\" must be column=operator.value, e.g. {column}=eq.42"))
     })?;
     let op = Operator::parse(op_name).ok_or_else(|| {
-        err("Invalid filter", format!("unknown operator \"{op_name}\" (eq, neq, gt, gte, lt, lte, like, ilike, in, is)"))
+        filter_error(format!("unknown operator \"{op_name}\" (eq, neq, gt, gte, lt, lte, like, ilike, in, is)"))
     })?;
     let operand = match op {
-        Operator::In => Operand::List(parse_list(operand)?),
+        Operator::In => Operand::List(parse_list(operand).map_err(|e| filter_error(e.details))?),
         Operator::Is => Operand::Is(match operand {
             "null" => IsValue::Null,
             "true" => IsValue::True,
             "false" => IsValue::False,
             "unknown" => IsValue::Unknown,
-            other => return Err(err("Invalid filter", format!("is.{other}: use is.null, is.true, is.false or is.unknown"))),
+            other => return Err(filter_error(format!("is.{other}: use is.null, is.true, is.false or is.unknown"))),
         }),
         _ => Operand::Single(operand.to_owned()),
     };
@@ -520,22 +530,26 @@ fn unquote_item(item: &str) -> Result<String, ParseError> {
 }
 
 /// `(a.eq.1,b.gt.2,and(c.lt.3,not.d.is.null))`
-fn parse_group_body(value: &str) -> Result<Vec<Condition>, ParseError> {
+fn parse_group_body(value: &str, depth: usize) -> Result<Vec<Condition>, ParseError> {
+    let tree_error = |details: String| err(&format!("failed to parse logic tree ({value})"), details);
+    if depth > MAX_NESTING {
+        return Err(tree_error(format!("or/and are nested more than {MAX_NESTING} levels deep")));
+    }
     let inner = value
         .strip_prefix('(')
         .and_then(|v| v.strip_suffix(')'))
-        .ok_or_else(|| err("Invalid logic tree", format!("\"{value}\" must be in parentheses, e.g. or=(a.eq.1,b.eq.2)")))?;
-    split_top_level(inner).iter().map(|item| parse_group_item(item.trim())).collect()
+        .ok_or_else(|| tree_error(format!("\"{value}\" must be in parentheses, e.g. or=(a.eq.1,b.eq.2)")))?;
+    split_top_level(inner).iter().map(|item| parse_group_item(item.trim(), depth).map_err(|e| tree_error(e.details))).collect()
 }
 
-fn parse_group_item(item: &str) -> Result<Condition, ParseError> {
+fn parse_group_item(item: &str, depth: usize) -> Result<Condition, ParseError> {
     let (negated, rest) = match item.strip_prefix("not.") {
         Some(r) if r.starts_with("or(") || r.starts_with("and(") => (true, r),
         _ => (false, item),
     };
     for (prefix, any) in [("or", true), ("and", false)] {
         if let Some(body) = rest.strip_prefix(prefix).filter(|b| b.starts_with('(')) {
-            return Ok(Condition::Group { any, negated, children: parse_group_body(body)? });
+            return Ok(Condition::Group { any, negated, children: parse_group_body(body, depth + 1)? });
         }
     }
     let (column, filter) = item
@@ -650,7 +664,20 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_a_400_not_a_stack_overflow() {
+        let deep_tree = format!("or=({}a.eq.1{})", "or(".repeat(1000), ")".repeat(1000));
+        let e = parse_query(&deep_tree, false).unwrap_err();
+        assert!(e.message.starts_with("failed to parse logic tree"), "{e}");
+        assert!(e.details.contains("nested more than 32 levels"), "{e}");
+        let deep_embed = format!("select={}a{}", "b(".repeat(1000), ")".repeat(1000));
+        assert!(parse_query(&deep_embed, false).unwrap_err().details.contains("nested more than 32 levels"));
+        let fine = format!("or=({}a.eq.1{})", "or(".repeat(10), ")".repeat(10));
+        assert!(parse_query(&fine, false).is_ok());
+    }
+
+    #[test]
     fn prefer_and_range_headers() {
+        assert_eq!(parse_range("0-18446744073709551615").unwrap(), (0, Some(u64::MAX)));
         let p = parse_prefer(Some("return=representation, count=exact"));
         assert_eq!((p.return_, p.count), (Return::Representation, Some(Count::Exact)));
         let p = parse_prefer(Some("resolution=merge-duplicates,missing=default, handling=strict, max-affected=5, tx=rollback, wat=1"));

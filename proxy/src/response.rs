@@ -63,9 +63,12 @@ impl ApiError {
 
     /// PostgREST's answer when no pooled connection frees up within
     /// `db-pool-acquisition-timeout`.
+    /// 503 (PostgREST answers 504 here; a busy pool is the service being
+    /// unavailable, not an upstream timing out, and retrying clients and
+    /// load balancers treat 503 as "try again").
     pub fn pool_timeout(waited_secs: u64) -> ApiError {
         ApiError {
-            status: StatusCode::GATEWAY_TIMEOUT,
+            status: StatusCode::SERVICE_UNAVAILABLE,
             code: Cow::Borrowed("PGRST003"),
             message: "Timed out acquiring connection from connection pool.".into(),
             details: Some(format!("every pooled connection stayed busy for {waited_secs} s (db-pool-acquisition-timeout)")),
@@ -161,19 +164,38 @@ pub fn negotiate(accept: Option<&str>) -> Result<Format, ApiError> {
     };
     for range in accept.split(',') {
         match range.split(';').next().unwrap_or("").trim() {
-            "application/json" | "application/*" | "*/*" | "application/openapi+json" => return Ok(Format::Json),
+            "application/json" | "application/*" | "*/*" | "application/openapi+json" | "application/vnd.pgrst.array+json" => {
+                return Ok(Format::Json)
+            }
             "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => return Ok(Format::Object),
             "text/csv" => return Ok(Format::Csv),
             _ => {}
         }
     }
-    Err(ApiError {
+    Err(not_acceptable(accept, "clerk-proxy serves application/json, application/vnd.pgrst.object+json and text/csv"))
+}
+
+/// 406 `PGRST107`.
+pub fn not_acceptable(accept: &str, details: &str) -> ApiError {
+    ApiError {
         status: StatusCode::NOT_ACCEPTABLE,
         code: Cow::Borrowed("PGRST107"),
         message: format!("None of these media types are available: {accept}"),
-        details: Some("clerk-proxy serves application/json, application/vnd.pgrst.object+json and text/csv".into()),
+        details: Some(details.to_owned()),
         hint: None,
         www_authenticate: None,
+    }
+}
+
+/// `;nulls=stripped` on the chosen JSON media type (postgrest-js
+/// `stripNulls()`): fields that are null are left out of each row.
+pub fn strips_nulls(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        a.split(',').any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            matches!(parts.next(), Some("application/vnd.pgrst.array+json" | "application/vnd.pgrst.object+json"))
+                && parts.any(|p| p == "nulls=stripped")
+        })
     })
 }
 
@@ -210,7 +232,7 @@ fn single_object(body: &str, rows: i64) -> Result<String, ApiError> {
         return Err(ApiError {
             status: StatusCode::NOT_ACCEPTABLE,
             code: Cow::Borrowed("PGRST116"),
-            message: "JSON object requested, multiple (or no) rows returned".into(),
+            message: "Cannot coerce the result to a single JSON object".into(),
             details: Some(format!("The result contains {rows} rows")),
             hint: None,
             www_authenticate: None,
@@ -337,6 +359,10 @@ mod tests {
         assert_eq!(negotiate(Some("text/html,application/xhtml+xml,*/*;q=0.8")).unwrap(), Format::Json);
         assert_eq!(negotiate(Some("text/csv")).unwrap(), Format::Csv);
         assert_eq!(negotiate(Some("application/vnd.pgrst.object+json")).unwrap(), Format::Object);
+        assert_eq!(negotiate(Some("application/vnd.pgrst.array+json;nulls=stripped")).unwrap(), Format::Json);
+        assert!(strips_nulls(Some("application/vnd.pgrst.array+json;nulls=stripped")));
+        assert!(strips_nulls(Some("application/vnd.pgrst.object+json; nulls=stripped")));
+        assert!(!strips_nulls(Some("application/json")));
         let e = negotiate(Some("application/xml")).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code.as_ref()), (406, "PGRST107"));
     }

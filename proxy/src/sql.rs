@@ -194,7 +194,8 @@ const AGGREGATE: &str = "coalesce(json_agg(_pgrst_row), '[]')::text, count(*)";
 /// `count`: also count the rows the filters match (for `Content-Range:
 /// 0-9/123`), ignoring limit and offset: exactly, by the planner's
 /// estimate, or exactly up to `estimate_above` rows and estimated beyond.
-pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64) -> Statement {
+/// `strip_nulls`: leave null fields out of each row (top level).
+pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nulls: bool) -> Statement {
     let mut b = Builder::default();
     let source = b.source(plan, 0, &[]);
     let source_params = b.params.len();
@@ -207,7 +208,8 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64) -> State
     };
     let explain = matches!(count, Some(Count::Planned | Count::Estimated))
         .then(|| (format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {source}"), source_params));
-    Statement { sql: format!("SELECT {AGGREGATE}, {total} FROM (SELECT {list} FROM {source}{tail}) _pgrst_row"), params: b.params, explain }
+    let aggregate = if strip_nulls { "coalesce(json_agg(json_strip_nulls(row_to_json(_pgrst_row))), '[]')::text, count(*)" } else { AGGREGATE };
+    Statement { sql: format!("SELECT {aggregate}, {total} FROM (SELECT {list} FROM {source}{tail}) _pgrst_row"), params: b.params, explain }
 }
 
 pub fn write(plan: &WritePlan) -> Statement {
@@ -303,7 +305,7 @@ mod tests {
     use serde_json::json;
 
     fn read_sql(query: &str) -> Statement {
-        read(&plan::read(&test_cache(), "orders", &parse_query(query, false).unwrap()).unwrap(), None, 1000)
+        read(&plan::read(&test_cache(), "orders", &parse_query(query, false).unwrap()).unwrap(), None, 1000, false)
     }
 
     fn write_sql(method: &str, query: &str, body: &[u8], prefer: &str) -> Result<Statement, crate::response::ApiError> {
@@ -337,13 +339,13 @@ mod tests {
     #[test]
     fn counts_reuse_the_filters() {
         let p = plan::read(&test_cache(), "orders", &parse_query("status=eq.a&limit=1", false).unwrap()).unwrap();
-        let s = read(&p, Some(Count::Exact), 1000);
+        let s = read(&p, Some(Count::Exact), 1000, false);
         assert!(s.sql.contains("(SELECT count(*) FROM \"public\".\"orders\" _pgrst_t0 WHERE _pgrst_t0.\"status\" = CAST($1 AS text))"), "{}", s.sql);
         assert_eq!(s.params.len(), 2);
-        let s = read(&p, Some(Count::Planned), 1000);
+        let s = read(&p, Some(Count::Planned), 1000, false);
         assert_eq!(s.explain, Some(("EXPLAIN (FORMAT JSON) SELECT 1 FROM \"public\".\"orders\" _pgrst_t0 WHERE _pgrst_t0.\"status\" = CAST($1 AS text)".into(), 1)));
         assert!(s.sql.contains("NULL::bigint FROM"), "planned counts nothing exactly");
-        let s = read(&p, Some(Count::Estimated), 100);
+        let s = read(&p, Some(Count::Estimated), 100, false);
         assert!(s.sql.contains("LIMIT 101) _pgrst_c)"), "{}", s.sql);
         assert!(s.explain.is_some());
     }
@@ -359,6 +361,7 @@ mod tests {
             .unwrap(),
             None,
             1000,
+            false,
         );
         assert_eq!(
             s.sql,

@@ -61,6 +61,8 @@ impl AuthError {
         let (code, message) = match &self {
             AuthError::BadAuthorizationHeader => ("PGRST301", "Authorization header must be \"Bearer <token>\"".to_owned()),
             AuthError::AnonymousDisabled => ("PGRST302", "Anonymous access is disabled: send a Clerk session token".to_owned()),
+            // PostgREST's wording, which clients match on.
+            AuthError::Token(TokenError::Expired) => ("PGRST303", "JWT expired".to_owned()),
             AuthError::Token(e) if e.is_claims_error() => ("PGRST303", e.to_string()),
             AuthError::Token(e) => ("PGRST301", e.to_string()),
             AuthError::BadRoleClaim(why) => ("PGRST303", why.clone()),
@@ -165,9 +167,13 @@ impl Authenticator {
             Ok(keys) => {
                 let verifier = Verifier::new(self.static_keys.clone().with(keys), self.rules.clone());
                 *self.verifier.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(verifier);
+                crate::metrics::count(&crate::metrics::JWKS_REFRESH_OK);
                 log::info!("refreshed the JWKS from {url}");
             }
-            Err(e) => log::warn!("JWKS refresh failed, keeping the keys we have: {e}"),
+            Err(e) => {
+                crate::metrics::count(&crate::metrics::JWKS_REFRESH_FAILED);
+                log::warn!("JWKS refresh failed, keeping the keys we have: {e}");
+            }
         }
     }
 
@@ -180,8 +186,12 @@ impl Authenticator {
             };
         };
         let (claims, claims_json) = match self.cache.get(token) {
-            Some(hit) => hit,
+            Some(hit) => {
+                crate::metrics::count(&crate::metrics::JWT_CACHE_HITS);
+                hit
+            }
             None => {
+                crate::metrics::count(&crate::metrics::JWT_CACHE_MISSES);
                 let claims = self.verify(token).await.map_err(AuthError::Token)?;
                 self.cache.insert(token, claims)
             }
