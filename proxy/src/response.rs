@@ -317,6 +317,8 @@ pub fn status_for_sqlstate(code: &str, anonymous: bool) -> StatusCode {
         "42883" | "42P01" => Some(404),
         "42501" => Some(if anonymous { 401 } else { 403 }),
         "57014" => Some(504),
+        // The server is shutting down or ended the session: try again.
+        "57P01" | "57P02" | "57P03" => Some(503),
         "53400" => Some(500),
         "P0001" => Some(400),
         _ => None,
@@ -346,6 +348,7 @@ mod tests {
         assert_eq!(s("PT404", false).as_u16(), 404);
         assert_eq!(s("22P02", false).as_u16(), 400);
         assert_eq!(s("57014", false).as_u16(), 504);
+        assert_eq!(s("57P01", false).as_u16(), 503);
         assert_eq!(s("08006", false).as_u16(), 503);
         assert_eq!(s("XX000", false).as_u16(), 500);
         assert_eq!(s("28000", false).as_u16(), 403);
