@@ -5,9 +5,9 @@
 //! has a database of its own, so it can take it away.
 
 use clerk_jwt::test_keys::{now, sign, sign_with, JWKS};
-use pg_clerk_e2e::{admin_execute, admin_query, fresh_database, free_port, http, start_proxy};
+use pg_clerk_e2e::{admin_execute, admin_query, fresh_database, free_port, http, serve_jwks_while, start_proxy};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,26 +78,6 @@ fn the_database_going_away_under_load_is_a_fast_503_and_serving_resumes_without_
     assert!(proxy.0.try_wait().unwrap().is_none(), "the proxy is still running");
 }
 
-/// A JWKS endpoint that can be taken down (it then answers 503).
-fn jwks_server(up: Arc<AtomicBool>) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let response = if up.load(Ordering::Relaxed) {
-                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{JWKS}", JWKS.len())
-            } else {
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
-            };
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    url
-}
-
 #[test]
 fn with_the_jwks_endpoint_down_known_keys_keep_working_and_an_unknown_kid_is_401() {
     let dsn = fresh_database("clerk_faults_jwks", SETUP);
@@ -105,7 +85,7 @@ fn with_the_jwks_endpoint_down_known_keys_keep_working_and_an_unknown_kid_is_401
     let admin = free_port();
     let (_proxy, port) = start_proxy(&format!(
         "db-uri = \"{dsn}\"\nclerk-jwks-url = \"{}\"\nadmin-server-port = {admin}",
-        jwks_server(up.clone())
+        serve_jwks_while(JWKS, up.clone())
     ));
     let bearer = |token: &str| vec![("Authorization".to_owned(), format!("Bearer {token}"))];
     let claims = |user: &str| json!({"sub": user, "sid": "sess_faults", "exp": now() + 600});

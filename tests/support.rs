@@ -238,6 +238,11 @@ pub fn raw_http(port: u16, request: &[u8]) -> Option<(u16, String, Vec<u8>)> {
 /// A JWKS endpoint on 127.0.0.1 (a real HTTP server, in a thread), serving
 /// the test key set, as Clerk serves `/.well-known/jwks.json`.
 pub fn serve_jwks(body: &'static str) -> String {
+    serve_jwks_while(body, std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)))
+}
+
+/// `serve_jwks` that answers 503 while `up` is false (an outage).
+pub fn serve_jwks_while(body: &'static str, up: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
@@ -246,11 +251,15 @@ pub fn serve_jwks(body: &'static str) -> String {
             let Ok(mut stream) = stream else { continue };
             let mut buf = [0u8; 4096];
             let _ = stream.read(&mut buf);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            let _ = if up.load(std::sync::atomic::Ordering::Relaxed) {
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                write!(stream, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            };
         }
     });
     url
