@@ -172,7 +172,7 @@ CREATE TABLE IF NOT EXISTS role_permissions (
 );
 INSERT INTO role_permissions (role, permission) VALUES
     ('admin', '*'),
-    ('manager', 'products:read'), ('manager', 'products:write'), ('manager', 'orders:read'),
+    ('manager', 'products:read'), ('manager', 'products:write'), ('manager', 'orders:read'), ('manager', 'reviews:moderate'),
     ('employee', 'products:read'), ('employee', 'orders:read'),
     ('customer', 'orders:own'), ('customer', 'cart:own')
 ON CONFLICT DO NOTHING;

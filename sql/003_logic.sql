@@ -271,3 +271,45 @@ BEGIN
     END LOOP;
 END
 $audit$;
+
+-- Reviews written through the API: `is_verified_purchase` is computed (the
+-- reviewer's own paid order containing the product), `order_id` must be one
+-- of the reviewer's orders, and `is_approved` changes only with the
+-- reviews:moderate permission; an author's edit of the text goes back to
+-- moderation. The owner's own maintenance (GDPR erasure, imports) is trusted.
+CREATE OR REPLACE FUNCTION review_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    moderator boolean;
+BEGIN
+    IF current_user = (SELECT relowner::regrole::name FROM pg_class WHERE oid = TG_RELID)
+       OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RETURN NEW;
+    END IF;
+    moderator := has_permission('reviews:moderate');
+    IF NEW.order_id IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.order_id IS DISTINCT FROM OLD.order_id)
+       AND NOT EXISTS (SELECT FROM orders o WHERE o.order_id = NEW.order_id AND o.user_id = NEW.user_id) THEN
+        RAISE EXCEPTION 'order % is not one of the reviewer''s orders', NEW.order_id
+            USING ERRCODE = '42501', DETAIL = 'review_order_not_yours';
+    END IF;
+    IF TG_OP = 'INSERT' OR NEW.order_id IS DISTINCT FROM OLD.order_id OR NEW.product_id IS DISTINCT FROM OLD.product_id THEN
+        NEW.is_verified_purchase := NEW.order_id IS NOT NULL AND EXISTS (
+            SELECT FROM orders o JOIN order_items i ON i.order_id = o.order_id
+             WHERE o.order_id = NEW.order_id AND o.user_id = NEW.user_id
+               AND o.payment_status = 'paid' AND i.product_id = NEW.product_id);
+    ELSE
+        NEW.is_verified_purchase := OLD.is_verified_purchase;
+    END IF;
+    IF NEW.is_approved AND (TG_OP = 'INSERT' OR NOT OLD.is_approved) AND NOT moderator THEN
+        RAISE EXCEPTION 'reviews are approved by moderators'
+            USING ERRCODE = '42501', DETAIL = 'review_approval_needs_moderator', HINT = 'needs the reviews:moderate permission';
+    END IF;
+    IF TG_OP = 'UPDATE' AND NOT moderator
+       AND (NEW.rating, NEW.title, NEW.comment) IS DISTINCT FROM (OLD.rating, OLD.title, OLD.comment) THEN
+        NEW.is_approved := false;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER product_reviews_guard BEFORE INSERT OR UPDATE ON product_reviews
+    FOR EACH ROW EXECUTE FUNCTION review_guard();

@@ -25,6 +25,17 @@ SELECT clerk_enable_rls('wishlist');
 SELECT clerk_enable_rls('product_reviews');
 DROP POLICY IF EXISTS reviews_public_read ON product_reviews;
 CREATE POLICY reviews_public_read ON product_reviews FOR SELECT USING (is_approved);
+-- Authors write their review's content only (review_guard in 003 computes
+-- is_verified_purchase and keeps approval to moderators, who may update any
+-- review with reviews:moderate).
+REVOKE INSERT, UPDATE ON product_reviews FROM authenticated;
+GRANT INSERT (product_id, order_id, rating, title, comment),
+      UPDATE (order_id, rating, title, comment, is_approved) ON product_reviews TO authenticated;
+DROP POLICY IF EXISTS reviews_moderate_read ON product_reviews;
+CREATE POLICY reviews_moderate_read ON product_reviews FOR SELECT USING ((SELECT has_permission('reviews:moderate')));
+DROP POLICY IF EXISTS reviews_moderate ON product_reviews;
+CREATE POLICY reviews_moderate ON product_reviews FOR UPDATE
+    USING ((SELECT has_permission('reviews:moderate'))) WITH CHECK ((SELECT has_permission('reviews:moderate')));
 
 -- Orders: created by place_order(), discounted by redeem_coupon(); read by
 -- their owner and by staff with orders:read; changed only with orders:write.

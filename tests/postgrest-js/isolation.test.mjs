@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { client, ok, placeOrder, unique, useProxy, user } from './helpers.mjs';
+import { admin, client, ok, placeOrder, unique, useProxy, user } from './helpers.mjs';
 
 const proxy = useProxy();
 
@@ -69,7 +69,14 @@ test("reviews: the owner sees their own, others see only approved ones", async (
   const bob = user(proxy(), 'Bob');
   const m = `pgjs-${unique()}`;
   ok(await alice.db.from('product_reviews').insert({ product_id: 1, rating: 4, title: `${m}-draft` }));
-  ok(await alice.db.from('product_reviews').insert({ product_id: 2, rating: 5, title: `${m}-public`, is_approved: true }));
+  ok(await alice.db.from('product_reviews').insert({ product_id: 2, rating: 5, title: `${m}-public` }));
+  // Approving is moderation's (reviews:moderate), not the author's.
+  const selfApproval = await alice.db.from('product_reviews').update({ is_approved: true }).eq('title', `${m}-public`);
+  assert.equal(selfApproval.status, 403);
+  assert.deepEqual(selfApproval.error, {
+    code: '42501', message: 'reviews are approved by moderators', details: 'review_approval_needs_moderator', hint: 'needs the reviews:moderate permission',
+  });
+  ok(await admin(proxy()).db.from('product_reviews').update({ is_approved: true }).eq('title', `${m}-public`));
   const mine = (db) => db.from('product_reviews').select('title').ilike('title', `${m}%`).order('title');
   assert.deepEqual(ok(await mine(alice.db)).data, [{ title: `${m}-draft` }, { title: `${m}-public` }]);
   assert.deepEqual(ok(await mine(bob.db)).data, [{ title: `${m}-public` }]);
