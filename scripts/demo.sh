@@ -8,6 +8,7 @@ cd "$ROOT"
 
 PORT=${PG_CLERK_DEMO_PORT:-54330}
 API_PORT=${PG_CLERK_DEMO_API_PORT:-3000}
+ADMIN_PORT=${PG_CLERK_DEMO_ADMIN_PORT:-3001}
 DB=pg_clerk_demo
 
 say "building clerk-proxy and pg_clerk"
@@ -42,6 +43,7 @@ db-schemas = "public"
 db-anon-role = "anon"
 server-host = "127.0.0.1"
 server-port = $API_PORT
+admin-server-port = $ADMIN_PORT
 clerk-public-key = "@$work/demo_pub.pem"
 clerk-issuer = "https://clerk.demo.local"
 log-level = "info"
@@ -60,6 +62,7 @@ cat <<MSG
   ------------------------
   PostgreSQL 15   127.0.0.1:$PORT, database $DB, extension pg_clerk + sql/ applied
   clerk-proxy     http://127.0.0.1:$API_PORT   (config: $work/clerk-proxy.conf)
+                  admin: http://127.0.0.1:$ADMIN_PORT/ready, /metrics
 
   Demo data: a coffee shop catalogue; customers user_2demoAlice (Gold tier,
   2 orders, 2 cart lines) and user_2demoBob (Bronze, 1 pending order);
@@ -79,6 +82,11 @@ cat <<MSG
     curl -s -H "Authorization: Bearer \$BOB" -H 'Content-Type: application/json' \\
          -d '{"code":"WELCOME10","order_id":3}' http://127.0.0.1:$API_PORT/rpc/redeem_coupon
     curl -s http://127.0.0.1:$API_PORT/orders                                                  # 401: anon
+    curl -s -H "Authorization: Bearer \$ALICE" \
+         'http://127.0.0.1:$API_PORT/orders?select=order_number,order_items(product_name,quantity,products(slug))'  # embedding
+    curl -s -H 'Accept: text/csv' 'http://127.0.0.1:$API_PORT/products?select=name,price&order=name'   # CSV
+    curl -s http://127.0.0.1:$API_PORT/ | head -c 400; echo                                   # OpenAPI 3 (anon's view)
+    curl -s http://127.0.0.1:$ADMIN_PORT/metrics | grep clerk_proxy_http_requests_total
 
     psql -h 127.0.0.1 -p $PORT -U postgres $DB
       -- act as Alice, the way clerk-proxy will for her token:
