@@ -177,11 +177,14 @@ fn function_path(f: &Function) -> Value {
     let properties: Map<String, Value> = f.args.iter().map(|a| (a.name.clone(), type_schema(&a.type_sql))).collect();
     let required: Vec<&str> = f.args.iter().filter(|a| !a.has_default).map(|a| a.name.as_str()).collect();
     let result = json!({"200": {"description": "The function's result"}, "default": error_response()});
+    let mut arguments = json!({"type": "object", "properties": properties});
+    if !required.is_empty() {
+        arguments["required"] = json!(required); // OpenAPI 3.0: never an empty list
+    }
     let mut ops = Map::new();
     ops.insert("post".into(), json!({
         "tags": ["(rpc) functions"], "summary": format!("Call {}", f.name),
-        "requestBody": {"required": !required.is_empty(), "content": {"application/json": {"schema":
-            {"type": "object", "properties": properties, "required": required}}}},
+        "requestBody": {"required": !required.is_empty(), "content": {"application/json": {"schema": arguments}}},
         "responses": result}));
     if !f.volatile {
         let params: Vec<Value> = f

@@ -84,7 +84,9 @@ pub struct SchemaCache {
 impl SchemaCache {
     pub fn new(default_schema: &str, relations: Vec<Relation>, functions: Vec<Function>, foreign_keys: Vec<ForeignKey>) -> SchemaCache {
         let mut by_name: HashMap<String, Vec<Function>> = HashMap::new();
-        for f in functions.into_iter().filter(|f| f.schema == default_schema) {
+        // Arguments are passed by name: a function with an unnamed one
+        // cannot be called through the API.
+        for f in functions.into_iter().filter(|f| f.schema == default_schema && f.args.iter().all(|a| !a.name.is_empty())) {
             by_name.entry(f.name.clone()).or_default().push(f);
         }
         SchemaCache {
@@ -164,7 +166,8 @@ SELECT n.nspname, p.proname,
   FROM pg_proc p
   JOIN pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_type t ON t.oid = p.prorettype
- WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'";
+ WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'
+   AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)";
 
 /// Foreign keys whose both ends are exposed, one row each, columns in
 /// key order.
