@@ -11,8 +11,10 @@ demo: setup
 test: setup
 	@scripts/test.sh
 
+# oha: the open-loop load generator of benches/load.sh (pinned).
 bench: setup
 	@EXTRA_APT_PACKAGES=wrk scripts/setup.sh
+	@oha --version 2>/dev/null | grep -qx 'oha 1.16.0' || cargo install --locked oha --version 1.16.0
 	@scripts/bench.sh
 
 # FUZZ_SECONDS per target (default 60); scripts/fuzz.sh TARGET for one.

@@ -1,86 +1,187 @@
 #!/usr/bin/env bash
-# HTTP load against clerk-proxy next to pgbench running the same SQL
-# transaction on the same cluster, at the same concurrency, in one run:
-# the proxy's cost is the ratio. GET /orders as a signed-in user (RLS).
+# HTTP load against clerk-proxy next to pgbench running the identical SQL
+# transactions on the same cluster, in one run: the proxy's cost is the
+# ratio. The transactions are not written by hand: one request of each
+# kind is sent with log_statement = 'all' and benches/pglog_to_pgbench.py
+# turns what the server logged into pgbench scripts.
+#
+#   A cheap     GET /products?product_id=eq.3&select=product_id,name,price, anonymous
+#   B RLS list  GET /orders as one of 100 users (a token per request, at random)
+#   C RPC       POST /rpc/customer_tier as one of the same 100 users
+#
+# Per workload and concurrency: wrk (closed loop; its p99 is not corrected
+# for coordinated omission), pgbench statement by statement, pgbench with
+# the statements pipelined (as the proxy sends them). Then, at half of the
+# proxy's peak rate, open loop: oha --latency-correction against pgbench
+# -R (both count latency from the scheduled start): "p99 added".
+#
+#   LOAD_SECONDS (10) per run, LOAD_CONCURRENCY ("8 32 64"), LOAD_WORKLOADS
+#   ("A B C"), LOAD_OUT (target/bench/load.md); see benches/load_setup.sh
+#   for ports and the pool.
 set -euo pipefail
-source "$(dirname "$0")/../scripts/lib.sh"
-source "$ROOT/scripts/jwt.sh"
-cd "$ROOT"
+source "$(dirname "$0")/load_setup.sh"
 
-PORT=${PG_CLERK_LOAD_PORT:-54336}
-API_PORT=${PG_CLERK_LOAD_API_PORT:-3036}
 SECONDS_EACH=${LOAD_SECONDS:-10}
-CONCURRENCY=${LOAD_CONCURRENCY:-"8 32"}
-DB=pg_clerk_load
+CONCURRENCY=${LOAD_CONCURRENCY:-"8 32 64"}
+WORKLOADS=${LOAD_WORKLOADS:-"A B C"}
 OUT=${LOAD_OUT:-$ROOT/target/bench/load.md}
+OPEN_LOOP_CONNECTIONS=16
+OHA=$(command -v oha || true)
 
-command -v wrk >/dev/null || { say "wrk is missing: run make bench (it installs it)"; exit 1; }
-install_extension --release
-say "building clerk-proxy (release)"
-cargo build -q --release -p clerk-proxy
+# --- The transactions, as the server saw them --------------------------------
+say "capturing the proxy's transactions (log_statement = all, $((1 + 2 * USERS)) requests)"
+log="$work/cluster/server.log"
+set_log_statement() {
+  psql_su "$PORT" "$DB" -c "ALTER SYSTEM SET log_statement = '$1'" -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.5
+}
+set_log_statement all
+start=$(stat -c %s "$log")
+curl -fs -o /dev/null "$API/products?product_id=eq.3&select=product_id,name,price"
+while read -r t; do
+  curl -fs -o /dev/null -H "Authorization: Bearer $t" "$API/orders"
+  curl -fs -o /dev/null -X POST -H "Authorization: Bearer $t" -H "Content-Type: application/json" -d '{}' "$API/rpc/customer_tier"
+done <"$work/tokens.txt"
+set_log_statement none
+captured=$(python3 benches/pglog_to_pgbench.py "$log" "$start" "$work/sql")
+[ "$(sort <<<"$captured" | tr '\n' ' ')" = "orders $USERS products 1 rpc_customer_tier $USERS " ] \
+  || { say "unexpected transactions in the log: $captured"; exit 1; }
+last=$(printf '%03d' "$USERS")
+grep -q "\"sub\":\"user_load$last\"" "$work/sql/orders_$last.sql" \
+  || { say "the last /orders transaction is not the last user's: $(cat "$work/sql/orders_$last.sql")"; exit 1; }
+# One of each next to the table, to read what was compared.
+mkdir -p "$(dirname "$OUT")"
+for f in products_001 orders_001 rpc_customer_tier_001; do cp "$work/sql/$f.sql" "$(dirname "$OUT")/load_$f.sql"; done
 
-start_throwaway_cluster load "$PORT"
-psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
-psql_su "$PORT" "$DB" -c "CREATE EXTENSION pg_clerk"
-apply_schema "$PORT" "$DB"
-psql_su "$PORT" "$DB" -f demo/data.sql >/dev/null
+# pgbench's -f arguments for a workload: NAME [pipelined]; all captured
+# transactions of that kind, one picked at random per transaction.
+scripts() {
+  local f suffix=${2:+_pipelined}
+  for f in "$work/sql/$1"_[0-9][0-9][0-9]"$suffix".sql; do printf -- '-f\n%s@1\n' "$f"; done
+}
 
-openssl genrsa -out "$work/key.pem" 2048 2>/dev/null
-openssl rsa -in "$work/key.pem" -pubout -out "$work/pub.pem" 2>/dev/null
-now=$(date +%s)
-token=$(sign_rs256 "$work/key.pem" '{"alg":"RS256","typ":"JWT"}' \
-  "{\"sub\":\"user_2demoAlice\",\"sid\":\"sess_load\",\"iss\":\"https://clerk.load.local\",\"nbf\":$((now - 5)),\"exp\":$((now + 3600))}")
-claims=$(printf '%s' "$token" | cut -d. -f2 | tr '_-' '/+' | { b=$(cat); while [ $(( ${#b} % 4 )) -ne 0 ]; do b="$b="; done; printf '%s' "$b"; } | openssl base64 -d -A)
-
-cat >"$work/proxy.conf" <<CONF
-db-uri = "postgres://authenticator@127.0.0.1:$PORT/$DB"
-db-anon-role = "anon"
-db-pool = 8
-server-port = $API_PORT
-clerk-public-key = "@$work/pub.pem"
-clerk-issuer = "https://clerk.load.local"
-CONF
-target/release/clerk-proxy --config "$work/proxy.conf" 2>"$work/proxy.log" &
-proxy_pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$API_PORT/live" >/dev/null 2>&1 && break; sleep 0.1; done
-body=$(curl -fs -H "Authorization: Bearer $token" "http://127.0.0.1:$API_PORT/orders")
-[ "$(printf '%s' "$body" | grep -o '"order_id"' | wc -l)" = 2 ] || { say "unexpected /orders answer: $body"; exit 1; }
-
-# The transaction clerk-proxy runs for that request, for pgbench.
-cat >"$work/orders.sql" <<SQL
-BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
-SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', '$claims', true), set_config('request.method', 'GET', true), set_config('request.path', '/orders', true), set_config('request.headers', '{}', true), set_config('request.cookies', '{}', true);
-SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint FROM (SELECT * FROM "public"."orders") _pgrst_row;
-COMMIT;
-SQL
-
-# The same four statements sent as one pipeline, as clerk-proxy sends them.
-{ echo '\startpipeline'; cat "$work/orders.sql"; echo '\endpipeline'; } >"$work/orders_pipelined.sql"
-
-rows=()
-for c in $CONCURRENCY; do
-  say "concurrency $c: wrk against clerk-proxy, ${SECONDS_EACH}s"
-  w=$(wrk -t 1 -c "$c" -d "${SECONDS_EACH}s" --latency -H "Authorization: Bearer $token" "http://127.0.0.1:$API_PORT/orders")
+# --- Runners: each sets its results in globals -------------------------------
+# wrk_run CONNECTIONS [wrk args...] URL -> rps p50 p99 errors
+wrk_run() {
+  local c=$1 w; shift
+  w=$(wrk -t 1 -c "$c" -d "${SECONDS_EACH}s" --latency "$@")
   rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$w")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$w")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$w")
-  errors=$(awk '/Non-2xx/ {print $NF}' <<<"$w"); errors=${errors:-0}
-  rss=$(awk '/VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$proxy_pid/status")
-  say "concurrency $c: pgbench, same transaction, ${SECONDS_EACH}s"
-  pg=$("$PG_BIN/pgbench" -n -M extended -h 127.0.0.1 -p "$PORT" -U authenticator -c "$c" -j 1 -T "$SECONDS_EACH" -f "$work/orders.sql" "$DB" 2>&1)
-  tps=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$pg")
-  lat=$(awk '/latency average/ {print $4 " ms"}' <<<"$pg")
-  pgp=$("$PG_BIN/pgbench" -n -M extended -h 127.0.0.1 -p "$PORT" -U authenticator -c "$c" -j 1 -T "$SECONDS_EACH" -f "$work/orders_pipelined.sql" "$DB" 2>&1)
-  tps_pipelined=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$pgp")
-  ratio=$(awk -v a="$rps" -v b="$tps" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }')
-  rows+=("| $c | $rps | $p50 | $p99 | $errors | $rss | $tps | $lat | $tps_pipelined | $ratio |")
+  errors=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$w")
+}
+
+# pgbench_run CONNECTIONS [pgbench args...] -> tps lat
+pgbench_run() {
+  local c=$1 out; shift
+  out=$("$PG_BIN/pgbench" -n -M extended -h 127.0.0.1 -p "$PORT" -U authenticator -c "$c" -j 1 -T "$SECONDS_EACH" "$@" "$DB" 2>&1) \
+    || { say "pgbench failed: $(tail -5 <<<"$out")"; exit 1; }
+  tps=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$out")
+  lat=$(awk '/^latency average/ {printf "%.2f ms", $4}' <<<"$out")
+}
+
+# percentiles FILE COLUMN -> "p50 p99" in ms of the µs values in COLUMN
+percentiles() {
+  awk -v c="$2" '{print $c}' "$1" | sort -n | awk '{v[NR] = $1} END {
+    if (NR == 0) {print "- -"; exit}
+    i50 = int(NR * 0.50); if (i50 < 1) i50 = 1; i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
+    printf "%.2f %.2f\n", v[i50] / 1000, v[i99] / 1000 }'
+}
+
+# oha_run RATE [oha args...] URL -> orps op50 op99 oerrors (open loop, corrected)
+oha_run() {
+  local rate=$1 json; shift
+  json=$("$OHA" --worker-threads 1 -z "${SECONDS_EACH}s" -c "$OPEN_LOOP_CONNECTIONS" -q "$rate" --latency-correction --no-tui --output-format json "$@")
+  read -r orps op50 op99 oerrors < <(python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+codes = r.get("statusCodeDistribution", {})
+# Requests still in flight when the run ends are listed as errors too.
+bad = (sum(n for code, n in codes.items() if not code.startswith("2"))
+       + sum(n for e, n in r.get("errorDistribution", {}).items() if "deadline" not in e))
+p = r["latencyPercentiles"]
+print(round(r["summary"]["requestsPerSec"]), "%.2f" % (p["p50"] * 1000), "%.2f" % (p["p99"] * 1000), bad)' <<<"$json")
+}
+
+# pgbench_rate_run RATE [pgbench args...] -> rtps rp50 rp99 (latency from the scheduled start)
+pgbench_rate_run() {
+  local rate=$1 out; shift
+  rm -f "$work"/pglat*
+  out=$("$PG_BIN/pgbench" -n -M extended -h 127.0.0.1 -p "$PORT" -U authenticator -c "$OPEN_LOOP_CONNECTIONS" -j 1 \
+        -T "$SECONDS_EACH" -R "$rate" -l --log-prefix="$work/pglat" "$@" "$DB" 2>&1) \
+    || { say "pgbench failed: $(tail -5 <<<"$out")"; exit 1; }
+  rtps=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$out")
+  read -r rp50 rp99 < <(cat "$work"/pglat* | percentiles /dev/stdin 3)
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }'; }
+
+# --- The runs ------------------------------------------------------------------
+declare -A NAME URL_OF WRK_ARGS SQL_OF
+NAME[A]='A cheap: `GET /products?product_id=eq.3&select=product_id,name,price`, anonymous'
+URL_OF[A]="$API/products?product_id=eq.3&select=product_id,name,price"; WRK_ARGS[A]=""; SQL_OF[A]=products
+NAME[B]="B RLS list: \`GET /orders\` as one of $USERS users (2 rows each)"
+URL_OF[B]="$API/orders"; WRK_ARGS[B]="-s benches/load_users.lua"; SQL_OF[B]=orders
+NAME[C]="C RPC: \`POST /rpc/customer_tier\` as one of $USERS users"
+URL_OF[C]="$API/rpc/customer_tier"; WRK_ARGS[C]="-s benches/load_users.lua"; SQL_OF[C]=rpc_customer_tier
+export LOAD_TOKENS="$work/tokens.txt"
+
+rows=()
+open_rows=()
+declare -A PEAK
+for w in $WORKLOADS; do
+  if [ "$w" = C ]; then export LOAD_METHOD=POST LOAD_BODY='{}'; else unset LOAD_METHOD LOAD_BODY; fi
+  mapfile -t plain < <(scripts "${SQL_OF[$w]}")
+  mapfile -t piped < <(scripts "${SQL_OF[$w]}" pipelined)
+  PEAK[$w]=0
+  for c in $CONCURRENCY; do
+    say "$w, $c connections: wrk against clerk-proxy, then pgbench (plain, pipelined), ${SECONDS_EACH}s each"
+    # shellcheck disable=SC2086
+    wrk_run "$c" ${WRK_ARGS[$w]} "${URL_OF[$w]}"
+    mem=$(proxy_memory)
+    [ "$rps" -gt "${PEAK[$w]}" ] && PEAK[$w]=$rps
+    pgbench_run "$c" "${plain[@]}"; tps_plain=$tps; lat_plain=$lat
+    pgbench_run "$c" "${piped[@]}"; tps_piped=$tps; lat_piped=$lat
+    rows+=("| $w | $c | **$rps** | $p50 | $p99 | $errors | $mem | $tps_plain | $lat_plain | $tps_piped | $lat_piped | $(ratio "$rps" "$tps_plain") | **$(ratio "$rps" "$tps_piped")** |")
+  done
+  if [ -n "$OHA" ]; then
+    rate=$(( PEAK[$w] / 2 ))
+    say "$w: open loop at $rate/s (half of the proxy's peak): oha, then pgbench -R (pipelined)"
+    oha_args=(-H "Authorization: Bearer $token")
+    [ "$w" = A ] && oha_args=()
+    [ "$w" = C ] && oha_args+=(-m POST -T application/json -d '{}')
+    oha_run "$rate" "${oha_args[@]}" "${URL_OF[$w]}"
+    # The same single user as oha's one token (user 001).
+    one=("${piped[0]}" "${piped[1]%@1}")
+    pgbench_rate_run "$rate" "${one[@]}"
+    added=$(awk -v a="$op99" -v b="$rp99" 'BEGIN { printf "%+.2f ms", a - b }')
+    open_rows+=("| $w | $rate | $orps | $op50 ms | $op99 ms | $oerrors | $rtps | $rp50 ms | $rp99 ms | **$added** |")
+  fi
 done
 
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+pg_version=$(psql_su "$PORT" "$DB" -Atc "SHOW server_version")
+commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo "+changes")
 mkdir -p "$(dirname "$OUT")"
 {
-  echo "GET /orders as a signed-in user (RLS, 2 rows), \`make bench\` ($(date -u +%Y-%m-%d)): $(nproc) cores, clerk-proxy (release, db-pool 8), PostgreSQL 15 and the load generators on the same machine; wrk -t1 ${SECONDS_EACH}s (p99 from wrk, not corrected for coordinated omission); pgbench -M extended -j1 with the identical transaction, sent statement by statement and as one pipeline."
+  echo "Machine: $(nproc) cores ($cpu), PostgreSQL $pg_version; clerk-proxy (release, commit $commit, db-pool $DB_POOL, $(nproc) Pingora threads), PostgreSQL and the load generators all on this machine. Command: \`make bench\` (\`benches/load.sh\`), $(date -u +%Y-%m-%d), ${SECONDS_EACH}s per run."
   echo
-  echo "| connections | proxy req/s | p50 | p99 | non-2xx | proxy RSS | pgbench tps | pgbench latency avg | pgbench tps, pipelined | proxy / pgbench |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for w in $WORKLOADS; do echo "- ${NAME[$w]}"; done
+  echo
+  echo "Closed loop: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}') -t1 --latency (p50/p99 from wrk: **not corrected for coordinated omission**); pgbench -M extended -j1 with the identical transactions (captured from the server log, $USERS claim sets for B and C, one picked at random per transaction), statement by statement and pipelined (\`\\startpipeline\`, as the proxy sends them). Ratios: proxy req/s over pgbench tps at the same number of connections."
+  echo
+  echo "| workload | connections | proxy req/s | p50 | p99 (uncorrected) | non-2xx + socket errors | proxy RSS / peak (VmRSS / VmHWM) | pgbench tps | latency avg | pgbench tps, pipelined | latency avg | proxy / pgbench | proxy / pgbench pipelined |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
+  if [ ${#open_rows[@]} -gt 0 ]; then
+    echo
+    echo "Open loop at half of the proxy's peak req/s above: $("$OHA" --version | head -1) -c $OPEN_LOOP_CONNECTIONS -q RATE --latency-correction (latency from each request's scheduled start) against pgbench -R RATE -c $OPEN_LOOP_CONNECTIONS with the pipelined transaction (its latency also counts from the scheduled start), one user's token and claims for B and C. p99 added = proxy p99 − pgbench p99."
+    echo
+    echo "| workload | rate /s | proxy req/s | proxy p50 | proxy p99 | non-2xx + errors | pgbench tps | pgbench p50 | pgbench p99 | p99 added |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${open_rows[@]}"
+  else
+    echo
+    echo "(oha is not installed: no open-loop run; \`make bench\` installs it.)"
+  fi
 } | tee "$OUT"

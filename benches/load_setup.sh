@@ -1,0 +1,70 @@
+# shellcheck shell=bash
+# Sourced by benches/load.sh and scripts/soak.sh: a throwaway cluster with
+# the reference schema, the demo data and LOAD_USERS (100) customers with
+# two orders each, one RS256 token per customer ($work/tokens.txt, in user
+# order), and a release clerk-proxy on it ($proxy_pid; stopped on exit).
+#
+#   PG_CLERK_LOAD_PORT      the cluster's port (54336)
+#   PG_CLERK_LOAD_API_PORT  the proxy's port (3036); admin listener +1
+#   LOAD_DB_POOL            the proxy's db-pool (8)
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+source "$ROOT/scripts/jwt.sh"
+cd "$ROOT"
+
+PORT=${PG_CLERK_LOAD_PORT:-54336}
+API_PORT=${PG_CLERK_LOAD_API_PORT:-3036}
+ADMIN_PORT=$((API_PORT + 1))
+DB_POOL=${LOAD_DB_POOL:-8}
+USERS=${LOAD_USERS:-100}
+DB=pg_clerk_load
+API="http://127.0.0.1:$API_PORT"
+
+command -v wrk >/dev/null || { say "wrk is missing: run make bench (it installs it)"; exit 1; }
+install_extension --release
+say "building clerk-proxy (release)"
+cargo build -q --release -p clerk-proxy
+
+start_throwaway_cluster "$(basename "$0" .sh)" "$PORT"
+psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
+psql_su "$PORT" "$DB" -c "CREATE EXTENSION pg_clerk"
+apply_schema "$PORT" "$DB"
+psql_su "$PORT" "$DB" -f demo/data.sql >/dev/null
+# user_load001 .. user_load100, two paid orders each (as Alice in the demo).
+psql_su "$PORT" "$DB" >/dev/null <<SQL
+INSERT INTO orders (user_id, billing_name, billing_email, billing_address, subtotal, total_amount, status, payment_status, created_at)
+SELECT format('user_load%s', lpad(u::text, 3, '0')), 'Load ' || u, format('load%s@example.com', u),
+       '{"line1": "1 Bench Street", "city": "Lyon", "postcode": "69003", "country": "FR"}',
+       10 * k + u, 10 * k + u, 'delivered', 'paid', now() - k * interval '1 day'
+  FROM generate_series(1, $USERS) u, generate_series(1, 2) k;
+ANALYZE;
+SQL
+
+openssl genrsa -out "$work/key.pem" 2048 2>/dev/null
+openssl rsa -in "$work/key.pem" -pubout -out "$work/pub.pem" 2>/dev/null
+now=$(date +%s)
+for u in $(seq -f '%03g' 1 "$USERS"); do
+  sign_rs256 "$work/key.pem" '{"alg":"RS256","typ":"JWT"}' \
+    "{\"sub\":\"user_load$u\",\"sid\":\"sess_load$u\",\"iss\":\"https://clerk.load.local\",\"nbf\":$((now - 5)),\"exp\":$((now + 86400))}"
+  echo
+done >"$work/tokens.txt"
+token=$(head -1 "$work/tokens.txt")
+
+cat >"$work/proxy.conf" <<CONF
+db-uri = "postgres://authenticator@127.0.0.1:$PORT/$DB"
+db-anon-role = "anon"
+db-pool = $DB_POOL
+server-port = $API_PORT
+admin-server-port = $ADMIN_PORT
+clerk-public-key = "@$work/pub.pem"
+clerk-issuer = "https://clerk.load.local"
+CONF
+target/release/clerk-proxy --config "$work/proxy.conf" 2>"$work/proxy.log" &
+proxy_pid=$!
+for _ in $(seq 1 100); do curl -fs "$API/live" >/dev/null 2>&1 && break; sleep 0.1; done
+body=$(curl -fs -H "Authorization: Bearer $token" "$API/orders")
+[ "$(printf '%s' "$body" | grep -o '"order_id"' | wc -l)" = 2 ] || { say "unexpected /orders answer: $body"; exit 1; }
+
+# proxy_memory: "VmRSS / VmHWM" of the proxy, in MB.
+proxy_memory() {
+  awk '/^VmRSS/ {rss = $2} /^VmHWM/ {hwm = $2} END {printf "%.0f / %.0f MB", rss / 1024, hwm / 1024}' "/proc/$proxy_pid/status"
+}
