@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: demo test bench fuzz setup
+.PHONY: demo test bench soak fuzz setup
 demo: setup
 	@scripts/demo.sh
 
@@ -16,6 +16,11 @@ bench: setup
 	@EXTRA_APT_PACKAGES=wrk scripts/setup.sh
 	@oha --version 2>/dev/null | grep -qx 'oha 1.16.0' || cargo install --locked oha --version 1.16.0
 	@scripts/bench.sh
+
+# SOAK_SECONDS of mixed load (default 600); not part of `make test`.
+soak: setup
+	@EXTRA_APT_PACKAGES=wrk scripts/setup.sh
+	@scripts/soak.sh
 
 # FUZZ_SECONDS per target (default 60); scripts/fuzz.sh TARGET for one.
 fuzz: setup

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make soak`: a bounded soak, not part of `make test`. Mixed load against a
+# release clerk-proxy (the setup of benches/load.sh: 100 users, their
+# orders): each request is, at random, A GET /products by key (anonymous),
+# B GET /orders or C POST /rpc/customer_tier as one of the 100 users.
+# Every SOAK_INTERVAL seconds prints the proxy's memory and the requests
+# and non-2xx answers so far (from its /metrics); at the end a table in
+# target/bench/soak.md and whether memory stayed flat.
+#
+#   SOAK_SECONDS (600), SOAK_INTERVAL (10), SOAK_CONNECTIONS (16)
+set -euo pipefail
+export PG_CLERK_LOAD_PORT=${PG_CLERK_LOAD_PORT:-54337} PG_CLERK_LOAD_API_PORT=${PG_CLERK_LOAD_API_PORT:-3038}
+source "$(dirname "$0")/../benches/load_setup.sh"
+
+DURATION=${SOAK_SECONDS:-600}
+INTERVAL=${SOAK_INTERVAL:-10}
+CONNECTIONS=${SOAK_CONNECTIONS:-16}
+OUT=${SOAK_OUT:-$ROOT/target/bench/soak.md}
+
+# Sums clerk_proxy_http_requests_total: "all non2xx".
+requests_so_far() {
+  curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^clerk_proxy_http_requests_total\{/ {
+      n += $NF; if ($0 !~ /status="2/) bad += $NF } END {print n + 0, bad + 0}'
+}
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$proxy_pid/status"; }
+
+say "soak: ${DURATION}s of mixed load, $CONNECTIONS connections, a sample every ${INTERVAL}s"
+LOAD_TOKENS="$work/tokens.txt" LOAD_MIX=1 wrk -t 1 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s benches/load_users.lua "$API/" >"$work/wrk.txt" &
+wrk_pid=$!
+rows=()
+started=$(date +%s)
+read -r last_n _ < <(requests_so_far)
+first_rss=""
+max_rss=0
+while kill -0 "$wrk_pid" 2>/dev/null; do
+  sleep "$INTERVAL"
+  kill -0 "$wrk_pid" 2>/dev/null || break
+  read -r n bad < <(requests_so_far)
+  rss=$(rss_kb)
+  [ -n "$first_rss" ] || first_rss=$rss
+  [ "$rss" -gt "$max_rss" ] && max_rss=$rss
+  row="| $(( $(date +%s) - started )) | $(awk -v k="$rss" 'BEGIN {printf "%.1f MB", k / 1024}') | $n | $(( (n - last_n) / INTERVAL )) | $bad |"
+  echo "$row" >&2
+  rows+=("$row")
+  last_n=$n
+done
+wait "$wrk_pid"
+read -r n bad < <(requests_so_far)
+last_rss=$(rss_kb)
+hwm=$(awk '/^VmHWM/ {printf "%.1f MB", $2 / 1024}' "/proc/$proxy_pid/status")
+socket_errors=$(awk '/Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$work/wrk.txt")
+mkdir -p "$(dirname "$OUT")"
+{
+  echo "Soak: \`make soak\` (\`scripts/soak.sh\`), $(date -u +%Y-%m-%d), $(nproc) cores, ${DURATION}s, wrk -t1 -c $CONNECTIONS, each request at random GET /products?product_id=eq.N (anonymous), GET /orders or POST /rpc/customer_tier as one of $USERS users; clerk-proxy release, db-pool $DB_POOL. Requests and non-2xx from the proxy's /metrics; memory from /proc/PID/status."
+  echo
+  echo "| seconds | proxy RSS | requests so far | req/s (interval) | non-2xx so far |"
+  echo "|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "Total: $n requests, $bad non-2xx, $socket_errors socket errors (wrk); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
+} | tee "$OUT"
+[ "$bad" = 0 ] && [ "$socket_errors" = 0 ]
