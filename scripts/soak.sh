@@ -50,7 +50,10 @@ last_rss=$(rss_kb)
 hwm=$(awk '/^VmHWM/ {printf "%.1f MB", $2 / 1024}' "/proc/$proxy_pid/status")
 socket_errors=$(awk '/Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$work/wrk.txt")
 # Which answers were not 2xx, and what the proxy said (log-level error).
-not_2xx=$(curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^clerk_proxy_http_requests_total\{/ && !/status="2/' | paste -sd ' ')
+metrics=$(curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics")
+not_2xx=$(awk '/^clerk_proxy_http_requests_total\{/ && !/status="2/' <<<"$metrics" | paste -sd ' ')
+# Answers that took the proxy over 1 s (its histogram), next to wrk's timeouts.
+slow=$(awk '/_duration_seconds_bucket\{le="1"\}/ {a = $NF} /_duration_seconds_bucket\{le="\+Inf"\}/ {b = $NF} END {print b - a}' <<<"$metrics")
 cp "$work/proxy.log" "$(dirname "$OUT")/soak-proxy.log"
 mkdir -p "$(dirname "$OUT")"
 {
@@ -60,6 +63,6 @@ mkdir -p "$(dirname "$OUT")"
   echo "|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
-  echo "Total: $n requests, $bad non-2xx${not_2xx:+ ($not_2xx)}, $socket_errors socket errors (wrk: $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo none); wrk counts a response slower than its 2 s timeout as one), proxy log in soak-proxy.log ($(wc -l <"$work/proxy.log") lines); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
+  echo "Total: $n requests, $bad non-2xx${not_2xx:+ ($not_2xx)}, $socket_errors socket errors (wrk: $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo none); wrk counts a response slower than its 2 s timeout as one; the proxy answered $slow requests in over 1 s by its own histogram), proxy log in soak-proxy.log ($(wc -l <"$work/proxy.log") lines); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
 } | tee "$OUT"
 [ "$bad" = 0 ] && [ "$socket_errors" = 0 ]
