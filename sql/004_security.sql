@@ -12,6 +12,12 @@ GRANT SELECT ON categories, products TO anon, authenticated;
 GRANT INSERT, UPDATE, DELETE ON categories, products TO authenticated;
 SELECT clerk_apply_policies('categories', 'catalogue_write', '(SELECT has_permission(''products:write''))');
 SELECT clerk_apply_policies('products', 'catalogue_write', '(SELECT has_permission(''products:write''))');
+-- Staff permissions come from a signed-in token: anonymous reads skip
+-- these policies (has_permission() would be false for them anyway, but it
+-- is planned and run on every statement; ~20% of an anonymous catalogue
+-- read's CPU, measured with make bench).
+ALTER POLICY catalogue_write_select ON categories TO authenticated;
+ALTER POLICY catalogue_write_select ON products TO authenticated;
 DROP POLICY IF EXISTS catalogue_read ON categories;
 CREATE POLICY catalogue_read ON categories FOR SELECT USING (true);
 DROP POLICY IF EXISTS catalogue_read ON products;
