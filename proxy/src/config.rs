@@ -48,6 +48,9 @@ pub struct Config {
     pub server_max_body: usize,
     /// `statement_timeout` of each request's transaction, in ms; 0: none.
     pub db_statement_timeout_ms: u64,
+    /// `db-prepared-statements`: prepare each statement once per connection
+    /// (off for poolers in transaction mode, such as PgBouncer's).
+    pub db_prepared_statements: bool,
     /// How long a request waits for a pooled connection (504 `PGRST003`).
     pub db_pool_acquisition_timeout_secs: u64,
     /// Requests per second per signed-in user (`sub`); None: no limit.
@@ -152,6 +155,7 @@ const KEYS: &[(&str, bool)] = &[
     ("openapi-server-proxy-uri", true),
     ("server-max-body", false),
     ("db-statement-timeout", false),
+    ("db-prepared-statements", true),
     ("db-pool-acquisition-timeout", true),
     ("rate-limit-per-user", false),
     ("rate-limit-per-ip", false),
@@ -314,6 +318,7 @@ impl Config {
             clerk_secret_key: text("clerk-secret-key"),
             server_max_body: bounded("server-max-body", 1, 1 << 30, 1 << 20)? as usize,
             db_statement_timeout_ms: bounded("db-statement-timeout", 0, 86_400_000, 10_000)?,
+            db_prepared_statements: choice("db-prepared-statements", &["false", "true"], 1)? == 1,
             db_pool_acquisition_timeout_secs: bounded("db-pool-acquisition-timeout", 1, 3600, 10)?,
             rate_limit_per_user: rate("rate-limit-per-user")?,
             rate_limit_per_ip: rate("rate-limit-per-ip")?,
@@ -406,6 +411,7 @@ impl fmt::Debug for Config {
             .field("openapi_server_proxy_uri", &self.openapi_server_proxy_uri)
             .field("server_max_body", &self.server_max_body)
             .field("db_statement_timeout_ms", &self.db_statement_timeout_ms)
+            .field("db_prepared_statements", &self.db_prepared_statements)
             .field("db_pool_acquisition_timeout_secs", &self.db_pool_acquisition_timeout_secs)
             .field("rate_limit_per_user", &self.rate_limit_per_user)
             .field("rate_limit_per_ip", &self.rate_limit_per_ip)
@@ -449,7 +455,8 @@ mod tests {
         assert_eq!(c.db_pool, 10);
         assert_eq!(c.clerk_clock_skew, 5);
         assert_eq!(c.log_level, LogLevel::Error);
-        assert_eq!((c.db_max_rows, c.db_allow_exact_count), (None, true));
+        assert_eq!((c.db_max_rows, c.db_allow_exact_count, c.db_prepared_statements), (None, true, true));
+        assert!(!load(&format!("{MINIMAL}db-prepared-statements = false\n"), &[]).unwrap().db_prepared_statements);
         assert_eq!((c.db_tx_end, c.openapi_mode), (TxEnd::Commit, OpenApiMode::FollowPrivileges));
     }
 

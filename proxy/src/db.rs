@@ -7,6 +7,7 @@ use crate::metrics::{self, PoolStats};
 use crate::response::ApiError;
 use crate::schema::{self, SchemaCache};
 use crate::sql::Statement;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -27,7 +28,7 @@ pub struct RequestContext<'a> {
 
 pub struct Pool {
     config: tokio_postgres::Config,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
     options: PoolOptions,
     /// A connection of its own for readiness checks, so that probes
@@ -47,6 +48,8 @@ pub struct PoolOptions {
     /// `db-statement-timeout`: each request's `statement_timeout`; None
     /// leaves the server's (or role's) setting alone.
     pub statement_timeout: Option<Duration>,
+    /// `db-prepared-statements`
+    pub prepared_statements: bool,
 }
 
 impl PoolOptions {
@@ -55,6 +58,7 @@ impl PoolOptions {
             size: c.db_pool,
             acquisition_timeout: Duration::from_secs(c.db_pool_acquisition_timeout_secs),
             statement_timeout: Some(Duration::from_millis(c.db_statement_timeout_ms)).filter(|t| !t.is_zero()),
+            prepared_statements: c.db_prepared_statements,
         }
     }
 }
@@ -116,14 +120,14 @@ impl Pool {
         };
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            std::iter::from_fn(|| idle.pop()).find(|c| !c.is_closed())
+            std::iter::from_fn(|| idle.pop()).find(|c| !c.client.is_closed())
         };
         let client = match reused {
             Some(c) => c,
             None => {
                 let client = self.connect().await.map_err(|e| ApiError::unavailable("Could not connect to the database", &e.to_string()))?;
                 metrics::count(&metrics::DB_CONNECTIONS_OPENED);
-                client
+                Conn::new(client)
             }
         };
         Ok(Pooled { client: Some(client), pool: self, clean: false, _permit: permit })
@@ -179,7 +183,7 @@ impl Pool {
             let client = self.connect().await.map_err(|e| format!("cannot connect with db-uri: {e}"))?;
             let cache = read_schema(&client, schemas).await?;
             metrics::count(&metrics::DB_CONNECTIONS_OPENED);
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(Conn::new(client));
             Ok(cache)
         })
     }
@@ -220,7 +224,6 @@ impl Pool {
     }
 
     async fn run_on(&self, mut conn: Pooled<'_>, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement, finish: Finish) -> Result<Outcome, ApiError> {
-        let client = conn.client.as_ref().expect("present until drop");
         let begin = if read_only { "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" } else { "BEGIN ISOLATION LEVEL READ COMMITTED" };
         // `db-statement-timeout` as the transaction's statement_timeout:
         // it applies to the statements after this one, the request's own.
@@ -228,21 +231,22 @@ impl Pool {
             Some(t) => (SETUP_WITH_TIMEOUT, t.as_millis().to_string()),
             None => (SETUP, String::new()),
         };
-        let setup_params: [(&(dyn ToSql + Sync), Type); 7] = [
-            (&ctx.role, Type::TEXT),
-            (&ctx.claims, Type::TEXT),
-            (&ctx.method, Type::TEXT),
-            (&ctx.path, Type::TEXT),
-            (&ctx.headers, Type::TEXT),
-            (&ctx.cookies, Type::TEXT),
-            (&timeout_ms, Type::TEXT),
-        ];
+        let setup_params: [&(dyn ToSql + Sync); 7] = [&ctx.role, &ctx.claims, &ctx.method, &ctx.path, &ctx.headers, &ctx.cookies, &timeout_ms];
         let setup_params = &setup_params[..if self.options.statement_timeout.is_some() { 7 } else { 6 }];
-        let params: Vec<(&(dyn ToSql + Sync), Type)> =
-            statement.params.iter().map(|p| (p as &(dyn ToSql + Sync), Type::TEXT)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = statement.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        // Prepared once per connection (a round trip the first time only),
+        // so Postgres neither parses nor plans them again.
+        let anonymous = ctx.claims.is_empty();
+        let (setup_prepared, statement_prepared) = if self.options.prepared_statements {
+            let pooled = conn.client.as_mut().expect("present until drop");
+            (pooled.prepare(setup, setup_params.len()).await, pooled.prepare(&statement.sql, params.len()).await)
+        } else {
+            (None, None)
+        };
+        let client = &conn.client.as_ref().expect("present until drop").client;
         let explain = async {
             match &statement.explain {
-                Some((sql, n)) => client.query_typed(sql, &params[..*n]).await.map(Some),
+                Some((sql, n)) => query(client, None, sql, &params[..*n]).await.map(Some),
                 None => Ok(None),
             }
         };
@@ -257,9 +261,9 @@ impl Pool {
         };
         let (begun, set_up, estimate, result, ended) = tokio::join!(
             client.batch_execute(begin),
-            client.query_typed(setup, setup_params),
+            query(client, setup_prepared.as_ref(), setup, setup_params),
             explain,
-            client.query_typed(&statement.sql, &params),
+            query(client, statement_prepared.as_ref(), &statement.sql, &params),
             async {
                 match end {
                     Some(end) => client.batch_execute(end).await,
@@ -267,7 +271,6 @@ impl Pool {
                 }
             },
         );
-        let anonymous = ctx.claims.is_empty();
         let db_error = |e: tokio_postgres::Error| ApiError::from_db(&e, anonymous);
         let outcome = (|| {
             begun.map_err(db_error)?;
@@ -421,10 +424,61 @@ pub struct Outcome {
     pub planned: Option<i64>,
 }
 
+/// A pooled connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    /// None: preparing it failed (it then runs unprepared, and the error,
+    /// if it is the statement's own, comes from that run).
+    prepared: HashMap<String, Option<tokio_postgres::Statement>>,
+}
+
+/// Distinct statements kept prepared per connection; past this the cache
+/// starts over (query shapes vary with the filters a client sends).
+const PREPARED_PER_CONNECTION: usize = 256;
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn { client, prepared: HashMap::new() }
+    }
+
+    /// `sql` (with `params` text parameters) prepared on this connection.
+    /// It is prepared outside the request's transaction, as the pool's
+    /// user; whatever that user may not parse (a schema only the request's
+    /// role may use, a statement in error) stays unprepared.
+    async fn prepare(&mut self, sql: &str, params: usize) -> Option<tokio_postgres::Statement> {
+        if let Some(s) = self.prepared.get(sql) {
+            return s.clone();
+        }
+        let s = self.client.prepare_typed(sql, &vec![Type::TEXT; params]).await.ok();
+        if self.prepared.len() >= PREPARED_PER_CONNECTION {
+            self.prepared.clear(); // dropping a Statement closes it on the server
+        }
+        self.prepared.insert(sql.to_owned(), s.clone());
+        s
+    }
+}
+
+/// Runs `sql` with text parameters: the prepared statement when there is
+/// one, else parsed and planned for this call only.
+async fn query(
+    client: &Client,
+    prepared: Option<&tokio_postgres::Statement>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    match prepared {
+        Some(s) => client.query(s, params).await,
+        None => {
+            let typed: Vec<(&(dyn ToSql + Sync), Type)> = params.iter().map(|p| (*p, Type::TEXT)).collect();
+            client.query_typed(sql, &typed).await
+        }
+    }
+}
+
 /// A connection on loan; it goes back to the pool only if its last
 /// transaction completed (a request abandoned mid-way closes it instead).
 struct Pooled<'a> {
-    client: Option<Client>,
+    client: Option<Conn>,
     pool: &'a Pool,
     clean: bool,
     _permit: OwnedSemaphorePermit,
@@ -433,7 +487,7 @@ struct Pooled<'a> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            if self.clean && !client.is_closed() {
+            if self.clean && !client.client.is_closed() {
                 self.pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
             }
         }
