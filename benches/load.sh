@@ -16,7 +16,7 @@
 # proxy's peak rate, open loop: oha --latency-correction against pgbench
 # -R (both count latency from the scheduled start): "p99 added".
 #
-#   LOAD_SECONDS (10) per run, LOAD_CONCURRENCY ("8 32 64"), LOAD_WORKLOADS
+#   LOAD_SECONDS (10) per run, LOAD_CONCURRENCY ("8 32 64"), LOAD_PGBENCH_MODE (prepared), LOAD_WORKLOADS
 #   ("A B C"), LOAD_OUT (target/bench/load.md); see benches/load_setup.sh
 #   for ports and the pool.
 set -euo pipefail
@@ -25,6 +25,9 @@ source "$(dirname "$0")/load_setup.sh"
 SECONDS_EACH=${LOAD_SECONDS:-10}
 CONCURRENCY=${LOAD_CONCURRENCY:-"8 32 64"}
 WORKLOADS=${LOAD_WORKLOADS:-"A B C"}
+# pgbench prepares its statements as clerk-proxy does (db-prepared-statements);
+# LOAD_PGBENCH_MODE=extended compares with parsing every statement.
+PGBENCH_MODE=${LOAD_PGBENCH_MODE:-prepared}
 OUT=${LOAD_OUT:-$ROOT/target/bench/load.md}
 OPEN_LOOP_CONNECTIONS=16
 OHA=$(command -v oha || true)
@@ -74,7 +77,7 @@ wrk_run() {
 # pgbench_run CONNECTIONS [pgbench args...] -> tps lat
 pgbench_run() {
   local c=$1 out; shift
-  out=$("$PG_BIN/pgbench" -n -M extended -h 127.0.0.1 -p "$PORT" -U authenticator -c "$c" -j 1 -T "$SECONDS_EACH" "$@" "$DB" 2>&1) \
+  out=$("$PG_BIN/pgbench" -n -M "$PGBENCH_MODE" -h 127.0.0.1 -p "$PORT" -U authenticator -c "$c" -j 1 -T "$SECONDS_EACH" "$@" "$DB" 2>&1) \
     || { say "pgbench failed: $(tail -5 <<<"$out")"; exit 1; }
   tps=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$out")
   lat=$(awk '/^latency average/ {printf "%.2f ms", $4}' <<<"$out")
@@ -107,7 +110,7 @@ print(round(r["summary"]["requestsPerSec"]), "%.2f" % (p["p50"] * 1000), "%.2f" 
 pgbench_rate_run() {
   local rate=$1 out; shift
   rm -f "$work"/pglat*
-  out=$("$PG_BIN/pgbench" -n -M extended -h 127.0.0.1 -p "$PORT" -U authenticator -c "$OPEN_LOOP_CONNECTIONS" -j 1 \
+  out=$("$PG_BIN/pgbench" -n -M "$PGBENCH_MODE" -h 127.0.0.1 -p "$PORT" -U authenticator -c "$OPEN_LOOP_CONNECTIONS" -j 1 \
         -T "$SECONDS_EACH" -R "$rate" -l --log-prefix="$work/pglat" "$@" "$DB" 2>&1) \
     || { say "pgbench failed: $(tail -5 <<<"$out")"; exit 1; }
   rtps=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$out")
@@ -170,7 +173,7 @@ mkdir -p "$(dirname "$OUT")"
   echo
   for w in $WORKLOADS; do echo "- ${NAME[$w]}"; done
   echo
-  echo "Closed loop: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}') -t1 for req/s; latency there is the mean, connections / req/s (Little's law). wrk's own latency distribution is not reported: on this machine it contradicts its own throughput (e.g. a mean of 26 ms at 8 connections and 7,950 req/s, where the mean can only be 1.0 ms; oha on the same request: p99 2.4 ms), and a closed loop's p99 is not corrected for coordinated omission anyway: see the open-loop table for percentiles. pgbench -M extended -j1 with the identical transactions (captured from the server log, $USERS claim sets for B and C, one picked at random per transaction), statement by statement and pipelined (\`\\startpipeline\`, as the proxy sends them). Ratios: proxy req/s over pgbench tps at the same number of connections."
+  echo "Closed loop: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}') -t1 for req/s; latency there is the mean, connections / req/s (Little's law). wrk's own latency distribution is not reported: on this machine it contradicts its own throughput (e.g. a mean of 26 ms at 8 connections and 7,950 req/s, where the mean can only be 1.0 ms; oha on the same request: p99 2.4 ms), and a closed loop's p99 is not corrected for coordinated omission anyway: see the open-loop table for percentiles. pgbench -M $PGBENCH_MODE -j1 with the identical transactions (captured from the server log, $USERS claim sets for B and C, one picked at random per transaction), statement by statement and pipelined (\`\\startpipeline\`, as the proxy sends them). Ratios: proxy req/s over pgbench tps at the same number of connections."
   echo
   echo "| workload | connections | proxy req/s | mean latency | non-2xx + socket errors | proxy RSS / peak (VmRSS / VmHWM) | pgbench tps | latency avg | pgbench tps, pipelined | latency avg | proxy / pgbench | proxy / pgbench pipelined |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
