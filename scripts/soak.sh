@@ -54,8 +54,8 @@ metrics=$(curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics")
 not_2xx=$(awk '/^clerk_proxy_http_requests_total\{/ && !/status="2/' <<<"$metrics" | paste -sd ' ')
 # Answers that took the proxy over 1 s (its histogram), next to wrk's timeouts.
 slow=$(awk '/_duration_seconds_bucket\{le="1"\}/ {a = $NF} /_duration_seconds_bucket\{le="\+Inf"\}/ {b = $NF} END {print b - a}' <<<"$metrics")
-cp "$work/proxy.log" "$(dirname "$OUT")/soak-proxy.log"
 mkdir -p "$(dirname "$OUT")"
+cp "$work/proxy.log" "$(dirname "$OUT")/soak-proxy.log"
 {
   echo "Soak: \`make soak\` (\`scripts/soak.sh\`), $(date -u +%Y-%m-%d), $(nproc) cores, ${DURATION}s, wrk -t1 -c $CONNECTIONS, each request at random GET /products?product_id=eq.N (anonymous), GET /orders or POST /rpc/customer_tier as one of $USERS users; clerk-proxy release, db-pool $DB_POOL. Requests and non-2xx from the proxy's /metrics; memory from /proc/PID/status."
   echo

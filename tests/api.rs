@@ -4,7 +4,7 @@
 //! with PostgREST's error shape; injection attempts stay values.
 
 use clerk_jwt::test_keys::{now, sign, sign_hs256, sign_with};
-use pg_clerk_e2e::{admin_query, api_dsn, http, serve_jwks, start_proxy, Running};
+use pg_clerk_e2e::{admin_query, api_dsn, free_port, http, serve_jwks, start_proxy, Running};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -19,10 +19,25 @@ fn proxy() -> &'static (Running, u16) {
         let jwks_url = serve_jwks(clerk_jwt::test_keys::JWKS);
         start_proxy(&format!(
             "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-jwks-url = \"{jwks_url}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
-             clerk-authorized-parties = \"https://app.example.com\"\nclerk-webhook-secret = \"{WEBHOOK_SECRET}\"",
-            api_dsn()
+             clerk-authorized-parties = \"https://app.example.com\"\nclerk-webhook-secret = \"{WEBHOOK_SECRET}\"\nadmin-server-port = {}",
+            api_dsn(),
+            admin_port()
         ))
     })
+}
+
+/// The admin listener of `proxy()`.
+fn admin_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(free_port)
+}
+
+/// `clerk_proxy_webhooks_total` for `outcome` on `proxy()` (only the
+/// webhook test sends webhooks to it).
+fn webhooks_counted(outcome: &str) -> u64 {
+    let (_, _, text) = http(admin_port(), "GET", "/metrics", &[], None);
+    let line = format!("clerk_proxy_webhooks_total{{outcome=\"{outcome}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&line)).unwrap_or_else(|| panic!("no {line} in {text}")).parse().unwrap()
 }
 
 fn token_for(user: &str) -> String {
@@ -315,6 +330,16 @@ fn signed_clerk_webhooks_sync_users_once_and_erase_on_delete() {
                 (SELECT count(*) FROM orders WHERE billing_email = 'erased@invalid' AND total_amount = 10)",
     );
     assert_eq!((left[0].get::<_, i64>(0), left[0].get::<_, i64>(1) >= 1), (0, true));
+
+    // An event type not mirrored is acknowledged and ignored; an event the
+    // database refuses (a user without an id) is a 4xx and counted failed.
+    let session = json!({"type": "session.created", "data": {"id": "sess_hook5"}});
+    assert_eq!(deliver("msg_hook_5", now, &session, WEBHOOK_SECRET), (200, json!({"outcome": "ignored"})));
+    let malformed = json!({"type": "user.created", "data": {"first_name": "Nobody"}});
+    let (status, err) = deliver("msg_hook_6", now, &malformed, WEBHOOK_SECRET);
+    assert!((400..500).contains(&status), "{status} {err}");
+    let counted: Vec<u64> = ["applied", "duplicate", "ignored", "rejected", "failed"].iter().map(|o| webhooks_counted(o)).collect();
+    assert_eq!(counted, [2, 1, 1, 3, 1]);
 }
 
 /// A second proxy with the protective settings: at most 5 rows a read,
@@ -455,6 +480,14 @@ fn csv_counts_and_row_limits() {
     assert_eq!((status, body.as_str()), (200, "product_id,name"));
     let (status, err) = call("GET", "/products", None, &[("Accept", "application/xml")], None);
     assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")), "{err}");
+    // CSV is for reads (found by the property tests: a write asking for it
+    // was a panic); the write is refused before it runs.
+    let bob = token_for(BOB);
+    let (status, err) = call("POST", "/wishlist", Some(&bob), &[("Accept", "text/csv")], Some(&json!({"product_id": 1})));
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")), "{err}");
+    let (status, err) = call("POST", "/rpc/customer_tier", Some(&bob), &[("Accept", "text/csv")], Some(&json!({})));
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")), "{err}");
+    assert!(admin_query("SELECT 1 FROM wishlist WHERE user_id = 'user_2demoBob' AND product_id = 1").is_empty());
     // Planned counts come from the planner (a positive estimate, whatever
     // the table holds); estimated counts are exact for small results.
     let planned = vec![("Prefer".to_owned(), "count=planned".to_owned())];

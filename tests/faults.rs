@@ -24,13 +24,13 @@ fn status_and_code(port: u16, path: &str, headers: &[(String, String)]) -> (u16,
     (status, code)
 }
 
-#[test]
-fn the_database_going_away_under_load_is_a_fast_503_and_serving_resumes_without_a_restart() {
-    let dsn = fresh_database("clerk_faults_db", SETUP);
-    let (mut proxy, port) = start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\ndb-pool = 4"));
-    assert_eq!(status_and_code(port, "/items", &[]).0, 200);
+/// What one client saw: status, error code, how long the answer took.
+type Seen = (u16, Option<String>, Duration);
 
-    // Four clients keep asking while the database goes away and comes back.
+/// Four clients keep asking `port` for `/items` while `outage` takes the
+/// database away and brings it back; then until it serves again, which
+/// must be within 5 s of `outage` returning. Every answer, in order.
+fn answers_through(port: u16, outage: impl FnOnce()) -> Vec<Seen> {
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
         .map(|_| {
@@ -47,15 +47,7 @@ fn the_database_going_away_under_load_is_a_fast_503_and_serving_resumes_without_
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    admin_execute(
-        "postgres",
-        "ALTER DATABASE clerk_faults_db ALLOW_CONNECTIONS false;
-         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'clerk_faults_db';",
-    );
-    std::thread::sleep(Duration::from_millis(1500));
-    let down = status_and_code(port, "/items", &[]);
-    assert_eq!(down.0, 503, "{down:?}");
-    admin_execute("postgres", "ALTER DATABASE clerk_faults_db ALLOW_CONNECTIONS true");
+    outage();
     let back = Instant::now();
     while status_and_code(port, "/items", &[]).0 != 200 {
         assert!(back.elapsed() < Duration::from_secs(5), "not serving again 5 s after the database returned");
@@ -63,10 +55,13 @@ fn the_database_going_away_under_load_is_a_fast_503_and_serving_resumes_without_
     }
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
-    let seen: Vec<_> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+}
 
-    // Every answer was a 200 or a 503 with PostgREST's connection codes,
-    // never a 500 or a dropped connection, and failures were fast.
+/// Every answer was a 200 or a 503 with PostgREST's connection codes (or
+/// the server's "session ended" 57P0x), never a 500 or a dropped
+/// connection; failures were fast; the last answers are 200s again.
+fn assert_fast_503s_then_200s(seen: &[Seen]) {
     let failures: Vec<_> = seen.iter().filter(|(s, _, _)| *s != 200).collect();
     assert!(!failures.is_empty(), "the outage was not observed");
     for (status, code, took) in &failures {
@@ -75,6 +70,88 @@ fn the_database_going_away_under_load_is_a_fast_503_and_serving_resumes_without_
         assert!(*took < Duration::from_secs(2), "a failure took {took:?}");
     }
     assert!(seen.last().is_some_and(|(s, _, _)| *s == 200), "the last answers are 200s again");
+}
+
+#[test]
+fn the_database_going_away_under_load_is_a_fast_503_and_serving_resumes_without_a_restart() {
+    let dsn = fresh_database("clerk_faults_db", SETUP);
+    let (mut proxy, port) = start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\ndb-pool = 4"));
+    assert_eq!(status_and_code(port, "/items", &[]).0, 200);
+    let seen = answers_through(port, || {
+        admin_execute(
+            "postgres",
+            "ALTER DATABASE clerk_faults_db ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'clerk_faults_db';",
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        let down = status_and_code(port, "/items", &[]);
+        assert_eq!(down.0, 503, "{down:?}");
+        admin_execute("postgres", "ALTER DATABASE clerk_faults_db ALLOW_CONNECTIONS true");
+    });
+    assert_fast_503s_then_200s(&seen);
+    assert!(proxy.0.try_wait().unwrap().is_none(), "the proxy is still running");
+}
+
+/// A PostgreSQL cluster of this test's own (scripts/cluster.sh), so it can
+/// be stopped for real; stopped and removed when dropped.
+struct OwnCluster {
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnCluster {
+    fn script(args: &[&str]) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/cluster.sh");
+        let out = std::process::Command::new(script).args(args).output().unwrap();
+        assert!(out.status.success(), "cluster.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    fn start() -> OwnCluster {
+        let port = free_port();
+        let cluster = OwnCluster { dir: std::env::temp_dir().join(format!("clerk-faults-cluster-{port}")), port };
+        let _ = std::fs::remove_dir_all(&cluster.dir);
+        cluster.up();
+        cluster
+    }
+    fn up(&self) {
+        Self::script(&["start", self.dir.to_str().unwrap(), &self.port.to_string()]);
+    }
+    fn down(&self) {
+        Self::script(&["stop", self.dir.to_str().unwrap()]);
+    }
+    fn dsn(&self) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        self.down();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn postgres_stopped_under_load_is_a_fast_503_and_serving_resumes_when_it_starts_again() {
+    let cluster = OwnCluster::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&cluster.dsn(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(&format!("CREATE ROLE anon NOLOGIN; CREATE ROLE authenticated NOLOGIN; {SETUP}")).await.unwrap();
+    });
+    let (mut proxy, port) = start_proxy(&format!("db-uri = \"{}\"\ndb-anon-role = \"anon\"\ndb-pool = 4", cluster.dsn()));
+    assert_eq!(status_and_code(port, "/items", &[]).0, 200);
+    let seen = answers_through(port, || {
+        // pg_ctl stop -m fast: every backend ends, then nothing listens.
+        cluster.down();
+        std::thread::sleep(Duration::from_millis(1000));
+        let (status, _, body) = http(port, "GET", "/items", &[], None);
+        assert_eq!(status, 503, "{body}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((error["code"].as_str(), error["message"].as_str()), (Some("PGRST000"), Some("Could not connect to the database")), "{error}");
+        cluster.up();
+    });
+    assert_fast_503s_then_200s(&seen);
     assert!(proxy.0.try_wait().unwrap().is_none(), "the proxy is still running");
 }
 
@@ -83,28 +160,42 @@ fn with_the_jwks_endpoint_down_known_keys_keep_working_and_an_unknown_kid_is_401
     let dsn = fresh_database("clerk_faults_jwks", SETUP);
     let up = Arc::new(AtomicBool::new(true));
     let admin = free_port();
+    // Refetch on every unknown kid (no rate limit), so the outage is met.
     let (_proxy, port) = start_proxy(&format!(
-        "db-uri = \"{dsn}\"\nclerk-jwks-url = \"{}\"\nadmin-server-port = {admin}",
+        "db-uri = \"{dsn}\"\nclerk-jwks-url = \"{}\"\nclerk-jwks-refresh-interval = 0\nadmin-server-port = {admin}",
         serve_jwks_while(JWKS, up.clone())
     ));
+    let metric = |name: &str| -> u64 {
+        let (_, _, text) = http(admin, "GET", "/metrics", &[], None);
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).unwrap_or_else(|| panic!("no {name} in {text}")).parse().unwrap()
+    };
     let bearer = |token: &str| vec![("Authorization".to_owned(), format!("Bearer {token}"))];
     let claims = |user: &str| json!({"sub": user, "sid": "sess_faults", "exp": now() + 600});
-    assert_eq!(status_and_code(port, "/items", &bearer(&sign(&claims("user_2faultsA")))).0, 200);
+    let first = sign(&claims("user_2faultsA"));
+    assert_eq!(status_and_code(port, "/items", &bearer(&first)).0, 200);
+    assert_eq!(status_and_code(port, "/items", &bearer(&first)).0, 200);
+    assert_eq!(metric("clerk_proxy_jwt_cache_total{result=\"miss\"}"), 1);
+    assert_eq!(metric("clerk_proxy_jwt_cache_total{result=\"hit\"}"), 1);
 
     up.store(false, Ordering::Relaxed);
     // A token never seen before, signed with a key fetched earlier: verified
-    // with the keys in memory.
+    // with the keys in memory, no fetch.
     assert_eq!(status_and_code(port, "/items", &bearer(&sign(&claims("user_2faultsB")))).0, 200);
+    assert_eq!(metric("clerk_proxy_jwks_refreshes_total{result=\"failed\"}"), 0);
     // An unknown kid makes the proxy refetch; the endpoint fails; 401, not 500.
     let unknown = sign_with(&claims("user_2faultsC"), Some("ins_rotated_key"));
     assert_eq!(status_and_code(port, "/items", &bearer(&unknown)), (401, Some("PGRST301".to_owned())));
-    // (Refetches are rate limited: right after start-up the unknown kid is
-    // refused from the keys in memory, without a fetch.)
-    let (_, _, metrics) = http(admin, "GET", "/metrics", &[], None);
-    assert!(metrics.contains("clerk_proxy_jwt_cache_total{result=\"miss\"} 3"), "{metrics}");
-    assert!(metrics.contains("clerk_proxy_jwks_refreshes_total{result=\"ok\"} 0"), "{metrics}");
+    assert_eq!(metric("clerk_proxy_jwks_refreshes_total{result=\"failed\"}"), 1);
+    assert_eq!(metric("clerk_proxy_jwks_refreshes_total{result=\"ok\"}"), 0);
     // Still serving known tokens afterwards.
     assert_eq!(status_and_code(port, "/items", &bearer(&sign(&claims("user_2faultsD")))).0, 200);
+
+    // The endpoint is back: the next unknown kid is refetched (still not
+    // in the set, still 401) and the refresh counts as ok.
+    up.store(true, Ordering::Relaxed);
+    assert_eq!(status_and_code(port, "/items", &bearer(&unknown)), (401, Some("PGRST301".to_owned())));
+    assert_eq!(metric("clerk_proxy_jwks_refreshes_total{result=\"ok\"}"), 1);
+    assert_eq!(metric("clerk_proxy_jwt_cache_total{result=\"miss\"}"), 5);
 }
 
 #[test]

@@ -52,13 +52,17 @@ fn get(port: u16, path: &str) -> (u16, String, Value) {
 }
 
 /// The value of one sample (`name{labels}` exactly as exposed); 0 when absent.
+/// A sample's value; a request series not seen yet is 0, any other sample
+/// must be there.
 fn metric(admin_port: u16, sample: &str) -> f64 {
     let (status, _, text) = http(admin_port, "GET", "/metrics", &[], None);
     assert_eq!(status, 200, "{text}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(0.0)
+    let value = text.lines().find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' '))).map(|v| v.parse().unwrap());
+    match value {
+        Some(v) => v,
+        None if sample.starts_with("clerk_proxy_http_requests_total{") => 0.0,
+        None => panic!("no {sample} in {text}"),
+    }
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
@@ -91,6 +95,14 @@ fn ready_follows_the_database() {
     admin_execute("postgres", "ALTER DATABASE clerk_ops_ready ALLOW_CONNECTIONS true");
     assert_eq!(get(admin, "/ready").0, 200, "ready again once the database is back");
     drop(proxy);
+
+    // Keys: counted; none and no db-anon-role, every request would be a 401.
+    let (_ops, _, ops_admin) = self::proxy("");
+    assert_eq!(get(ops_admin, "/ready").2["checks"]["keys"], json!({"ok": true, "keys": 1}));
+    let keyless_admin = free_port();
+    let (_keyless, _) = start_proxy(&format!("db-uri = \"{}\"\nadmin-server-port = {keyless_admin}", ops_dsn()));
+    let (status, _, body) = get(keyless_admin, "/ready");
+    assert_eq!((status, body["failed"].clone()), (503, json!(["keys"])), "{body}");
     admin_execute("postgres", "DROP DATABASE clerk_ops_ready WITH (FORCE)");
 }
 
@@ -180,12 +192,7 @@ fn rate_limits_answer_429_with_retry_after() {
     let passed = statuses.iter().filter(|s| s.0 == 200).count();
     let limited: Vec<_> = statuses.iter().filter(|s| s.0 == 429).collect();
     assert!((3..=6).contains(&passed) && passed + limited.len() == 10, "{statuses:?}");
-    for (_, head, body) in &limited {
-        assert_eq!(header(head, "retry-after"), Some("1"), "{head}");
-        let body: Value = serde_json::from_str(body).unwrap();
-        assert_eq!(body["code"], "PGRST429");
-        assert!(body["details"].as_str().unwrap().contains("rate-limit-per-user"), "{body}");
-    }
+    assert_rate_limited(&limited, "rate-limit-per-user");
     assert_eq!(metric(admin, "clerk_proxy_rate_limited_total{limit=\"user\"}"), limited.len() as f64);
     // Another user has a budget of their own; after a second, so has Alice again.
     assert_eq!(http(port, "GET", "/items", &bearer(&token("user_opsBob")), None).0, 200);
@@ -193,12 +200,21 @@ fn rate_limits_answer_429_with_retry_after() {
     assert_eq!(http(port, "GET", "/items", &alice, None).0, 200);
 
     // Per address: anonymous requests too.
-    let (_proxy, port, _) = proxy("rate-limit-per-ip = 2");
-    let statuses: Vec<u16> = (0..8).map(|_| get(port, "/items").0).collect();
-    assert!(statuses.iter().filter(|s| **s == 429).count() >= 4, "{statuses:?}");
-    let (status, head, _) = http(port, "GET", "/items", &[], None);
-    if status == 429 {
-        assert_eq!(header(&head, "retry-after"), Some("1"));
+    let (_proxy, port, admin) = proxy("rate-limit-per-ip = 2");
+    let statuses: Vec<(u16, String, String)> = (0..8).map(|_| http(port, "GET", "/items", &[], None)).collect();
+    let limited: Vec<_> = statuses.iter().filter(|s| s.0 == 429).collect();
+    assert!(limited.len() >= 4 && statuses.iter().all(|s| s.0 == 200 || s.0 == 429), "{statuses:?}");
+    assert_rate_limited(&limited, "rate-limit-per-ip");
+    assert_eq!(metric(admin, "clerk_proxy_rate_limited_total{limit=\"ip\"}"), limited.len() as f64);
+}
+
+/// 429 answers as PostgREST shapes them, naming the limit's key.
+fn assert_rate_limited(answers: &[&(u16, String, String)], key: &str) {
+    for (_, head, body) in answers {
+        assert_eq!(header(head, "retry-after"), Some("1"), "{head}");
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["code"], "PGRST429");
+        assert!(body["details"].as_str().unwrap().contains(key), "{body}");
     }
 }
 

@@ -14,8 +14,11 @@
 //!
 //! They run on a database of their own (`pg_clerk_properties`, the
 //! reference schema and the demo data), so they can write freely.
-//!   PG_CLERK_PROPERTY_SEED   the seed (default 20261124); a failure prints it
-//!   PG_CLERK_PROPERTY_CASES  requests per property (default 1500)
+//!
+//! Each runs once per seed, and no run may make the proxy log a panic.
+//!   PG_CLERK_PROPERTY_SEED   one seed or a comma-separated list (default
+//!                            20261124,42,7,1009); a failure prints its seed
+//!   PG_CLERK_PROPERTY_CASES  requests per property and seed (default 1000)
 
 use clerk_jwt::test_keys::{now, sign};
 use pg_clerk_e2e::{fresh_api_database, http, raw_http, serve_jwks, start_proxy, with_dbname, api_admin_dsn, Running};
@@ -27,13 +30,18 @@ const ALICE: &str = "user_2demoAlice";
 const BOB: &str = "user_2demoBob";
 const DB_NAME: &str = "pg_clerk_properties";
 
-fn seed() -> u64 {
-    std::env::var("PG_CLERK_PROPERTY_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261124)
+fn seeds() -> Vec<u64> {
+    let list = std::env::var("PG_CLERK_PROPERTY_SEED").unwrap_or_else(|_| "20261124,42,7,1009".into());
+    list.split(',').map(|s| s.trim().parse().unwrap_or_else(|_| panic!("PG_CLERK_PROPERTY_SEED: {s:?} is not a number"))).collect()
 }
 
 fn cases() -> usize {
-    std::env::var("PG_CLERK_PROPERTY_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1500)
+    std::env::var("PG_CLERK_PROPERTY_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
 }
+
+/// Lines with "panicked at" the proxies of this process wrote (a panic in a
+/// request task closes its connection, which garbage may be allowed to get).
+static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// splitmix64: small, seedable, good enough to pick requests.
 struct Rng(u64);
@@ -123,7 +131,12 @@ fn proxy() -> (Running, u16, Arc<Mutex<Vec<u8>>>) {
                     break;
                 }
                 let mut l = log.lock().unwrap();
+                // A line cut between two reads is counted once it is whole.
+                let line_start = l.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let before = String::from_utf8_lossy(&l[line_start..]).matches("panicked at").count();
                 l.extend_from_slice(&buf[..n]);
+                let after = String::from_utf8_lossy(&l[line_start..]).matches("panicked at").count();
+                PANICS.fetch_add(after - before, std::sync::atomic::Ordering::Relaxed);
                 let excess = l.len().saturating_sub(64 * 1024);
                 l.drain(..excess);
             }
@@ -619,7 +632,12 @@ fn order_owners(admin: &Admin) -> HashMap<i64, String> {
 
 #[test]
 fn no_user_sees_or_changes_another_users_rows() {
-    let seed = seed();
+    for seed in seeds() {
+        ownership_holds_for(seed);
+    }
+}
+
+fn ownership_holds_for(seed: u64) {
     let mut rng = Rng::new(seed);
     database();
     let admin = Admin::connect();
@@ -721,6 +739,7 @@ fn no_user_sees_or_changes_another_users_rows() {
         started.elapsed().as_secs_f64()
     );
     assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(PANICS.load(std::sync::atomic::Ordering::Relaxed), 0, "the proxy panicked (seed {seed}):\n{}", tail(&log));
 }
 
 // ------------------------------------------------------------- garbage
@@ -859,7 +878,12 @@ fn show(request: &[u8], valid: &str) -> String {
 
 #[test]
 fn garbage_never_gets_a_5xx_nor_kills_the_proxy() {
-    let seed = seed() ^ 0x6a5b_a6e0;
+    for seed in seeds() {
+        garbage_is_refused_for(seed ^ 0x6a5b_a6e0);
+    }
+}
+
+fn garbage_is_refused_for(seed: u64) {
     let mut rng = Rng::new(seed);
     database();
     let (mut running, port, log) = proxy();
@@ -900,4 +924,5 @@ fn garbage_never_gets_a_5xx_nor_kills_the_proxy() {
     assert_eq!(status, 200, "{body}");
     eprintln!("garbage property: seed {seed}, {} requests in {:.1}s; statuses {statuses:?}", cases(), started.elapsed().as_secs_f64());
     assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(PANICS.load(std::sync::atomic::Ordering::Relaxed), 0, "the proxy panicked (seed {seed}):\n{}", tail(&log));
 }

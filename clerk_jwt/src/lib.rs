@@ -97,6 +97,10 @@ impl KeySet {
         self.keys.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// The key for a token header: by `kid` when it has one, else the only
     /// key for its algorithm.
     fn find(&self, alg: Algorithm, kid: Option<&str>) -> Result<&Key, TokenError> {
@@ -196,6 +200,11 @@ impl fmt::Display for TokenError {
 impl std::error::Error for TokenError {}
 
 impl Verifier {
+    /// Keys tokens are checked against.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
     pub fn new(keys: KeySet, rules: Rules) -> Verifier {
         let mut validations: Vec<(Algorithm, Validation)> = Vec::new();
         for key in &keys.keys {

@@ -25,8 +25,10 @@ pub struct Readiness {
     pub database: Result<(), String>,
     /// Relations in the schema cache; None: not loaded.
     pub schema_relations: Option<usize>,
-    /// Verification keys (or `db-anon-role` only, which needs none) loaded.
+    /// Verification keys loaded (or `db-anon-role` only, which needs none).
     pub keys_loaded: bool,
+    /// How many keys.
+    pub key_count: usize,
 }
 
 impl Readiness {
@@ -39,7 +41,10 @@ impl Readiness {
             Some(n) => j!({"ok": true, "relations": n}),
             None => j!({"ok": false, "error": "the schema cache is not loaded"}),
         };
-        let keys = j!({"ok": self.keys_loaded});
+        let keys = match self.keys_loaded {
+            true => j!({"ok": true, "keys": self.key_count}),
+            false => j!({"ok": false, "keys": 0, "error": "no key to verify tokens with and no db-anon-role: every request would be refused"}),
+        };
         let failed: Vec<&str> = [("database", self.database.is_ok()), ("schema_cache", self.schema_relations.is_some()), ("keys", self.keys_loaded)]
             .into_iter()
             .filter(|(_, ok)| !ok)
@@ -56,7 +61,7 @@ mod tests {
 
     #[test]
     fn ready_only_when_every_check_holds() {
-        let ok = Readiness { database: Ok(()), schema_relations: Some(12), keys_loaded: true };
+        let ok = Readiness { database: Ok(()), schema_relations: Some(12), keys_loaded: true, key_count: 2 };
         assert_eq!(ok.clone().into_response().status(), StatusCode::OK);
         let down = Readiness { database: Err("cannot connect: refused".into()), ..ok };
         let response = down.into_response();
@@ -65,6 +70,10 @@ mod tests {
         assert_eq!(body["failed"], j!(["database"]));
         assert_eq!(body["checks"]["database"]["error"], "cannot connect: refused");
         assert_eq!(body["checks"]["schema_cache"], j!({"ok": true, "relations": 12}));
+        assert_eq!(body["checks"]["keys"], j!({"ok": true, "keys": 2}));
+        let keyless = Readiness { keys_loaded: false, key_count: 0, ..ok };
+        let body: serde_json::Value = serde_json::from_slice(keyless.into_response().body()).unwrap();
+        assert_eq!(body["failed"], j!(["keys"]));
     }
 
     #[test]

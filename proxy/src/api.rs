@@ -146,12 +146,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// `/metrics`, never exposed on the API port.
 pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>> {
     if req.path == "/ready" && (req.method == "GET" || req.method == "HEAD") {
-        // Keys and the schema cache are loaded before the listeners start
-        // (start-up fails otherwise), and a failed reload keeps the cache.
+        // The schema cache is loaded before the listeners start (start-up
+        // fails otherwise) and a failed reload keeps it: it is reported, not
+        // checked. Keys fail the check when there is nothing to verify with.
         let readiness = admin::Readiness {
             database: state.pool.ping(READY_TIMEOUT).await,
             schema_relations: Some(state.schema().relation_count()),
-            keys_loaded: true,
+            keys_loaded: state.authenticator.keys_loaded(),
+            key_count: state.authenticator.key_count(),
         };
         return readiness.into_response();
     }

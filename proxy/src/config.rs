@@ -32,6 +32,9 @@ pub struct Config {
     pub clerk_issuer: Option<String>,
     pub clerk_authorized_parties: Vec<String>,
     pub clerk_clock_skew: u64,
+    /// `clerk-jwks-refresh-interval`: seconds between two JWKS fetches
+    /// prompted by unknown key ids.
+    pub clerk_jwks_refresh_interval_secs: u64,
     pub clerk_webhook_secret: Option<String>,
     /// Clerk's Backend API, for the metadata sync worker.
     pub clerk_api_url: String,
@@ -51,7 +54,7 @@ pub struct Config {
     /// `db-prepared-statements`: prepare each statement once per connection
     /// (off for poolers in transaction mode, such as PgBouncer's).
     pub db_prepared_statements: bool,
-    /// How long a request waits for a pooled connection (504 `PGRST003`).
+    /// How long a request waits for a pooled connection (503 `PGRST003`).
     pub db_pool_acquisition_timeout_secs: u64,
     /// Requests per second per signed-in user (`sub`); None: no limit.
     pub rate_limit_per_user: Option<u32>,
@@ -145,6 +148,7 @@ const KEYS: &[(&str, bool)] = &[
     ("clerk-issuer", false),
     ("clerk-authorized-parties", false),
     ("clerk-clock-skew", false),
+    ("clerk-jwks-refresh-interval", false),
     ("clerk-webhook-secret", false),
     ("clerk-api-url", false),
     ("clerk-secret-key", false),
@@ -313,6 +317,7 @@ impl Config {
             clerk_issuer,
             clerk_authorized_parties: list("clerk-authorized-parties"),
             clerk_clock_skew: bounded("clerk-clock-skew", 0, 600, 5)?,
+            clerk_jwks_refresh_interval_secs: bounded("clerk-jwks-refresh-interval", 0, 86_400, 30)?,
             clerk_webhook_secret: text("clerk-webhook-secret"),
             clerk_api_url: text("clerk-api-url").unwrap_or_else(|| "https://api.clerk.com".into()).trim_end_matches('/').to_owned(),
             clerk_secret_key: text("clerk-secret-key"),
@@ -401,6 +406,7 @@ impl fmt::Debug for Config {
             .field("clerk_issuer", &self.clerk_issuer)
             .field("clerk_authorized_parties", &self.clerk_authorized_parties)
             .field("clerk_clock_skew", &self.clerk_clock_skew)
+            .field("clerk_jwks_refresh_interval_secs", &self.clerk_jwks_refresh_interval_secs)
             .field("clerk_webhook_secret", &set(&self.clerk_webhook_secret))
             .field("clerk_api_url", &self.clerk_api_url)
             .field("clerk_secret_key", &set(&self.clerk_secret_key))
@@ -454,6 +460,7 @@ mod tests {
         assert_eq!(c.db_schemas, ["public"]);
         assert_eq!(c.db_pool, 10);
         assert_eq!(c.clerk_clock_skew, 5);
+        assert_eq!(c.clerk_jwks_refresh_interval_secs, 30);
         assert_eq!(c.log_level, LogLevel::Error);
         assert_eq!((c.db_max_rows, c.db_allow_exact_count, c.db_prepared_statements), (None, true, true));
         assert!(!load(&format!("{MINIMAL}db-prepared-statements = false\n"), &[]).unwrap().db_prepared_statements);

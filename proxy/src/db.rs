@@ -45,7 +45,7 @@ pub struct PoolOptions {
     /// `db-pool`: connections at most.
     pub size: u32,
     /// `db-pool-acquisition-timeout`: how long a request waits for a free
-    /// connection before a 504 `PGRST003`.
+    /// connection before a 503 `PGRST003`.
     pub acquisition_timeout: Duration,
     /// `db-statement-timeout`: each request's `statement_timeout`; None
     /// leaves the server's (or role's) setting alone.

@@ -130,7 +130,7 @@ pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
     let _ = writeln!(out, "clerk_proxy_db_pool_max_connections {}", pool.max);
     header(&mut out, "clerk_proxy_db_pool_waits_total", "counter", "Requests that found every connection in use and waited for one.");
     let _ = writeln!(out, "clerk_proxy_db_pool_waits_total {}", load(&POOL_WAITS));
-    header(&mut out, "clerk_proxy_db_pool_timeouts_total", "counter", "Requests that waited db-pool-acquisition-timeout for a connection in vain (504 PGRST003).");
+    header(&mut out, "clerk_proxy_db_pool_timeouts_total", "counter", "Requests that waited db-pool-acquisition-timeout for a connection in vain (503 PGRST003).");
     let _ = writeln!(out, "clerk_proxy_db_pool_timeouts_total {}", load(&POOL_TIMEOUTS));
     header(&mut out, "clerk_proxy_db_connections_opened_total", "counter", "Database connections opened by the pool.");
     let _ = writeln!(out, "clerk_proxy_db_connections_opened_total {}", load(&DB_CONNECTIONS_OPENED));

@@ -1,13 +1,10 @@
 //! `clerk-jwks-url`: the instance's JWKS over HTTPS, fetched at start-up
 //! and again when a token names a key we do not have (Clerk rotated its
-//! keys), at most once per `REFRESH_INTERVAL`. If the endpoint is down the
-//! keys already fetched keep working.
+//! keys), at most once per `clerk-jwks-refresh-interval` (30 s). If the
+//! endpoint is down the keys already fetched keep working.
 
 use clerk_jwt::KeySet;
 use std::time::Duration;
-
-/// The least time between two fetches prompted by unknown key ids.
-pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct RemoteJwks {

@@ -13,7 +13,7 @@ use cache::TokenCache;
 use clerk_jwt::{Claims, KeySet, Rules, TokenError, Verifier};
 use http::StatusCode;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The verified caller of one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,11 +123,22 @@ impl Authenticator {
             remote,
             rules,
             last_fetch: Mutex::new(Instant::now()),
-            refresh_interval: jwks::REFRESH_INTERVAL,
+            refresh_interval: Duration::from_secs(config.clerk_jwks_refresh_interval_secs),
             cache: TokenCache::new(config.jwt_cache_max_entries as usize),
             role_claim_key,
             anon_role: config.db_anon_role.clone(),
         })
+    }
+
+    /// Whether requests can be served: some key to verify tokens with, or
+    /// anonymous requests only (`db-anon-role` and no key configured).
+    pub fn keys_loaded(&self) -> bool {
+        self.key_count() > 0 || self.anon_role.is_some()
+    }
+
+    /// Verification keys in use (configured and fetched).
+    pub fn key_count(&self) -> usize {
+        self.verifier().key_count()
     }
 
     fn verifier(&self) -> Arc<Verifier> {
