@@ -161,8 +161,15 @@ for w in $WORKLOADS; do
     added=$(awk -v a="$op99" -v b="$rp99" 'BEGIN { printf "%+.2f ms", a - b }')
     ADDED[$w]=$added
     open_rows+=("| $w | $rate | $orps | $op50 ms | $op99 ms | $oerrors | $rtps | $rp50 ms | $rp99 ms | **$added** |")
+    if [ "$w" = B ] || [ -z "${LIVE_RATE:-}" ]; then LIVE_RATE=$rate; fi
   fi
 done
+# The load generator and one HTTP hop alone: /live touches no database.
+if [ -n "$OHA" ] && [ -n "${LIVE_RATE:-}" ]; then
+  say "open loop at $LIVE_RATE/s against /live (no database): oha's own share"
+  oha_run "$LIVE_RATE" "$API/live"
+  open_rows+=("| \`/live\` (no database) | $LIVE_RATE | $orps | $op50 ms | $op99 ms | $oerrors | – | – | – | – |")
+fi
 
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 pg_version=$(psql_su "$PORT" "$DB" -Atc "SHOW server_version")
@@ -180,7 +187,7 @@ mkdir -p "$(dirname "$OUT")"
   printf '%s\n' "${rows[@]}"
   if [ ${#open_rows[@]} -gt 0 ]; then
     echo
-    echo "Open loop at half of the proxy's peak req/s above: $("$OHA" --version | head -1) -c $OPEN_LOOP_CONNECTIONS -q RATE --latency-correction (latency from each request's scheduled start) against pgbench -R RATE -c $OPEN_LOOP_CONNECTIONS with the pipelined transaction (its latency also counts from the scheduled start), one user's token and claims for B and C. p99 added = proxy p99 − pgbench p99."
+    echo "Open loop at half of the proxy's peak req/s above: $("$OHA" --version | head -1) -c $OPEN_LOOP_CONNECTIONS -q RATE --latency-correction (latency from each request's scheduled start) against pgbench -R RATE -c $OPEN_LOOP_CONNECTIONS with the pipelined transaction (its latency also counts from the scheduled start), one user's token and claims for B and C. p99 added = proxy p99 − pgbench p99. The `/live` row is oha and one HTTP hop to the proxy with no database work, at the RLS list's rate: the share of the load generator and the extra process in the path."
     echo
     echo "| workload | rate /s | proxy req/s | proxy p50 | proxy p99 | non-2xx + errors | pgbench tps | pgbench p50 | pgbench p99 | p99 added |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
