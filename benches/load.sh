@@ -187,7 +187,7 @@ mkdir -p "$(dirname "$OUT")"
   printf '%s\n' "${rows[@]}"
   if [ ${#open_rows[@]} -gt 0 ]; then
     echo
-    echo "Open loop at half of the proxy's peak req/s above: $("$OHA" --version | head -1) -c $OPEN_LOOP_CONNECTIONS -q RATE --latency-correction (latency from each request's scheduled start) against pgbench -R RATE -c $OPEN_LOOP_CONNECTIONS with the pipelined transaction (its latency also counts from the scheduled start), one user's token and claims for B and C. p99 added = proxy p99 − pgbench p99. The `/live` row is oha and one HTTP hop to the proxy with no database work, at the RLS list's rate: the share of the load generator and the extra process in the path."
+    echo "Open loop at half of the proxy's peak req/s above: $("$OHA" --version | head -1) -c $OPEN_LOOP_CONNECTIONS -q RATE --latency-correction (latency from each request's scheduled start) against pgbench -R RATE -c $OPEN_LOOP_CONNECTIONS with the pipelined transaction (its latency also counts from the scheduled start), one user's token and claims for B and C. p99 added = proxy p99 − pgbench p99. The \`/live\` row is oha and one HTTP hop to the proxy with no database work, at the RLS list's rate: the share of the load generator and the extra process in the path."
     echo
     echo "| workload | rate /s | proxy req/s | proxy p50 | proxy p99 | non-2xx + errors | pgbench tps | pgbench p50 | pgbench p99 | p99 added |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
