@@ -7,6 +7,8 @@
 #   PG_CLERK_LOAD_PORT      the cluster's port (54336)
 #   PG_CLERK_LOAD_API_PORT  the proxy's port (3036); admin listener +1
 #   LOAD_DB_POOL            the proxy's db-pool (8)
+#   LOAD_PROXY_BIN          a clerk-proxy binary to measure instead of
+#                           building target/release/clerk-proxy (A/B runs)
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 source "$ROOT/scripts/jwt.sh"
 cd "$ROOT"
@@ -22,7 +24,8 @@ API="http://127.0.0.1:$API_PORT"
 command -v wrk >/dev/null || { say "wrk is missing: run make bench (it installs it)"; exit 1; }
 install_extension --release
 say "building clerk-proxy (release)"
-cargo build -q --release -p clerk-proxy
+PROXY_BIN=${LOAD_PROXY_BIN:-target/release/clerk-proxy}
+[ -n "${LOAD_PROXY_BIN:-}" ] || cargo build -q --release -p clerk-proxy
 
 start_throwaway_cluster "$(basename "$0" .sh)" "$PORT"
 psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
@@ -58,7 +61,7 @@ admin-server-port = $ADMIN_PORT
 clerk-public-key = "@$work/pub.pem"
 clerk-issuer = "https://clerk.load.local"
 CONF
-target/release/clerk-proxy --config "$work/proxy.conf" 2>"$work/proxy.log" &
+"$PROXY_BIN" --config "$work/proxy.conf" 2>"$work/proxy.log" &
 proxy_pid=$!
 for _ in $(seq 1 100); do curl -fs "$API/live" >/dev/null 2>&1 && break; sleep 0.1; done
 body=$(curl -fs -H "Authorization: Bearer $token" "$API/orders")
