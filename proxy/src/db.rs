@@ -86,8 +86,9 @@ impl Pool {
 
     /// Opens a connection whose socket is driven by the pool's runtime.
     /// (Driven on the request threads instead, a query's way out and back
-    /// stays on one thread: better p99 for one kind of request, but a mixed
-    /// load's tail grew from a 20 ms to an 84 ms p99; see README.)
+    /// stays on one thread: a better open-loop p99 for one kind of request,
+    /// the same rare stalls under a mixed soak; tried and reverted, see the
+    /// README's HTTP load section.)
     async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
         let config = self.config.clone();
         self.runtime
