@@ -23,9 +23,11 @@ API="http://127.0.0.1:$API_PORT"
 
 command -v wrk >/dev/null || { say "wrk is missing: run make bench (it installs it)"; exit 1; }
 install_extension --release
-say "building clerk-proxy (release)"
 PROXY_BIN=${LOAD_PROXY_BIN:-target/release/clerk-proxy}
-[ -n "${LOAD_PROXY_BIN:-}" ] || cargo build -q --release -p clerk-proxy
+if [ -z "${LOAD_PROXY_BIN:-}" ]; then
+  say "building clerk-proxy (release)"
+  cargo build -q --release -p clerk-proxy
+fi
 
 start_throwaway_cluster "$(basename "$0" .sh)" "$PORT"
 psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
