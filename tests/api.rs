@@ -4,7 +4,7 @@
 //! with PostgREST's error shape; injection attempts stay values.
 
 use clerk_jwt::test_keys::{now, sign, sign_hs256, sign_with};
-use pg_clerk_e2e::{admin_query, api_dsn, free_port, http, serve_jwks, start_proxy, Running};
+use pg_clerk_e2e::{admin_query, api_dsn, free_port, http, metric_sample, serve_jwks, start_proxy, Running};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -35,9 +35,8 @@ fn admin_port() -> u16 {
 /// `clerk_proxy_webhooks_total` for `outcome` on `proxy()` (only the
 /// webhook test sends webhooks to it).
 fn webhooks_counted(outcome: &str) -> u64 {
-    let (_, _, text) = http(admin_port(), "GET", "/metrics", &[], None);
-    let line = format!("clerk_proxy_webhooks_total{{outcome=\"{outcome}\"}} ");
-    text.lines().find_map(|l| l.strip_prefix(&line)).unwrap_or_else(|| panic!("no {line} in {text}")).parse().unwrap()
+    let sample = format!("clerk_proxy_webhooks_total{{outcome=\"{outcome}\"}}");
+    metric_sample(admin_port(), &sample).unwrap_or_else(|| panic!("no {sample} in /metrics")) as u64
 }
 
 fn token_for(user: &str) -> String {

@@ -5,7 +5,7 @@
 //! has a database of its own, so it can take it away.
 
 use clerk_jwt::test_keys::{now, sign, sign_with, JWKS};
-use pg_clerk_e2e::{admin_execute, admin_query, fresh_database, free_port, http, serve_jwks_while, start_proxy};
+use pg_clerk_e2e::{admin_execute, admin_query, fresh_database, free_port, http, metric_sample, serve_jwks_while, start_proxy};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -165,10 +165,7 @@ fn with_the_jwks_endpoint_down_known_keys_keep_working_and_an_unknown_kid_is_401
         "db-uri = \"{dsn}\"\nclerk-jwks-url = \"{}\"\nclerk-jwks-refresh-interval = 0\nadmin-server-port = {admin}",
         serve_jwks_while(JWKS, up.clone())
     ));
-    let metric = |name: &str| -> u64 {
-        let (_, _, text) = http(admin, "GET", "/metrics", &[], None);
-        text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).unwrap_or_else(|| panic!("no {name} in {text}")).parse().unwrap()
-    };
+    let metric = |name: &str| -> u64 { metric_sample(admin, name).unwrap_or_else(|| panic!("no {name} in /metrics")) as u64 };
     let bearer = |token: &str| vec![("Authorization".to_owned(), format!("Bearer {token}"))];
     let claims = |user: &str| json!({"sub": user, "sid": "sess_faults", "exp": now() + 600});
     let first = sign(&claims("user_2faultsA"));

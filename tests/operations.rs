@@ -5,7 +5,7 @@
 //! on a small database of its own (`clerk_ops`), so counters are exact.
 
 use clerk_jwt::test_keys::{now, sign_hs256};
-use pg_clerk_e2e::{admin_execute, fresh_database, free_port, http, start_proxy, Running};
+use pg_clerk_e2e::{admin_execute, fresh_database, free_port, http, metric_sample, start_proxy, Running};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -55,13 +55,10 @@ fn get(port: u16, path: &str) -> (u16, String, Value) {
 /// A sample's value; a request series not seen yet is 0, any other sample
 /// must be there.
 fn metric(admin_port: u16, sample: &str) -> f64 {
-    let (status, _, text) = http(admin_port, "GET", "/metrics", &[], None);
-    assert_eq!(status, 200, "{text}");
-    let value = text.lines().find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' '))).map(|v| v.parse().unwrap());
-    match value {
+    match metric_sample(admin_port, sample) {
         Some(v) => v,
         None if sample.starts_with("clerk_proxy_http_requests_total{") => 0.0,
-        None => panic!("no {sample} in {text}"),
+        None => panic!("no {sample} in /metrics"),
     }
 }
 

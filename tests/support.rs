@@ -163,6 +163,14 @@ fn kill_at_exit(pid: u32) {
     });
 }
 
+/// One sample of the admin listener's `/metrics` (`name{labels}` exactly
+/// as exposed), or None when it is not there.
+pub fn metric_sample(admin_port: u16, sample: &str) -> Option<f64> {
+    let (status, _, text) = http(admin_port, "GET", "/metrics", &[], None);
+    assert_eq!(status, 200, "{text}");
+    text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')).map(|v| v.parse().unwrap())
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -553,6 +553,7 @@ mod tests {
             (MINIMAL, &[("CLERK_PROXY_DB_POOL", "many")], "db-pool (environment variable CLERK_PROXY_DB_POOL) must be an integer from 1 to 1000"),
             (MINIMAL, &[("CLERK_PROXY_JWT_SECRET", "short")], "jwt-secret (environment variable CLERK_PROXY_JWT_SECRET) must be at least 32"),
             (MINIMAL, &[("CLERK_PROXY_LOG_LEVEL", "loud")], "log-level"),
+            (MINIMAL, &[("CLERK_PROXY_CLERK_JWKS_REFRESH_INTERVAL", "-1")], "clerk-jwks-refresh-interval (environment variable CLERK_PROXY_CLERK_JWKS_REFRESH_INTERVAL) must be an integer from 0 to 86400"),
             (MINIMAL, &[("CLERK_PROXY_CLERK_ISSUER", "clerk.example.com")], "clerk-issuer"),
             ("db-uri = \"postgres://x", &[], "unterminated string"),
             ("just words", &[], "expected `key = value`"),
