@@ -16,13 +16,15 @@
 # proxy's peak rate, open loop: oha --latency-correction against pgbench
 # -R (both count latency from the scheduled start): "p99 added".
 #
-#   LOAD_SECONDS (10) per run, LOAD_CONCURRENCY ("8 32 64"), LOAD_PGBENCH_MODE (prepared), LOAD_WORKLOADS
+#   LOAD_SECONDS (10) per closed-loop run, LOAD_OPEN_SECONDS (30) per
+#   open-loop run (a p99 needs more samples than a mean), LOAD_CONCURRENCY ("8 32 64"), LOAD_PGBENCH_MODE (prepared), LOAD_WORKLOADS
 #   ("A B C"), LOAD_OUT (target/bench/load.md); see benches/load_setup.sh
 #   for ports and the pool.
 set -euo pipefail
 source "$(dirname "$0")/load_setup.sh"
 
 SECONDS_EACH=${LOAD_SECONDS:-10}
+OPEN_SECONDS=${LOAD_OPEN_SECONDS:-30}
 CONCURRENCY=${LOAD_CONCURRENCY:-"8 32 64"}
 WORKLOADS=${LOAD_WORKLOADS:-"A B C"}
 # pgbench prepares its statements as clerk-proxy does (db-prepared-statements);
@@ -94,7 +96,7 @@ percentiles() {
 # oha_run RATE [oha args...] URL -> orps op50 op99 oerrors (open loop, corrected)
 oha_run() {
   local rate=$1 json; shift
-  json=$("$OHA" --worker-threads 1 -z "${SECONDS_EACH}s" -c "$OPEN_LOOP_CONNECTIONS" -q "$rate" --latency-correction --no-tui --output-format json "$@")
+  json=$("$OHA" --worker-threads 1 -z "${OPEN_SECONDS}s" -c "$OPEN_LOOP_CONNECTIONS" -q "$rate" --latency-correction --no-tui --output-format json "$@")
   read -r orps op50 op99 oerrors < <(python3 -c '
 import json, sys
 r = json.load(sys.stdin)
@@ -111,7 +113,7 @@ pgbench_rate_run() {
   local rate=$1 out; shift
   rm -f "$work"/pglat*
   out=$("$PG_BIN/pgbench" -n -M "$PGBENCH_MODE" -h 127.0.0.1 -p "$PORT" -U authenticator -c "$OPEN_LOOP_CONNECTIONS" -j 1 \
-        -T "$SECONDS_EACH" -R "$rate" -l --log-prefix="$work/pglat" "$@" "$DB" 2>&1) \
+        -T "$OPEN_SECONDS" -R "$rate" -l --log-prefix="$work/pglat" "$@" "$DB" 2>&1) \
     || { say "pgbench failed: $(tail -5 <<<"$out")"; exit 1; }
   rtps=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$out")
   read -r rp50 rp99 < <(cat "$work"/pglat* | percentiles /dev/stdin 3)
@@ -176,7 +178,7 @@ pg_version=$(psql_su "$PORT" "$DB" -Atc "SHOW server_version")
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo "+changes")
 mkdir -p "$(dirname "$OUT")"
 {
-  echo "Machine: $(nproc) cores ($cpu), PostgreSQL $pg_version; clerk-proxy (release, commit $commit, db-pool $DB_POOL, $(nproc) Pingora threads), PostgreSQL and the load generators all on this machine. Command: \`make bench\` (\`benches/load.sh\`), $(date -u +%Y-%m-%d), ${SECONDS_EACH}s per run."
+  echo "Machine: $(nproc) cores ($cpu), PostgreSQL $pg_version; clerk-proxy (release, commit $commit, db-pool $DB_POOL, $(nproc) Pingora threads), PostgreSQL and the load generators all on this machine. Command: \`make bench\` (\`benches/load.sh\`), $(date -u +%Y-%m-%d), ${SECONDS_EACH}s per closed-loop run, ${OPEN_SECONDS}s per open-loop run."
   echo
   for w in $WORKLOADS; do echo "- ${NAME[$w]}"; done
   echo

@@ -24,6 +24,11 @@ requests_so_far() {
 }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$proxy_pid/status"; }
 
+# Where a slow answer comes from: PostgreSQL logs every statement that
+# took it over 250 ms, and its checkpoints (log_checkpoints is on).
+psql_su "$PORT" "$DB" -c "ALTER SYSTEM SET log_min_duration_statement = '250ms'" -c "SELECT pg_reload_conf()" >/dev/null
+log_start=$(stat -c %s "$work/cluster/server.log")
+
 say "soak: ${DURATION}s of mixed load, $CONNECTIONS connections, a sample every ${INTERVAL}s"
 LOAD_TOKENS="$work/tokens.txt" LOAD_MIX=1 wrk -t 1 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s benches/load_users.lua "$API/" >"$work/wrk.txt" &
 wrk_pid=$!
@@ -54,6 +59,9 @@ metrics=$(curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics")
 not_2xx=$(awk '/^clerk_proxy_http_requests_total\{/ && !/status="2/' <<<"$metrics" | paste -sd ' ')
 # Answers that took the proxy over 1 s (its histogram), next to wrk's timeouts.
 slow=$(awk '/_duration_seconds_bucket\{le="1"\}/ {a = $NF} /_duration_seconds_bucket\{le="\+Inf"\}/ {b = $NF} END {print b - a}' <<<"$metrics")
+server_log=$(tail -c +"$((log_start + 1))" "$work/cluster/server.log")
+slow_statements=$(grep -c 'duration: ' <<<"$server_log" || true)
+checkpoints=$(grep -c 'checkpoint complete' <<<"$server_log" || true)
 mkdir -p "$(dirname "$OUT")"
 cp "$work/proxy.log" "$(dirname "$OUT")/soak-proxy.log"
 {
@@ -63,6 +71,6 @@ cp "$work/proxy.log" "$(dirname "$OUT")/soak-proxy.log"
   echo "|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
-  echo "Total: $n requests, $bad non-2xx${not_2xx:+ ($not_2xx)}, $socket_errors socket errors (wrk: $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo none); wrk counts a response slower than its 2 s timeout as one; the proxy answered $slow requests in over 1 s by its own histogram), proxy log in soak-proxy.log ($(wc -l <"$work/proxy.log") lines); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
+  echo "Total: $n requests, $bad non-2xx${not_2xx:+ ($not_2xx)}, $socket_errors socket errors (wrk: $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo none); wrk counts a response slower than its 2 s timeout as one; the proxy answered $slow requests in over 1 s by its own histogram; PostgreSQL logged $slow_statements statements over 250 ms and $checkpoints checkpoints), proxy log in soak-proxy.log ($(wc -l <"$work/proxy.log") lines); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
 } | tee "$OUT"
 [ "$bad" = 0 ] && [ "$socket_errors" = 0 ]

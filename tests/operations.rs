@@ -5,7 +5,7 @@
 //! on a small database of its own (`clerk_ops`), so counters are exact.
 
 use clerk_jwt::test_keys::{now, sign_hs256};
-use pg_clerk_e2e::{admin_execute, fresh_database, free_port, http, metric_sample, start_proxy, Running};
+use pg_clerk_e2e::{admin_execute, fresh_database, free_port, http, metric_sample, raw_http, start_proxy, Running};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -220,22 +220,47 @@ fn sigterm_lets_the_request_in_flight_finish_refuses_new_connections_and_exits_0
     let (mut proxy, port, _) = proxy("server-shutdown-grace = 10");
     let slow = std::thread::spawn(move || get(port, "/rpc/slow?ms=2000"));
     std::thread::sleep(Duration::from_millis(500));
-    let signalled = Instant::now();
-    let kill = std::process::Command::new("kill").args(["-TERM", &proxy.0.id().to_string()]).status().unwrap();
-    assert!(kill.success());
+    let signalled = sigterm(&proxy);
     std::thread::sleep(Duration::from_millis(300));
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "new connections are refused");
     let (status, _, body) = slow.join().unwrap();
     assert_eq!((status, body), (200, json!(2000)), "the request in flight completed");
-    let exit = loop {
-        if let Some(exit) = proxy.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(signalled.elapsed() < Duration::from_secs(10), "still running after the grace period");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(exit.code(), Some(0));
+    assert_eq!(wait_for_exit(&mut proxy, signalled, Duration::from_secs(10)), Some(0));
     assert!(signalled.elapsed() < Duration::from_secs(5), "exits once drained, not after the whole grace period: {:?}", signalled.elapsed());
+}
+
+#[test]
+fn sigterm_ends_a_request_still_running_when_the_grace_period_is_over_and_says_so() {
+    let (mut proxy, port, _) = proxy("server-shutdown-grace = 1\nlog-level = \"warn\"");
+    let cut = std::thread::spawn(move || raw_http(port, b"GET /rpc/slow?ms=4000 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = sigterm(&proxy);
+    assert_eq!(wait_for_exit(&mut proxy, signalled, Duration::from_secs(3)), Some(0));
+    let waited = signalled.elapsed();
+    assert!(waited >= Duration::from_millis(900), "exited before the grace period was over: {waited:?}");
+    assert_eq!(cut.join().unwrap(), None, "the request still running gets no answer: the connection closes");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut proxy.0.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(log.contains("grace period over, 1 requests cut"), "{log}");
+}
+
+fn sigterm(proxy: &Running) -> Instant {
+    let signalled = Instant::now();
+    let kill = std::process::Command::new("kill").args(["-TERM", &proxy.0.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    signalled
+}
+
+/// The exit code, once the proxy has exited; fails if it is still running
+/// `limit` after the signal.
+fn wait_for_exit(proxy: &mut Running, signalled: Instant, limit: Duration) -> Option<i32> {
+    loop {
+        if let Some(exit) = proxy.0.try_wait().unwrap() {
+            return exit.code();
+        }
+        assert!(signalled.elapsed() < limit, "still running {limit:?} after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Stage 5: the database. A pool of connections (as `authenticator`),
-//! driven by a runtime of their own, and the per-request transaction:
+//! driven by the request threads' runtime, and the per-request transaction:
 //! BEGIN; role and request.* settings; the statement; COMMIT — sent
 //! pipelined, so the set-up costs no extra round trip.
 
@@ -34,9 +34,29 @@ pub struct Pool {
     /// A connection of its own for readiness checks, so that probes
     /// neither take pooled connections nor fail while the pool is busy.
     probe: tokio::sync::Mutex<Option<Client>>,
-    /// Drives every connection's socket, the schema listener and the
+    /// Drives the start-up schema read, the schema listener and the
     /// metadata sync.
-    runtime: tokio::runtime::Runtime,
+    runtime: BackgroundRuntime,
+}
+
+/// A runtime that may be dropped anywhere: the pool goes with the last
+/// request task that holds it, which at shutdown can be a worker of
+/// Pingora's runtime, where a plain Runtime's drop panics (it blocks).
+struct BackgroundRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for BackgroundRuntime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for BackgroundRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// The configuration keys that shape the pool and each transaction.
@@ -80,29 +100,25 @@ impl Pool {
             permits: Arc::new(Semaphore::new(options.size as usize)),
             options,
             probe: tokio::sync::Mutex::new(None),
-            runtime,
+            runtime: BackgroundRuntime(Some(runtime)),
         })
     }
 
-    /// Opens a connection whose socket is driven by the pool's runtime.
-    /// (Driven on the request threads instead, a query's way out and back
-    /// stays on one thread: a better open-loop p99 for one kind of request,
-    /// the same rare stalls under a mixed soak; tried and reverted, see the
-    /// README's HTTP load section.)
+    /// Opens a connection whose socket is driven by the calling runtime:
+    /// Pingora's, for pooled connections. A query's way out and its answer
+    /// then need no wake-up of a thread of another runtime (two fewer
+    /// context switches per request, a lower p99; see the README's HTTP
+    /// load section). Pingora's threads steal work from each other: with
+    /// one single-threaded runtime per thread instead, a thread's requests
+    /// and connections could not spread when load is uneven.
     async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
-        let config = self.config.clone();
-        self.runtime
-            .spawn(async move {
-                let (client, connection) = config.connect(NoTls).await?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        log::warn!("database connection closed: {e}");
-                    }
-                });
-                Ok(client)
-            })
-            .await
-            .expect("the connect task does not panic")
+        let (client, connection) = self.config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                log::warn!("database connection closed: {e}");
+            }
+        });
+        Ok(client)
     }
 
     /// A connection, waiting at most `db-pool-acquisition-timeout` for
@@ -183,14 +199,12 @@ impl Pool {
         Ok(())
     }
 
-    /// Reads the schema cache (at start-up, before serving).
+    /// Reads the schema cache (at start-up, before serving), on a
+    /// connection of its own: the pool's are opened by the request threads.
     pub fn load_schema(&self, schemas: &[String]) -> Result<SchemaCache, String> {
         self.runtime.block_on(async {
             let client = self.connect().await.map_err(|e| format!("cannot connect with db-uri: {e}"))?;
-            let cache = read_schema(&client, schemas).await?;
-            metrics::count(&metrics::DB_CONNECTIONS_OPENED);
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(Conn::new(client));
-            Ok(cache)
+            read_schema(&client, schemas).await
         })
     }
 

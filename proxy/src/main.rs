@@ -253,9 +253,10 @@ fn run(config: &Config, state: Arc<api::State>) -> ExitCode {
     let conf = ServerConf {
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         // SIGTERM: stop accepting at once; requests in flight have
-        // `server-shutdown-grace` seconds (we exit sooner once they are
-        // done, see ShutdownWhenDrained); then the runtimes are stopped.
-        grace_period_seconds: Some(grace),
+        // `server-shutdown-grace` seconds, then ShutdownWhenDrained exits
+        // (sooner once they are done), saying how many it cut. Pingora's
+        // own stop, a second later, is only the fallback.
+        grace_period_seconds: Some(grace + 1),
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
