@@ -29,6 +29,16 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$proxy_pid/status"; }
 psql_su "$PORT" "$DB" -c "ALTER SYSTEM SET log_min_duration_statement = '250ms'" -c "SELECT pg_reload_conf()" >/dev/null
 log_start=$(stat -c %s "$work/cluster/server.log")
 
+# And whether the machine itself stalls: a process that sleeps 1 ms at a
+# time notes each wake-up over 100 ms late, once at real-time priority
+# (late there: the machine paused) and once as an ordinary process (late
+# there only: it waited for a CPU).
+rt=() rt_note=" (not available: not root; at ordinary priority)"
+is_root && chrt -f 50 true 2>/dev/null && rt=(chrt -f 50) rt_note=""
+"${rt[@]}" python3 scripts/hiccups.py "$work/hiccups-rt.txt" & hiccups_rt=$!
+python3 scripts/hiccups.py "$work/hiccups.txt" & hiccups=$!
+trap 'kill "$hiccups_rt" "$hiccups" 2>/dev/null || true; stop_throwaway_cluster' EXIT
+
 say "soak: ${DURATION}s of mixed load, $CONNECTIONS connections, a sample every ${INTERVAL}s"
 LOAD_TOKENS="$work/tokens.txt" LOAD_MIX=1 wrk -t 1 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s benches/load_users.lua "$API/" >"$work/wrk.txt" &
 wrk_pid=$!
@@ -50,6 +60,9 @@ while kill -0 "$wrk_pid" 2>/dev/null; do
   last_n=$n
 done
 wait "$wrk_pid"
+kill "$hiccups_rt" "$hiccups" 2>/dev/null || true
+# hiccups FILE -> "N (longest M ms)": wake-ups over 250 ms late
+hiccups() { awk '$2 > 250 {n++} $2 > m {m = $2} END {printf "%d (longest %d ms)", n, m}' "$1"; }
 read -r n bad < <(requests_so_far)
 last_rss=$(rss_kb)
 hwm=$(awk '/^VmHWM/ {printf "%.1f MB", $2 / 1024}' "/proc/$proxy_pid/status")
@@ -64,6 +77,11 @@ slow_statements=$(grep -c 'duration: ' <<<"$server_log" || true)
 checkpoints=$(grep -c 'checkpoint complete' <<<"$server_log" || true)
 mkdir -p "$(dirname "$OUT")"
 cp "$work/proxy.log" "$(dirname "$OUT")/soak-proxy.log"
+{ echo "soak from $(date -u -d "@$started" +%T) UTC to $(date -u +%T) UTC"; grep -E 'duration: |checkpoint' <<<"$server_log" || true; } \
+  >"$(dirname "$OUT")/soak-postgres-slow.log"
+{ echo "# wake-ups over 100 ms late, UTC time and ms late; real-time priority$rt_note"; cat "$work/hiccups-rt.txt"
+  echo "# the same, as an ordinary process"; cat "$work/hiccups.txt"; } >"$(dirname "$OUT")/soak-hiccups.log"
+slowest=$( (grep -o 'duration: [0-9.]* ms' <<<"$server_log" || true) | awk '$2 > m {m = $2} END {printf "%.0f ms", m}')
 {
   echo "Soak: \`make soak\` (\`scripts/soak.sh\`), $(date -u +%Y-%m-%d), $(nproc) cores, ${DURATION}s, wrk -t1 -c $CONNECTIONS, each request at random GET /products?product_id=eq.N (anonymous), GET /orders or POST /rpc/customer_tier as one of $USERS users; clerk-proxy release, db-pool $DB_POOL. Requests and non-2xx from the proxy's /metrics; memory from /proc/PID/status."
   echo
@@ -71,6 +89,6 @@ cp "$work/proxy.log" "$(dirname "$OUT")/soak-proxy.log"
   echo "|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
-  echo "Total: $n requests, $bad non-2xx${not_2xx:+ ($not_2xx)}, $socket_errors socket errors (wrk: $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo none); wrk counts a response slower than its 2 s timeout as one; the proxy answered $slow requests in over 1 s by its own histogram; PostgreSQL logged $slow_statements statements over 250 ms and $checkpoints checkpoints), proxy log in soak-proxy.log ($(wc -l <"$work/proxy.log") lines); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
+  echo "Total: $n requests, $bad non-2xx${not_2xx:+ ($not_2xx)}, $socket_errors socket errors (wrk: $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo none); wrk counts a response slower than its 2 s timeout as one; the proxy answered $slow requests in over 1 s by its own histogram; PostgreSQL logged $slow_statements statements over 250 ms (the slowest $slowest) and $checkpoints checkpoints, in soak-postgres-slow.log; a process sleeping 1 ms at a time woke over 250 ms late $(hiccups "$work/hiccups-rt.txt") times at real-time priority$rt_note, $(hiccups "$work/hiccups.txt") as an ordinary process, in soak-hiccups.log), proxy log in soak-proxy.log ($(wc -l <"$work/proxy.log") lines); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
 } | tee "$OUT"
 [ "$bad" = 0 ] && [ "$socket_errors" = 0 ]
