@@ -37,7 +37,14 @@ rt=() rt_note=" (not available: not root; at ordinary priority)"
 is_root && chrt -f 50 true 2>/dev/null && rt=(chrt -f 50) rt_note=""
 "${rt[@]}" python3 scripts/hiccups.py "$work/hiccups-rt.txt" & hiccups_rt=$!
 python3 scripts/hiccups.py "$work/hiccups.txt" & hiccups=$!
-trap 'kill "$hiccups_rt" "$hiccups" 2>/dev/null || true; stop_throwaway_cluster' EXIT
+# And what a slow statement waits on: every 100 ms, the statements running
+# for over 200 ms with their wait event (none: on a CPU or waiting for one).
+printf '%s\n' "SELECT to_char(clock_timestamp(), 'HH24:MI:SS.MS'), pid, coalesce(wait_event_type || ':' || wait_event, 'none'),
+  round(extract(epoch FROM clock_timestamp() - query_start) * 1000), left(query, 40) FROM pg_stat_activity
+  WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+  AND clock_timestamp() - query_start > interval '200 ms' \\watch 0.1" \
+  | psql_su "$PORT" "$DB" -At -F ' ' >"$work/waits.txt" 2>/dev/null & waits=$!
+trap 'kill "$hiccups_rt" "$hiccups" "$waits" 2>/dev/null || true; stop_throwaway_cluster' EXIT
 
 say "soak: ${DURATION}s of mixed load, $CONNECTIONS connections, a sample every ${INTERVAL}s"
 LOAD_TOKENS="$work/tokens.txt" LOAD_MIX=1 wrk -t 1 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s benches/load_users.lua "$API/" >"$work/wrk.txt" &
@@ -60,7 +67,7 @@ while kill -0 "$wrk_pid" 2>/dev/null; do
   last_n=$n
 done
 wait "$wrk_pid"
-kill "$hiccups_rt" "$hiccups" 2>/dev/null || true
+kill "$hiccups_rt" "$hiccups" "$waits" 2>/dev/null || true
 # hiccups FILE -> "N (longest M ms)": wake-ups over 250 ms late
 hiccups() { awk '$2 > 250 {n++} $2 > m {m = $2} END {printf "%d (longest %d ms)", n, m}' "$1"; }
 read -r n bad < <(requests_so_far)
@@ -81,6 +88,8 @@ cp "$work/proxy.log" "$(dirname "$OUT")/soak-proxy.log"
   >"$(dirname "$OUT")/soak-postgres-slow.log"
 { echo "# wake-ups over 100 ms late, UTC time and ms late; real-time priority$rt_note"; cat "$work/hiccups-rt.txt"
   echo "# the same, as an ordinary process"; cat "$work/hiccups.txt"; } >"$(dirname "$OUT")/soak-hiccups.log"
+grep -v '^$' "$work/waits.txt" >"$(dirname "$OUT")/soak-postgres-waits.log" || true
+waits_seen=$(awk '{print $3}' "$(dirname "$OUT")/soak-postgres-waits.log" | sort | uniq -c | sort -rn | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1}')
 slowest=$( (grep -o 'duration: [0-9.]* ms' <<<"$server_log" || true) | awk '$2 > m {m = $2} END {printf "%.0f ms", m}')
 {
   echo "Soak: \`make soak\` (\`scripts/soak.sh\`), $(date -u +%Y-%m-%d), $(nproc) cores, ${DURATION}s, wrk -t1 -c $CONNECTIONS, each request at random GET /products?product_id=eq.N (anonymous), GET /orders or POST /rpc/customer_tier as one of $USERS users; clerk-proxy release, db-pool $DB_POOL. Requests and non-2xx from the proxy's /metrics; memory from /proc/PID/status."
@@ -89,6 +98,6 @@ slowest=$( (grep -o 'duration: [0-9.]* ms' <<<"$server_log" || true) | awk '$2 >
   echo "|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
-  echo "Total: $n requests, $bad non-2xx${not_2xx:+ ($not_2xx)}, $socket_errors socket errors (wrk: $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo none); wrk counts a response slower than its 2 s timeout as one; the proxy answered $slow requests in over 1 s by its own histogram; PostgreSQL logged $slow_statements statements over 250 ms (the slowest $slowest) and $checkpoints checkpoints, in soak-postgres-slow.log; a process sleeping 1 ms at a time woke over 250 ms late $(hiccups "$work/hiccups-rt.txt") times at real-time priority$rt_note, $(hiccups "$work/hiccups.txt") as an ordinary process, in soak-hiccups.log), proxy log in soak-proxy.log ($(wc -l <"$work/proxy.log") lines); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
+  echo "Total: $n requests, $bad non-2xx${not_2xx:+ ($not_2xx)}, $socket_errors socket errors (wrk: $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo none); wrk counts a response slower than its 2 s timeout as one; the proxy answered $slow requests in over 1 s by its own histogram; PostgreSQL logged $slow_statements statements over 250 ms (the slowest $slowest) and $checkpoints checkpoints, in soak-postgres-slow.log; sampled every 100 ms, statements running over 200 ms were waiting on: ${waits_seen:-nothing seen}, in soak-postgres-waits.log; a process sleeping 1 ms at a time woke over 250 ms late $(hiccups "$work/hiccups-rt.txt") times at real-time priority$rt_note, $(hiccups "$work/hiccups.txt") as an ordinary process, in soak-hiccups.log), proxy log in soak-proxy.log ($(wc -l <"$work/proxy.log") lines); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
 } | tee "$OUT"
 [ "$bad" = 0 ] && [ "$socket_errors" = 0 ]
