@@ -46,6 +46,10 @@ printf '%s\n' "SELECT to_char(clock_timestamp(), 'HH24:MI:SS.MS'), pid, coalesce
   | psql_su "$PORT" "$DB" -At -F ' ' >"$work/waits.txt" 2>/dev/null & waits=$!
 trap 'kill "$hiccups_rt" "$hiccups" "$waits" 2>/dev/null || true; stop_throwaway_cluster' EXIT
 
+# Time the hypervisor took from each virtual CPU (/proc/stat, in ticks).
+steal_ticks() { awk '/^cpu[0-9]/ {printf "%s ", $9}' /proc/stat; }
+steal_start=$(steal_ticks)
+
 say "soak: ${DURATION}s of mixed load, $CONNECTIONS connections, a sample every ${INTERVAL}s"
 LOAD_TOKENS="$work/tokens.txt" LOAD_MIX=1 wrk -t 1 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s benches/load_users.lua "$API/" >"$work/wrk.txt" &
 wrk_pid=$!
@@ -70,6 +74,8 @@ wait "$wrk_pid"
 kill "$hiccups_rt" "$hiccups" "$waits" 2>/dev/null || true
 # hiccups FILE -> "N (longest M ms)": wake-ups over 250 ms late
 hiccups() { awk '$2 > 250 {n++} $2 > m {m = $2} END {printf "%d (longest %d ms)", n, m}' "$1"; }
+steal=$(awk -v a="$steal_start" -v b="$(steal_ticks)" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+  n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) printf "%scpu%d %.1f s", (i > 1 ? ", " : ""), i - 1, (y[i] - x[i]) / hz }')
 read -r n bad < <(requests_so_far)
 last_rss=$(rss_kb)
 hwm=$(awk '/^VmHWM/ {printf "%.1f MB", $2 / 1024}' "/proc/$proxy_pid/status")
@@ -98,6 +104,6 @@ slowest=$( (grep -o 'duration: [0-9.]* ms' <<<"$server_log" || true) | awk '$2 >
   echo "|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
-  echo "Total: $n requests, $bad non-2xx${not_2xx:+ ($not_2xx)}, $socket_errors socket errors (wrk: $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo none); wrk counts a response slower than its 2 s timeout as one; the proxy answered $slow requests in over 1 s by its own histogram; PostgreSQL logged $slow_statements statements over 250 ms (the slowest $slowest) and $checkpoints checkpoints, in soak-postgres-slow.log; sampled every 100 ms, statements running over 200 ms were waiting on: ${waits_seen:-nothing seen}, in soak-postgres-waits.log; a process sleeping 1 ms at a time woke over 250 ms late $(hiccups "$work/hiccups-rt.txt") times at real-time priority$rt_note, $(hiccups "$work/hiccups.txt") as an ordinary process, in soak-hiccups.log), proxy log in soak-proxy.log ($(wc -l <"$work/proxy.log") lines); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
+  echo "Total: $n requests, $bad non-2xx${not_2xx:+ ($not_2xx)}, $socket_errors socket errors (wrk: $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo none); wrk counts a response slower than its 2 s timeout as one; the proxy answered $slow requests in over 1 s by its own histogram; PostgreSQL logged $slow_statements statements over 250 ms (the slowest $slowest) and $checkpoints checkpoints, in soak-postgres-slow.log; sampled every 100 ms, statements running over 200 ms were waiting on: ${waits_seen:-nothing seen}, in soak-postgres-waits.log; a process sleeping 1 ms at a time woke over 250 ms late $(hiccups "$work/hiccups-rt.txt") times at real-time priority$rt_note, $(hiccups "$work/hiccups.txt") as an ordinary process, in soak-hiccups.log; steal time taken by the hypervisor: ${steal:-none counted}), proxy log in soak-proxy.log ($(wc -l <"$work/proxy.log") lines); RSS first sample $(awk -v k="$first_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, last $(awk -v k="$last_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, highest sample $(awk -v k="$max_rss" 'BEGIN {printf "%.1f", k / 1024}') MB, peak (VmHWM) $hwm; wrk latency p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt"), p99 $(awk '$1 == "99%" {print $2}' "$work/wrk.txt") (not corrected for coordinated omission)."
 } | tee "$OUT"
 [ "$bad" = 0 ] && [ "$socket_errors" = 0 ]
