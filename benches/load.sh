@@ -36,20 +36,15 @@ OHA=$(command -v oha || true)
 
 # --- The transactions, as the server saw them --------------------------------
 say "capturing the proxy's transactions (log_statement = all, $((1 + 2 * USERS)) requests)"
-log="$work/cluster/server.log"
-set_log_statement() {
-  psql_su "$PORT" "$DB" -c "ALTER SYSTEM SET log_statement = '$1'" -c "SELECT pg_reload_conf()" >/dev/null
-  sleep 0.5
-}
-set_log_statement all
-start=$(stat -c %s "$log")
+set_server_log log_statement all
+start=$log_start
 curl -fs -o /dev/null "$API/products?product_id=eq.3&select=product_id,name,price"
 while read -r t; do
   curl -fs -o /dev/null -H "Authorization: Bearer $t" "$API/orders"
   curl -fs -o /dev/null -X POST -H "Authorization: Bearer $t" -H "Content-Type: application/json" -d '{}' "$API/rpc/customer_tier"
 done <"$work/tokens.txt"
-set_log_statement none
-captured=$(python3 benches/pglog_to_pgbench.py "$log" "$start" "$work/sql")
+set_server_log log_statement none
+captured=$(python3 benches/pglog_to_pgbench.py "$work/cluster/server.log" "$start" "$work/sql")
 [ "$(sort <<<"$captured" | tr '\n' ' ')" = "orders $USERS products 1 rpc_customer_tier $USERS " ] \
   || { say "unexpected transactions in the log: $captured"; exit 1; }
 last=$(printf '%03d' "$USERS")

@@ -69,6 +69,16 @@ for _ in $(seq 1 100); do curl -fs "$API/live" >/dev/null 2>&1 && break; sleep 0
 body=$(curl -fs -H "Authorization: Bearer $token" "$API/orders")
 [ "$(printf '%s' "$body" | grep -o '"order_id"' | wc -l)" = 2 ] || { say "unexpected /orders answer: $body"; exit 1; }
 
+# set_server_log SETTING VALUE: a logging setting of the cluster, in
+# effect when this returns; $log_start is where the server log stands,
+# and server_log_since_set prints what was logged after it.
+set_server_log() {
+  psql_su "$PORT" "$DB" -c "ALTER SYSTEM SET $1 = '$2'" -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.5
+  log_start=$(stat -c %s "$work/cluster/server.log")
+}
+server_log_since_set() { tail -c +"$((log_start + 1))" "$work/cluster/server.log"; }
+
 # proxy_memory: "VmRSS / VmHWM" of the proxy, in MB.
 proxy_memory() {
   awk '/^VmRSS/ {rss = $2} /^VmHWM/ {hwm = $2} END {printf "%.0f / %.0f MB", rss / 1024, hwm / 1024}' "/proc/$proxy_pid/status"

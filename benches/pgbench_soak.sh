@@ -18,11 +18,10 @@ proxy_pid=
 SECS=${PGBENCH_SOAK_SECONDS:-300}
 RATE=${PGBENCH_SOAK_RATE:-}
 
-psql_su "$PORT" "$DB" -c "ALTER SYSTEM SET log_min_duration_statement = '250ms'" -c "SELECT pg_reload_conf()" >/dev/null
-start=$(stat -c %s "$work/cluster/server.log")
+set_server_log log_min_duration_statement 250ms
 say "pgbench, 16 clients, ${SECS}s${RATE:+ at $RATE tps}, the soak's three transactions"
 out=$("$PG_BIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$PORT" -U authenticator -c 16 -j 1 -T "$SECS" ${RATE:+-R "$RATE"} \
         -l --log-prefix="$work/pglat" $(printf -- '-f %s ' "${scripts[@]}") "$DB" 2>&1)
-slow=$(tail -c +"$((start + 1))" "$work/cluster/server.log" | grep -c 'duration: ' || true)
+slow=$(server_log_since_set | grep -c 'duration: ' || true)
 over_1s=$(cat "$work"/pglat* | awk '$3 > 1000000' | wc -l)
 echo "pgbench: $(awk '/^number of transactions actually processed/ {print $NF}' <<<"$out") transactions, $(awk '/^tps/ {printf "%.0f", $3}' <<<"$out") tps; PostgreSQL logged $slow statements over 250 ms; $over_1s transactions took over 1 s"

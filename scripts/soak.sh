@@ -26,8 +26,7 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$proxy_pid/status"; }
 
 # Where a slow answer comes from: PostgreSQL logs every statement that
 # took it over 250 ms, and its checkpoints (log_checkpoints is on).
-psql_su "$PORT" "$DB" -c "ALTER SYSTEM SET log_min_duration_statement = '250ms'" -c "SELECT pg_reload_conf()" >/dev/null
-log_start=$(stat -c %s "$work/cluster/server.log")
+set_server_log log_min_duration_statement 250ms
 
 # And whether the machine itself stalls: a process that sleeps 1 ms at a
 # time notes each wake-up over 100 ms late, once at real-time priority
@@ -85,7 +84,7 @@ metrics=$(curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics")
 not_2xx=$(awk '/^clerk_proxy_http_requests_total\{/ && !/status="2/' <<<"$metrics" | paste -sd ' ')
 # Answers that took the proxy over 1 s (its histogram), next to wrk's timeouts.
 slow=$(awk '/_duration_seconds_bucket\{le="1"\}/ {a = $NF} /_duration_seconds_bucket\{le="\+Inf"\}/ {b = $NF} END {print b - a}' <<<"$metrics")
-server_log=$(tail -c +"$((log_start + 1))" "$work/cluster/server.log")
+server_log=$(server_log_since_set)
 slow_statements=$(grep -c 'duration: ' <<<"$server_log" || true)
 checkpoints=$(grep -c 'checkpoint complete' <<<"$server_log" || true)
 mkdir -p "$(dirname "$OUT")"
