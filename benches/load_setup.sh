@@ -29,6 +29,7 @@ if [ -z "${LOAD_PROXY_BIN:-}" ]; then
   cargo build -q --release -p clerk-proxy
 fi
 
+join_cpu_group "$(basename "$0" .sh)"
 start_throwaway_cluster "$(basename "$0" .sh)" "$PORT"
 psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
 psql_su "$PORT" "$DB" -c "CREATE EXTENSION pg_clerk"

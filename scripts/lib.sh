@@ -54,4 +54,43 @@ stop_throwaway_cluster() {
   if [ -n "${proxy_pid:-}" ]; then kill -INT "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null || true; fi
   "$ROOT/scripts/cluster.sh" stop "$work/cluster" || true
   rm -rf "$work"
+  leave_cpu_group
+}
+
+# join_cpu_group NAME: this script, and all it starts from now on
+# (PostgreSQL, the proxy, the load generator), in one cpu cgroup, so the
+# kernel shares the CPUs among their tasks as one group. Why: where
+# nothing puts processes in cgroups (as on these VMs), autogroup
+# scheduling (on by default) makes every session a group with an equal
+# share of each CPU, and PostgreSQL starts each backend in a session of
+# its own. The groups' per-CPU shares lag behind tasks that move between
+# CPUs, and in a soak on 2 vCPUs backends waited up to 0.6 s for a CPU
+# (scripts/stall_probe.py: 231 run-queue waits over 50 ms in 40 s; none
+# with the tasks in one group). A task in any cgroup but the root is not
+# autogrouped. Needs root; otherwise it says so and changes nothing.
+cpu_group=""
+join_cpu_group() {
+  [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo 0)" = 1 ] || return 0
+  # Already in a cgroup of its own (systemd, a container): not autogrouped.
+  local line; line=$(grep -E '^[0-9]+:([^:]*,)?cpu(,[^:]*)?:' /proc/self/cgroup || grep '^0::' /proc/self/cgroup)
+  [ "${line##*:}" = / ] || return 0
+  local v1=/sys/fs/cgroup/cpu v2=/sys/fs/cgroup dir
+  if ! is_root; then say "autogroup scheduling is on and this is not root: PostgreSQL's backends are scheduled as groups of their own (expect a longer tail)"; return 0; fi
+  if [ -f "$v1/cpu.shares" ]; then
+    dir=$v1/pg_clerk-$1-$$; mkdir "$dir"
+    # Real-time tasks (the soak's meters) need a budget in the group.
+    [ -f "$dir/cpu.rt_runtime_us" ] && echo 100000 >"$dir/cpu.rt_runtime_us"
+  elif grep -qw cpu "$v2/cgroup.controllers" 2>/dev/null; then
+    echo +cpu >"$v2/cgroup.subtree_control"; dir=$v2/pg_clerk-$1-$$; mkdir "$dir"
+  else
+    say "autogroup scheduling is on and no cpu cgroup is available: PostgreSQL's backends are scheduled as groups of their own"; return 0
+  fi
+  echo $$ >"$dir/cgroup.procs"
+  cpu_group=$dir
+}
+leave_cpu_group() {
+  [ -n "$cpu_group" ] || return 0
+  echo $$ >"$(dirname "$cpu_group")/cgroup.procs"
+  rmdir "$cpu_group" 2>/dev/null || say "cgroup $cpu_group still has tasks; left in place"
+  cpu_group=""
 }

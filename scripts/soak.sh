@@ -43,7 +43,8 @@ printf '%s\n' "SELECT to_char(clock_timestamp(), 'HH24:MI:SS.MS'), pid, coalesce
   WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()
   AND clock_timestamp() - query_start > interval '200 ms' \\watch 0.1" \
   | psql_su "$PORT" "$DB" -At -F ' ' >"$work/waits.txt" 2>/dev/null & waits=$!
-trap 'kill "$hiccups_rt" "$hiccups" "$waits" 2>/dev/null || true; stop_throwaway_cluster' EXIT
+probe=""
+trap 'kill "$hiccups_rt" "$hiccups" "$waits" $probe 2>/dev/null || true; stop_throwaway_cluster' EXIT
 
 # Time the hypervisor took from each virtual CPU (/proc/stat, in ticks).
 steal_ticks() { awk '/^cpu[0-9]/ {printf "%s ", $9}' /proc/stat; }
@@ -52,6 +53,9 @@ steal_start=$(steal_ticks)
 say "soak: ${DURATION}s of mixed load, $CONNECTIONS connections, a sample every ${INTERVAL}s"
 LOAD_TOKENS="$work/tokens.txt" LOAD_MIX=1 wrk -t 1 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s benches/load_users.lua "$API/" >"$work/wrk.txt" &
 wrk_pid=$!
+# And who waited for a CPU when: run-queue waits of the backends, the
+# proxy's and wrk's threads, and steal per virtual CPU (soak-stalls.log).
+"${rt[@]}" python3 scripts/stall_probe.py "$work/stalls.txt" "$proxy_pid,$wrk_pid" & probe=$!
 rows=()
 started=$(date +%s)
 read -r last_n _ < <(requests_so_far)
@@ -70,7 +74,7 @@ while kill -0 "$wrk_pid" 2>/dev/null; do
   last_n=$n
 done
 wait "$wrk_pid"
-kill "$hiccups_rt" "$hiccups" "$waits" 2>/dev/null || true
+kill "$hiccups_rt" "$hiccups" "$waits" "$probe" 2>/dev/null || true
 # hiccups FILE -> "N (longest M ms)": wake-ups over 250 ms late
 hiccups() { awk '$2 > 250 {n++} $2 > m {m = $2} END {printf "%d (longest %d ms)", n, m}' "$1"; }
 steal=$(awk -v a="$steal_start" -v b="$(steal_ticks)" -v hz="$(getconf CLK_TCK)" 'BEGIN {
@@ -93,6 +97,7 @@ cp "$work/proxy.log" "$(dirname "$OUT")/soak-proxy.log"
   >"$(dirname "$OUT")/soak-postgres-slow.log"
 { echo "# wake-ups over 100 ms late, UTC time and ms late; real-time priority$rt_note"; cat "$work/hiccups-rt.txt"
   echo "# the same, as an ordinary process"; cat "$work/hiccups.txt"; } >"$(dirname "$OUT")/soak-hiccups.log"
+cp "$work/stalls.txt" "$(dirname "$OUT")/soak-stalls.log"
 grep -v '^$' "$work/waits.txt" >"$(dirname "$OUT")/soak-postgres-waits.log" || true
 waits_seen=$(awk '{print $3}' "$(dirname "$OUT")/soak-postgres-waits.log" | sort | uniq -c | sort -rn | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1}')
 slowest=$( (grep -o 'duration: [0-9.]* ms' <<<"$server_log" || true) | awk '$2 > m {m = $2} END {printf "%.0f ms", m}')
