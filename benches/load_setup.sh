@@ -9,6 +9,8 @@
 #   LOAD_DB_POOL            the proxy's db-pool (8)
 #   LOAD_PROXY_BIN          a clerk-proxy binary to measure instead of
 #                           building target/release/clerk-proxy (A/B runs)
+#   LOAD_CPU_GROUP          1 (default): everything in one cpu cgroup
+#                           (join_cpu_group in scripts/lib.sh); 0: not
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 source "$ROOT/scripts/jwt.sh"
 cd "$ROOT"

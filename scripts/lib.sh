@@ -68,8 +68,10 @@ stop_throwaway_cluster() {
 # (scripts/stall_probe.py: 231 run-queue waits over 50 ms in 40 s; none
 # with the tasks in one group). A task in any cgroup but the root is not
 # autogrouped. Needs root; otherwise it says so and changes nothing.
+# LOAD_CPU_GROUP=0 leaves the processes where they are (to compare).
 cpu_group=""
 join_cpu_group() {
+  [ "${LOAD_CPU_GROUP:-1}" = 1 ] || return 0
   [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo 0)" = 1 ] || return 0
   # Already in a cgroup of its own (systemd, a container): not autogrouped.
   local line; line=$(grep -E '^[0-9]+:([^:]*,)?cpu(,[^:]*)?:' /proc/self/cgroup || grep '^0::' /proc/self/cgroup)
