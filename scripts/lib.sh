@@ -65,9 +65,10 @@ stop_throwaway_cluster() {
 # share of each CPU, and PostgreSQL starts each backend in a session of
 # its own. The groups' per-CPU shares lag behind tasks that move between
 # CPUs, and in a soak on 2 vCPUs backends waited up to 0.6 s for a CPU
-# (scripts/stall_probe.py: 231 run-queue waits over 50 ms in 40 s; none
-# with the tasks in one group). A task in any cgroup but the root is not
-# autogrouped. Needs root; otherwise it says so and changes nothing.
+# (scripts/stall_probe.py: 231 run-queue waits over 50 ms in 40 s, the
+# longest 581 ms; 1 of 98 ms with the tasks in one group). A task in any
+# cgroup but the root is not autogrouped. Needs root and a writable cpu
+# cgroup; otherwise it says so and changes nothing.
 # LOAD_CPU_GROUP=0 leaves the processes where they are (to compare).
 cpu_group=""
 join_cpu_group() {
@@ -76,23 +77,27 @@ join_cpu_group() {
   # Already in a cgroup of its own (systemd, a container): not autogrouped.
   local line; line=$(grep -E '^[0-9]+:([^:]*,)?cpu(,[^:]*)?:' /proc/self/cgroup || grep '^0::' /proc/self/cgroup)
   [ "${line##*:}" = / ] || return 0
-  local v1=/sys/fs/cgroup/cpu v2=/sys/fs/cgroup dir
-  if ! is_root; then say "autogroup scheduling is on and this is not root: PostgreSQL's backends are scheduled as groups of their own (expect a longer tail)"; return 0; fi
-  if [ -f "$v1/cpu.shares" ]; then
-    dir=$v1/pg_clerk-$1-$$; mkdir "$dir"
-    # Real-time tasks (the soak's meters) need a budget in the group.
-    [ -f "$dir/cpu.rt_runtime_us" ] && echo 100000 >"$dir/cpu.rt_runtime_us"
-  elif grep -qw cpu "$v2/cgroup.controllers" 2>/dev/null; then
-    echo +cpu >"$v2/cgroup.subtree_control"; dir=$v2/pg_clerk-$1-$$; mkdir "$dir"
-  else
-    say "autogroup scheduling is on and no cpu cgroup is available: PostgreSQL's backends are scheduled as groups of their own"; return 0
+  local v1=/sys/fs/cgroup/cpu v2=/sys/fs/cgroup dir=""
+  if ! is_root; then :
+  elif [ -f "$v1/cpu.shares" ]; then dir=$v1/pg_clerk-$1-$$
+  elif grep -qw cpu "$v2/cgroup.controllers" 2>/dev/null && echo +cpu 2>/dev/null >"$v2/cgroup.subtree_control"; then
+    dir=$v2/pg_clerk-$1-$$
   fi
-  echo $$ >"$dir/cgroup.procs"
+  if [ -z "$dir" ] || ! mkdir "$dir" 2>/dev/null; then
+    say "autogroup scheduling is on and no cpu cgroup can be made (needs root): PostgreSQL's backends are scheduled as groups of their own (expect a longer tail)"
+    return 0
+  fi
   cpu_group=$dir
+  trap leave_cpu_group EXIT
+  # Real-time tasks (the soak's meters) need a budget in a v1 group: half
+  # of each second, so starting them (python at real-time priority) is
+  # not throttled (a 100 ms budget delayed a meter by 565 ms).
+  if [ -f "$dir/cpu.rt_runtime_us" ]; then echo 500000 >"$dir/cpu.rt_runtime_us" || true; fi
+  echo $$ >"$dir/cgroup.procs" || { say "could not join $dir"; leave_cpu_group; }
 }
 leave_cpu_group() {
   [ -n "$cpu_group" ] || return 0
-  echo $$ >"$(dirname "$cpu_group")/cgroup.procs"
+  echo $$ 2>/dev/null >"$(dirname "$cpu_group")/cgroup.procs" || true
   rmdir "$cpu_group" 2>/dev/null || say "cgroup $cpu_group still has tasks; left in place"
   cpu_group=""
 }
