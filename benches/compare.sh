@@ -37,7 +37,9 @@ say "$ROUNDS rounds: closed loop at $CONNECTIONS connections, open loop at $RATE
 echo "| round | binary | closed-loop req/s | proxy CPU µs / request | context switches / request | open-loop p50 | p99 | p99.9 |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|"
 for round in $(seq 1 "$ROUNDS"); do
-  for side in old new; do
+  # Which goes first alternates, so neither always runs on a warmer cluster.
+  sides="old new"; [ $((round % 2)) = 0 ] && sides="new old"
+  for side in $sides; do
     if [ $side = old ]; then pid=$proxy_pid port=$API_PORT bin=$old_bin; else pid=$new_pid port=$((API_PORT + 10)) bin=$new_bin; fi
     t0=$(cpu_ticks "$pid") s0=$(switches "$pid")
     out=$(wrk -t1 -c "$CONNECTIONS" -d "${SECS}s" -s benches/load_users.lua "http://127.0.0.1:$port/orders")

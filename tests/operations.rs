@@ -5,7 +5,7 @@
 //! on a small database of its own (`clerk_ops`), so counters are exact.
 
 use clerk_jwt::test_keys::{now, sign_hs256};
-use pg_clerk_e2e::{admin_execute, fresh_database, free_port, http, metric_sample, raw_http, start_proxy, Running};
+use pg_clerk_e2e::{admin_execute, admin_query_in, fresh_database, free_port, http, metric_sample, raw_http, start_proxy, Running};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -22,8 +22,10 @@ fn ops_dsn() -> &'static str {
              INSERT INTO items VALUES (1, 'one'), (2, 'two');
              GRANT SELECT, INSERT ON items TO anon, authenticated;
              CREATE FUNCTION slow(ms int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(ms / 1000.0); RETURN ms; END $$;
+             CREATE FUNCTION slow_insert(id int, ms int) RETURNS int LANGUAGE plpgsql AS
+               $$ BEGIN INSERT INTO items VALUES (id, 'slow'); PERFORM pg_sleep(ms / 1000.0); RETURN id; END $$;
              CREATE FUNCTION backend_pid() RETURNS int LANGUAGE sql AS 'SELECT pg_backend_pid()';
-             GRANT EXECUTE ON FUNCTION slow(int), backend_pid() TO anon, authenticated;",
+             GRANT EXECUTE ON FUNCTION slow(int), slow_insert(int, int), backend_pid() TO anon, authenticated;",
         )
     })
 }
@@ -230,7 +232,7 @@ fn sigterm_lets_the_request_in_flight_finish_refuses_new_connections_and_exits_0
 }
 
 #[test]
-fn sigterm_ends_a_request_still_running_when_the_grace_period_is_over_and_says_so() {
+fn sigterm_cancels_a_request_still_running_when_the_grace_period_is_over_and_says_so() {
     let (mut proxy, port, _) = proxy("server-shutdown-grace = 1\nlog-level = \"warn\"");
     let cut = std::thread::spawn(move || raw_http(port, b"GET /rpc/slow?ms=4000 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
     std::thread::sleep(Duration::from_millis(500));
@@ -238,10 +240,44 @@ fn sigterm_ends_a_request_still_running_when_the_grace_period_is_over_and_says_s
     assert_eq!(wait_for_exit(&mut proxy, signalled, Duration::from_secs(3)), Some(0));
     let waited = signalled.elapsed();
     assert!(waited >= Duration::from_millis(900), "exited before the grace period was over: {waited:?}");
-    assert_eq!(cut.join().unwrap(), None, "the request still running gets no answer: the connection closes");
+    let (status, _, body) = cut.join().unwrap().expect("the cancelled request is answered");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, body["message"].as_str()), (503, Some("The server is shutting down")), "{body}");
+    assert!(body["details"].as_str().unwrap().contains("cancelled and its transaction rolled back"), "{body}");
     let mut log = String::new();
     std::io::Read::read_to_string(&mut proxy.0.stderr.take().unwrap(), &mut log).unwrap();
-    assert!(log.contains("grace period over, 1 requests cut"), "{log}");
+    assert!(log.contains("grace period over with 1 requests running: 1 statements cancelled (rolled back), 0 requests cut"), "{log}");
+}
+
+/// Without the cancel, the COMMIT pipelined behind the statement would
+/// run once the statement ends, after the proxy is gone, and keep the row.
+#[test]
+fn writes_still_running_or_waiting_for_a_connection_when_the_grace_period_is_over_are_rolled_back() {
+    let (mut proxy, port, _) = proxy("server-shutdown-grace = 1\ndb-pool = 1\nlog-level = \"warn\"");
+    let insert = |id: u32| {
+        let body = format!(r#"{{"id": {id}, "ms": 3000}}"#);
+        let request = format!(
+            "POST /rpc/slow_insert HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        std::thread::spawn(move || raw_http(port, request.as_bytes()))
+    };
+    let sent = Instant::now();
+    let running = insert(90);
+    std::thread::sleep(Duration::from_millis(200));
+    let waiting = insert(91); // the one connection is busy: it waits for it
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = sigterm(&proxy);
+    assert_eq!(wait_for_exit(&mut proxy, signalled, Duration::from_secs(4)), Some(0));
+    for (request, what) in [(running, "cancelled and its transaction rolled back"), (waiting, "had not reached the database")] {
+        let (status, _, body) = request.join().unwrap().expect("answered");
+        let body = String::from_utf8(body).unwrap();
+        assert!(status == 503 && body.contains(what), "{status} {body}");
+    }
+    // Past the moment the function would have returned and its COMMIT run.
+    std::thread::sleep(Duration::from_millis(4000).saturating_sub(sent.elapsed()));
+    let rows: i64 = admin_query_in("clerk_ops", "SELECT count(*) FROM items WHERE id IN (90, 91)")[0].get(0);
+    assert_eq!(rows, 0, "a write cut at the end of the grace period committed");
 }
 
 fn sigterm(proxy: &Running) -> Instant {

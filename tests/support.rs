@@ -30,11 +30,20 @@ pub fn api_admin_dsn() -> String {
 
 /// Runs one statement on the API database as its owner.
 pub fn admin_query(sql: &str) -> Vec<tokio_postgres::Row> {
+    query_as(&api_admin_dsn(), sql)
+}
+
+/// Runs one statement on the API test cluster's database `db`, as its owner.
+pub fn admin_query_in(db: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+    query_as(&with_dbname(&api_admin_dsn(), db), sql)
+}
+
+fn query_as(dsn: &str, sql: &str) -> Vec<tokio_postgres::Row> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let (db, connection) = tokio_postgres::connect(&api_admin_dsn(), tokio_postgres::NoTls).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
-        db.query(sql, &[]).await.unwrap()
+        client.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
     })
 }
 

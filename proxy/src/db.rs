@@ -8,11 +8,13 @@ use crate::response::ApiError;
 use crate::schema::{self, SchemaCache};
 use crate::sql::Statement;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{CancelToken, Client, NoTls};
 
 /// What the transaction exposes to SQL as `request.*` settings.
 pub struct RequestContext<'a> {
@@ -37,6 +39,12 @@ pub struct Pool {
     /// Drives the start-up schema read, the schema listener and the
     /// metadata sync.
     runtime: BackgroundRuntime,
+    /// The cancel keys of the connections lent to requests, by connection
+    /// id, for `cancel_lent` at the end of the shutdown grace period.
+    lent: Mutex<HashMap<u64, Arc<CancelToken>>>,
+    next_conn_id: AtomicU64,
+    /// Set by `cancel_lent`: a cancelled statement then answers 503.
+    cancelling: AtomicBool,
 }
 
 /// A runtime that may be dropped anywhere: the pool goes with the last
@@ -101,6 +109,9 @@ impl Pool {
             options,
             probe: tokio::sync::Mutex::new(None),
             runtime: BackgroundRuntime(Some(runtime)),
+            lent: Mutex::new(HashMap::new()),
+            next_conn_id: AtomicU64::new(0),
+            cancelling: AtomicBool::new(false),
         })
     }
 
@@ -140,6 +151,10 @@ impl Pool {
                     .expect("the semaphore is never closed")
             }
         };
+        // Past the grace period nothing new starts (cancel_lent would miss it).
+        if self.cancelling.load(Ordering::Relaxed) {
+            return Err(ApiError::shutting_down("the request had not reached the database when server-shutdown-grace ran out; retry it"));
+        }
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
             std::iter::from_fn(|| idle.pop()).find(|c| !c.client.is_closed())
@@ -149,10 +164,36 @@ impl Pool {
             None => {
                 let client = self.connect().await.map_err(|e| ApiError::unavailable("Could not connect to the database", &e.to_string()))?;
                 metrics::count(&metrics::DB_CONNECTIONS_OPENED);
-                Conn::new(client)
+                Conn::new(client, self.next_conn_id.fetch_add(1, Ordering::Relaxed))
             }
         };
+        self.lent.lock().unwrap_or_else(|p| p.into_inner()).insert(client.id, client.cancel.clone());
         Ok(Pooled { client: Some(client), pool: self, clean: false, _permit: permit })
+    }
+
+    /// At the end of the shutdown grace period: asks PostgreSQL to cancel
+    /// the statement running on each connection lent to a request. A cut
+    /// write then fails, and the COMMIT pipelined behind it rolls back,
+    /// instead of committing after the proxy is gone. Each cancel request
+    /// (a connection of its own) gets `timeout`; returns how many were sent.
+    pub fn cancel_lent(&self, timeout: Duration) -> usize {
+        self.cancelling.store(true, Ordering::Relaxed);
+        let keys: Vec<Arc<CancelToken>> = self.lent.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        self.runtime.block_on(async {
+            let sent = keys.iter().map(|key| tokio::time::timeout(timeout, key.cancel_query(NoTls)));
+            futures_util::future::join_all(sent).await.into_iter().filter(|r| matches!(r, Ok(Ok(())))).count()
+        })
+    }
+
+    /// A request's database error as an answer; a statement cancelled by
+    /// `cancel_lent` is a 503 that says what happened to it.
+    fn api_error(&self, e: &tokio_postgres::Error, anonymous: bool) -> ApiError {
+        if self.cancelling.load(Ordering::Relaxed) && e.code() == Some(&SqlState::QUERY_CANCELED) {
+            return ApiError::shutting_down(
+                "the request was still running when server-shutdown-grace ran out: its statement was cancelled and its transaction rolled back; retry it",
+            );
+        }
+        ApiError::from_db(e, anonymous)
     }
 
     /// The connection settings and runtime, for workers that keep their own
@@ -291,7 +332,7 @@ impl Pool {
                 }
             },
         );
-        let db_error = |e: tokio_postgres::Error| ApiError::from_db(&e, anonymous);
+        let db_error = |e: tokio_postgres::Error| self.api_error(&e, anonymous);
         let outcome = (|| {
             begun.map_err(db_error)?;
             set_up.map_err(db_error)?;
@@ -447,6 +488,9 @@ pub struct Outcome {
 /// A pooled connection and the statements prepared on it.
 struct Conn {
     client: Client,
+    /// Pool-wide, for `Pool::lent`.
+    id: u64,
+    cancel: Arc<CancelToken>,
     /// None: preparing it failed (it then runs unprepared, and the error,
     /// if it is the statement's own, comes from that run).
     prepared: HashMap<String, Option<tokio_postgres::Statement>>,
@@ -457,8 +501,9 @@ struct Conn {
 const PREPARED_PER_CONNECTION: usize = 256;
 
 impl Conn {
-    fn new(client: Client) -> Conn {
-        Conn { client, prepared: HashMap::new() }
+    fn new(client: Client, id: u64) -> Conn {
+        let cancel = Arc::new(client.cancel_token());
+        Conn { client, id, cancel, prepared: HashMap::new() }
     }
 
     /// `sql` (with `params` text parameters) prepared on this connection.
@@ -507,6 +552,7 @@ struct Pooled<'a> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
+            self.pool.lent.lock().unwrap_or_else(|p| p.into_inner()).remove(&client.id);
             if self.clean && !client.client.is_closed() {
                 self.pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
             }

@@ -125,11 +125,12 @@ impl Drop for InFlightGuard {
 
 /// Pingora's signal handling (SIGTERM graceful, SIGINT fast, SIGQUIT
 /// upgrade), plus: on SIGTERM, exit as soon as no request is in flight
-/// instead of always sleeping the whole grace period. Pingora stops
-/// accepting connections when this returns; it ends the process itself
-/// once `server-shutdown-grace` has passed, cutting what is still running.
+/// instead of always sleeping the whole grace period, and cancel the
+/// statements still running when it is over. Pingora stops accepting
+/// connections when this returns; its own stop, later, is the fallback.
 struct ShutdownWhenDrained {
     grace: Duration,
+    state: Arc<api::State>,
 }
 
 #[async_trait]
@@ -137,25 +138,40 @@ impl ShutdownSignalWatch for ShutdownWhenDrained {
     async fn recv(&self) -> ShutdownSignal {
         let signal = UnixShutdownSignalWatch.recv().await;
         if let ShutdownSignal::GracefulTerminate = signal {
-            let grace = self.grace;
+            let (grace, state) = (self.grace, self.state.clone());
             log::info!("SIGTERM: no new connections; waiting up to {}s for requests in flight", grace.as_secs());
-            std::thread::spawn(move || exit_when_drained(grace));
+            std::thread::spawn(move || exit_when_drained(grace, &state));
         }
         signal
     }
 }
 
-fn exit_when_drained(grace: Duration) {
+/// How long the requests whose statements were cancelled get to answer
+/// (503) before the process exits.
+const CANCELLED_ANSWER_WAIT: Duration = Duration::from_secs(1);
+
+fn exit_when_drained(grace: Duration, state: &api::State) {
+    let in_flight = || metrics::REQUESTS_IN_FLIGHT.load(Ordering::Relaxed);
+    let wait_until_drained = |deadline: Instant| {
+        while in_flight() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
     let deadline = Instant::now() + grace;
     // A connection accepted just before the signal gets its request read.
     std::thread::sleep(Duration::from_millis(200).min(grace));
-    while metrics::REQUESTS_IN_FLIGHT.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+    wait_until_drained(deadline);
+    let running = in_flight();
+    if running == 0 {
+        log::info!("shutdown: no request in flight, exiting");
+        std::process::exit(0);
     }
-    match metrics::REQUESTS_IN_FLIGHT.load(Ordering::Relaxed) {
-        0 => log::info!("shutdown: no request in flight, exiting"),
-        n => log::warn!("shutdown: grace period over, {n} requests cut"),
-    }
+    let cancelled = state.pool.cancel_lent(Duration::from_millis(500));
+    wait_until_drained(Instant::now() + CANCELLED_ANSWER_WAIT);
+    log::warn!(
+        "shutdown: grace period over with {running} requests running: {cancelled} statements cancelled (rolled back), {} requests cut",
+        in_flight()
+    );
     std::process::exit(0);
 }
 
@@ -253,10 +269,10 @@ fn run(config: &Config, state: Arc<api::State>) -> ExitCode {
     let conf = ServerConf {
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         // SIGTERM: stop accepting at once; requests in flight have
-        // `server-shutdown-grace` seconds, then ShutdownWhenDrained exits
-        // (sooner once they are done), saying how many it cut. Pingora's
-        // own stop, a second later, is only the fallback.
-        grace_period_seconds: Some(grace + 1),
+        // `server-shutdown-grace` seconds, then ShutdownWhenDrained cancels
+        // their statements and exits within 1.5 s (sooner once they are
+        // done), saying what it cut. Pingora's own stop is the fallback.
+        grace_period_seconds: Some(grace + 3),
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
@@ -268,12 +284,12 @@ fn run(config: &Config, state: Arc<api::State>) -> ExitCode {
         admin.add_tcp(&std::net::SocketAddr::new(config.server_host, port).to_string());
         server.add_service(admin);
     }
-    let mut api = Service::new("clerk-proxy api".to_owned(), Counted(Arc::new(ProxyApp { state, admin: false, max_body })));
+    let mut api = Service::new("clerk-proxy api".to_owned(), Counted(Arc::new(ProxyApp { state: state.clone(), admin: false, max_body })));
     let addr = std::net::SocketAddr::new(config.server_host, config.server_port);
     api.add_tcp(&addr.to_string());
     server.add_service(api);
     eprintln!("clerk-proxy {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
-    server.run(RunArgs { shutdown_signal: Box::new(ShutdownWhenDrained { grace: Duration::from_secs(grace) }) });
+    server.run(RunArgs { shutdown_signal: Box::new(ShutdownWhenDrained { grace: Duration::from_secs(grace), state }) });
     // As Pingora's run_forever: exit here, without waiting for the
     // database runtime's background work.
     std::process::exit(0)
