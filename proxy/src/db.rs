@@ -151,10 +151,6 @@ impl Pool {
                     .expect("the semaphore is never closed")
             }
         };
-        // Past the grace period nothing new starts (cancel_lent would miss it).
-        if self.cancelling.load(Ordering::Relaxed) {
-            return Err(ApiError::shutting_down("the request had not reached the database when server-shutdown-grace ran out; retry it"));
-        }
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
             std::iter::from_fn(|| idle.pop()).find(|c| !c.client.is_closed())
@@ -167,7 +163,15 @@ impl Pool {
                 Conn::new(client, self.next_conn_id.fetch_add(1, Ordering::Relaxed))
             }
         };
-        self.lent.lock().unwrap_or_else(|p| p.into_inner()).insert(client.id, client.cancel.clone());
+        {
+            // Past the grace period nothing new starts: checked under the
+            // lock `cancel_lent` takes, so no connection escapes its cancel.
+            let mut lent = self.lent.lock().unwrap_or_else(|p| p.into_inner());
+            if self.cancelling.load(Ordering::Relaxed) {
+                return Err(ApiError::shutting_down("the request had not reached the database when server-shutdown-grace ran out; retry it"));
+            }
+            lent.insert(client.id, client.cancel.clone());
+        }
         Ok(Pooled { client: Some(client), pool: self, clean: false, _permit: permit })
     }
 
@@ -177,8 +181,11 @@ impl Pool {
     /// instead of committing after the proxy is gone. Each cancel request
     /// (a connection of its own) gets `timeout`; returns how many were sent.
     pub fn cancel_lent(&self, timeout: Duration) -> usize {
-        self.cancelling.store(true, Ordering::Relaxed);
-        let keys: Vec<Arc<CancelToken>> = self.lent.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let keys: Vec<Arc<CancelToken>> = {
+            let lent = self.lent.lock().unwrap_or_else(|p| p.into_inner());
+            self.cancelling.store(true, Ordering::Relaxed);
+            lent.values().cloned().collect()
+        };
         self.runtime.block_on(async {
             let sent = keys.iter().map(|key| tokio::time::timeout(timeout, key.cancel_query(NoTls)));
             futures_util::future::join_all(sent).await.into_iter().filter(|r| matches!(r, Ok(Ok(())))).count()
