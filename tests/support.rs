@@ -39,12 +39,17 @@ pub fn admin_query_in(db: &str, sql: &str) -> Vec<tokio_postgres::Row> {
 }
 
 fn query_as(dsn: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+    let (runtime, client) = client_for(dsn);
+    runtime.block_on(client.query(sql, &[])).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A connection to `dsn` and the runtime that drives it, for one-off
+/// statements from a test's own thread.
+fn client_for(dsn: &str) -> (tokio::runtime::Runtime, tokio_postgres::Client) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
-    })
+    let (client, connection) = runtime.block_on(tokio_postgres::connect(dsn, tokio_postgres::NoTls)).unwrap();
+    runtime.spawn(connection);
+    (runtime, client)
 }
 
 /// `dsn` (key=value form) with another `dbname`.
@@ -87,12 +92,8 @@ pub fn fresh_api_database(name: &str) -> String {
 /// cluster, with the simple query protocol (so `CREATE DATABASE` and
 /// several statements work).
 pub fn admin_execute(db: &str, sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&with_dbname(&api_admin_dsn(), db), tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    })
+    let (runtime, client) = client_for(&with_dbname(&api_admin_dsn(), db));
+    runtime.block_on(client.batch_execute(sql)).unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// A new, empty database `name` in the test cluster (a leftover of an

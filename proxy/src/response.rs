@@ -61,16 +61,16 @@ impl ApiError {
         }
     }
 
-    /// PostgREST's answer when no pooled connection frees up within
-    /// `db-pool-acquisition-timeout`.
-    /// 503 (PostgREST answers 504 here; a busy pool is the service being
-    /// unavailable, not an upstream timing out, and retrying clients and
-    /// load balancers treat 503 as "try again").
     /// 503 for a request the shutdown ended (see `Pool::cancel_lent`).
     pub fn shutting_down(details: &str) -> ApiError {
         ApiError::unavailable("The server is shutting down", details)
     }
 
+    /// PostgREST's answer when no pooled connection frees up within
+    /// `db-pool-acquisition-timeout`.
+    /// 503 (PostgREST answers 504 here; a busy pool is the service being
+    /// unavailable, not an upstream timing out, and retrying clients and
+    /// load balancers treat 503 as "try again").
     pub fn pool_timeout(waited_secs: u64) -> ApiError {
         ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
