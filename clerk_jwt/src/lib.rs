@@ -101,18 +101,19 @@ impl KeySet {
         self.keys.len()
     }
 
-    /// The key for a token header: by `kid` when it has one, else the only
-    /// key for its algorithm.
+    /// The key for a token header: by `kid` when it has one; else, or when
+    /// no key has that id, the only key for its algorithm that has no id (a
+    /// PEM key, which stands for the instance whatever `kid` its tokens
+    /// carry: Clerk's always carry one).
     fn find(&self, alg: Algorithm, kid: Option<&str>) -> Result<&Key, TokenError> {
-        let mut candidates = self.keys.iter().filter(|k| k.alg == alg);
-        match kid {
-            Some(kid) => {
-                candidates.find(|k| k.kid.as_deref() == Some(kid)).ok_or_else(|| TokenError::UnknownKey(Some(kid.into())))
-            }
-            None => match (candidates.next(), candidates.next()) {
-                (Some(only), None) => Ok(only),
-                _ => Err(TokenError::UnknownKey(None)),
-            },
+        let candidates = || self.keys.iter().filter(move |k| k.alg == alg);
+        if let Some(key) = kid.and_then(|kid| candidates().find(|k| k.kid.as_deref() == Some(kid))) {
+            return Ok(key);
+        }
+        let mut unnamed = candidates().filter(|k| k.kid.is_none() || kid.is_none());
+        match (unnamed.next(), unnamed.next()) {
+            (Some(only), None) => Ok(only),
+            _ => Err(TokenError::UnknownKey(kid.map(str::to_owned))),
         }
     }
 
@@ -122,17 +123,41 @@ impl KeySet {
 }
 
 /// What a valid token must also satisfy.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Rules {
     /// Required `iss` (your Clerk Frontend API URL).
     pub issuer: Option<String>,
-    /// Required `aud` (Clerk session tokens have none; JWT templates may).
+    /// Required `aud`. Unset: session tokens must have none (JWT templates
+    /// may carry any when `accept_jwt_templates`).
     pub audience: Option<String>,
     /// Accepted `azp` origins; empty accepts any. As in Clerk's SDKs, a
-    /// token without `azp` is accepted.
+    /// token without `azp` is accepted; one that is not a string is not.
     pub authorized_parties: Vec<String>,
-    /// Leeway on `exp` and `nbf`.
+    /// Leeway on `exp`, `nbf` and `iat`.
     pub clock_skew_secs: u64,
+    /// Accept tokens of Clerk JWT templates too. Otherwise only session
+    /// tokens: a `sid`, and no `aud` unless `audience` asks for one. The
+    /// instance signs both with the same keys.
+    pub accept_jwt_templates: bool,
+    /// Longest accepted lifetime, `exp - iat`, in seconds (Clerk's session
+    /// tokens live 60 s).
+    pub max_lifetime_secs: u64,
+}
+
+/// `Rules::max_lifetime_secs` by default.
+pub const DEFAULT_MAX_LIFETIME_SECS: u64 = 3600;
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            issuer: None,
+            audience: None,
+            authorized_parties: Vec::new(),
+            clock_skew_secs: 0,
+            accept_jwt_templates: false,
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
+        }
+    }
 }
 
 pub struct Verifier {
@@ -158,6 +183,14 @@ pub enum TokenError {
     UnauthorizedParty(String),
     PendingSession,
     InvalidClaims(String),
+    /// A header `typ` other than `JWT` (e.g. `at+jwt`, an OAuth access token).
+    WrongType(String),
+    /// A header `crit`: extensions that must be understood, and none are.
+    CriticalExtension(String),
+    /// Not a session token (no `sid`, or an `aud`), and JWT templates are not accepted.
+    NotASessionToken(&'static str),
+    /// `exp - iat` beyond `Rules::max_lifetime_secs`.
+    TooLongLived { lifetime: i64, limit: u64 },
 }
 
 impl TokenError {
@@ -173,6 +206,8 @@ impl TokenError {
                 | TokenError::UnauthorizedParty(_)
                 | TokenError::PendingSession
                 | TokenError::InvalidClaims(_)
+                | TokenError::NotASessionToken(_)
+                | TokenError::TooLongLived { .. }
         )
     }
 }
@@ -193,6 +228,14 @@ impl fmt::Display for TokenError {
             TokenError::UnauthorizedParty(azp) => write!(f, "token azp \"{azp}\" is not an authorized party"),
             TokenError::PendingSession => write!(f, "token belongs to a pending session (sts: pending)"),
             TokenError::InvalidClaims(why) => write!(f, "token claims are invalid: {why}"),
+            TokenError::WrongType(typ) => write!(f, "token type {typ} is not accepted: only JWT session tokens are"),
+            TokenError::CriticalExtension(crit) => write!(f, "token header names critical extensions {crit}, which are not supported"),
+            TokenError::NotASessionToken(why) => {
+                write!(f, "token is not a Clerk session token: {why} (JWT-template tokens need clerk-accept-jwt-templates)")
+            }
+            TokenError::TooLongLived { lifetime, limit } => {
+                write!(f, "token lifetime (exp - iat) is {lifetime} s; the limit is {limit} s (clerk-max-token-lifetime)")
+            }
         }
     }
 }
@@ -221,6 +264,14 @@ impl Verifier {
             return Err(TokenError::TooLarge(token.len()));
         }
         let header = read_header(token)?;
+        match header.get("typ") {
+            None => {}
+            Some(Value::String(typ)) if typ.eq_ignore_ascii_case("JWT") => {}
+            Some(other) => return Err(TokenError::WrongType(other.to_string())),
+        }
+        if let Some(crit) = header.get("crit") {
+            return Err(TokenError::CriticalExtension(crit.to_string()));
+        }
         let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
         let alg = match alg_name {
             "RS256" => Algorithm::RS256,
@@ -254,9 +305,23 @@ impl Verifier {
             })?
             .claims;
 
-        if let (false, Some(azp)) = (self.rules.authorized_parties.is_empty(), claims.get("azp").and_then(Value::as_str)) {
-            if !self.rules.authorized_parties.iter().any(|p| p == azp) {
-                return Err(TokenError::UnauthorizedParty(azp.to_owned()));
+        self.check_times(&claims)?;
+        match claims.get("azp") {
+            None => {}
+            Some(Value::String(azp)) => {
+                if !self.rules.authorized_parties.is_empty() && !self.rules.authorized_parties.iter().any(|p| p == azp) {
+                    return Err(TokenError::UnauthorizedParty(azp.to_owned()));
+                }
+            }
+            // Clerk's SDKs skip the check for a non-string azp: fail closed.
+            Some(other) => return Err(TokenError::UnauthorizedParty(other.to_string())),
+        }
+        if !self.rules.accept_jwt_templates {
+            if !matches!(claims.get("sid"), Some(Value::String(sid)) if !sid.is_empty()) {
+                return Err(TokenError::NotASessionToken("it has no sid"));
+            }
+            if self.rules.audience.is_none() && claims.contains_key("aud") {
+                return Err(TokenError::NotASessionToken("it has an aud"));
             }
         }
         if claims.get("sts").and_then(Value::as_str) == Some("pending") {
@@ -267,15 +332,48 @@ impl Verifier {
             _ => Err(TokenError::InvalidClaims("\"sub\" is missing".into())),
         }
     }
+
+    /// `exp`, `nbf` and `iat` against the clock, with the skew as leeway:
+    /// expired from `exp + skew` on (RFC 7519: "on or after"), not valid
+    /// before `nbf - skew`, not issued after `now + skew`, and living at
+    /// most `max_lifetime_secs`.
+    fn check_times(&self, claims: &Claims) -> Result<(), TokenError> {
+        let skew = self.rules.clock_skew_secs as f64;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let time = |name: &str| -> Result<Option<f64>, TokenError> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(Value::Number(n)) => Ok(n.as_f64()),
+                Some(_) => Err(TokenError::InvalidClaims(format!("\"{name}\" is not a number"))),
+            }
+        };
+        let exp = time("exp")?.ok_or_else(|| TokenError::InvalidClaims("\"exp\" is missing".into()))?;
+        let iat = time("iat")?.ok_or_else(|| TokenError::InvalidClaims("\"iat\" is missing".into()))?;
+        if now >= exp + skew {
+            return Err(TokenError::Expired);
+        }
+        if time("nbf")?.is_some_and(|nbf| nbf > now + skew) {
+            return Err(TokenError::NotYetValid);
+        }
+        if iat > now + skew {
+            return Err(TokenError::InvalidClaims("\"iat\" is in the future".into()));
+        }
+        let lifetime = exp - iat;
+        if lifetime > self.rules.max_lifetime_secs as f64 {
+            return Err(TokenError::TooLongLived { lifetime: lifetime as i64, limit: self.rules.max_lifetime_secs });
+        }
+        Ok(())
+    }
 }
 
-/// What jsonwebtoken checks besides the signature: only `alg`, `exp`
-/// required, `nbf` when present, `iss`/`aud` when configured, with the
-/// clock skew as leeway.
+/// What jsonwebtoken checks besides the signature: `alg`, `exp` present,
+/// `iss`/`aud` when configured.
 fn validation(alg: Algorithm, rules: &Rules) -> Validation {
     let mut validation = Validation::new(alg);
-    validation.leeway = rules.clock_skew_secs;
-    validation.validate_nbf = true;
+    // Times are checked by `check_times`, exactly (jsonwebtoken accepts
+    // `exp` up to skew + 1 s).
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     let mut required = vec!["exp"];
     if let Some(iss) = &rules.issuer {
         validation.set_issuer(&[iss]);
@@ -448,6 +546,77 @@ mod tests {
         assert!(v.verify(&sign(&claims(json!({"aud": "api"})))).is_ok());
         assert_eq!(v.verify(&sign(&claims(json!({"aud": "other"})))).unwrap_err(), TokenError::WrongAudience);
         assert_eq!(v.verify(&sign(&claims(json!({})))).unwrap_err(), TokenError::WrongAudience);
+    }
+
+    /// A token with the given header, signed with the test key.
+    fn sign_header(header: Value, claims: &Value) -> String {
+        use jsonwebtoken::crypto::sign as raw_sign;
+        let input = format!("{}.{}", b64(&header), b64(claims));
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).unwrap();
+        format!("{input}.{}", raw_sign(input.as_bytes(), &key, Algorithm::RS256).unwrap())
+    }
+
+    #[test]
+    fn pem_keys_match_any_kid_as_clerk_tokens_always_have_one() {
+        let v = Verifier::new(KeySet::from_pem(PUBLIC_PEM).unwrap(), rules());
+        assert!(v.verify(&sign_with(&claims(json!({})), Some("ins_2abc"))).is_ok());
+    }
+
+    #[test]
+    fn header_typ_and_crit() {
+        let v = verifier();
+        for ok in ["JWT", "jwt"] {
+            assert!(v.verify(&sign_header(json!({"alg": "RS256", "kid": KID, "typ": ok}), &claims(json!({})))).is_ok(), "{ok}");
+        }
+        assert!(v.verify(&sign_header(json!({"alg": "RS256", "kid": KID}), &claims(json!({})))).is_ok());
+        for bad in ["at+jwt", "JOSE", "JWT "] {
+            let t = sign_header(json!({"alg": "RS256", "kid": KID, "typ": bad}), &claims(json!({})));
+            assert_eq!(v.verify(&t).unwrap_err(), TokenError::WrongType(format!("\"{bad}\"")));
+        }
+        let t = sign_header(json!({"alg": "RS256", "kid": KID, "crit": ["x-ext"], "x-ext": 1}), &claims(json!({})));
+        assert!(matches!(v.verify(&t).unwrap_err(), TokenError::CriticalExtension(_)));
+    }
+
+    #[test]
+    fn azp_that_is_not_a_string_is_refused() {
+        let t = sign(&claims(json!({"azp": ["https://evil.example"]})));
+        assert!(matches!(verifier().verify(&t).unwrap_err(), TokenError::UnauthorizedParty(_)));
+        let open = Verifier::new(KeySet::from_jwks(JWKS).unwrap(), Rules { authorized_parties: vec![], ..rules() });
+        assert!(matches!(open.verify(&sign(&claims(json!({"azp": 7})))).unwrap_err(), TokenError::UnauthorizedParty(_)));
+        let no_azp = claims(json!({}));
+        let mut no_azp = no_azp.as_object().unwrap().clone();
+        no_azp.remove("azp");
+        assert!(verifier().verify(&sign(&Value::Object(no_azp))).is_ok());
+    }
+
+    #[test]
+    fn session_tokens_only_unless_templates_are_accepted() {
+        let v = verifier();
+        let mut template = claims(json!({"aud": "supabase", "exp": now() + 365 * 86_400, "metadata": {"role": "admin"}}));
+        template.as_object_mut().unwrap().remove("sid");
+        assert!(matches!(v.verify(&sign(&template)).unwrap_err(), TokenError::TooLongLived { .. }));
+        let mut no_sid = claims(json!({}));
+        no_sid.as_object_mut().unwrap().remove("sid");
+        assert_eq!(v.verify(&sign(&no_sid)).unwrap_err(), TokenError::NotASessionToken("it has no sid"));
+        assert_eq!(v.verify(&sign(&claims(json!({"aud": "supabase"})))).unwrap_err(), TokenError::NotASessionToken("it has an aud"));
+        assert!(matches!(v.verify(&sign(&claims(json!({"exp": now() + 7200})))).unwrap_err(), TokenError::TooLongLived { limit: 3600, .. }));
+        let templates = Verifier::new(KeySet::from_jwks(JWKS).unwrap(), Rules { accept_jwt_templates: true, max_lifetime_secs: 400 * 86_400, ..rules() });
+        assert!(templates.verify(&sign(&template)).is_ok());
+        let mut no_iat = claims(json!({}));
+        no_iat.as_object_mut().unwrap().remove("iat");
+        assert_eq!(v.verify(&sign(&no_iat)).unwrap_err(), TokenError::InvalidClaims("\"iat\" is missing".into()));
+        assert!(v.verify(&sign(&claims(json!({"iat": now() + 60})))).unwrap_err().is_claims_error());
+    }
+
+    #[test]
+    fn expiry_is_exact_at_zero_skew() {
+        let v = Verifier::new(KeySet::from_jwks(JWKS).unwrap(), Rules { clock_skew_secs: 0, ..rules() });
+        assert_eq!(v.verify(&sign(&claims(json!({"exp": now()})))).unwrap_err(), TokenError::Expired);
+        assert!(v.verify(&sign(&claims(json!({"exp": now() + 2})))).is_ok());
+        // With a skew, refused from exp + skew on.
+        assert_eq!(verifier().verify(&sign(&claims(json!({"exp": now() - 5})))).unwrap_err(), TokenError::Expired);
+        assert_eq!(verifier().verify(&sign(&claims(json!({"nbf": now() + 6})))).unwrap_err(), TokenError::NotYetValid);
+        assert!(verifier().verify(&sign(&claims(json!({"nbf": now() + 4})))).is_ok());
     }
 
     #[test]

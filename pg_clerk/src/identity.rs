@@ -133,7 +133,7 @@ fn verifier() -> Rc<Verifier> {
         }
         let keys = KeySet::from_jwks(&String::from_utf8_lossy(jwks))
             .unwrap_or_else(|why| raise(ERRCODE_INVALID_PARAMETER_VALUE, format!("pg_clerk: pg_clerk.jwks: {why}"), None, None));
-        let rules = Rules { issuer, audience: None, authorized_parties: parties, clock_skew_secs: skew };
+        let rules = Rules { issuer, authorized_parties: parties, clock_skew_secs: skew, ..Rules::default() };
         let v = Rc::new(Verifier::new(keys, rules));
         *last = Some((key, v.clone()));
         v

@@ -316,14 +316,18 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             .unwrap_or("")
             .split(';')
             .filter_map(|c| c.trim().split_once('='))
+            // Clerk's session token (and its suffixed and development
+            // variants) stays out of SQL, as `authorization` does.
+            .filter(|(k, _)| !is_credential_cookie(k))
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
     let ctx = RequestContext { role: caller.role(), claims: &claims, method: &req.method, path: &req.path, headers: &headers, cookies: &cookies };
     let mut result = state.pool.run_and(&ctx, read_only, &statement, finish).await?;
     result.total = match prefer.count {
-        Some(Count::Planned) => result.planned,
-        // Estimated: exact up to the limit, the planner's figure beyond it.
-        Some(Count::Estimated) if result.total.is_some_and(|t| t as u64 > options.estimate_above()) => result.planned.or(result.total),
+        // Counted up to the limit and more rows: the planner's figure, or
+        // unknown where it would see through RLS (`sql::read`).
+        Some(Count::Planned | Count::Estimated) if result.total.is_some_and(|t| t as u64 > options.estimate_above()) => result.planned,
+        Some(Count::Planned) => result.planned.or(result.total),
         _ => result.total,
     };
     let mut response = match answer {
@@ -398,4 +402,10 @@ fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 
 fn json_object(pairs: impl Iterator<Item = (String, String)>) -> String {
     Value::Object(pairs.map(|(k, v)| (k, Value::String(v))).collect()).to_string()
+}
+
+/// Cookies that carry a Clerk credential: `__session`, `__session_<suffix>`,
+/// and the development instances' `__clerk_db_jwt`.
+fn is_credential_cookie(name: &str) -> bool {
+    name == "__session" || name.starts_with("__session_") || name.starts_with("__clerk_db_jwt")
 }

@@ -62,7 +62,26 @@ pub struct Config {
     pub rate_limit_per_ip: Option<u32>,
     /// On SIGTERM, how long requests in flight may take before the process exits.
     pub server_shutdown_grace_secs: u64,
+    /// `db-jit`: PostgreSQL's JIT compilation in request transactions. Off
+    /// by default: a plan is compiled without checking for cancellation, so
+    /// a costly request outlasts `db-statement-timeout` while it compiles.
+    pub db_jit: bool,
+    /// `db-allowed-roles`: the only database roles a request may run as
+    /// (the role claim must name one); default `authenticated` and
+    /// `db-anon-role`.
+    pub db_allowed_roles: Vec<String>,
+    /// `clerk-accept-jwt-templates`: accept tokens of Clerk JWT templates
+    /// (no `sid`, an `aud`) besides session tokens.
+    pub clerk_accept_jwt_templates: bool,
+    /// `clerk-max-token-lifetime`: longest `exp - iat` accepted, seconds.
+    pub clerk_max_token_lifetime_secs: u64,
 }
+
+/// Roles no token may switch to, whatever `db-allowed-roles` says: the
+/// proxy's own login, the internal roles of the reference schema (webhooks,
+/// metadata sync, BI) and the usual superuser. Superusers and roles with
+/// BYPASSRLS are refused at start-up by looking them up (`db`).
+pub const NEVER_ALLOWED_ROLES: &[&str] = &["authenticator", "clerk_webhook", "clerk_sync", "bi_reader", "postgres"];
 
 /// `db-tx-end`, as PostgREST: how request transactions end, and whether
 /// `Prefer: tx=…` may change it.
@@ -164,6 +183,10 @@ const KEYS: &[(&str, bool)] = &[
     ("rate-limit-per-user", false),
     ("rate-limit-per-ip", false),
     ("server-shutdown-grace", false),
+    ("db-jit", false),
+    ("db-allowed-roles", false),
+    ("clerk-accept-jwt-templates", false),
+    ("clerk-max-token-lifetime", false),
 ];
 
 /// Where a value came from, for error messages.
@@ -290,6 +313,18 @@ impl Config {
             Ok(Some(bounded(key, 0, 1_000_000, 0)? as u32).filter(|n| *n > 0))
         };
 
+        let db_anon_role = text("db-anon-role");
+        let db_allowed_roles = match list("db-allowed-roles") {
+            roles if roles.is_empty() => std::iter::once("authenticated".to_owned()).chain(db_anon_role.clone()).collect(),
+            roles => roles,
+        };
+        for role in db_allowed_roles.iter().chain(&db_anon_role) {
+            if NEVER_ALLOWED_ROLES.contains(&role.as_str()) {
+                let r = raw.get("db-allowed-roles").or(raw.get("db-anon-role")).expect("a role came from one of them");
+                return Err(bad("db-allowed-roles", r, &format!("roles a token may run as, never {}", NEVER_ALLOWED_ROLES.join(", "))));
+            }
+        }
+
         Ok(Config {
             db_max_rows: match parsed("db-max-rows", "a positive integer")? {
                 Some(0) => return Err(bad("db-max-rows", &raw["db-max-rows"], "a positive integer")),
@@ -301,7 +336,7 @@ impl Config {
             openapi_server_proxy_uri: text("openapi-server-proxy-uri"),
             db_uri,
             db_schemas: if list("db-schemas").is_empty() { vec!["public".into()] } else { list("db-schemas") },
-            db_anon_role: text("db-anon-role"),
+            db_anon_role,
             db_pool: bounded("db-pool", 1, 1000, 10)? as u32,
             server_host,
             server_port: port("server-port", Some(3000))?.expect("defaulted"),
@@ -328,6 +363,10 @@ impl Config {
             rate_limit_per_user: rate("rate-limit-per-user")?,
             rate_limit_per_ip: rate("rate-limit-per-ip")?,
             server_shutdown_grace_secs: bounded("server-shutdown-grace", 0, 3600, 10)?,
+            db_jit: choice("db-jit", &["false", "true"], 0)? == 1,
+            db_allowed_roles,
+            clerk_accept_jwt_templates: choice("clerk-accept-jwt-templates", &["false", "true"], 0)? == 1,
+            clerk_max_token_lifetime_secs: bounded("clerk-max-token-lifetime", 1, 366 * 86_400, 3600)?,
         })
     }
 }
@@ -422,6 +461,10 @@ impl fmt::Debug for Config {
             .field("rate_limit_per_user", &self.rate_limit_per_user)
             .field("rate_limit_per_ip", &self.rate_limit_per_ip)
             .field("server_shutdown_grace_secs", &self.server_shutdown_grace_secs)
+            .field("db_jit", &self.db_jit)
+            .field("db_allowed_roles", &self.db_allowed_roles)
+            .field("clerk_accept_jwt_templates", &self.clerk_accept_jwt_templates)
+            .field("clerk_max_token_lifetime_secs", &self.clerk_max_token_lifetime_secs)
             .finish()
     }
 }
@@ -452,6 +495,21 @@ mod tests {
     }
 
     const MINIMAL: &str = "db-uri = \"postgres://authenticator:pw@127.0.0.1:5432/app\"\n";
+
+    #[test]
+    fn tokens_reach_only_allowed_roles() {
+        let c = load(&format!("{MINIMAL}db-anon-role = \"anon\"\n"), &[]).unwrap();
+        assert_eq!(c.db_allowed_roles, ["authenticated", "anon"]);
+        assert!(!c.db_jit && !c.clerk_accept_jwt_templates);
+        assert_eq!(c.clerk_max_token_lifetime_secs, 3600);
+        let c = load(&format!("{MINIMAL}db-allowed-roles = \"authenticated, staff\"\n"), &[]).unwrap();
+        assert_eq!(c.db_allowed_roles, ["authenticated", "staff"]);
+        for internal in NEVER_ALLOWED_ROLES {
+            let e = load(&format!("{MINIMAL}db-allowed-roles = \"authenticated,{internal}\"\n"), &[]).unwrap_err();
+            assert!(e.0.contains("db-allowed-roles (test.conf line 2)"), "{e}");
+        }
+        assert!(load(&format!("{MINIMAL}db-anon-role = \"authenticator\"\n"), &[]).is_err());
+    }
 
     #[test]
     fn defaults_follow_postgrest() {

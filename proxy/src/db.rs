@@ -45,6 +45,8 @@ pub struct Pool {
     next_conn_id: AtomicU64,
     /// Set by `cancel_lent`: a cancelled statement then answers 503.
     cancelling: AtomicBool,
+    /// `setup_sql(options)`.
+    setup: String,
 }
 
 /// A runtime that may be dropped anywhere: the pool goes with the last
@@ -80,6 +82,8 @@ pub struct PoolOptions {
     pub statement_timeout: Option<Duration>,
     /// `db-prepared-statements`
     pub prepared_statements: bool,
+    /// `db-jit`: leave PostgreSQL's JIT setting alone (else off per request).
+    pub jit: bool,
 }
 
 impl PoolOptions {
@@ -89,6 +93,7 @@ impl PoolOptions {
             acquisition_timeout: Duration::from_secs(c.db_pool_acquisition_timeout_secs),
             statement_timeout: Some(Duration::from_millis(c.db_statement_timeout_ms)).filter(|t| !t.is_zero()),
             prepared_statements: c.db_prepared_statements,
+            jit: c.db_jit,
         }
     }
 }
@@ -112,6 +117,7 @@ impl Pool {
             lent: Mutex::new(HashMap::new()),
             next_conn_id: AtomicU64::new(0),
             cancelling: AtomicBool::new(false),
+            setup: setup_sql(&options),
         })
     }
 
@@ -247,6 +253,22 @@ impl Pool {
         Ok(())
     }
 
+    /// Which of `roles` are superusers or bypass row-level security (at
+    /// start-up: a token must never run as one).
+    pub fn privileged_roles(&self, roles: &[String]) -> Result<Vec<String>, String> {
+        self.runtime.block_on(async {
+            let client = self.connect().await.map_err(|e| format!("cannot connect with db-uri: {e}"))?;
+            let rows = client
+                .query_typed(
+                    "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) AND (rolsuper OR rolbypassrls) ORDER BY 1",
+                    &[(&roles, Type::TEXT_ARRAY)],
+                )
+                .await
+                .map_err(|e| format!("cannot read the roles: {}", error_text(&e)))?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
     /// Reads the schema cache (at start-up, before serving), on a
     /// connection of its own: the pool's are opened by the request threads.
     pub fn load_schema(&self, schemas: &[String]) -> Result<SchemaCache, String> {
@@ -293,12 +315,8 @@ impl Pool {
 
     async fn run_on(&self, mut conn: Pooled<'_>, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement, finish: Finish) -> Result<Outcome, ApiError> {
         let begin = if read_only { "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" } else { "BEGIN ISOLATION LEVEL READ COMMITTED" };
-        // `db-statement-timeout` as the transaction's statement_timeout:
-        // it applies to the statements after this one, the request's own.
-        let (setup, timeout_ms) = match self.options.statement_timeout {
-            Some(t) => (SETUP_WITH_TIMEOUT, t.as_millis().to_string()),
-            None => (SETUP, String::new()),
-        };
+        let setup = self.setup.as_str();
+        let timeout_ms = self.options.statement_timeout.map(|t| t.as_millis().to_string()).unwrap_or_default();
         let setup_params: [&(dyn ToSql + Sync); 7] = [&ctx.role, &ctx.claims, &ctx.method, &ctx.path, &ctx.headers, &ctx.cookies, &timeout_ms];
         let setup_params = &setup_params[..if self.options.statement_timeout.is_some() { 7 } else { 6 }];
         let params: Vec<&(dyn ToSql + Sync)> = statement.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
@@ -327,18 +345,36 @@ impl Pool {
             Finish::Rollback => Some("ROLLBACK"),
             Finish::CommitIfAtMost(_) => None,
         };
-        let (begun, set_up, estimate, result, ended) = tokio::join!(
-            client.batch_execute(begin),
-            query(client, setup_prepared.as_ref(), setup, setup_params),
-            explain,
-            query(client, statement_prepared.as_ref(), &statement.sql, &params),
-            async {
-                match end {
-                    Some(end) => client.batch_execute(end).await,
-                    None => Ok(()),
+        let pipeline = async {
+            tokio::join!(
+                client.batch_execute(begin),
+                query(client, setup_prepared.as_ref(), setup, setup_params),
+                explain,
+                query(client, statement_prepared.as_ref(), &statement.sql, &params),
+                async {
+                    match end {
+                        Some(end) => client.batch_execute(end).await,
+                        None => Ok(()),
+                    }
+                },
+            )
+        };
+        // PostgreSQL checks statement_timeout only where it checks for
+        // interrupts (not while compiling a plan, for one): past it and a
+        // margin, the proxy cancels the statement itself and answers 504.
+        // The connection is then dropped, not reused.
+        let (begun, set_up, estimate, result, ended) = match self.options.statement_timeout {
+            None => pipeline.await,
+            Some(limit) => match tokio::time::timeout(limit + DEADLINE_MARGIN, pipeline).await {
+                Ok(done) => done,
+                Err(_) => {
+                    let cancel = conn.client.as_ref().expect("present until drop").cancel.clone();
+                    let _ = tokio::time::timeout(DEADLINE_MARGIN, cancel.cancel_query(NoTls)).await;
+                    metrics::count(&metrics::DEADLINE_CANCELS);
+                    return Err(ApiError::statement_deadline(limit));
                 }
             },
-        );
+        };
         let db_error = |e: tokio_postgres::Error| self.api_error(&e, anonymous);
         let outcome = (|| {
             begun.map_err(db_error)?;
@@ -369,15 +405,26 @@ impl Pool {
     }
 }
 
-/// The request's identity as transaction-local settings (one statement,
-/// so it costs no extra round trip in the pipeline).
-const SETUP: &str = "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
-                     set_config('request.method', $3, true), set_config('request.path', $4, true), \
-                     set_config('request.headers', $5, true), set_config('request.cookies', $6, true)";
-const SETUP_WITH_TIMEOUT: &str = "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
-                     set_config('request.method', $3, true), set_config('request.path', $4, true), \
-                     set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
-                     set_config('statement_timeout', $7, true)";
+/// The request's identity as transaction-local settings, and its limits
+/// (one statement, so it costs no extra round trip in the pipeline).
+fn setup_sql(options: &PoolOptions) -> String {
+    let mut sql = "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+                   set_config('request.method', $3, true), set_config('request.path', $4, true), \
+                   set_config('request.headers', $5, true), set_config('request.cookies', $6, true)"
+        .to_owned();
+    if options.statement_timeout.is_some() {
+        sql.push_str(", set_config('statement_timeout', $7, true)");
+    }
+    // Set per transaction, so it holds behind any pooler too.
+    if !options.jit {
+        sql.push_str(", set_config('jit', 'off', true)");
+    }
+    sql
+}
+
+/// How long past `db-statement-timeout` the proxy waits before it cancels
+/// a statement itself (and how long it gives the cancel request).
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 /// An error's text, with the server's message for a database error
 /// (whose Display is only "db error").
@@ -418,6 +465,7 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<SchemaCache,
             schema: r.get(0),
             relation: r.get(1),
             is_table: r.get(7),
+            planner_counts_visible: r.get(8),
             column: schema::Column { name: r.get(2), type_sql: r.get(3), primary_key: r.get(4), nullable: r.get(5), has_default: r.get(6) },
         });
     let relations = schema::group_columns(relations);
@@ -435,7 +483,13 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<SchemaCache,
         .into_iter()
         .map(|r| schema::ForeignKey { name: r.get(0), table: r.get(1), columns: r.get(2), referenced_table: r.get(3), referenced_columns: r.get(4) })
         .collect();
-    Ok(SchemaCache::new(&default_schema, relations, functions, foreign_keys))
+    let types = client
+        .query_typed(schema::TYPES_SQL, &[])
+        .await
+        .map_err(|e| format!("cannot read the types: {e}"))?
+        .into_iter()
+        .map(|r| schema::TypeRow { schema: r.get(0), name: r.get(1) });
+    Ok(SchemaCache::new(&default_schema, relations, functions, foreign_keys).with_types(types))
 }
 
 /// One listening connection's life: LISTEN, then reload on each notice.

@@ -247,6 +247,14 @@ fn start(config: &Config) -> Result<Arc<api::State>, String> {
     let pool = db::Pool::new(&config.db_uri, db::PoolOptions::from_config(config)).map_err(|e| format!("configuration error: {e}"))?;
     let schema = pool.load_schema(&config.db_schemas).map_err(|e| format!("{e} ({})", config::redact_uri(&config.db_uri)))?;
     log::info!("schema cache: {} tables and views in {}", schema.relation_count(), schema.default_schema);
+    let reachable: Vec<String> = config.db_allowed_roles.iter().chain(&config.db_anon_role).cloned().collect();
+    let privileged = pool.privileged_roles(&reachable)?;
+    if !privileged.is_empty() {
+        return Err(format!(
+            "configuration error: db-allowed-roles / db-anon-role name roles that bypass row-level security (superuser or BYPASSRLS): {}",
+            privileged.join(", ")
+        ));
+    }
     let options = api::ApiOptions::from_config(config);
     let limits = limits::RateLimits::from_config(config);
     Ok(Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool, webhooks, options, limits }))

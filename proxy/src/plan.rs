@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 pub struct Selected {
     pub column: Column,
     pub alias: Option<String>,
+    /// The cast's type, a quoted name from the schema cache.
     pub cast: Option<String>,
 }
 
@@ -120,7 +121,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
     let select = select
         .iter()
         .filter(|s| s.column != "*" || s.alias.is_some() || s.cast.is_some())
-        .map(|s| Ok(Selected { column: column(&s.column)?, alias: s.alias.clone(), cast: s.cast.clone() }))
+        .map(|s| Ok(Selected { column: column(&s.column)?, alias: s.alias.clone(), cast: s.cast.as_deref().map(|t| cast_type(cache, t)).transpose()? }))
         .collect::<Result<_, ApiError>>()?;
     let embeds = embeds
         .iter()
@@ -153,6 +154,15 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
         limit: scope.limit,
         offset: scope.offset,
     })
+}
+
+/// A cast's type as SQL (see `SchemaCache::cast_type`); PostgREST passes
+/// the name to PostgreSQL, which answers 42704 for an unknown type.
+fn cast_type(cache: &SchemaCache, name: &str) -> Result<String, ApiError> {
+    cache
+        .cast_type(name)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::bad_request("42704", format!("type \"{name}\" does not exist"), None))
 }
 
 fn no_relationship(cache: &SchemaCache, outer: &Relation, embedded: &str) -> ApiError {

@@ -223,6 +223,15 @@ pub fn parse_range(header: &str) -> Result<(u64, Option<u64>), ParseError> {
 /// Deepest nesting of `or`/`and` trees and of embeds (the parsers recurse).
 const MAX_NESTING: usize = 32;
 
+/// Most embeds in one request, at all depths together: each is a subquery,
+/// and a few kilobytes of `select` can otherwise ask for hundreds of them
+/// (a plan that takes seconds to build, and minutes to JIT-compile).
+pub const MAX_EMBEDS: usize = 32;
+
+fn count_embeds(embeds: &[Embed]) -> usize {
+    embeds.iter().map(|e| 1 + count_embeds(&e.embeds)).sum()
+}
+
 /// A request the client got wrong: HTTP 400, PostgREST's PGRST100.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -268,7 +277,13 @@ pub fn parse_query(query: &str, is_rpc: bool) -> Result<QueryParams, ParseError>
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let (key, value) = (decode(raw_key)?, decode(raw_value)?);
         match key.as_str() {
-            "select" => (params.select, params.embeds) = parse_select(&value, 0)?,
+            "select" => {
+                (params.select, params.embeds) = parse_select(&value, 0)?;
+                let n = count_embeds(&params.embeds);
+                if n > MAX_EMBEDS {
+                    return Err(err("Invalid select", format!("the select has {n} embedded resources; the limit is {MAX_EMBEDS}")));
+                }
+            }
             "columns" => params.columns = Some(parse_names(&value, "columns")?),
             "on_conflict" => params.on_conflict = Some(parse_names(&value, "on_conflict")?),
             "order" | "limit" | "offset" | "or" | "and" | "not.or" | "not.and" => add_to_scope(&mut top, &key, &value)?,
@@ -382,7 +397,9 @@ fn parse_select(value: &str, depth: usize) -> Result<(Vec<SelectItem>, Vec<Embed
         };
         check_identifier(column, "column")?;
         if let Some(t) = &cast {
-            if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ') {
+            // PostgREST's grammar: letters, digits and '_' (the type itself is
+            // looked up in the schema cache by `plan`).
+            if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(err("Invalid query string", format!("\"{t}\" is not a type name")));
             }
         }
@@ -574,6 +591,25 @@ mod tests {
         assert_eq!(parse_target("/"), None);
         assert_eq!(parse_target("/rpc"), None);
         assert_eq!(parse_target("/a/b"), None);
+    }
+
+    #[test]
+    fn embeds_are_capped_in_total_not_only_in_depth() {
+        // Two aliased embeds per level, 5 levels: 62 embeds in ~1 KB.
+        let mut select = "product_id".to_owned();
+        for _ in 0..5 {
+            select = format!("product_id,a:order_items({select}),b:order_items({select})");
+        }
+        let e = parse_query(&format!("select={select}"), false).unwrap_err();
+        assert_eq!(e.details, format!("the select has 62 embedded resources; the limit is {MAX_EMBEDS}"));
+        assert!(parse_query("select=*,a:order_items(*,products(*)),b:order_items(*)", false).is_ok());
+    }
+
+    #[test]
+    fn casts_are_type_names_only() {
+        for bad in ["name::text FROM products _pgrst_t0 UNION SELECT rolname FROM pg_roles UNION SELECT name", "name::text;", "name::", "name::a-b"] {
+            assert!(parse_query(&format!("select={bad}"), false).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -62,6 +62,19 @@ impl ApiError {
     }
 
     /// 503 for a request the shutdown ended (see `Pool::cancel_lent`).
+    /// 504 when a statement outlived `db-statement-timeout` without
+    /// PostgreSQL stopping it, and the proxy cancelled it.
+    pub fn statement_deadline(limit: std::time::Duration) -> ApiError {
+        ApiError {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            code: Cow::Borrowed("57014"),
+            message: "canceling statement due to statement timeout".into(),
+            details: Some(format!("the statement ran past db-statement-timeout ({} ms) and was cancelled by clerk-proxy", limit.as_millis())),
+            hint: None,
+            www_authenticate: None,
+        }
+    }
+
     pub fn shutting_down(details: &str) -> ApiError {
         ApiError::unavailable("The server is shutting down", details)
     }

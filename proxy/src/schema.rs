@@ -21,6 +21,10 @@ pub struct Relation {
     pub name: String,
     /// A table (or partitioned/foreign table); false for views.
     pub is_table: bool,
+    /// The planner's row estimates ignore row-level security, so they may
+    /// be shown (`count=planned`) only for relations that have none: tables
+    /// without RLS, not views (which may read tables that have it).
+    pub planner_counts_visible: bool,
     pub columns: Vec<Column>,
 }
 
@@ -79,6 +83,15 @@ pub struct SchemaCache {
     relations: HashMap<String, Relation>,
     functions: HashMap<String, Vec<Function>>,
     foreign_keys: Vec<ForeignKey>,
+    /// Types a `select=column::type` cast may name, by the name a client
+    /// writes (lower case), as a quoted, schema-qualified SQL name.
+    types: HashMap<String, String>,
+}
+
+/// One row of `TYPES_SQL`.
+pub struct TypeRow {
+    pub schema: String,
+    pub name: String,
 }
 
 impl SchemaCache {
@@ -94,7 +107,34 @@ impl SchemaCache {
             relations: relations.into_iter().filter(|r| r.schema == default_schema).map(|r| (r.name.clone(), r)).collect(),
             functions: by_name,
             foreign_keys,
+            types: HashMap::new(),
         }
+    }
+
+    /// The cache with the types casts may name (`TYPES_SQL`'s rows).
+    pub fn with_types(mut self, rows: impl IntoIterator<Item = TypeRow>) -> SchemaCache {
+        self.types = rows.into_iter().map(|t| (t.name.to_lowercase(), format!("{}.{}", quote(&t.schema), quote(&t.name)))).collect();
+        self
+    }
+
+    /// The SQL for a cast's type name: a type the database has, by its
+    /// catalog name (`int4`) or SQL's (`integer`), as a quoted identifier,
+    /// so nothing of the request reaches the SQL text. None: no such type.
+    pub fn cast_type(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        // SQL's spellings that the grammar turns into catalog names.
+        let catalog_name = match name.as_str() {
+            "int" | "integer" => "int4",
+            "smallint" => "int2",
+            "bigint" => "int8",
+            "real" => "float4",
+            "float" => "float8",
+            "boolean" => "bool",
+            "decimal" | "dec" => "numeric",
+            "char" | "character" => "bpchar",
+            other => other,
+        };
+        self.types.get(catalog_name).map(String::as_str)
     }
 
     /// Every relation, sorted by name (for the OpenAPI document).
@@ -144,12 +184,26 @@ impl SchemaCache {
     }
 }
 
+/// `"name"` with embedded quotes doubled.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Types a cast may name: the ones visible on the search path (as an
+/// unqualified name in SQL would find them), not pseudo-types.
+pub const TYPES_SQL: &str = "
+SELECT n.nspname::text, t.typname::text
+  FROM pg_type t
+  JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typisdefined AND t.typtype <> 'p' AND pg_type_is_visible(t.oid)";
+
 /// The catalog query `db` runs to fill the cache: relations and columns
 /// the API may expose, one row per column.
 pub const RELATIONS_SQL: &str = "
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
        coalesce(a.attnum = ANY(pk.indkey), false), NOT a.attnotnull,
-       a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '', c.relkind IN ('r', 'p', 'f')
+       a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '', c.relkind IN ('r', 'p', 'f'),
+       c.relkind IN ('r', 'p', 'f', 'm') AND NOT c.relrowsecurity
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -189,16 +243,17 @@ pub struct ColumnRow {
     pub schema: String,
     pub relation: String,
     pub is_table: bool,
+    pub planner_counts_visible: bool,
     pub column: Column,
 }
 
 /// Rows of `RELATIONS_SQL`, grouped into relations.
 pub fn group_columns(rows: impl IntoIterator<Item = ColumnRow>) -> Vec<Relation> {
     let mut out: Vec<Relation> = Vec::new();
-    for ColumnRow { schema, relation, is_table, column } in rows {
+    for ColumnRow { schema, relation, is_table, planner_counts_visible, column } in rows {
         match out.last_mut() {
             Some(r) if r.schema == schema && r.name == relation => r.columns.push(column),
-            _ => out.push(Relation { schema, name: relation, is_table, columns: vec![column] }),
+            _ => out.push(Relation { schema, name: relation, is_table, planner_counts_visible, columns: vec![column] }),
         }
     }
     out
@@ -230,6 +285,7 @@ pub fn test_cache() -> SchemaCache {
         schema: "public".into(),
         name: name.into(),
         is_table: true,
+        planner_counts_visible: name != "orders",
         columns: columns
             .iter()
             .map(|(n, t)| Column { name: (*n).into(), type_sql: (*t).into(), primary_key: *n == key, nullable: *n != key, has_default: *n == key })
@@ -277,6 +333,10 @@ pub fn test_cache() -> SchemaCache {
         vec![redeem],
         vec![fk("order_items_order_id_fkey", "order_items", "order_id", "orders"), fk("order_items_product_id_fkey", "order_items", "product_id", "products")],
     )
+    .with_types(["int4", "text", "numeric", "clerk_user_id"].map(|n| TypeRow {
+        schema: if n == "clerk_user_id" { "public".into() } else { "pg_catalog".into() },
+        name: n.into(),
+    }))
 }
 
 #[cfg(test)]
@@ -289,6 +349,7 @@ mod tests {
             schema: "public".into(),
             relation: relation.into(),
             is_table: true,
+            planner_counts_visible: true,
             column: Column { name: column.into(), type_sql: "int".into(), primary_key, nullable: !primary_key, has_default: false },
         };
         let r = group_columns(vec![row("a", "x", true), row("a", "y", false), row("b", "z", false)]);
@@ -309,6 +370,17 @@ mod tests {
         assert!(c.relation("orders").is_some());
         assert!(c.relation("pg_class").is_none());
         assert_eq!(c.functions("redeem_coupon").len(), 1);
+    }
+
+    #[test]
+    fn casts_name_catalog_types_as_quoted_identifiers() {
+        let c = test_cache();
+        assert_eq!(c.cast_type("integer"), Some("\"pg_catalog\".\"int4\""));
+        assert_eq!(c.cast_type("TEXT"), Some("\"pg_catalog\".\"text\""));
+        assert_eq!(c.cast_type("clerk_user_id"), Some("\"public\".\"clerk_user_id\""));
+        for bad in ["text FROM products _pgrst_t0 UNION SELECT rolname FROM pg_roles UNION SELECT name", "nope", "text\"", ""] {
+            assert_eq!(c.cast_type(bad), None, "{bad}");
+        }
     }
 
     #[test]

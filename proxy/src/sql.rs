@@ -201,12 +201,19 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
     let source_params = b.params.len();
     let list = b.select_list(&plan.select, &plan.embeds, 0);
     let tail = b.order_and_range(plan, 0);
+    // The planner's estimate ignores RLS (a customer who sees one order
+    // would learn how many there are in all): where it is not visible,
+    // planned and estimated counts are exact up to `estimate_above` rows
+    // and unknown beyond (`api` answers `*`).
+    let planner = plan.relation.planner_counts_visible;
+    let capped = || format!("(SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT {}) _pgrst_c)", estimate_above + 1);
     let total = match count {
         Some(Count::Exact) => format!("(SELECT count(*) FROM {source})"),
-        Some(Count::Estimated) => format!("(SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT {}) _pgrst_c)", estimate_above + 1),
+        Some(Count::Estimated) => capped(),
+        Some(Count::Planned) if !planner => capped(),
         Some(Count::Planned) | None => "NULL::bigint".to_owned(),
     };
-    let explain = matches!(count, Some(Count::Planned | Count::Estimated))
+    let explain = (planner && matches!(count, Some(Count::Planned | Count::Estimated)))
         .then(|| (format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {source}"), source_params));
     let aggregate = if strip_nulls { "coalesce(json_agg(json_strip_nulls(row_to_json(_pgrst_row))), '[]')::text, count(*)" } else { AGGREGATE };
     Statement { sql: format!("SELECT {aggregate}, {total} FROM (SELECT {list} FROM {source}{tail}) _pgrst_row"), params: b.params, explain }
@@ -319,7 +326,7 @@ mod tests {
         assert_eq!(
             s.sql,
             "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint FROM (SELECT _pgrst_t0.\"order_number\" AS \"order_number\", \
-             _pgrst_t0.\"total_amount\"::text AS \"total\" FROM \"public\".\"orders\" _pgrst_t0 WHERE _pgrst_t0.\"status\" = CAST($1 AS text) \
+             _pgrst_t0.\"total_amount\"::\"pg_catalog\".\"text\" AS \"total\" FROM \"public\".\"orders\" _pgrst_t0 WHERE _pgrst_t0.\"status\" = CAST($1 AS text) \
              AND _pgrst_t0.\"user_id\" = ANY(CAST($2 AS clerk_user_id[])) LIMIT CAST($3 AS bigint)) _pgrst_row"
         );
         assert_eq!(s.params, [Some("x');DROP TABLE orders;--".into()), Some("{\"user_a\",\"user_b\"}".into()), Some("5".into())]);
@@ -338,16 +345,26 @@ mod tests {
 
     #[test]
     fn counts_reuse_the_filters() {
-        let p = plan::read(&test_cache(), "orders", &parse_query("status=eq.a&limit=1", false).unwrap()).unwrap();
+        let p = plan::read(&test_cache(), "products", &parse_query("name=eq.a&limit=1", false).unwrap()).unwrap();
         let s = read(&p, Some(Count::Exact), 1000, false);
-        assert!(s.sql.contains("(SELECT count(*) FROM \"public\".\"orders\" _pgrst_t0 WHERE _pgrst_t0.\"status\" = CAST($1 AS text))"), "{}", s.sql);
+        assert!(s.sql.contains("(SELECT count(*) FROM \"public\".\"products\" _pgrst_t0 WHERE _pgrst_t0.\"name\" = CAST($1 AS text))"), "{}", s.sql);
         assert_eq!(s.params.len(), 2);
         let s = read(&p, Some(Count::Planned), 1000, false);
-        assert_eq!(s.explain, Some(("EXPLAIN (FORMAT JSON) SELECT 1 FROM \"public\".\"orders\" _pgrst_t0 WHERE _pgrst_t0.\"status\" = CAST($1 AS text)".into(), 1)));
+        assert_eq!(s.explain, Some(("EXPLAIN (FORMAT JSON) SELECT 1 FROM \"public\".\"products\" _pgrst_t0 WHERE _pgrst_t0.\"name\" = CAST($1 AS text)".into(), 1)));
         assert!(s.sql.contains("NULL::bigint FROM"), "planned counts nothing exactly");
         let s = read(&p, Some(Count::Estimated), 100, false);
         assert!(s.sql.contains("LIMIT 101) _pgrst_c)"), "{}", s.sql);
         assert!(s.explain.is_some());
+    }
+
+    #[test]
+    fn no_planner_counts_where_row_security_hides_rows() {
+        let p = plan::read(&test_cache(), "orders", &parse_query("status=eq.a", false).unwrap()).unwrap();
+        for count in [Count::Planned, Count::Estimated] {
+            let s = read(&p, Some(count), 100, false);
+            assert_eq!(s.explain, None, "{count:?}");
+            assert!(s.sql.contains("LIMIT 101) _pgrst_c)"), "{}", s.sql);
+        }
     }
 
     #[test]

@@ -29,15 +29,18 @@ pub enum WebhookError {
 
 impl WebhookError {
     pub fn into_api_error(self) -> ApiError {
-        let (status, message) = match &self {
-            WebhookError::MissingHeader(h) => (StatusCode::BAD_REQUEST, format!("The {h} header is missing")),
-            WebhookError::BadTimestamp => (StatusCode::BAD_REQUEST, "svix-timestamp is not a Unix timestamp".into()),
+        // Codes of their own (CPWH: clerk-proxy webhook), not the JWT ones.
+        let (status, code, message) = match &self {
+            WebhookError::MissingHeader(h) => (StatusCode::BAD_REQUEST, "CPWH1", format!("The {h} header is missing")),
+            WebhookError::BadTimestamp => (StatusCode::BAD_REQUEST, "CPWH2", "svix-timestamp is not a Unix timestamp".into()),
             WebhookError::OutsideTolerance(d) => {
-                (StatusCode::BAD_REQUEST, format!("svix-timestamp is {d} s away from now; the limit is {TOLERANCE_SECS} s"))
+                (StatusCode::BAD_REQUEST, "CPWH3", format!("svix-timestamp is {d} s away from now; the limit is {TOLERANCE_SECS} s"))
             }
-            WebhookError::BadSignature => (StatusCode::UNAUTHORIZED, "No svix-signature matches the body".into()),
+            WebhookError::BadSignature => (StatusCode::UNAUTHORIZED, "CPWH4", "No svix-signature matches the body".into()),
         };
-        ApiError { status, code: Cow::Borrowed("PGRST301"), message, details: None, hint: None, www_authenticate: None }
+        // A 401 names how to authenticate (RFC 9110 §15.5.2): Svix's signature.
+        let www_authenticate = (status == StatusCode::UNAUTHORIZED).then(|| "Svix realm=\"clerk-webhooks\"".to_owned());
+        ApiError { status, code: Cow::Borrowed(code), message, details: None, hint: None, www_authenticate }
     }
 }
 

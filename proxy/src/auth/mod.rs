@@ -41,6 +41,8 @@ pub struct Authenticator {
     cache: TokenCache,
     role_claim_key: Option<role::ClaimPath>,
     anon_role: Option<String>,
+    /// `db-allowed-roles`: what a token's role may be.
+    allowed_roles: Vec<String>,
 }
 
 /// Why a request's credentials were refused (always 401).
@@ -53,6 +55,8 @@ pub enum AuthError {
     Token(TokenError),
     /// The role claim is missing or not a string.
     BadRoleClaim(String),
+    /// The role claim names a role outside `db-allowed-roles`.
+    RoleNotAllowed(String),
 }
 
 impl AuthError {
@@ -66,6 +70,7 @@ impl AuthError {
             AuthError::Token(e) if e.is_claims_error() => ("PGRST303", e.to_string()),
             AuthError::Token(e) => ("PGRST301", e.to_string()),
             AuthError::BadRoleClaim(why) => ("PGRST303", why.clone()),
+            AuthError::RoleNotAllowed(role) => ("PGRST303", format!("the token's role \"{role}\" is not one this API runs requests as (db-allowed-roles)")),
         };
         ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -112,6 +117,8 @@ impl Authenticator {
             audience: config.jwt_aud.clone(),
             authorized_parties: config.clerk_authorized_parties.clone(),
             clock_skew_secs: config.clerk_clock_skew,
+            accept_jwt_templates: config.clerk_accept_jwt_templates,
+            max_lifetime_secs: config.clerk_max_token_lifetime_secs,
         };
         let role_claim_key = match &config.jwt_role_claim_key {
             Some(key) => Some(role::ClaimPath::parse(key).map_err(|e| ConfigError(format!("jwt-role-claim-key: {e}")))?),
@@ -127,6 +134,7 @@ impl Authenticator {
             cache: TokenCache::new(config.jwt_cache_max_entries as usize),
             role_claim_key,
             anon_role: config.db_anon_role.clone(),
+            allowed_roles: config.db_allowed_roles.clone(),
         })
     }
 
@@ -211,6 +219,9 @@ impl Authenticator {
             Some(path) => path.lookup(&claims).map_err(AuthError::BadRoleClaim)?,
             None => "authenticated".to_owned(),
         };
+        if !self.allowed_roles.contains(&role) {
+            return Err(AuthError::RoleNotAllowed(role));
+        }
         Ok(Caller::User { role, claims, claims_json })
     }
 }
@@ -261,7 +272,7 @@ mod tests {
     }
 
     fn token(extra: serde_json::Value) -> String {
-        let mut c = json!({"sub": "user_1", "iss": "https://clerk.example.com", "exp": now() + 60});
+        let mut c = json!({"sub": "user_1", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60});
         for (k, v) in extra.as_object().unwrap() {
             c[k] = v.clone();
         }
@@ -306,24 +317,39 @@ mod tests {
         assert_eq!((garbled.status, garbled.code.as_ref()), (StatusCode::UNAUTHORIZED, "PGRST301"));
         assert!(garbled.www_authenticate.unwrap().contains("invalid_token"));
         // HS256 is refused when no jwt-secret is configured.
-        let hs = sign_hs256(&json!({"sub": "user_1", "exp": now() + 60}), SECRET.as_bytes());
+        let hs = sign_hs256(&json!({"sub": "user_1", "sid": "sess_1", "iat": now(), "exp": now() + 60}), SECRET.as_bytes());
         assert!(matches!(block_on(auth.authenticate(Some(&format!("Bearer {hs}")), None)), Err(AuthError::Token(TokenError::UnsupportedAlgorithm(_)))));
     }
 
     #[test]
     fn hs256_for_local_development_with_a_secret() {
         let auth = authenticator(&[("CLERK_PROXY_JWT_SECRET", SECRET)]).unwrap();
-        let hs = sign_hs256(&json!({"sub": "user_dev", "iss": "https://clerk.example.com", "exp": now() + 60}), SECRET.as_bytes());
+        let hs = sign_hs256(&json!({"sub": "user_dev", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60}), SECRET.as_bytes());
         assert!(block_on(auth.authenticate(Some(&format!("Bearer {hs}")), None)).is_ok());
     }
 
     #[test]
     fn role_from_the_configured_claim() {
-        let auth = authenticator(&[("CLERK_PROXY_JWT_ROLE_CLAIM_KEY", ".metadata.db_role")]).unwrap();
+        let auth = authenticator(&[("CLERK_PROXY_JWT_ROLE_CLAIM_KEY", ".metadata.db_role"), ("CLERK_PROXY_DB_ALLOWED_ROLES", "authenticated,staff")]).unwrap();
         let caller = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({"metadata": {"db_role": "staff"}})))), None)).unwrap();
         assert_eq!(caller.role(), "staff");
         let missing = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({})))), None)).unwrap_err();
         assert!(matches!(missing, AuthError::BadRoleClaim(_)));
+    }
+
+    #[test]
+    fn a_role_claim_reaches_only_allowed_roles() {
+        let auth = authenticator(&[("CLERK_PROXY_JWT_ROLE_CLAIM_KEY", ".role"), ("CLERK_PROXY_DB_ANON_ROLE", "anon")]).unwrap();
+        for role in ["clerk_webhook", "clerk_sync", "bi_reader", "authenticator", "postgres", "pg_read_all_data", "staff"] {
+            let e = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({"role": role})))), None)).unwrap_err();
+            assert_eq!(e, AuthError::RoleNotAllowed(role.into()));
+            let e = e.into_api_error();
+            assert_eq!((e.status, e.code.as_ref()), (StatusCode::UNAUTHORIZED, "PGRST303"));
+            assert!(e.www_authenticate.is_some());
+        }
+        for role in ["authenticated", "anon"] {
+            assert_eq!(block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({"role": role})))), None)).unwrap().role(), role);
+        }
     }
 
     #[test]
@@ -391,13 +417,13 @@ mod tests {
 
         // Clerk rotates: a token with a new kid makes the proxy refetch once.
         *server.answer.lock().unwrap() = (200, jwks_with_kid("ins_rotated"));
-        let rotated = clerk_jwt::test_keys::sign_with(&json!({"sub": "user_1", "iss": "https://clerk.example.com", "exp": now() + 60}), Some("ins_rotated"));
+        let rotated = clerk_jwt::test_keys::sign_with(&json!({"sub": "user_1", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60}), Some("ins_rotated"));
         assert!(block_on(auth.authenticate(Some(&bearer(rotated)), None)).is_ok());
         assert_eq!(server.hits(), 2);
 
         // The endpoint goes down: unknown kids are 401 (not 500), known keys keep working.
         *server.answer.lock().unwrap() = (500, "down".into());
-        let unknown = clerk_jwt::test_keys::sign_with(&json!({"sub": "user_1", "iss": "https://clerk.example.com", "exp": now() + 60}), Some("ins_other"));
+        let unknown = clerk_jwt::test_keys::sign_with(&json!({"sub": "user_1", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60}), Some("ins_other"));
         let err = block_on(auth.authenticate(Some(&bearer(unknown)), None)).unwrap_err();
         assert_eq!(err.into_api_error().status, StatusCode::UNAUTHORIZED);
         assert!(block_on(auth.authenticate(Some(&bearer(token(json!({"sid": "sess_2"})))), None)).is_ok());
