@@ -52,7 +52,7 @@ openssl rsa -in "$work/key.pem" -pubout -out "$work/pub.pem" 2>/dev/null
 now=$(date +%s)
 for u in $(seq -f '%03g' 1 "$USERS"); do
   sign_rs256 "$work/key.pem" '{"alg":"RS256","typ":"JWT"}' \
-    "{\"sub\":\"user_load$u\",\"sid\":\"sess_load$u\",\"iss\":\"https://clerk.load.local\",\"nbf\":$((now - 5)),\"exp\":$((now + 86400))}"
+    "{\"sub\":\"user_load$u\",\"sid\":\"sess_load$u\",\"iss\":\"https://clerk.load.local\",\"iat\":$now,\"nbf\":$((now - 5)),\"exp\":$((now + 86400))}"
   echo
 done >"$work/tokens.txt"
 token=$(head -1 "$work/tokens.txt")
@@ -65,6 +65,8 @@ server-port = $API_PORT
 admin-server-port = $ADMIN_PORT
 clerk-public-key = "@$work/pub.pem"
 clerk-issuer = "https://clerk.load.local"
+# The load tokens live a day (a run outlasts Clerk's 60 s tokens).
+clerk-max-token-lifetime = 86400
 CONF
 "$PROXY_BIN" --config "$work/proxy.conf" 2>"$work/proxy.log" &
 proxy_pid=$!

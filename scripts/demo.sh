@@ -46,6 +46,8 @@ server-port = $API_PORT
 admin-server-port = $ADMIN_PORT
 clerk-public-key = "@$work/demo_pub.pem"
 clerk-issuer = "https://clerk.demo.local"
+# The demo tokens live a day; Clerk's own live 60 s (default limit 3600).
+clerk-max-token-lifetime = 86400
 log-level = "info"
 CONF
 target/debug/clerk-proxy --config "$work/clerk-proxy.conf" &

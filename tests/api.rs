@@ -41,7 +41,7 @@ fn webhooks_counted(outcome: &str) -> u64 {
 
 fn token_for(user: &str) -> String {
     sign(&json!({"sub": user, "sid": "sess_e2e", "iss": "https://clerk.example.com", "azp": "https://app.example.com",
-                 "exp": now() + 600, "nbf": now() - 5}))
+                 "iat": now() - 5, "exp": now() + 600, "nbf": now() - 5}))
 }
 
 fn get(path: &str, token: Option<&str>) -> (u16, Value) {
@@ -131,7 +131,7 @@ fn functions_over_http() {
 
 #[test]
 fn every_kind_of_bad_token_is_401() {
-    let base = json!({"sub": ALICE, "iss": "https://clerk.example.com", "exp": now() + 600});
+    let base = json!({"sub": ALICE, "sid": "sess_e2e", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 600});
     let with = |extra: Value| {
         let mut c = base.clone();
         for (k, v) in extra.as_object().unwrap() {

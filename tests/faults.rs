@@ -167,7 +167,7 @@ fn with_the_jwks_endpoint_down_known_keys_keep_working_and_an_unknown_kid_is_401
     ));
     let metric = |name: &str| -> u64 { metric_sample(admin, name).unwrap_or_else(|| panic!("no {name} in /metrics")) as u64 };
     let bearer = |token: &str| vec![("Authorization".to_owned(), format!("Bearer {token}"))];
-    let claims = |user: &str| json!({"sub": user, "sid": "sess_faults", "exp": now() + 600});
+    let claims = |user: &str| json!({"sub": user, "sid": "sess_faults", "iat": now(), "exp": now() + 600});
     let first = sign(&claims("user_2faultsA"));
     assert_eq!(status_and_code(port, "/items", &bearer(&first)).0, 200);
     assert_eq!(status_and_code(port, "/items", &bearer(&first)).0, 200);

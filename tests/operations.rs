@@ -41,7 +41,7 @@ fn proxy(extra: &str) -> (Running, u16, u16) {
 }
 
 fn token(user: &str) -> String {
-    sign_hs256(&json!({"sub": user, "sid": "sess_ops", "exp": now() + 600}), SECRET.as_bytes())
+    sign_hs256(&json!({"sub": user, "sid": "sess_ops", "iat": now(), "exp": now() + 600}), SECRET.as_bytes())
 }
 
 fn bearer(token: &str) -> Vec<(String, String)> {

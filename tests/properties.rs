@@ -160,7 +160,7 @@ struct User {
 
 fn token(sub: &str, org: Option<&str>) -> String {
     let mut claims = json!({"sub": sub, "sid": "sess_props", "iss": "https://clerk.example.com", "azp": "https://app.example.com",
-                            "exp": now() + 3600, "nbf": now() - 5});
+                            "iat": now() - 5, "exp": now() + 3000, "nbf": now() - 5});
     if let Some(org) = org {
         // A plain member: no role with permissions (org:admin would be '*').
         claims["org_id"] = json!(org);

@@ -428,6 +428,16 @@ pub mod test_keys {
         encode(&header, claims, &EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).unwrap()).unwrap()
     }
 
+    /// A token with exactly this header (RS256-signed with the test key
+    /// whatever its `alg` says), for tests of header checks.
+    pub fn sign_header(header: &Value, claims: &Value) -> String {
+        use base64::Engine;
+        let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let input = format!("{}.{}", b64(header), b64(claims));
+        let key = EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).unwrap();
+        format!("{input}.{}", jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::RS256).unwrap())
+    }
+
     pub fn sign_hs256(claims: &Value, secret: &[u8]) -> String {
         encode(&Header::new(jsonwebtoken::Algorithm::HS256), claims, &EncodingKey::from_secret(secret)).unwrap()
     }
@@ -548,12 +558,8 @@ mod tests {
         assert_eq!(v.verify(&sign(&claims(json!({})))).unwrap_err(), TokenError::WrongAudience);
     }
 
-    /// A token with the given header, signed with the test key.
     fn sign_header(header: Value, claims: &Value) -> String {
-        use jsonwebtoken::crypto::sign as raw_sign;
-        let input = format!("{}.{}", b64(&header), b64(claims));
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).unwrap();
-        format!("{input}.{}", raw_sign(input.as_bytes(), &key, Algorithm::RS256).unwrap())
+        super::test_keys::sign_header(&header, claims)
     }
 
     #[test]
