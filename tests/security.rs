@@ -238,3 +238,61 @@ fn the_session_cookie_stays_out_of_sql() {
     let cookies: Value = serde_json::from_str(cookies.as_str().unwrap()).unwrap();
     assert_eq!(cookies, json!({"theme": "dark"}));
 }
+
+// 6. Slow clients, too many connections, oversized heads.
+#[test]
+fn slow_clients_and_connection_floods_get_a_status_and_let_go() {
+    use std::io::{Read, Write};
+    let admin = free_port();
+    let (_running, port) = proxy_with("server-header-timeout = 1\nserver-body-timeout = 1\nserver-max-connections-per-ip = 4", admin);
+    let answer = |s: &mut std::net::TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    // A head sent a byte at a time: 408 once server-header-timeout is over.
+    let started = Instant::now();
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"GET /products HTTP/1.1\r\nHost: x\r\n").unwrap();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(300));
+        if slow.write_all(b"X").is_err() {
+            break;
+        }
+    }
+    let text = answer(&mut slow);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("server-header-timeout"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    // A body that never arrives: 408 too.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"POST /rpc/request_setting HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"na").unwrap();
+    let text = answer(&mut slow);
+    assert!(text.starts_with("HTTP/1.1 408") && text.contains("server-body-timeout"), "{text}");
+
+    // Idle connections from one address: the fifth is refused at once.
+    let idle: Vec<_> = (0..4).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fifth = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let text = answer(&mut fifth);
+    assert!(text.starts_with("HTTP/1.1 429") && text.contains("server-max-connections-per-ip"), "{text}");
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, _, _) = request(port, "GET", "/products?select=product_id&limit=1", None, &[], None);
+    assert_eq!(status, 200, "closed connections free their slots");
+
+    // Too many headers, too long a URL: a status, not a reset.
+    let mut many = b"GET /products HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".to_vec();
+    for i in 0..200 {
+        many.extend_from_slice(format!("X-Header-{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    assert_eq!(pg_clerk_e2e::raw_http(port, &many).map(|r| r.0), Some(431));
+    for len in [40 * 1024, 64 * 1024] {
+        let long = format!("GET /products?select={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "a".repeat(len));
+        assert_eq!(pg_clerk_e2e::raw_http(port, long.as_bytes()).map(|r| r.0), Some(414), "{len}");
+    }
+    assert_eq!(metric_sample(admin, "clerk_proxy_connections_refused_total{limit=\"ip\"}"), Some(1.0));
+    assert_eq!(metric_sample(admin, "clerk_proxy_http_refused_total{status=\"408\"}"), Some(2.0));
+}

@@ -75,6 +75,15 @@ pub struct Config {
     pub clerk_accept_jwt_templates: bool,
     /// `clerk-max-token-lifetime`: longest `exp - iat` accepted, seconds.
     pub clerk_max_token_lifetime_secs: u64,
+    /// `server-header-timeout`: seconds a connection has to send a request's
+    /// head (also how long an idle keep-alive connection stays open).
+    pub server_header_timeout_secs: u64,
+    /// `server-body-timeout`: seconds to receive a request's body.
+    pub server_body_timeout_secs: u64,
+    /// `server-max-connections`: open API connections at most.
+    pub server_max_connections: usize,
+    /// `server-max-connections-per-ip`: open API connections per client address.
+    pub server_max_connections_per_ip: usize,
 }
 
 /// Roles no token may switch to, whatever `db-allowed-roles` says: the
@@ -187,6 +196,10 @@ const KEYS: &[(&str, bool)] = &[
     ("db-allowed-roles", false),
     ("clerk-accept-jwt-templates", false),
     ("clerk-max-token-lifetime", false),
+    ("server-header-timeout", false),
+    ("server-body-timeout", false),
+    ("server-max-connections", false),
+    ("server-max-connections-per-ip", false),
 ];
 
 /// Where a value came from, for error messages.
@@ -367,6 +380,10 @@ impl Config {
             db_allowed_roles,
             clerk_accept_jwt_templates: choice("clerk-accept-jwt-templates", &["false", "true"], 0)? == 1,
             clerk_max_token_lifetime_secs: bounded("clerk-max-token-lifetime", 1, 366 * 86_400, 3600)?,
+            server_header_timeout_secs: bounded("server-header-timeout", 1, 3600, 10)?,
+            server_body_timeout_secs: bounded("server-body-timeout", 1, 3600, 30)?,
+            server_max_connections: bounded("server-max-connections", 1, 1_000_000, 1000)? as usize,
+            server_max_connections_per_ip: bounded("server-max-connections-per-ip", 1, 1_000_000, 100)? as usize,
         })
     }
 }
@@ -465,6 +482,10 @@ impl fmt::Debug for Config {
             .field("db_allowed_roles", &self.db_allowed_roles)
             .field("clerk_accept_jwt_templates", &self.clerk_accept_jwt_templates)
             .field("clerk_max_token_lifetime_secs", &self.clerk_max_token_lifetime_secs)
+            .field("server_header_timeout_secs", &self.server_header_timeout_secs)
+            .field("server_body_timeout_secs", &self.server_body_timeout_secs)
+            .field("server_max_connections", &self.server_max_connections)
+            .field("server_max_connections_per_ip", &self.server_max_connections_per_ip)
             .finish()
     }
 }

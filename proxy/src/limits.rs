@@ -1,3 +1,7 @@
+//! Connection limits: `server-max-connections` and
+//! `server-max-connections-per-ip`, counted from accept to close, so slow
+//! or idle clients cannot hold every socket.
+//!
 //! Rate limits: `rate-limit-per-ip` (checked first, for every API request)
 //! and `rate-limit-per-user` (once the token is verified, by its `sub`),
 //! in requests per second. Counting is Pingora's `Rate` (pingora-limits):
@@ -12,9 +16,88 @@ use crate::metrics;
 use crate::response::ApiError;
 use http::Response;
 use pingora_limits::rate::Rate;
+use http::StatusCode;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Open connections, in all and per client address.
+pub struct ConnectionLimits {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Default)]
+struct OpenConnections {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// A connection counted as open until this is dropped.
+pub struct ConnectionSlot {
+    limits: Arc<ConnectionLimits>,
+    ip: Option<IpAddr>,
+}
+
+impl ConnectionLimits {
+    pub fn from_config(c: &Config) -> Arc<ConnectionLimits> {
+        ConnectionLimits::new(c.server_max_connections, c.server_max_connections_per_ip)
+    }
+
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnectionLimits> {
+        Arc::new(ConnectionLimits { max_total, max_per_ip, open: Mutex::new(OpenConnections::default()) })
+    }
+
+    /// Counts a new connection from `ip`, or the answer that refuses it.
+    pub fn open(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<ConnectionSlot, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.total >= self.max_total {
+            metrics::count(&metrics::CONNECTIONS_REFUSED_TOTAL);
+            return Err(ApiError::http_limit(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many connections",
+                format!("the server has {} connections open (server-max-connections)", self.max_total),
+            ));
+        }
+        if let Some(ip) = ip {
+            let mine = open.per_ip.entry(ip).or_default();
+            if *mine >= self.max_per_ip {
+                metrics::count(&metrics::CONNECTIONS_REFUSED_IP);
+                return Err(ApiError::http_limit(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many connections from this address",
+                    format!("{} connections are open from {ip} (server-max-connections-per-ip)", self.max_per_ip),
+                ));
+            }
+            *mine += 1;
+        }
+        open.total += 1;
+        Ok(ConnectionSlot { limits: self.clone(), ip })
+    }
+
+    /// Connections open now.
+    pub fn open_count(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.total -= 1;
+        if let Some(ip) = self.ip {
+            if let Some(n) = open.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    open.per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+}
 
 struct Limit {
     rate: Rate,
@@ -102,6 +185,21 @@ mod tests {
         assert_eq!(response.headers()["retry-after"], "1");
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["code"], "PGRST429");
+    }
+
+    #[test]
+    fn connections_are_capped_per_address_and_in_all_until_they_close() {
+        let limits = ConnectionLimits::new(3, 2);
+        let (a, b) = (Some(IpAddr::from([10, 0, 0, 1])), Some(IpAddr::from([10, 0, 0, 2])));
+        let first = limits.open(a).unwrap();
+        let _second = limits.open(a).unwrap();
+        assert_eq!(limits.open(a).err().unwrap().status, StatusCode::TOO_MANY_REQUESTS);
+        let _third = limits.open(b).unwrap();
+        assert_eq!(limits.open(b).err().unwrap().status, StatusCode::SERVICE_UNAVAILABLE);
+        drop(first);
+        assert_eq!(limits.open_count(), 2);
+        assert!(limits.open(a).is_ok(), "a closed connection frees its slot");
+        assert_eq!(limits.open.lock().unwrap().per_ip.len(), 2);
     }
 
     #[test]

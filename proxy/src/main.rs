@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use clerk_proxy::{access_log, api, auth, config, db, limits, metrics, response};
 use config::Config;
 use http::Response;
-use pingora_core::apps::http_app::ServeHttp;
-use pingora_core::apps::{HttpServerApp, ReusedHttpStream};
+use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::Stream;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch, UnixShutdownSignalWatch};
 use pingora_core::services::listening::Service;
@@ -36,10 +36,118 @@ struct ProxyApp {
     admin: bool,
     /// `server-max-body`.
     max_body: usize,
+    /// `server-header-timeout`, `server-body-timeout`.
+    header_timeout: Duration,
+    body_timeout: Duration,
 }
 
+/// Longest request target (path and query) accepted; longer is 414.
+const MAX_URI_BYTES: usize = 32 * 1024;
+/// Most request headers accepted; more is 431 (Pingora's parser stops at 256).
+const MAX_HEADER_COUNT: usize = 100;
+
+/// Pingora's `ServeHttp` loop, with deadlines: the head must arrive within
+/// `server-header-timeout` in all (Pingora's own timeout restarts at every
+/// read, so a client sending a byte at a time would hold the connection
+/// for ever), and what the HTTP layer refuses gets a status, not a reset.
 #[async_trait]
-impl ServeHttp for ProxyApp {
+impl HttpServerApp for ProxyApp {
+    async fn process_new_http(self: &Arc<Self>, mut session: ServerSession, shutdown: &ShutdownWatch) -> Option<ReusedHttpStream> {
+        let refused = match tokio::time::timeout(self.header_timeout, session.read_request()).await {
+            Ok(Ok(true)) => head_refusal(&session),
+            Ok(Ok(false)) => return None, // closed before sending anything
+            Ok(Err(e)) if *e.etype() == pingora_core::InvalidHTTPHeader => Some(invalid_head(&e)),
+            Ok(Err(_)) => return None, // the connection failed mid-head
+            Err(_) => {
+                metrics::count(&metrics::HTTP_REFUSED_408);
+                Some(response::ApiError::http_limit(
+                    http::StatusCode::REQUEST_TIMEOUT,
+                    "Request timeout",
+                    format!("the request head did not arrive within {} s (server-header-timeout)", self.header_timeout.as_secs()),
+                ))
+            }
+        };
+        if let Some(refused) = refused {
+            let _ = write_response(&mut session, refused.into_response()).await;
+            return None;
+        }
+        session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+        let response = self.response(&mut session).await;
+        write_response(&mut session, response).await.ok()?;
+        let persistent_settings = HttpPersistentSettings::for_session(&session);
+        match session.finish().await {
+            Ok(c) => c.map(|s| ReusedHttpStream::from_reusable_stream(s, persistent_settings)),
+            Err(e) => {
+                log::debug!("cannot finish the response: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// A head that was read but is refused: too long a URL, too many headers.
+fn head_refusal(session: &ServerSession) -> Option<response::ApiError> {
+    let head = session.req_header();
+    let uri_len = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Some(uri_too_long(uri_len));
+    }
+    if head.headers.len() > MAX_HEADER_COUNT {
+        metrics::count(&metrics::HTTP_REFUSED_431);
+        return Some(response::ApiError::http_limit(
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request header fields too large",
+            format!("the request has {} headers; the limit is {MAX_HEADER_COUNT}", head.headers.len()),
+        ));
+    }
+    None
+}
+
+/// A head Pingora could not parse: too large or too many headers (431),
+/// or not HTTP (400).
+fn invalid_head(e: &pingora_core::Error) -> response::ApiError {
+    let text = e.to_string();
+    log::debug!("invalid request head: {}", text.chars().take(300).collect::<String>());
+    if text.contains("larger than") || text.to_ascii_lowercase().contains("too many headers") {
+        metrics::count(&metrics::HTTP_REFUSED_431);
+        return response::ApiError::http_limit(
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request header fields too large",
+            format!("at most {MAX_HEADER_COUNT} headers and 1 MiB of head"),
+        );
+    }
+    // The http crate takes request targets up to 64 KiB only.
+    if text.contains("invalid uri") && text.len() > MAX_URI_BYTES {
+        return uri_too_long(text.len());
+    }
+    response::ApiError::bad_request("PGRST100", "Malformed HTTP request".into(), Some("the request head is not valid HTTP/1.1".into()))
+}
+
+fn uri_too_long(len: usize) -> response::ApiError {
+    metrics::count(&metrics::HTTP_REFUSED_414);
+    response::ApiError::http_limit(
+        http::StatusCode::URI_TOO_LONG,
+        "URI too long",
+        format!("the request target is about {len} bytes; the limit is {MAX_URI_BYTES} (send long filters in the body of a POST /rpc/ call)"),
+    )
+}
+
+async fn write_response(session: &mut ServerSession, response: Response<Vec<u8>>) -> pingora_core::Result<()> {
+    let (parts, body) = response.into_parts();
+    if let Err(e) = session.write_response_header(Box::new(parts.into())).await {
+        log::debug!("cannot write the response header: {e}");
+        return Err(e);
+    }
+    if !body.is_empty() {
+        if let Err(e) = session.write_response_body(body.into(), true).await {
+            log::debug!("cannot write the response body: {e}");
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+impl ProxyApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         if !self.admin {
             // The header is read: from now until the answer is written, graceful shutdown waits.
@@ -66,14 +174,25 @@ impl ServeHttp for ProxyApp {
             refused: None,
         };
         let too_large = declared.is_some_and(|n| n > self.max_body);
+        let body_deadline = tokio::time::Instant::now() + self.body_timeout;
         while !too_large {
-            match session.read_request_body().await {
-                Ok(Some(chunk)) if req.body.len() + chunk.len() <= self.max_body => req.body.extend_from_slice(&chunk),
-                Ok(Some(_)) => break,
-                Ok(None) => break,
-                Err(e) => {
+            match tokio::time::timeout_at(body_deadline, session.read_request_body()).await {
+                Ok(Ok(Some(chunk))) if req.body.len() + chunk.len() <= self.max_body => req.body.extend_from_slice(&chunk),
+                Ok(Ok(Some(_))) => break,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
                     req.refused = Some(response::ApiError::bad_request("PGRST102", "Could not read the request body".into(), Some(e.to_string())));
                     break;
+                }
+                Err(_) => {
+                    metrics::count(&metrics::HTTP_REFUSED_408);
+                    session.set_keepalive(None);
+                    return response::ApiError::http_limit(
+                        http::StatusCode::REQUEST_TIMEOUT,
+                        "Request timeout",
+                        format!("the request body did not arrive within {} s (server-body-timeout)", self.body_timeout.as_secs()),
+                    )
+                    .into_response();
                 }
             }
         }
@@ -92,6 +211,44 @@ impl ServeHttp for ProxyApp {
             api::handle(&self.state, &req).await
         }
     }
+}
+
+/// The API listener's door: each connection counted from accept to close
+/// against `server-max-connections` and `server-max-connections-per-ip`;
+/// one over a cap gets its refusal and is closed before anything is read.
+struct ConnectionGate {
+    app: Arc<Counted>,
+    limits: Arc<limits::ConnectionLimits>,
+}
+
+#[async_trait]
+impl ServerApp for ConnectionGate {
+    async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let ip = stream.get_socket_digest().and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let _slot = match self.limits.open(ip) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                use tokio::io::AsyncWriteExt;
+                let _ = stream.write_all(&raw_response(refused.into_response())).await;
+                let _ = stream.shutdown().await;
+                return None;
+            }
+        };
+        ServerApp::process_new(&self.app, stream, shutdown).await
+    }
+}
+
+/// An answer as HTTP/1.1 bytes, closing the connection.
+fn raw_response(response: Response<Vec<u8>>) -> Vec<u8> {
+    let status = response.status();
+    let mut head = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    for (name, value) in response.headers() {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or("")));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(response.body());
+    bytes
 }
 
 tokio::task_local! {
@@ -286,13 +443,20 @@ fn run(config: &Config, state: Arc<api::State>) -> ExitCode {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let max_body = config.server_max_body;
+    let app = |admin: bool| ProxyApp {
+        state: state.clone(),
+        admin,
+        max_body: config.server_max_body,
+        header_timeout: Duration::from_secs(config.server_header_timeout_secs),
+        body_timeout: Duration::from_secs(config.server_body_timeout_secs),
+    };
     if let Some(port) = config.admin_server_port {
-        let mut admin = Service::new("clerk-proxy admin".to_owned(), ProxyApp { state: state.clone(), admin: true, max_body });
+        let mut admin = Service::new("clerk-proxy admin".to_owned(), app(true));
         admin.add_tcp(&std::net::SocketAddr::new(config.server_host, port).to_string());
         server.add_service(admin);
     }
-    let mut api = Service::new("clerk-proxy api".to_owned(), Counted(Arc::new(ProxyApp { state: state.clone(), admin: false, max_body })));
+    let gate = ConnectionGate { app: Arc::new(Counted(Arc::new(app(false)))), limits: limits::ConnectionLimits::from_config(config) };
+    let mut api = Service::new("clerk-proxy api".to_owned(), gate);
     let addr = std::net::SocketAddr::new(config.server_host, config.server_port);
     api.add_tcp(&addr.to_string());
     server.add_service(api);

@@ -31,6 +31,15 @@ pub static DEADLINE_CANCELS: AtomicU64 = AtomicU64::new(0);
 /// Database connections the pool opened (a steady value: connections are reused).
 pub static DB_CONNECTIONS_OPENED: AtomicU64 = AtomicU64::new(0);
 
+/// Connections refused at accept, by which cap.
+pub static CONNECTIONS_REFUSED_TOTAL: AtomicU64 = AtomicU64::new(0);
+pub static CONNECTIONS_REFUSED_IP: AtomicU64 = AtomicU64::new(0);
+/// Requests refused by the HTTP layer before the API saw them: too slow
+/// (408), too long a URL (414), too many or too large headers (431).
+pub static HTTP_REFUSED_408: AtomicU64 = AtomicU64::new(0);
+pub static HTTP_REFUSED_414: AtomicU64 = AtomicU64::new(0);
+pub static HTTP_REFUSED_431: AtomicU64 = AtomicU64::new(0);
+
 /// Requests refused with 429, by what was limited.
 pub static RATE_LIMITED_USER: AtomicU64 = AtomicU64::new(0);
 pub static RATE_LIMITED_IP: AtomicU64 = AtomicU64::new(0);
@@ -123,6 +132,14 @@ pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
     header(&mut out, "clerk_proxy_rate_limited_total", "counter", "Requests refused with 429, by limit (rate-limit-per-user, rate-limit-per-ip).");
     for (by, counter) in [("user", &RATE_LIMITED_USER), ("ip", &RATE_LIMITED_IP)] {
         let _ = writeln!(out, "clerk_proxy_rate_limited_total{{limit=\"{by}\"}} {}", load(counter));
+    }
+    header(&mut out, "clerk_proxy_connections_refused_total", "counter", "Connections refused at accept, by cap (server-max-connections, server-max-connections-per-ip).");
+    for (by, counter) in [("total", &CONNECTIONS_REFUSED_TOTAL), ("ip", &CONNECTIONS_REFUSED_IP)] {
+        let _ = writeln!(out, "clerk_proxy_connections_refused_total{{limit=\"{by}\"}} {}", load(counter));
+    }
+    header(&mut out, "clerk_proxy_http_refused_total", "counter", "Requests refused before being read whole: 408 too slow, 414 URL too long, 431 headers.");
+    for (status, counter) in [("408", &HTTP_REFUSED_408), ("414", &HTTP_REFUSED_414), ("431", &HTTP_REFUSED_431)] {
+        let _ = writeln!(out, "clerk_proxy_http_refused_total{{status=\"{status}\"}} {}", load(counter));
     }
 
     header(&mut out, "clerk_proxy_db_pool_connections", "gauge", "Pooled database connections by state (in_use: lent to a request; idle: open and free).");

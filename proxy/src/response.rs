@@ -108,6 +108,20 @@ impl ApiError {
         }
     }
 
+    /// A request the HTTP layer refuses before it is read whole: too slow
+    /// (408), too long a URL (414), too many or too large headers (431),
+    /// too many connections (429 from one address, 503 in all).
+    pub fn http_limit(status: StatusCode, message: &str, details: String) -> ApiError {
+        let code = match status.as_u16() {
+            408 => "PGRST408",
+            414 => "PGRST414",
+            429 => "PGRST429",
+            431 => "PGRST431",
+            _ => "PGRST000",
+        };
+        ApiError { status, code: Cow::Borrowed(code), message: message.to_owned(), details: Some(details), hint: None, www_authenticate: None }
+    }
+
     pub fn payload_too_large(limit: usize) -> ApiError {
         ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
