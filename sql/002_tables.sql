@@ -163,8 +163,33 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_user_id_idx ON audit_log (user_id, created_at);
 CREATE INDEX IF NOT EXISTS audit_log_resource_idx ON audit_log (resource_type, resource_id);
 
--- Application roles (from Clerk: the org role, or public metadata "role")
--- and what each may do. '*' grants everything.
+-- Shop-wide settings, one row, read by the SECURITY DEFINER functions of
+-- 003_logic.sql; owner only (004_security.sql revokes it from the API roles).
+--
+-- Staff: a Clerk user is shop staff in exactly two ways, both out of the
+-- user's own reach (any Clerk user can create an organization and be its
+-- org:admin, so an organization role by itself grants nothing shop-wide):
+--   * a "role" in public metadata, put into the session token by a Clerk
+--     session-token template: {"metadata": "{{user.public_metadata}}"}
+--     (Dashboard → Sessions → Customize session token; public metadata is
+--     set by your backend or the Dashboard, never by the user; never use
+--     unsafe_metadata, which users write); a template claim
+--     "permissions": [...] is trusted the same way;
+--   * membership of the ONE staff organization named here, while it is the
+--     session's active organization: its role without "org:" (org:admin →
+--     admin) is the application role, and its Clerk permissions
+--     (org:<feature>:<permission>) count. Configure it as the owner:
+--         UPDATE shop_settings SET staff_org_id = 'org_2abc…';
+--     NULL (the default): no organization makes anyone staff.
+CREATE TABLE IF NOT EXISTS shop_settings (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    staff_org_id  clerk_org_id
+);
+INSERT INTO shop_settings DEFAULT VALUES ON CONFLICT DO NOTHING;
+
+-- Application roles (from Clerk: public metadata "role", or the role in the
+-- staff organization, see shop_settings) and what each may do. '*' grants
+-- everything.
 CREATE TABLE IF NOT EXISTS role_permissions (
     role        text NOT NULL,
     permission  text NOT NULL,

@@ -49,21 +49,39 @@ $$;
 
 -- The caller's application role: public metadata "role" in the token
 -- (a Clerk session-token template such as {"metadata": "{{user.public_metadata}}"}),
--- else the active organization's role without its "org:" prefix, else
--- 'customer' for any signed-in user. Never unsafe_metadata: users can write that.
-CREATE OR REPLACE FUNCTION app_role() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+-- else, only while the active organization is the staff organization of
+-- shop_settings, its role without the "org:" prefix, else 'customer' for
+-- any signed-in user. Never unsafe_metadata: users can write that. The role
+-- in any other organization grants nothing here (any Clerk user can create
+-- an organization and be its admin); it scopes only that organization's
+-- own rows (projects).
+CREATE OR REPLACE FUNCTION app_role() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT coalesce(
         nullif(current_clerk_claims() #>> '{metadata,role}', ''),
         nullif(current_clerk_claims() #>> '{public_metadata,role}', ''),
-        nullif(substring(current_clerk_org_role() FROM '^org:(.+)$'), ''),
+        CASE WHEN current_clerk_org() = (SELECT s.staff_org_id FROM shop_settings s)
+             THEN nullif(substring(current_clerk_org_role() FROM '^org:(.+)$'), '') END,
         CASE WHEN current_clerk_user() IS NOT NULL THEN 'customer' END)
 $$;
 
--- A permission from the token (clerk_has_permission) or from the role table.
+-- A permission of the caller, from what users cannot write themselves:
+--   * a top-level "permissions" array in the token (a session-token
+--     template claim, like metadata);
+--   * the Clerk permissions of the staff organization, only while it is
+--     the active one (v1 org_permissions, v2 o.per/fea), as the bare key or
+--     as org:<key> (Clerk's custom permission org:products:write grants
+--     products:write);
+--   * the application role's entry in role_permissions.
+-- (clerk_has_permission() alone would trust any organization's permissions.)
 CREATE OR REPLACE FUNCTION has_permission(permission text) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     -- (has_permission.permission: a bare "permission" would mean rp.permission)
-    SELECT coalesce(clerk_has_permission(has_permission.permission), false)
+    SELECT coalesce(jsonb_typeof(current_clerk_claims() -> 'permissions') = 'array'
+                    AND (current_clerk_claims() -> 'permissions') ? has_permission.permission, false)
+        OR coalesce(current_clerk_org() = (SELECT s.staff_org_id FROM shop_settings s)
+                    AND (clerk_has_permission(has_permission.permission)
+                         OR clerk_has_permission('org:' || has_permission.permission)), false)
         OR EXISTS (SELECT FROM role_permissions rp
                     WHERE rp.role = app_role() AND rp.permission IN (has_permission.permission, '*'))
 $$;

@@ -91,8 +91,10 @@ BEGIN
 END
 $$;
 
--- role_permissions is read through has_permission() only.
-REVOKE ALL ON role_permissions FROM PUBLIC, anon, authenticated;
+-- role_permissions and shop_settings are read through has_permission()
+-- and app_role() only.
+REVOKE ALL ON role_permissions, shop_settings FROM PUBLIC, anon, authenticated;
+ALTER TABLE shop_settings ENABLE ROW LEVEL SECURITY;
 
 -- B2B projects: the active organization's rows.
 GRANT SELECT, INSERT, UPDATE, DELETE ON projects TO authenticated;

@@ -28,7 +28,23 @@ BEGIN
     SET LOCAL ROLE authenticated;
 END
 $$;
+-- How many rows a statement returned or changed, or the SQLSTATE it failed with.
+CREATE FUNCTION regress.rows_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    EXECUTE stmt;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n::text;
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE;
+END
+$$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA regress TO PUBLIC;
+
+-- The shop's staff organization (shop_settings): while org_shop is the
+-- active organization, its members' org role is their application role.
+UPDATE shop_settings SET staff_org_id = 'org_shop';
 
 -- The schema applied twice is the same as once (every file is guarded):
 SELECT count(*) AS policies FROM pg_policies WHERE schemaname = 'public';
