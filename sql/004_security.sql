@@ -24,7 +24,17 @@ DROP POLICY IF EXISTS catalogue_read ON products;
 CREATE POLICY catalogue_read ON products FOR SELECT USING (is_active);
 
 -- A user's own rows: cart, wishlist, reviews (plus approved reviews for all).
-GRANT SELECT, INSERT, UPDATE, DELETE ON cart, wishlist, product_reviews TO authenticated;
+-- Inserts and updates name columns, never the generated keys (cart_id,
+-- wishlist_id, review_id, project_id below): a key chosen by a client just
+-- above the sequence would make other users' next inserts fail with a
+-- unique violation. Upserts work on the natural keys (the cart's
+-- user_id, product_id, selected_attributes; the wishlist's user_id,
+-- product_id). REVOKE also drops earlier column grants, so this re-runs.
+GRANT SELECT, DELETE ON cart, wishlist, product_reviews TO authenticated;
+REVOKE INSERT, UPDATE ON cart, wishlist FROM authenticated;
+GRANT INSERT (user_id, product_id, quantity, selected_attributes),
+      UPDATE (user_id, product_id, quantity, selected_attributes) ON cart TO authenticated;
+GRANT INSERT (user_id, product_id), UPDATE (user_id, product_id) ON wishlist TO authenticated;
 GRANT SELECT ON product_reviews TO anon;
 SELECT clerk_enable_rls('cart');
 SELECT clerk_enable_rls('wishlist');
@@ -96,8 +106,10 @@ $$;
 REVOKE ALL ON role_permissions, shop_settings FROM PUBLIC, anon, authenticated;
 ALTER TABLE shop_settings ENABLE ROW LEVEL SECURITY;
 
--- B2B projects: the active organization's rows.
-GRANT SELECT, INSERT, UPDATE, DELETE ON projects TO authenticated;
+-- B2B projects: the active organization's rows (not the key: see cart).
+GRANT SELECT, DELETE ON projects TO authenticated;
+REVOKE INSERT, UPDATE ON projects FROM authenticated;
+GRANT INSERT (org_id, name, description, created_by), UPDATE (org_id, name, description, created_by) ON projects TO authenticated;
 SELECT clerk_enable_org_rls('projects');
 
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO authenticated;
