@@ -49,8 +49,9 @@ function accepts(port) {
 
 /** Starts clerk-proxy with the suite's configuration plus `extra` config
  * lines, waits until it accepts connections, and returns
- * { url, port, stop() }. */
-export async function startProxy(extra = '') {
+ * { url, port, stop() }. `keys` is the key configuration line (default:
+ * the test JWKS file). */
+export async function startProxy(extra = '', { keys = `clerk-jwks-file = "${join(FIXTURES, 'test_jwks.json')}"` } = {}) {
   const bin = required('CLERK_PROXY_BIN');
   const dsn = required('PG_CLERK_TEST_API_DSN');
   const port = await freePort();
@@ -60,7 +61,7 @@ export async function startProxy(extra = '') {
     `db-uri = "${dsn}"`,
     'db-anon-role = "anon"',
     'db-pool = 4',
-    `clerk-jwks-file = "${join(FIXTURES, 'test_jwks.json')}"`,
+    keys,
     `clerk-issuer = "${ISSUER}"`,
     `clerk-authorized-parties = "${AUTHORIZED_PARTY}"`,
     `server-port = ${port}`,
@@ -103,9 +104,9 @@ export async function startProxy(extra = '') {
 
 /** One clerk-proxy for the whole test file: started before the first
  * test, stopped after the last. Returns a getter. */
-export function useProxy(extra = '') {
+export function useProxy(extra = '', options = {}) {
   let proxy;
-  before(async () => { proxy = await startProxy(extra); });
+  before(async () => { proxy = await startProxy(extra, options); });
   after(async () => { await proxy?.stop(); });
   return () => {
     if (!proxy) throw new Error('clerk-proxy is not running');
