@@ -183,18 +183,108 @@ BEGIN
 END
 $$;
 
--- Turns the caller's cart into an order, all or nothing: products locked
--- in id order (no deadlocks between concurrent orders), stock checked and
--- decremented, names and prices snapshotted into order_items, the cart
--- emptied. Returns the new order.
+-- Pending orders hold their stock until paid, so an unpaid one must not
+-- hold it for ever (a customer could put all the stock in a cart, call
+-- place_order and never pay). An order is released (cancelled, its stock
+-- put back, its coupon use given back) when its customer cancels it
+-- (cancel_order), or when it is older than shop_settings.pending_order_ttl
+-- (expire_pending_orders, run by a scheduler and by every place_order).
+-- Unpaid: payment_status 'pending' or 'failed'.
+--
+-- Locks, here as in place_order and redeem_coupon: orders first (the
+-- expiry skips locked ones, so it never waits on an order), then products
+-- in id order, then coupons in id order, so none of them deadlock.
+
+-- Releases orders the caller has locked and checked (owner only).
+CREATE OR REPLACE FUNCTION release_pending_orders(ids bigint[]) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    released integer;
+BEGIN
+    PERFORM FROM products p WHERE p.product_id IN (SELECT i.product_id FROM order_items i WHERE i.order_id = ANY (ids))
+      ORDER BY p.product_id FOR UPDATE;
+    UPDATE products p SET stock_quantity = p.stock_quantity + back.quantity
+      FROM (SELECT i.product_id, sum(i.quantity) AS quantity FROM order_items i
+             WHERE i.order_id = ANY (ids) AND i.product_id IS NOT NULL GROUP BY i.product_id) back
+     WHERE p.product_id = back.product_id;
+    PERFORM FROM coupons c WHERE c.coupon_id IN (SELECT u.coupon_id FROM coupon_usage u WHERE u.order_id = ANY (ids))
+      ORDER BY c.coupon_id FOR UPDATE;
+    UPDATE coupons c SET used_count = c.used_count - back.uses
+      FROM (SELECT u.coupon_id, count(*) AS uses FROM coupon_usage u WHERE u.order_id = ANY (ids) GROUP BY u.coupon_id) back
+     WHERE c.coupon_id = back.coupon_id;
+    DELETE FROM coupon_usage u WHERE u.order_id = ANY (ids);
+    UPDATE orders o SET status = 'cancelled' WHERE o.order_id = ANY (ids);
+    GET DIAGNOSTICS released = ROW_COUNT;
+    RETURN released;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION release_pending_orders(bigint[]) FROM PUBLIC;
+
+-- The caller cancels one of their pending, unpaid orders (staff with
+-- orders:write: anyone's). Returns the cancelled order.
+CREATE OR REPLACE FUNCTION cancel_order(order_id bigint) RETURNS orders
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    me  clerk_user_id := current_clerk_user();
+    o   orders;
+BEGIN
+    IF me IS NULL THEN
+        RAISE EXCEPTION 'sign in to cancel an order' USING ERRCODE = 'PT401', DETAIL = 'not_signed_in';
+    END IF;
+    SELECT * INTO o FROM orders WHERE orders.order_id = cancel_order.order_id
+       AND (orders.user_id = me OR has_permission('orders:write')) FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'order % not found', cancel_order.order_id USING ERRCODE = 'PT404', DETAIL = 'order_not_found';
+    END IF;
+    IF o.status <> 'pending' OR o.payment_status NOT IN ('pending', 'failed') THEN
+        RAISE EXCEPTION 'order % is % (payment %) and can no longer be cancelled', o.order_number, o.status, o.payment_status
+            USING ERRCODE = 'PT409', DETAIL = 'order_not_cancellable';
+    END IF;
+    PERFORM release_pending_orders(ARRAY[o.order_id]);
+    SELECT * INTO o FROM orders WHERE orders.order_id = o.order_id;
+    RETURN o;
+END
+$$;
+
+-- Cancels pending, unpaid orders created more than older_than ago
+-- (default: shop_settings.pending_order_ttl), at most max_orders of them,
+-- and returns how many. For a scheduler running as the owner (pg_cron:
+-- SELECT cron.schedule('*/5 * * * *', 'SELECT expire_pending_orders()'))
+-- or as clerk_sync; not for API callers.
+CREATE OR REPLACE FUNCTION expire_pending_orders(older_than interval DEFAULT NULL, max_orders integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    ttl  interval := coalesce(older_than, (SELECT s.pending_order_ttl FROM shop_settings s), interval '30 minutes');
+    ids  bigint[];
+BEGIN
+    SELECT array_agg(x.order_id) INTO ids FROM (
+        SELECT o.order_id FROM orders o
+         WHERE o.status = 'pending' AND o.payment_status IN ('pending', 'failed') AND o.created_at < now() - ttl
+         ORDER BY o.order_id LIMIT max_orders
+           FOR UPDATE SKIP LOCKED) x;
+    IF ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN release_pending_orders(ids);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION expire_pending_orders(interval, integer) FROM PUBLIC;
+
+-- Turns the caller's cart into an order, all or nothing: expired pending
+-- orders released first (their stock may be what this order needs),
+-- products locked in id order (no deadlocks between concurrent orders),
+-- stock checked and decremented, names and prices snapshotted into
+-- order_items, the cart emptied. Returns the new order.
 CREATE OR REPLACE FUNCTION place_order(billing_name text, billing_email text, billing_address jsonb,
                                        shipping_address jsonb DEFAULT NULL, shipping_method text DEFAULT NULL,
                                        notes text DEFAULT NULL) RETURNS orders
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-    me     clerk_user_id := current_clerk_user();
-    short  record;
-    o      orders;
+    me       clerk_user_id := current_clerk_user();
+    expired  bigint[];
+    short    record;
+    o        orders;
 BEGIN
     IF me IS NULL THEN
         RAISE EXCEPTION 'sign in to place an order' USING ERRCODE = 'PT401', DETAIL = 'not_signed_in';
@@ -202,8 +292,21 @@ BEGIN
     IF NOT EXISTS (SELECT FROM cart WHERE user_id = me) THEN
         RAISE EXCEPTION 'your cart is empty' USING ERRCODE = 'PT422', DETAIL = 'cart_empty';
     END IF;
-    PERFORM FROM products p WHERE p.product_id IN (SELECT product_id FROM cart WHERE user_id = me)
+    -- Expired orders (a few, skipping any another transaction holds),
+    -- then every product either touches, in one ordered pass.
+    SELECT array_agg(x.order_id) INTO expired FROM (
+        SELECT e.order_id FROM orders e
+         WHERE e.status = 'pending' AND e.payment_status IN ('pending', 'failed')
+           AND e.created_at < now() - (SELECT s.pending_order_ttl FROM shop_settings s)
+         ORDER BY e.order_id LIMIT 100
+           FOR UPDATE SKIP LOCKED) x;
+    PERFORM FROM products p
+      WHERE p.product_id IN (SELECT product_id FROM cart WHERE user_id = me
+                             UNION SELECT i.product_id FROM order_items i WHERE i.order_id = ANY (expired))
       ORDER BY p.product_id FOR UPDATE;
+    IF expired IS NOT NULL THEN
+        PERFORM release_pending_orders(expired);
+    END IF;
 
     SELECT p.name, p.stock_quantity AS available, need.quantity AS wanted, p.is_active INTO short
       FROM (SELECT product_id, sum(quantity) AS quantity FROM cart WHERE user_id = me GROUP BY product_id) need

@@ -114,6 +114,10 @@ SELECT clerk_enable_org_rls('projects');
 
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO authenticated;
 GRANT EXECUTE ON FUNCTION customer_tier(), customer_tier_of(clerk_user_id), redeem_coupon(text, bigint),
-    place_order(text, text, jsonb, jsonb, text, text), has_permission(text), app_role() TO authenticated;
+    place_order(text, text, jsonb, jsonb, text, text), cancel_order(bigint), has_permission(text), app_role() TO authenticated;
 REVOKE EXECUTE ON FUNCTION customer_tier(), customer_tier_of(clerk_user_id), redeem_coupon(text, bigint),
-    place_order(text, text, jsonb, jsonb, text, text) FROM PUBLIC, anon;
+    place_order(text, text, jsonb, jsonb, text, text), cancel_order(bigint) FROM PUBLIC, anon;
+-- The scheduler's: the owner, or the sync worker's role.
+REVOKE EXECUTE ON FUNCTION expire_pending_orders(interval, integer), release_pending_orders(bigint[])
+    FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION expire_pending_orders(interval, integer) TO clerk_sync;
