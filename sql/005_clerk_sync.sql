@@ -35,9 +35,49 @@ CREATE INDEX IF NOT EXISTS clerk_org_memberships_user_id_idx ON clerk_org_member
 CREATE TABLE IF NOT EXISTS clerk_webhook_events (
     svix_id     text PRIMARY KEY,
     event_type  text NOT NULL,
-    outcome     text NOT NULL CHECK (outcome IN ('applied', 'ignored')),
+    outcome     text NOT NULL CHECK (outcome IN ('applied', 'ignored', 'stale')),
     received_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Out-of-order deliveries: Svix retries and does not keep order, so a
+-- user.updated may arrive after a newer one, or after user.deleted. Each
+-- mirrored row keeps the version it holds (clerk_updated_at: the
+-- payload's updated_at, else the event's timestamp) and an event is
+-- applied only when it is newer. Deleted organizations and erased users
+-- leave a tombstone, so no late event brings them back; an erased user's
+-- is a SHA-256 of the id (owner only), not the id itself.
+ALTER TABLE clerk_organizations ADD COLUMN IF NOT EXISTS clerk_updated_at timestamptz;
+ALTER TABLE clerk_org_memberships ADD COLUMN IF NOT EXISTS clerk_updated_at timestamptz;
+CREATE TABLE IF NOT EXISTS clerk_erased_users (
+    user_hash  bytea PRIMARY KEY,
+    erased_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS clerk_deleted_organizations (
+    org_id      clerk_org_id PRIMARY KEY,
+    deleted_at  timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON clerk_erased_users, clerk_deleted_organizations FROM PUBLIC;
+ALTER TABLE clerk_erased_users ENABLE ROW LEVEL SECURITY;
+ALTER TABLE clerk_deleted_organizations ENABLE ROW LEVEL SECURITY;
+-- 'stale': an event older than what is mirrored, or about an erased user
+-- or a deleted organization.
+ALTER TABLE clerk_webhook_events DROP CONSTRAINT IF EXISTS clerk_webhook_events_outcome_check;
+ALTER TABLE clerk_webhook_events ADD CONSTRAINT clerk_webhook_events_outcome_check
+    CHECK (outcome IN ('applied', 'ignored', 'stale'));
+
+CREATE OR REPLACE FUNCTION clerk_user_hash(id clerk_user_id) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT sha256(convert_to(id::text, 'UTF8'))
+$$;
+
+-- Events about one user (or organization) are applied one at a time, so
+-- a user.updated cannot slip in between a concurrent erasure's check and
+-- its delete.
+CREATE OR REPLACE FUNCTION clerk_lock_object(kind text, id text) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    SELECT pg_advisory_xact_lock(hashtextextended('pg_clerk ' || kind || ' ' || id, 0))
+$$;
+REVOKE EXECUTE ON FUNCTION clerk_user_hash(clerk_user_id), clerk_lock_object(text, text) FROM PUBLIC;
 
 -- Users read their own mirror row; members read their organizations.
 GRANT SELECT ON clerk_users, clerk_organizations, clerk_org_memberships TO authenticated;
@@ -53,14 +93,20 @@ ALTER TABLE clerk_webhook_events ENABLE ROW LEVEL SECURITY;
 -- and memberships deleted; orders, reviews and coupon usage anonymised
 -- under a random tombstone id (unlinkable, but one per erased user so
 -- statistics still count customers); amounts and dates kept; audit rows
--- about the user scrubbed; one audit entry for the erasure. Returns the
--- tombstone, or NULL when there was nothing left to erase (idempotent).
+-- about the user scrubbed; one audit entry for the erasure; the id's hash
+-- kept in clerk_erased_users so no late webhook recreates the mirror row.
+-- Returns the tombstone, or NULL when there was nothing left to erase
+-- (idempotent).
 CREATE OR REPLACE FUNCTION clerk_erase_user_data(target clerk_user_id) RETURNS clerk_user_id
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     tomb clerk_user_id := ('user_erased' || replace(gen_random_uuid()::text, '-', ''))::clerk_user_id;
     found_any boolean;
 BEGIN
+    -- Remembered first, even when nothing is left: a late user.created or
+    -- user.updated must not recreate the user.
+    PERFORM clerk_lock_object('user', target::text);
+    INSERT INTO clerk_erased_users (user_hash) VALUES (clerk_user_hash(target)) ON CONFLICT DO NOTHING;
     SELECT EXISTS (SELECT FROM orders WHERE user_id = target) OR EXISTS (SELECT FROM cart WHERE user_id = target)
         OR EXISTS (SELECT FROM wishlist WHERE user_id = target) OR EXISTS (SELECT FROM product_reviews WHERE user_id = target)
         OR EXISTS (SELECT FROM clerk_users WHERE user_id = target) OR EXISTS (SELECT FROM clerk_org_memberships WHERE user_id = target)
@@ -111,18 +157,27 @@ REVOKE EXECUTE ON FUNCTION erase_clerk_user(clerk_user_id) FROM PUBLIC, anon;
 GRANT EXECUTE ON FUNCTION erase_clerk_user(clerk_user_id) TO authenticated;
 
 -- Applies one verified Clerk webhook event, once per svix-id. Returns
--- 'applied', 'ignored' (an event type we do not mirror) or 'duplicate'.
+-- 'applied', 'ignored' (an event type we do not mirror), 'stale' (older
+-- than what is mirrored, or about an erased user or a deleted
+-- organization) or 'duplicate'.
 CREATE OR REPLACE FUNCTION clerk_apply_webhook(svix_id text, event jsonb) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-    kind    text := event ->> 'type';
-    d       jsonb := event -> 'data';
-    outcome text := 'applied';
+    kind     text := event ->> 'type';
+    d        jsonb := event -> 'data';
+    answer   text := 'applied';
+    -- The version of the object this event carries (Clerk times are in ms).
+    version  timestamptz;
+    uid      clerk_user_id;
+    org      clerk_org_id;
 BEGIN
     IF kind IS NULL OR jsonb_typeof(d) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'not a Clerk webhook event: "type" and an object "data" are required'
             USING ERRCODE = 'PT400', DETAIL = 'bad_event';
     END IF;
+    version := to_timestamp((CASE WHEN jsonb_typeof(d -> 'updated_at') = 'number' THEN d -> 'updated_at'
+                                  WHEN jsonb_typeof(event -> 'timestamp') = 'number' THEN event -> 'timestamp' END
+                             )::double precision / 1000);
     -- Claimed first: a concurrent delivery of the same id waits here, then
     -- sees it taken.
     INSERT INTO clerk_webhook_events (svix_id, event_type, outcome)
@@ -132,38 +187,78 @@ BEGIN
     END IF;
     CASE kind
         WHEN 'user.created', 'user.updated' THEN
-            INSERT INTO clerk_users AS u (user_id, email, first_name, last_name, image_url, clerk_updated_at)
-            VALUES ((d ->> 'id')::clerk_user_id,
-                    (SELECT a ->> 'email_address' FROM jsonb_array_elements(coalesce(d -> 'email_addresses', '[]')) a
-                      WHERE a ->> 'id' = d ->> 'primary_email_address_id'),
-                    d ->> 'first_name', d ->> 'last_name', d ->> 'image_url',
-                    to_timestamp((d ->> 'updated_at')::double precision / 1000))
-            ON CONFLICT (user_id) DO UPDATE
-               SET email = EXCLUDED.email, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
-                   image_url = EXCLUDED.image_url, clerk_updated_at = EXCLUDED.clerk_updated_at, synced_at = now();
+            uid := (d ->> 'id')::clerk_user_id;
+            PERFORM clerk_lock_object('user', uid::text);
+            IF EXISTS (SELECT FROM clerk_erased_users e WHERE e.user_hash = clerk_user_hash(uid)) THEN
+                answer := 'stale';
+            ELSE
+                INSERT INTO clerk_users AS u (user_id, email, first_name, last_name, image_url, clerk_updated_at)
+                VALUES (uid,
+                        (SELECT a ->> 'email_address' FROM jsonb_array_elements(coalesce(d -> 'email_addresses', '[]')) a
+                          WHERE a ->> 'id' = d ->> 'primary_email_address_id'),
+                        d ->> 'first_name', d ->> 'last_name', d ->> 'image_url', version)
+                ON CONFLICT (user_id) DO UPDATE
+                   SET email = EXCLUDED.email, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
+                       image_url = EXCLUDED.image_url, clerk_updated_at = EXCLUDED.clerk_updated_at, synced_at = now()
+                 WHERE u.clerk_updated_at IS NULL OR EXCLUDED.clerk_updated_at > u.clerk_updated_at;
+                IF NOT FOUND THEN
+                    answer := 'stale';
+                END IF;
+            END IF;
         WHEN 'user.deleted' THEN
             PERFORM clerk_erase_user_data((d ->> 'id')::clerk_user_id);
         WHEN 'organization.created', 'organization.updated' THEN
-            INSERT INTO clerk_organizations (org_id, name, slug) VALUES ((d ->> 'id')::clerk_org_id, d ->> 'name', d ->> 'slug')
-            ON CONFLICT (org_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug, synced_at = now();
+            org := (d ->> 'id')::clerk_org_id;
+            PERFORM clerk_lock_object('organization', org::text);
+            IF EXISTS (SELECT FROM clerk_deleted_organizations g WHERE g.org_id = org) THEN
+                answer := 'stale';
+            ELSE
+                INSERT INTO clerk_organizations AS g (org_id, name, slug, clerk_updated_at)
+                VALUES (org, d ->> 'name', d ->> 'slug', version)
+                ON CONFLICT (org_id) DO UPDATE
+                   SET name = EXCLUDED.name, slug = EXCLUDED.slug, clerk_updated_at = EXCLUDED.clerk_updated_at, synced_at = now()
+                 WHERE g.clerk_updated_at IS NULL OR EXCLUDED.clerk_updated_at > g.clerk_updated_at;
+                IF NOT FOUND THEN
+                    answer := 'stale';
+                END IF;
+            END IF;
         WHEN 'organization.deleted' THEN
-            DELETE FROM clerk_organizations WHERE org_id = (d ->> 'id')::clerk_org_id;
+            org := (d ->> 'id')::clerk_org_id;
+            PERFORM clerk_lock_object('organization', org::text);
+            INSERT INTO clerk_deleted_organizations (org_id) VALUES (org) ON CONFLICT DO NOTHING;
+            DELETE FROM clerk_organizations WHERE org_id = org;
         WHEN 'organizationMembership.created', 'organizationMembership.updated' THEN
-            INSERT INTO clerk_organizations (org_id, name, slug)
-            VALUES ((d #>> '{organization,id}')::clerk_org_id, d #>> '{organization,name}', d #>> '{organization,slug}')
-            ON CONFLICT (org_id) DO NOTHING;
-            INSERT INTO clerk_org_memberships (org_id, user_id, role)
-            VALUES ((d #>> '{organization,id}')::clerk_org_id, (d #>> '{public_user_data,user_id}')::clerk_user_id, d ->> 'role')
-            ON CONFLICT (org_id, user_id) DO UPDATE SET role = EXCLUDED.role, synced_at = now();
+            org := (d #>> '{organization,id}')::clerk_org_id;
+            uid := (d #>> '{public_user_data,user_id}')::clerk_user_id;
+            PERFORM clerk_lock_object('organization', org::text);
+            PERFORM clerk_lock_object('user', uid::text);
+            IF EXISTS (SELECT FROM clerk_deleted_organizations g WHERE g.org_id = org)
+               OR EXISTS (SELECT FROM clerk_erased_users e WHERE e.user_hash = clerk_user_hash(uid)) THEN
+                answer := 'stale';
+            ELSE
+                INSERT INTO clerk_organizations (org_id, name, slug)
+                VALUES (org, d #>> '{organization,name}', d #>> '{organization,slug}')
+                ON CONFLICT (org_id) DO NOTHING;
+                INSERT INTO clerk_org_memberships AS m (org_id, user_id, role, clerk_updated_at)
+                VALUES (org, uid, d ->> 'role', version)
+                ON CONFLICT (org_id, user_id) DO UPDATE
+                   SET role = EXCLUDED.role, clerk_updated_at = EXCLUDED.clerk_updated_at, synced_at = now()
+                 WHERE m.clerk_updated_at IS NULL OR EXCLUDED.clerk_updated_at > m.clerk_updated_at;
+                IF NOT FOUND THEN
+                    answer := 'stale';
+                END IF;
+            END IF;
         WHEN 'organizationMembership.deleted' THEN
             DELETE FROM clerk_org_memberships
              WHERE org_id = (d #>> '{organization,id}')::clerk_org_id AND user_id = (d #>> '{public_user_data,user_id}')::clerk_user_id;
         ELSE
-            outcome := 'ignored';
-            UPDATE clerk_webhook_events e SET outcome = 'ignored' WHERE e.svix_id = clerk_apply_webhook.svix_id;
+            answer := 'ignored';
             RAISE LOG 'clerk webhook %: event type % is not mirrored', svix_id, kind;
     END CASE;
-    RETURN outcome;
+    IF answer <> 'applied' THEN
+        UPDATE clerk_webhook_events e SET outcome = answer WHERE e.svix_id = clerk_apply_webhook.svix_id;
+    END IF;
+    RETURN answer;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION clerk_apply_webhook(text, jsonb) FROM PUBLIC;

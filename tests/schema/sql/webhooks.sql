@@ -15,7 +15,7 @@ SELECT clerk_apply_webhook('msg_1', '{"type": "user.created", "data": {"id": "us
 -- A replayed delivery (same svix-id) is acknowledged and not applied twice.
 SELECT clerk_apply_webhook('msg_1', '{"type": "user.created", "data": {"id": "user_w1", "first_name": "Changed"}}') AS replayed;
 SELECT clerk_apply_webhook('msg_2', '{"type": "user.updated", "data": {"id": "user_w1", "first_name": "Wendy", "last_name": "Walker-Smith",
-    "primary_email_address_id": "idn_2", "email_addresses": [{"id": "idn_2", "email_address": "wendy@example.com"}]}}') AS updated;
+    "updated_at": 1767225700000, "primary_email_address_id": "idn_2", "email_addresses": [{"id": "idn_2", "email_address": "wendy@example.com"}]}}') AS updated;
 SELECT clerk_apply_webhook('msg_3', '{"type": "organizationMembership.created", "data": {"role": "org:admin",
     "organization": {"id": "org_w", "name": "Acme Tea", "slug": "acme-tea"}, "public_user_data": {"user_id": "user_w1"}}}') AS membership;
 SELECT clerk_apply_webhook('msg_4', '{"type": "session.created", "data": {"id": "sess_1"}}') AS unknown_type;
