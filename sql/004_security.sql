@@ -8,7 +8,15 @@ GRANT USAGE ON SCHEMA public TO anon, authenticated;
 
 -- The catalogue: everyone reads (active products); products:write may
 -- do anything. Policies are permissive, so a row passes if any allows it.
-GRANT SELECT ON categories, products TO anon, authenticated;
+-- products.cost_price (the margin) is staff's only: the API roles read
+-- every other column (so `select=*` on products is refused: name the
+-- columns), and staff with products:write read costs through the
+-- product_costs view below. A column added to products is readable only
+-- once it is added to this list.
+GRANT SELECT ON categories TO anon, authenticated;
+REVOKE SELECT ON products FROM anon, authenticated;
+GRANT SELECT (product_id, name, slug, description, price, compare_price, sku, stock_quantity, category_id,
+              images, attributes, is_active, created_at, updated_at) ON products TO anon, authenticated;
 GRANT INSERT, UPDATE, DELETE ON categories, products TO authenticated;
 SELECT clerk_apply_policies('categories', 'catalogue_write', '(SELECT has_permission(''products:write''))');
 SELECT clerk_apply_policies('products', 'catalogue_write', '(SELECT has_permission(''products:write''))');
@@ -22,8 +30,17 @@ DROP POLICY IF EXISTS catalogue_read ON categories;
 CREATE POLICY catalogue_read ON categories FOR SELECT USING (true);
 DROP POLICY IF EXISTS catalogue_read ON products;
 CREATE POLICY catalogue_read ON products FOR SELECT USING (is_active);
+-- Runs as its owner (not security_invoker), so it reads cost_price; rows
+-- only for products:write (anyone else gets none).
+CREATE OR REPLACE VIEW product_costs WITH (security_barrier) AS
+SELECT p.product_id, p.sku, p.name, p.price, p.cost_price, p.is_active
+  FROM products p
+ WHERE (SELECT has_permission('products:write'));
+REVOKE ALL ON product_costs FROM PUBLIC, anon;
+GRANT SELECT ON product_costs TO authenticated;
 
--- A user's own rows: cart, wishlist, reviews (plus approved reviews for all).
+-- A user's own rows: cart, wishlist, reviews (approved reviews are public
+-- through the public_reviews view below, without who wrote them).
 -- Inserts and updates name columns, never the generated keys (cart_id,
 -- wishlist_id, review_id, project_id below): a key chosen by a client just
 -- above the sequence would make other users' next inserts fail with a
@@ -35,12 +52,20 @@ REVOKE INSERT, UPDATE ON cart, wishlist FROM authenticated;
 GRANT INSERT (user_id, product_id, quantity, selected_attributes),
       UPDATE (user_id, product_id, quantity, selected_attributes) ON cart TO authenticated;
 GRANT INSERT (user_id, product_id), UPDATE (user_id, product_id) ON wishlist TO authenticated;
-GRANT SELECT ON product_reviews TO anon;
+REVOKE SELECT ON product_reviews FROM anon;
 SELECT clerk_enable_rls('cart');
 SELECT clerk_enable_rls('wishlist');
 SELECT clerk_enable_rls('product_reviews');
+-- Approved reviews for everyone, without the reviewer's Clerk user id and
+-- order id (product_reviews itself shows authors their own rows and
+-- moderators all). Runs as its owner, past product_reviews' RLS.
 DROP POLICY IF EXISTS reviews_public_read ON product_reviews;
-CREATE POLICY reviews_public_read ON product_reviews FOR SELECT USING (is_approved);
+CREATE OR REPLACE VIEW public_reviews WITH (security_barrier) AS
+SELECT r.review_id, r.product_id, r.rating, r.title, r.comment, r.is_verified_purchase, r.created_at, r.updated_at
+  FROM product_reviews r
+ WHERE r.is_approved;
+REVOKE ALL ON public_reviews FROM PUBLIC;
+GRANT SELECT ON public_reviews TO anon, authenticated;
 -- Authors write their review's content only (review_guard in 003 computes
 -- is_verified_purchase and keeps approval to moderators, who may update any
 -- review with reviews:moderate).
