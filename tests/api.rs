@@ -131,7 +131,7 @@ fn functions_over_http() {
 
 #[test]
 fn every_kind_of_bad_token_is_401() {
-    let base = json!({"sub": ALICE, "sid": "sess_e2e", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 600});
+    let base = json!({"sub": ALICE, "sid": "sess_e2e", "iss": "https://clerk.example.com", "azp": "https://app.example.com", "iat": now(), "exp": now() + 600});
     let with = |extra: Value| {
         let mut c = base.clone();
         for (k, v) in extra.as_object().unwrap() {

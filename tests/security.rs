@@ -197,6 +197,8 @@ fn only_session_tokens_checked_as_clerk_checks_them_get_in() {
         ("a year long", token(ALICE, json!({"exp": t + 365 * 86_400}))),
         ("exp is now (skew 0)", token(ALICE, json!({"exp": t}))),
         ("no iat", token(ALICE, json!({"iat": null}))),
+        ("no azp while authorized parties are set", token(ALICE, json!({"azp": null}))),
+        ("typ jwt in lower case", sign_header(&header_with(json!({"typ": "jwt"})), &claims(ALICE, json!({})))),
     ];
     for (name, bad) in refused {
         let (status, head, err) = request(proxy().1, "GET", "/orders", Some(&bad), &[], None);

@@ -130,8 +130,9 @@ pub struct Rules {
     /// Required `aud`. Unset: session tokens must have none (JWT templates
     /// may carry any when `accept_jwt_templates`).
     pub audience: Option<String>,
-    /// Accepted `azp` origins; empty accepts any. As in Clerk's SDKs, a
-    /// token without `azp` is accepted; one that is not a string is not.
+    /// Accepted `azp` origins; empty accepts any. When set, a token must
+    /// carry one of them (as `@clerk/backend` enforces since its fix for
+    /// tokens that left `azp` out to skip the check).
     pub authorized_parties: Vec<String>,
     /// Leeway on `exp`, `nbf` and `iat`.
     pub clock_skew_secs: u64,
@@ -266,7 +267,8 @@ impl Verifier {
         let header = read_header(token)?;
         match header.get("typ") {
             None => {}
-            Some(Value::String(typ)) if typ.eq_ignore_ascii_case("JWT") => {}
+            // Exactly "JWT", as Clerk's SDKs compare it (Clerk issues nothing else).
+            Some(Value::String(typ)) if typ == "JWT" => {}
             Some(other) => return Err(TokenError::WrongType(other.to_string())),
         }
         if let Some(crit) = header.get("crit") {
@@ -307,7 +309,8 @@ impl Verifier {
 
         self.check_times(&claims)?;
         match claims.get("azp") {
-            None => {}
+            None if self.rules.authorized_parties.is_empty() => {}
+            None => return Err(TokenError::UnauthorizedParty("(none)".into())),
             Some(Value::String(azp)) => {
                 if !self.rules.authorized_parties.is_empty() && !self.rules.authorized_parties.iter().any(|p| p == azp) {
                     return Err(TokenError::UnauthorizedParty(azp.to_owned()));
@@ -329,7 +332,8 @@ impl Verifier {
         }
         match claims.get("sub") {
             Some(Value::String(_)) => Ok(claims),
-            _ => Err(TokenError::InvalidClaims("\"sub\" is missing".into())),
+            None => Err(TokenError::InvalidClaims("\"sub\" is missing".into())),
+            Some(_) => Err(TokenError::InvalidClaims("\"sub\" is not a string".into())),
         }
     }
 
@@ -571,11 +575,11 @@ mod tests {
     #[test]
     fn header_typ_and_crit() {
         let v = verifier();
-        for ok in ["JWT", "jwt"] {
+        for ok in ["JWT"] {
             assert!(v.verify(&sign_header(json!({"alg": "RS256", "kid": KID, "typ": ok}), &claims(json!({})))).is_ok(), "{ok}");
         }
         assert!(v.verify(&sign_header(json!({"alg": "RS256", "kid": KID}), &claims(json!({})))).is_ok());
-        for bad in ["at+jwt", "JOSE", "JWT "] {
+        for bad in ["at+jwt", "JOSE", "JWT ", "jwt"] {
             let t = sign_header(json!({"alg": "RS256", "kid": KID, "typ": bad}), &claims(json!({})));
             assert_eq!(v.verify(&t).unwrap_err(), TokenError::WrongType(format!("\"{bad}\"")));
         }
@@ -592,7 +596,9 @@ mod tests {
         let no_azp = claims(json!({}));
         let mut no_azp = no_azp.as_object().unwrap().clone();
         no_azp.remove("azp");
-        assert!(verifier().verify(&sign(&Value::Object(no_azp))).is_ok());
+        let no_azp = sign(&Value::Object(no_azp));
+        assert_eq!(verifier().verify(&no_azp).unwrap_err(), TokenError::UnauthorizedParty("(none)".into()));
+        assert!(open.verify(&no_azp).is_ok(), "no authorized parties configured: azp is not required");
     }
 
     #[test]
