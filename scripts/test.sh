@@ -64,7 +64,7 @@ apply_schema "$PORT" pg_clerk_schema
 PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
   "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
   --use-existing --inputdir=tests/schema --outputdir="$work/regress-schema" --dbname=pg_clerk_schema \
-  setup constraints order_numbers tiers coupons orders audit webhooks analytics outbox reviews staff_roles client_keys pending_orders webhook_order private_columns \
+  setup constraints order_numbers tiers coupons orders audit webhooks analytics outbox reviews staff_roles client_keys pending_orders webhook_order private_columns hardening \
   || { cat "$work/regress-schema/regression.diffs" >&2 2>/dev/null; exit 1; }
 
 say "5/7 end-to-end tests"

@@ -190,7 +190,25 @@ CREATE TABLE IF NOT EXISTS shop_settings (
 -- before expire_pending_orders() (003_logic.sql) cancels it.
 ALTER TABLE shop_settings ADD COLUMN IF NOT EXISTS
     pending_order_ttl interval NOT NULL DEFAULT '30 minutes' CHECK (pending_order_ttl > interval '0');
+-- coupon_failure_limit / _window: failed redeem_coupon() attempts a user
+-- may make in the window before further attempts answer PT429;
+-- coupon_failure_dsn: the connection the failures are recorded through
+-- (see record_coupon_failure in 003_logic.sql); NULL: this database, as
+-- the schema owner, over the first Unix socket directory.
+ALTER TABLE shop_settings ADD COLUMN IF NOT EXISTS
+    coupon_failure_limit integer NOT NULL DEFAULT 10 CHECK (coupon_failure_limit > 0);
+ALTER TABLE shop_settings ADD COLUMN IF NOT EXISTS
+    coupon_failure_window interval NOT NULL DEFAULT '10 minutes' CHECK (coupon_failure_window > interval '0');
+ALTER TABLE shop_settings ADD COLUMN IF NOT EXISTS coupon_failure_dsn text;
 INSERT INTO shop_settings DEFAULT VALUES ON CONFLICT DO NOTHING;
+
+-- Failed coupon redemptions, for the per-user limit (owner only).
+CREATE TABLE IF NOT EXISTS coupon_redemption_failures (
+    user_id    clerk_user_id NOT NULL,
+    failed_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    reason     text
+);
+CREATE INDEX IF NOT EXISTS coupon_redemption_failures_user_id_idx ON coupon_redemption_failures (user_id, failed_at);
 
 -- Application roles (from Clerk: public metadata "role", or the role in the
 -- staff organization, see shop_settings) and what each may do. '*' grants

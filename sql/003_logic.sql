@@ -117,6 +117,66 @@ BEGIN
 END
 $$;
 
+-- Probing coupon codes: redeem_coupon() answers PT429 once the caller has
+-- made shop_settings.coupon_failure_limit failed attempts (default 10) in
+-- coupon_failure_window (default 10 minutes).
+--
+-- A failed attempt raises, and the proxy's one transaction per request
+-- then rolls back: a failure written in that transaction would vanish
+-- with it. So failures are written in a transaction of their own, over a
+-- dblink connection back to this database (an autonomous transaction),
+-- which commits whatever the request's transaction does. dblink is
+-- installed (when available and we are a superuser) in schema
+-- shop_private, which API roles cannot use, so it is no new RPC. The
+-- connection: shop_settings.coupon_failure_dsn, else this database as the
+-- schema owner over the first Unix socket directory (a superuser owner
+-- needs no password; pg_hba must accept it, e.g. `local all postgres peer`
+-- or trust). A non-superuser owner needs a DSN with a password. Without
+-- dblink, or when the connection fails, failures are logged (LOG) and not
+-- counted: the limit is then off, nothing else changes.
+CREATE SCHEMA IF NOT EXISTS shop_private;
+REVOKE ALL ON SCHEMA shop_private FROM PUBLIC;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'dblink')
+       AND EXISTS (SELECT FROM pg_available_extensions WHERE name = 'dblink')
+       AND (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        CREATE EXTENSION dblink SCHEMA shop_private;
+    END IF;
+END
+$$;
+
+-- Records one failed attempt in its own transaction; true when recorded.
+-- Also drops the user's failures older than the window.
+CREATE OR REPLACE FUNCTION record_coupon_failure(who clerk_user_id, reason text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    dblink_schema  name := (SELECT e.extnamespace::regnamespace::name FROM pg_extension e WHERE e.extname = 'dblink');
+    dsn            text;
+    win            interval;
+    socket_dir     text := nullif(btrim(split_part(current_setting('unix_socket_directories'), ',', 1)), '');
+BEGIN
+    IF dblink_schema IS NULL THEN
+        RAISE LOG 'pg_clerk: failed coupon attempt of % not counted: the dblink extension is not installed', who;
+        RETURN false;
+    END IF;
+    SELECT s.coupon_failure_dsn, s.coupon_failure_window INTO dsn, win FROM shop_settings s;
+    dsn := coalesce(dsn, format('dbname=''%s'' user=''%s'' host=''%s'' port=%s application_name=pg_clerk_coupon_failures',
+        replace(replace(current_database(), '\', '\\'), '''', '\'''),
+        replace(replace(current_user, '\', '\\'), '''', '\'''),
+        replace(replace(coalesce(socket_dir, 'localhost'), '\', '\\'), '''', '\'''),
+        current_setting('port')));
+    EXECUTE format('SELECT %I.dblink_exec($1, $2)', dblink_schema) USING dsn, format(
+        'DELETE FROM public.coupon_redemption_failures WHERE user_id = %1$L AND failed_at < now() - %3$L::interval; '
+        'INSERT INTO public.coupon_redemption_failures (user_id, reason) VALUES (%1$L, %2$L)', who, reason, win);
+    RETURN true;
+EXCEPTION WHEN OTHERS THEN
+    RAISE LOG 'pg_clerk: failed coupon attempt of % not counted: %', who, SQLERRM;
+    RETURN false;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION record_coupon_failure(clerk_user_id, text) FROM PUBLIC;
+
 -- Applies a coupon to one of the caller's pending orders, atomically:
 -- the coupon row is locked, so usage_limit and one-use-per-user hold under
 -- any number of concurrent redemptions. Returns the updated order.
@@ -128,10 +188,20 @@ DECLARE
     o       orders;
     c       coupons;
     amount  numeric;
+    lim     integer;
+    win     interval;
+    reason  text;
 BEGIN
     IF me IS NULL THEN
         RAISE EXCEPTION 'sign in to redeem a coupon' USING ERRCODE = 'PT401', DETAIL = 'not_signed_in';
     END IF;
+    SELECT s.coupon_failure_limit, s.coupon_failure_window INTO lim, win FROM shop_settings s;
+    IF (SELECT count(*) FROM coupon_redemption_failures f WHERE f.user_id = me AND f.failed_at > now() - win) >= lim THEN
+        RAISE EXCEPTION 'too many failed coupon attempts; try again later' USING ERRCODE = 'PT429',
+            DETAIL = 'too_many_coupon_attempts', HINT = format('at most %s failed attempts per %s', lim, win);
+    END IF;
+    -- Every refusal below is counted (record_coupon_failure), then raised.
+    BEGIN
     SELECT * INTO o FROM orders WHERE orders.order_id = redeem_coupon.order_id AND orders.user_id = me FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'order % not found', redeem_coupon.order_id USING ERRCODE = 'PT404', DETAIL = 'order_not_found';
@@ -180,6 +250,11 @@ BEGIN
      WHERE orders.order_id = o.order_id
     RETURNING * INTO o;
     RETURN o;
+    EXCEPTION WHEN SQLSTATE 'PT404' OR SQLSTATE 'PT409' OR SQLSTATE 'PT410' OR SQLSTATE 'PT422' THEN
+        GET STACKED DIAGNOSTICS reason = PG_EXCEPTION_DETAIL;
+        PERFORM record_coupon_failure(me, reason);
+        RAISE;
+    END;
 END
 $$;
 
@@ -308,14 +383,14 @@ BEGIN
         PERFORM release_pending_orders(expired);
     END IF;
 
-    SELECT p.name, p.stock_quantity AS available, need.quantity AS wanted, p.is_active INTO short
+    SELECT p.product_id, p.name, p.stock_quantity AS available, need.quantity AS wanted, p.is_active INTO short
       FROM (SELECT product_id, sum(quantity) AS quantity FROM cart WHERE user_id = me GROUP BY product_id) need
       JOIN products p USING (product_id)
      WHERE p.stock_quantity < need.quantity OR NOT p.is_active
      ORDER BY p.product_id LIMIT 1;
     IF FOUND THEN
-        IF NOT short.is_active THEN
-            RAISE EXCEPTION '% is no longer sold', short.name USING ERRCODE = 'PT409', DETAIL = 'product_unavailable';
+        IF NOT short.is_active THEN  -- as if it did not exist: no name, no stock
+            RAISE EXCEPTION 'product % not found', short.product_id USING ERRCODE = 'PT404', DETAIL = 'product_not_found';
         END IF;
         RAISE EXCEPTION 'not enough stock for %: % wanted, % available', short.name, short.wanted, short.available
             USING ERRCODE = 'PT409', DETAIL = 'insufficient_stock';
@@ -434,3 +509,40 @@ END
 $$;
 CREATE OR REPLACE TRIGGER product_reviews_guard BEFORE INSERT OR UPDATE ON product_reviews
     FOR EACH ROW EXECUTE FUNCTION review_guard();
+
+-- Cart and wishlist lines name active products only: an inactive (or
+-- unknown) product is answered as not found (PT404), the same as one that
+-- never existed, so unreleased products cannot be probed by id.
+CREATE OR REPLACE FUNCTION require_active_product() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.product_id IS NOT DISTINCT FROM OLD.product_id THEN
+        RETURN NEW;
+    END IF;
+    IF NOT EXISTS (SELECT FROM products p WHERE p.product_id = NEW.product_id AND p.is_active) THEN
+        RAISE EXCEPTION 'product % not found', NEW.product_id USING ERRCODE = 'PT404', DETAIL = 'product_not_found';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER cart_require_active_product BEFORE INSERT OR UPDATE OF product_id ON cart
+    FOR EACH ROW EXECUTE FUNCTION require_active_product();
+CREATE OR REPLACE TRIGGER wishlist_require_active_product BEFORE INSERT OR UPDATE OF product_id ON wishlist
+    FOR EACH ROW EXECUTE FUNCTION require_active_product();
+
+-- projects.created_by is who created the project, not a member's claim
+-- (there is no column grant for it either, 004_security.sql). The owner's
+-- own maintenance (imports, GDPR erasure) is trusted.
+CREATE OR REPLACE FUNCTION project_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user = (SELECT relowner::regrole::name FROM pg_class WHERE oid = TG_RELID)
+       OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RETURN NEW;
+    END IF;
+    NEW.created_by := CASE TG_OP WHEN 'INSERT' THEN current_clerk_user() ELSE OLD.created_by END;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER projects_guard BEFORE INSERT OR UPDATE ON projects
+    FOR EACH ROW EXECUTE FUNCTION project_guard();

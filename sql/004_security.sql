@@ -128,13 +128,15 @@ $$;
 
 -- role_permissions and shop_settings are read through has_permission()
 -- and app_role() only.
-REVOKE ALL ON role_permissions, shop_settings FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON role_permissions, shop_settings, coupon_redemption_failures FROM PUBLIC, anon, authenticated;
 ALTER TABLE shop_settings ENABLE ROW LEVEL SECURITY;
+ALTER TABLE coupon_redemption_failures ENABLE ROW LEVEL SECURITY;
 
 -- B2B projects: the active organization's rows (not the key: see cart).
 GRANT SELECT, DELETE ON projects TO authenticated;
 REVOKE INSERT, UPDATE ON projects FROM authenticated;
-GRANT INSERT (org_id, name, description, created_by), UPDATE (org_id, name, description, created_by) ON projects TO authenticated;
+-- created_by is the creator (project_guard in 003), never a member's choice.
+GRANT INSERT (org_id, name, description), UPDATE (org_id, name, description) ON projects TO authenticated;
 SELECT clerk_enable_org_rls('projects');
 
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO authenticated;

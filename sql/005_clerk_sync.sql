@@ -111,6 +111,7 @@ BEGIN
         OR EXISTS (SELECT FROM wishlist WHERE user_id = target) OR EXISTS (SELECT FROM product_reviews WHERE user_id = target)
         OR EXISTS (SELECT FROM clerk_users WHERE user_id = target) OR EXISTS (SELECT FROM clerk_org_memberships WHERE user_id = target)
         OR EXISTS (SELECT FROM coupon_usage WHERE user_id = target) OR EXISTS (SELECT FROM audit_log WHERE user_id = target)
+        OR EXISTS (SELECT FROM coupon_redemption_failures WHERE user_id = target)
       INTO found_any;
     IF NOT found_any THEN
         RETURN NULL;
@@ -120,6 +121,7 @@ BEGIN
     DELETE FROM wishlist WHERE user_id = target;
     DELETE FROM clerk_org_memberships WHERE user_id = target;
     DELETE FROM clerk_users WHERE user_id = target;
+    DELETE FROM coupon_redemption_failures WHERE user_id = target;
     UPDATE orders SET user_id = tomb, billing_name = 'erased', billing_email = 'erased@invalid',
                       billing_address = '{}', shipping_address = NULL, notes = NULL, payment_transaction_id = NULL
      WHERE user_id = target;

@@ -26,6 +26,9 @@ INSERT INTO orders (order_id, user_id, billing_name, billing_email, billing_addr
     (9004, 'user_k2', 'L', 'l@example.com', '{}', 80.00, 0, 0, 80.00, 'pending', '2026-05-01'),
     (9005, 'user_k1', 'K', 'k@example.com', '{}', 80.00, 0, 0, 80.00, 'pending', '2026-05-01');
 
+-- Every refusal below is one failed attempt; more than the per-user limit
+-- of failed attempts (tested in hardening.sql).
+UPDATE shop_settings SET coupon_failure_limit = 100;
 BEGIN;
 SELECT regress.act_as('{"sub": "user_k1"}');
 -- Success: 10% of 300 capped at 20; total = subtotal - discount + tax + shipping.
@@ -55,5 +58,7 @@ SELECT count(*) AS coupons_visible FROM coupons;
 SELECT count(*) AS my_usages FROM coupon_usage;
 ROLLBACK;
 
+UPDATE shop_settings SET coupon_failure_limit = DEFAULT;
+DELETE FROM coupon_redemption_failures WHERE user_id = 'user_k1';
 DELETE FROM orders WHERE order_id BETWEEN 9001 AND 9005;
 DELETE FROM coupons WHERE code IN ('TENOFF', 'FIVE', 'SPRING', 'FUTURE', 'OFF', 'GONE');
