@@ -28,11 +28,17 @@ INSERT INTO coupons (code, description, discount_type, discount_value, minimum_a
     ('LAUNCH', 'First 3 customers only', 'fixed_amount', 5, 0, NULL, 3, 3, true, NULL, NULL)
 ON CONFLICT (code) DO NOTHING;
 
+-- An unpaid order keeps its stock for pending_order_ttl, then
+-- expire_pending_orders() (or any place_order) cancels it. Production's
+-- default is 30 minutes; a day here, so Bob's pending order 3 stays
+-- payable while you try the API.
+UPDATE shop_settings SET pending_order_ttl = interval '1 day';
+
 -- Orders as they would have been placed (payment states set by staff).
 INSERT INTO orders (order_id, user_id, billing_name, billing_email, billing_address, subtotal, total_amount, status, payment_status, created_at) VALUES
     (1, 'user_2demoAlice', 'Alice Martin', 'alice@example.com', '{"line1": "12 rue des Lilas", "city": "Lyon", "postcode": "69003", "country": "FR"}', 378.00, 378.00, 'delivered', 'paid', now() - interval '40 days'),
     (2, 'user_2demoAlice', 'Alice Martin', 'alice@example.com', '{"line1": "12 rue des Lilas", "city": "Lyon", "postcode": "69003", "country": "FR"}', 240.30, 240.30, 'shipped', 'paid', now() - interval '5 days'),
-    (3, 'user_2demoBob', 'Bob Dupont', 'bob@example.com', '{"line1": "3 quai Voltaire", "city": "Paris", "postcode": "75007", "country": "FR"}', 61.90, 61.90, 'pending', 'pending', now() - interval '1 day')
+    (3, 'user_2demoBob', 'Bob Dupont', 'bob@example.com', '{"line1": "3 quai Voltaire", "city": "Paris", "postcode": "75007", "country": "FR"}', 61.90, 61.90, 'pending', 'pending', now() - interval '1 hour')
 ON CONFLICT DO NOTHING;
 SELECT setval(pg_get_serial_sequence('orders', 'order_id'), 100);
 
