@@ -61,9 +61,17 @@ ALTER TABLE clerk_erased_users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE clerk_deleted_organizations ENABLE ROW LEVEL SECURITY;
 -- 'stale': an event older than what is mirrored, or about an erased user
 -- or a deleted organization.
-ALTER TABLE clerk_webhook_events DROP CONSTRAINT IF EXISTS clerk_webhook_events_outcome_check;
-ALTER TABLE clerk_webhook_events ADD CONSTRAINT clerk_webhook_events_outcome_check
-    CHECK (outcome IN ('applied', 'ignored', 'stale'));
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                    WHERE conrelid = 'clerk_webhook_events'::regclass AND conname = 'clerk_webhook_events_outcome_check'
+                      AND pg_get_constraintdef(oid) LIKE '%stale%') THEN
+        ALTER TABLE clerk_webhook_events DROP CONSTRAINT IF EXISTS clerk_webhook_events_outcome_check;
+        ALTER TABLE clerk_webhook_events ADD CONSTRAINT clerk_webhook_events_outcome_check
+            CHECK (outcome IN ('applied', 'ignored', 'stale'));
+    END IF;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION clerk_user_hash(id clerk_user_id) RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
