@@ -24,7 +24,7 @@ mod tests {
 
     fn token(sub: &str, exp_offset: i64) -> String {
         sign(&json!({"sub": sub, "sid": "sess_1", "iss": "https://clerk.example.com",
-                     "exp": (now() as i64 + exp_offset), "nbf": now() - 5}))
+                     "iat": now() - 5, "exp": (now() as i64 + exp_offset), "nbf": now() - 5}))
     }
 
     #[pg_test]
