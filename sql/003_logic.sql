@@ -18,7 +18,7 @@ DO $triggers$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['categories', 'products', 'cart', 'orders', 'product_reviews', 'coupons', 'projects'] LOOP
+    FOREACH t IN ARRAY ARRAY['categories', 'products', 'product_costs', 'cart', 'orders', 'product_reviews', 'coupons', 'projects'] LOOP
         IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = t::regclass AND tgname = t || '_set_updated_at') THEN
             EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %I FOR EACH ROW EXECUTE FUNCTION set_updated_at()',
                            t || '_set_updated_at', t);

@@ -5,18 +5,18 @@
 -- superuser or have BYPASSRLS. Safe to re-run.
 
 GRANT USAGE ON SCHEMA public TO anon, authenticated;
+-- The proxy has verified the token before the transaction starts; the
+-- API roles have no use for verifying one again (POST /rpc/clerk_authenticate
+-- would answer with the extension's configuration errors). A role that
+-- uses verified mode directly is granted EXECUTE by name.
+REVOKE EXECUTE ON FUNCTION clerk_authenticate(text) FROM PUBLIC, anon, authenticated;
 
 -- The catalogue: everyone reads (active products); products:write may
 -- do anything. Policies are permissive, so a row passes if any allows it.
--- products.cost_price (the margin) is staff's only: the API roles read
--- every other column (so `select=*` on products is refused: name the
--- columns), and staff with products:write read costs through the
--- product_costs view below. A column added to products is readable only
--- once it is added to this list.
 GRANT SELECT ON categories TO anon, authenticated;
+-- REVOKE first drops the column grants earlier versions made on products.
 REVOKE SELECT ON products FROM anon, authenticated;
-GRANT SELECT (product_id, name, slug, description, price, compare_price, sku, stock_quantity, category_id,
-              images, attributes, is_active, created_at, updated_at) ON products TO anon, authenticated;
+GRANT SELECT ON products TO anon, authenticated;
 GRANT INSERT, UPDATE, DELETE ON categories, products TO authenticated;
 SELECT clerk_apply_policies('categories', 'catalogue_write', '(SELECT has_permission(''products:write''))');
 SELECT clerk_apply_policies('products', 'catalogue_write', '(SELECT has_permission(''products:write''))');
@@ -30,14 +30,11 @@ DROP POLICY IF EXISTS catalogue_read ON categories;
 CREATE POLICY catalogue_read ON categories FOR SELECT USING (true);
 DROP POLICY IF EXISTS catalogue_read ON products;
 CREATE POLICY catalogue_read ON products FOR SELECT USING (is_active);
--- Runs as its owner (not security_invoker), so it reads cost_price; rows
--- only for products:write (anyone else gets none).
-CREATE OR REPLACE VIEW product_costs WITH (security_barrier) AS
-SELECT p.product_id, p.sku, p.name, p.price, p.cost_price, p.is_active
-  FROM products p
- WHERE (SELECT has_permission('products:write'));
+-- Costs (the shop's margin): products:write only; anonymous callers have
+-- no privilege on the table, customers see no rows and write none.
 REVOKE ALL ON product_costs FROM PUBLIC, anon;
-GRANT SELECT ON product_costs TO authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON product_costs TO authenticated;
+SELECT clerk_apply_policies('product_costs', 'costs_staff', '(SELECT has_permission(''products:write''))');
 
 -- A user's own rows: cart, wishlist, reviews (approved reviews are public
 -- through the public_reviews view below, without who wrote them).
