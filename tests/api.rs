@@ -427,18 +427,26 @@ fn upsert_put_and_write_preferences() {
     let (status, rows) = call("POST", upsert, Some(&bob), &merge, Some(&json!({"product_id": 1, "quantity": 9})));
     assert_eq!((status, rows), (201, json!([{"user_id": BOB, "quantity": 9}])));
     assert_eq!(get("/cart?product_id=eq.1&select=quantity", Some(&alice)).1, json!([{"quantity": 5}]));
-    // PUT: insert, then replace, by primary key; Bob cannot PUT over Alice's row.
-    let (status, rows) = call("PUT", "/wishlist?wishlist_id=eq.9001&select=wishlist_id,product_id", Some(&alice), &[("Prefer", "return=representation")], Some(&json!({"product_id": 5})));
-    assert_eq!((status, rows), (200, json!([{"wishlist_id": 9001, "product_id": 5}])));
-    let (status, _) = call("PUT", "/wishlist?wishlist_id=eq.9001", Some(&alice), &[], Some(&json!({"wishlist_id": 9001, "product_id": 6})));
+    // PUT: insert, then replace, by primary key (customers cannot choose
+    // generated keys, so a staff member on the catalogue); a customer's PUT
+    // is refused by the catalogue's policy.
+    let staff = sign(&json!({"sub": "user_2demoStaff", "sid": "sess_e2e", "iss": "https://clerk.example.com", "azp": "https://app.example.com",
+                             "iat": now() - 5, "exp": now() + 600, "metadata": {"role": "admin"}}));
+    let path = "/categories?category_id=eq.9001";
+    let (status, rows) = call("PUT", &format!("{path}&select=category_id,slug"), Some(&staff), &[("Prefer", "return=representation")], Some(&json!({"name": "Put", "slug": "put"})));
+    assert_eq!((status, rows), (200, json!([{"category_id": 9001, "slug": "put"}])));
+    let (status, _) = call("PUT", path, Some(&staff), &[], Some(&json!({"category_id": 9001, "name": "Put again", "slug": "put-again"})));
     assert_eq!(status, 204);
-    let (status, err) = call("PUT", "/wishlist?wishlist_id=eq.9001", Some(&bob), &[], Some(&json!({"product_id": 8})));
+    let (status, err) = call("PUT", path, Some(&bob), &[], Some(&json!({"name": "Mine", "slug": "mine"})));
     assert_eq!((status, err["code"].as_str()), (403, Some("42501")), "{err}");
-    assert_eq!(get("/wishlist?wishlist_id=eq.9001&select=product_id", Some(&alice)).1, json!([{"product_id": 6}]));
-    let (status, err) = call("PUT", "/wishlist?wishlist_id=eq.9001", Some(&alice), &[], Some(&json!({"wishlist_id": 9002})));
+    assert_eq!(get(&format!("{path}&select=slug"), None).1, json!([{"slug": "put-again"}]));
+    let (status, err) = call("PUT", path, Some(&staff), &[], Some(&json!({"category_id": 9002})));
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST115")), "{err}");
-    let (status, err) = call("PUT", "/wishlist?product_id=eq.6", Some(&alice), &[], Some(&json!({})));
+    let (status, err) = call("PUT", "/categories?slug=eq.put", Some(&staff), &[], Some(&json!({})));
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST105")), "{err}");
+    // Customers cannot choose a generated key (it could block others' inserts).
+    let (status, err) = call("PUT", "/wishlist?wishlist_id=eq.9001", Some(&alice), &[], Some(&json!({"product_id": 5})));
+    assert_eq!((status, err["code"].as_str()), (403, Some("42501")), "{err}");
     // missing=default: a row without `quantity` gets the column default (1),
     // not NULL (which the NOT NULL column refuses: 23502, 400).
     let rows_body = json!([{"product_id": 8}, {"product_id": 7, "quantity": 2}]);

@@ -250,13 +250,8 @@ fn check_row(table: &str, row: &Map<String, Value>, me: Option<&User>, owners: &
         },
     };
     match table {
-        "orders" | "cart" | "wishlist" | "coupon_usage" | "clerk_users" => user_is_me("user_id")?,
+        "orders" | "cart" | "wishlist" | "coupon_usage" | "clerk_users" | "product_reviews" => user_is_me("user_id")?,
         "order_items" => order_is_mine("order_id")?,
-        "product_reviews" => {
-            if row.get("is_approved") != Some(&Value::Bool(true)) {
-                user_is_me("user_id")?;
-            }
-        }
         "projects" => {
             let org = me.and_then(|u| u.org);
             match row.get("org_id") {
@@ -711,7 +706,7 @@ fn ownership_holds_for(seed: u64) {
             ("order_items", "order_item_id", format!("SELECT order_item_id::text FROM order_items JOIN orders USING (order_id) WHERE user_id = '{id}'")),
             ("cart", "cart_id", format!("SELECT cart_id::text FROM cart WHERE user_id = '{id}'")),
             ("wishlist", "wishlist_id", format!("SELECT wishlist_id::text FROM wishlist WHERE user_id = '{id}'")),
-            ("product_reviews", "review_id", format!("SELECT review_id::text FROM product_reviews WHERE user_id = '{id}' OR is_approved")),
+            ("product_reviews", "review_id", format!("SELECT review_id::text FROM product_reviews WHERE user_id = '{id}'")),
             ("coupon_usage", "usage_id", format!("SELECT usage_id::text FROM coupon_usage WHERE user_id = '{id}'")),
             ("clerk_users", "user_id", format!("SELECT user_id::text FROM clerk_users WHERE user_id = '{id}'")),
             ("projects", "project_id", format!("SELECT project_id::text FROM projects WHERE org_id::text = '{org}'")),

@@ -14,6 +14,7 @@ const ISSUER: &str = "https://clerk.example.com";
 const PARTY: &str = "https://app.example.com";
 const ALICE: &str = "user_2demoAlice";
 const BOB: &str = "user_2demoBob";
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// The database, with two helpers the attacks read settings through.
 fn database() -> &'static str {
@@ -55,7 +56,7 @@ fn proxy() -> &'static (Running, u16, u16) {
     static PROXY: OnceLock<(Running, u16, u16)> = OnceLock::new();
     PROXY.get_or_init(|| {
         let admin = free_port();
-        let (running, port) = proxy_with("db-statement-timeout = 500", admin);
+        let (running, port) = proxy_with(&format!("db-statement-timeout = 500\nclerk-webhook-secret = \"{WEBHOOK_SECRET}\""), admin);
         (running, port, admin)
     })
 }
@@ -297,4 +298,212 @@ fn slow_clients_and_connection_floods_get_a_status_and_let_go() {
     }
     assert_eq!(metric_sample(admin, "clerk_proxy_connections_refused_total{limit=\"ip\"}"), Some(1.0));
     assert_eq!(metric_sample(admin, "clerk_proxy_http_refused_total{status=\"408\"}"), Some(2.0));
+}
+
+/// A customer of their own with one pending order of 20.00 and one review
+/// awaiting moderation; returns the order id.
+fn customer_with_order(user: &str) -> i64 {
+    database();
+    admin_execute(
+        DB,
+        &format!(
+            "INSERT INTO orders (user_id, billing_name, billing_email, billing_address, subtotal, total_amount, status, payment_status)
+             VALUES ('{user}', 'M', 'm@example.com', '{{}}', 20, 20, 'pending', 'pending');
+             INSERT INTO product_reviews (product_id, user_id, rating, title) VALUES (8, '{user}', 5, 'mine')"
+        ),
+    );
+    admin_query_in(DB, &format!("SELECT order_id FROM orders WHERE user_id = '{user}'"))[0].get(0)
+}
+
+fn one_text(sql: &str) -> String {
+    database();
+    admin_query_in(DB, sql)[0].get(0)
+}
+
+// 1. An organization's admin (which any user can become by creating one)
+// is not a shop admin; org permissions grant nothing shop-wide.
+#[test]
+fn an_organization_role_grants_nothing_shop_wide() {
+    let mallory = "user_2secMallory";
+    let order = customer_with_order(mallory);
+    let org_tokens = [
+        ("v2 org:admin", token(mallory, json!({"o": {"id": "org_2secOwn", "rol": "admin", "per": "orders:read,orders:write,users:erase"}}))),
+        ("v1 org:admin", token(mallory, json!({"v": null, "org_id": "org_2secOwn", "org_role": "org:admin",
+                                               "org_permissions": ["org:orders:read", "org:products:write", "coupons:write"]}))),
+        ("v1 org:manager", token(mallory, json!({"v": null, "org_id": "org_2secOwn", "org_role": "org:manager"}))),
+        ("v2 org:employee", token(mallory, json!({"o": {"id": "org_2secOwn", "rol": "employee"}}))),
+    ];
+    let port = proxy().1;
+    let price = one_text("SELECT price::text FROM products WHERE product_id = 1");
+    for (what, t) in &org_tokens {
+        // Every order with names and e-mails: only their own.
+        let (status, rows) = get("/orders?select=user_id,billing_email", Some(t));
+        assert_eq!(status, 200, "{what}: {rows}");
+        assert_eq!(rows, json!([{"user_id": mallory, "billing_email": "m@example.com"}]), "{what}");
+        // The audit log: nothing of anyone else.
+        let (status, rows) = get(&format!("/audit_log?select=user_id&user_id=neq.{mallory}"), Some(t));
+        assert_eq!((status, rows.clone()), (200, json!([])), "{what}");
+        // Their own order marked paid, a product at 0.01: no row changes.
+        for (path, patch) in [
+            (format!("/orders?order_id=eq.{order}"), json!({"payment_status": "paid"})),
+            ("/products?product_id=eq.1".to_owned(), json!({"price": 0.01})),
+        ] {
+            let (status, _, body) = request(port, "PATCH", &path, Some(t), &[("Prefer", "return=representation")], Some(&patch));
+            assert!(status == 200 && body == json!([]) || status == 403, "{what} PATCH {path}: {status} {body}");
+        }
+        assert_eq!(one_text(&format!("SELECT payment_status FROM orders WHERE order_id = {order}")), "pending", "{what}");
+        assert_eq!(one_text("SELECT price::text FROM products WHERE product_id = 1"), price, "{what}");
+        // A 100 % coupon.
+        let coupon = json!({"code": "SEC100", "discount_type": "percentage", "discount_value": 100});
+        let (status, _, body) = request(port, "POST", "/coupons", Some(t), &[], Some(&coupon));
+        assert_eq!((status, body["code"].as_str()), (403, Some("42501")), "{what}: {body}");
+        // Approving their own review.
+        let (status, _, body) = request(port, "PATCH", "/product_reviews?title=eq.mine", Some(t), &[], Some(&json!({"is_approved": true})));
+        assert_eq!((status, body["details"].as_str()), (403, Some("review_approval_needs_moderator")), "{what}: {body}");
+        // Erasing another user.
+        let (status, _, body) = request(port, "POST", "/rpc/erase_clerk_user", Some(t), &[], Some(&json!({"target": BOB})));
+        assert_eq!((status, body["code"].as_str()), (403, Some("PT403")), "{what}: {body}");
+        assert_eq!(one_text("SELECT billing_email FROM orders WHERE order_id = 3"), "bob@example.com", "{what}");
+    }
+    // The one staff organization named in shop_settings is staff.
+    admin_execute(DB, "UPDATE shop_settings SET staff_org_id = 'org_2secStaff'");
+    let staff = token(mallory, json!({"o": {"id": "org_2secStaff", "rol": "admin"}}));
+    let (status, rows) = get("/orders?select=order_id&order_id=in.(1,3)&order=order_id", Some(&staff));
+    assert_eq!((status, rows), (200, json!([{"order_id": 1}, {"order_id": 3}])));
+    // So is a role from public metadata, which users cannot write.
+    let metadata = token(mallory, json!({"metadata": {"role": "manager"}}));
+    let (status, rows) = get("/orders?select=order_id&order_id=in.(1,3)&order=order_id", Some(&metadata));
+    assert_eq!((status, rows), (200, json!([{"order_id": 1}, {"order_id": 3}])));
+}
+
+// 7. Client-chosen primary keys.
+#[test]
+fn a_customer_cannot_choose_generated_keys() {
+    let alice = token(ALICE, json!({}));
+    database();
+    let next: i64 = admin_query_in(DB, "SELECT coalesce(max(cart_id), 0) + 5 FROM cart")[0].get(0);
+    for (path, row) in [
+        ("/cart", json!([{"cart_id": next, "product_id": 2}, {"cart_id": next + 1, "product_id": 3}])),
+        ("/wishlist", json!({"wishlist_id": 90_001, "product_id": 5})),
+        ("/product_reviews", json!({"review_id": 90_001, "product_id": 5, "rating": 3})),
+        ("/projects", json!({"project_id": 90_001, "org_id": "org_2demoAcme", "name": "x"})),
+    ] {
+        let (status, _, body) = request(proxy().1, "POST", path, Some(&alice), &[], Some(&row));
+        assert_eq!((status, body["code"].as_str()), (403, Some("42501")), "{path}: {body}");
+    }
+    assert!(admin_query_in(DB, &format!("SELECT 1 FROM cart WHERE cart_id >= {next}")).is_empty());
+}
+
+// 8. Inventory hoarding: pending orders can be cancelled (and expire).
+#[test]
+fn pending_orders_are_cancelled_by_their_owner_and_release_stock() {
+    let port = proxy().1;
+    // Alice cannot cancel Bob's order (it is not found for her).
+    let (status, _, body) = request(port, "POST", "/rpc/cancel_order", Some(&token(ALICE, json!({}))), &[], Some(&json!({"order_id": 3})));
+    assert_eq!((status, body["code"].as_str()), (404, Some("PT404")), "{body}");
+    let stock = || one_text("SELECT string_agg(stock_quantity::text, ',' ORDER BY product_id) FROM products WHERE product_id IN (2, 3)");
+    let before: Vec<i64> = stock().split(',').map(|s| s.parse().unwrap()).collect();
+    let (status, _, body) = request(port, "POST", "/rpc/cancel_order", Some(&token(BOB, json!({}))), &[], Some(&json!({"order_id": 3})));
+    assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")), "{body}");
+    let after: Vec<i64> = stock().split(',').map(|s| s.parse().unwrap()).collect();
+    assert_eq!(after, vec![before[0] + 1, before[1] + 1], "order 3's one of each went back");
+    // Twice is a conflict, not a second release.
+    let (status, _, body) = request(port, "POST", "/rpc/cancel_order", Some(&token(BOB, json!({}))), &[], Some(&json!({"order_id": 3})));
+    assert_eq!((status, body["code"].as_str()), (409, Some("PT409")), "{body}");
+    // The expiry job is for the scheduler, not API callers.
+    let (status, _, body) = request(port, "POST", "/rpc/expire_pending_orders", Some(&token(BOB, json!({}))), &[], Some(&json!({})));
+    assert!(matches!(status, 403 | 404), "{status} {body}");
+}
+
+fn deliver(id: &str, body: &Value) -> (u16, Value) {
+    use base64::Engine;
+    use hmac::Mac;
+    let ts = now() as i64;
+    let key = base64::engine::general_purpose::STANDARD.decode(&WEBHOOK_SECRET[6..]).unwrap();
+    let body = body.to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let headers = [("svix-id", id), ("svix-timestamp", &ts.to_string()), ("svix-signature", &format!("v1,{sig}"))];
+    let (status, _, body) = request(proxy().1, "POST", "/webhooks/clerk", None, &headers, Some(&serde_json::from_str(&body).unwrap()));
+    (status, body)
+}
+
+// 9. Webhooks out of order: an erased user stays erased, older updates lose.
+#[test]
+fn late_webhooks_do_not_resurrect_or_roll_back_users() {
+    let user = |kind: &str, last: &str, at: i64| {
+        json!({"type": kind, "timestamp": at + 5, "data": {"id": "user_2secHook", "first_name": "Olga", "last_name": last, "updated_at": at,
+               "primary_email_address_id": "idn_1", "email_addresses": [{"id": "idn_1", "email_address": format!("{}@example.com", last.to_lowercase())}]}})
+    };
+    let t0 = 1_767_225_600_000_i64;
+    assert_eq!(deliver("msg_sec_1", &user("user.created", "Orr", t0)), (200, json!({"outcome": "applied"})));
+    assert_eq!(deliver("msg_sec_2", &user("user.updated", "Newer", t0 + 2000)), (200, json!({"outcome": "applied"})));
+    assert_eq!(deliver("msg_sec_3", &user("user.updated", "Older", t0 + 1000)), (200, json!({"outcome": "stale"})));
+    assert_eq!(one_text("SELECT last_name FROM clerk_users WHERE user_id = 'user_2secHook'"), "Newer");
+    let deleted = json!({"type": "user.deleted", "timestamp": t0 + 3005, "data": {"id": "user_2secHook", "deleted": true}});
+    assert_eq!(deliver("msg_sec_4", &deleted), (200, json!({"outcome": "applied"})));
+    assert_eq!(deliver("msg_sec_5", &user("user.updated", "Back", t0 + 9000)), (200, json!({"outcome": "stale"})));
+    assert_eq!(deliver("msg_sec_6", &user("user.created", "Again", t0 + 9500)), (200, json!({"outcome": "stale"})));
+    assert!(admin_query_in(DB, "SELECT 1 FROM clerk_users WHERE user_id = 'user_2secHook'").is_empty());
+}
+
+// 10. Data anonymous callers should not read.
+#[test]
+fn costs_and_reviewers_stay_private() {
+    let (status, body) = get("/products?select=cost_price&limit=1", None);
+    assert_eq!((status, body["code"].as_str()), (400, Some("42703")), "{body}");
+    let (status, rows) = get("/products?select=*&product_id=eq.1", None);
+    assert_eq!(status, 200, "{rows}");
+    assert!(rows[0].get("cost_price").is_none(), "{rows}");
+    let (status, body) = get("/product_costs?select=cost_price", None);
+    assert_eq!((status, body["code"].as_str()), (401, Some("42501")), "{body}");
+    let (status, rows) = get("/product_costs?select=cost_price", Some(&token(BOB, json!({}))));
+    assert_eq!((status, rows), (200, json!([])));
+    let (status, body) = get("/product_reviews?select=user_id", None);
+    assert_eq!((status, body["code"].as_str()), (401, Some("42501")), "{body}");
+    let (status, rows) = get("/public_reviews?select=*&product_id=eq.4", None);
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows[0]["title"], "Consistent grind", "{rows}");
+    assert!(rows[0].get("user_id").is_none() && rows[0].get("order_id").is_none(), "{rows}");
+    let (status, rows) = get(&format!("/product_reviews?select=title&user_id=eq.{ALICE}"), Some(&token(BOB, json!({}))));
+    assert_eq!((status, rows), (200, json!([])));
+}
+
+// Low: verifying a token again through the API is not offered (was 500).
+#[test]
+fn clerk_authenticate_is_not_callable_through_the_api() {
+    let body = json!({"token": "a.b.c"});
+    let (status, _, err) = request(proxy().1, "POST", "/rpc/clerk_authenticate", None, &[], Some(&body));
+    assert_eq!((status, err["code"].as_str()), (401, Some("42501")), "{err}");
+    let (status, _, err) = request(proxy().1, "POST", "/rpc/clerk_authenticate", Some(&token(ALICE, json!({}))), &[], Some(&body));
+    assert_eq!((status, err["code"].as_str()), (403, Some("42501")), "{err}");
+}
+
+// Low: projects.created_by is the caller, inactive products are not found,
+// coupon codes cannot be probed without limit.
+#[test]
+fn members_products_and_coupons_cannot_be_abused() {
+    let port = proxy().1;
+    let alice = token(ALICE, json!({"o": {"id": "org_2demoAcme", "rol": "member"}}));
+    let row = json!({"org_id": "org_2demoAcme", "name": "sec-forged", "created_by": BOB});
+    let (status, _, body) = request(port, "POST", "/projects", Some(&alice), &[("Prefer", "return=representation")], Some(&row));
+    match status {
+        201 => assert_eq!(body[0]["created_by"], ALICE, "{body}"),
+        _ => assert_eq!((status, body["code"].as_str()), (403, Some("42501")), "{body}"),
+    }
+    assert!(admin_query_in(DB, &format!("SELECT 1 FROM projects WHERE name = 'sec-forged' AND created_by = '{BOB}'")).is_empty());
+    admin_execute(DB, "INSERT INTO products (product_id, name, slug, price, stock_quantity, is_active) VALUES (9801, 'Unreleased', 'sec-unreleased', 10, 5, false) ON CONFLICT DO NOTHING");
+    let (status, _, body) = request(port, "POST", "/cart", Some(&token(ALICE, json!({}))), &[], Some(&json!({"product_id": 9801})));
+    assert_eq!((status, body["code"].as_str(), body["message"].as_str()), (404, Some("PT404"), Some("product 9801 not found")), "{body}");
+    // Wrong codes: refused with 404 until the cap, then 429.
+    let carol = token("user_2secCarol", json!({}));
+    let order = customer_with_order("user_2secCarol");
+    let mut statuses = vec![];
+    for i in 0..12 {
+        let (status, _, _) = request(port, "POST", "/rpc/redeem_coupon", Some(&carol), &[], Some(&json!({"code": format!("GUESS{i}"), "order_id": order})));
+        statuses.push(status);
+    }
+    assert_eq!(statuses[..10], [404; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
 }

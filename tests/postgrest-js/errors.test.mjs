@@ -125,10 +125,20 @@ test('unique violation: 409 23505', async () => {
 
 test('foreign key violation: 409 23503', async () => {
   const { db } = user(proxy(), 'Alice');
-  failed(await db.from('cart').insert({ product_id: 999999 }), 409, {
+  failed(await db.from('product_reviews').insert({ product_id: 999999, rating: 4 }), 409, {
     code: '23503',
-    message: 'insert or update on table "cart" violates foreign key constraint "cart_product_id_fkey"',
+    message: 'insert or update on table "product_reviews" violates foreign key constraint "product_reviews_product_id_fkey"',
     details: 'Key is not present in table "products".',
+    hint: null,
+  });
+});
+
+test('a raised PT404: 404 with its message and detail (an unknown product in the cart)', async () => {
+  const { db } = user(proxy(), 'Alice');
+  failed(await db.from('cart').insert({ product_id: 999999 }), 404, {
+    code: 'PT404',
+    message: 'product 999999 not found',
+    details: 'product_not_found',
     hint: null,
   });
 });

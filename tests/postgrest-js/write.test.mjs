@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ok, unique, useProxy, user } from './helpers.mjs';
+import { admin, ok, unique, useProxy, user } from './helpers.mjs';
 
 const proxy = useProxy();
 
@@ -106,13 +106,31 @@ test('upsert with ignoreDuplicates leaves existing rows alone', async () => {
 });
 
 test('upsert without onConflict uses the primary key', async () => {
+  // Staff on the catalogue: customers cannot name generated keys.
+  const { db } = admin(proxy());
+  const slug = `pgjs-${unique()}`;
+  const row = ok(await db.from('categories').insert({ name: 'Upsert', slug }).select('category_id').single()).data;
+  const r = ok(await db.from('categories').upsert({ category_id: row.category_id, name: 'Upserted', slug }).select('category_id,name'));
+  assert.equal(r.status, 201);
+  assert.deepEqual(r.data, [{ category_id: row.category_id, name: 'Upserted' }]);
+  const rows = ok(await db.from('categories').select('category_id,name').eq('slug', slug));
+  assert.deepEqual(rows.data, [{ category_id: row.category_id, name: 'Upserted' }]);
+  ok(await db.from('categories').delete().eq('slug', slug));
+});
+
+test('a customer cannot choose a generated key (it would block other users\' inserts)', async () => {
   const { db } = user(proxy(), 'Alice');
   const line = ok(await db.from('cart').insert({ product_id: 6, quantity: 1 }).select('cart_id').single()).data;
-  const r = ok(await db.from('cart').upsert({ cart_id: line.cart_id, product_id: 6, quantity: 7 }).select('cart_id,quantity'));
-  assert.equal(r.status, 201);
-  assert.deepEqual(r.data, [{ cart_id: line.cart_id, quantity: 7 }]);
+  for (const r of [
+    await db.from('cart').upsert({ cart_id: line.cart_id, product_id: 6, quantity: 7 }),
+    await db.from('cart').insert({ cart_id: line.cart_id + 1000, product_id: 7 }),
+    await db.from('cart').update({ cart_id: line.cart_id + 1000 }).eq('cart_id', line.cart_id),
+  ]) {
+    assert.equal(r.status, 403);
+    assert.deepEqual(r.error, { code: '42501', message: 'permission denied for table cart', details: null, hint: null });
+  }
   const rows = ok(await db.from('cart').select('cart_id,quantity'));
-  assert.deepEqual(rows.data, [{ cart_id: line.cart_id, quantity: 7 }]);
+  assert.deepEqual(rows.data, [{ cart_id: line.cart_id, quantity: 1 }]);
 });
 
 test('update: 204 without rows, 200 with select(), count', async () => {
