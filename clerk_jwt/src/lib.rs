@@ -232,10 +232,10 @@ impl fmt::Display for TokenError {
             TokenError::WrongType(typ) => write!(f, "token type {typ} is not accepted: only JWT session tokens are"),
             TokenError::CriticalExtension(crit) => write!(f, "token header names critical extensions {crit}, which are not supported"),
             TokenError::NotASessionToken(why) => {
-                write!(f, "token is not a Clerk session token: {why} (JWT-template tokens need clerk-accept-jwt-templates)")
+                write!(f, "token is not a Clerk session token: {why}")
             }
             TokenError::TooLongLived { lifetime, limit } => {
-                write!(f, "token lifetime (exp - iat) is {lifetime} s; the limit is {limit} s (clerk-max-token-lifetime)")
+                write!(f, "token lifetime (exp - iat) is {lifetime} s; the limit is {limit} s")
             }
         }
     }

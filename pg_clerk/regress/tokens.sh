@@ -17,11 +17,11 @@ claims() { # claims SUB EXP_OFFSET AZP
 }
 
 echo "export PG_CLERK_TEST_JWKS='$(tr -d '\n' < "$here/../../tests/fixtures/test_jwks.json")'"
-echo "export PG_CLERK_TEST_TOKEN='$(token "$header" "$(claims user_alice 3600 https://app.example.com)")'"
+echo "export PG_CLERK_TEST_TOKEN='$(token "$header" "$(claims user_alice 3000 https://app.example.com)")'"
 echo "export PG_CLERK_TEST_TOKEN_EXPIRED='$(token "$header" "$(claims user_alice -3600 https://app.example.com)")'"
-echo "export PG_CLERK_TEST_TOKEN_OTHER_AZP='$(token "$header" "$(claims user_alice 3600 https://evil.example.com)")'"
+echo "export PG_CLERK_TEST_TOKEN_OTHER_AZP='$(token "$header" "$(claims user_alice 3000 https://evil.example.com)")'"
 # alg:none with an empty signature, claiming to be Bob.
-echo "export PG_CLERK_TEST_TOKEN_NONE='$(printf '%s' '{"alg":"none","typ":"JWT"}' | b64url).$(claims user_bob 3600 https://app.example.com | b64url).'"
+echo "export PG_CLERK_TEST_TOKEN_NONE='$(printf '%s' '{"alg":"none","typ":"JWT"}' | b64url).$(claims user_bob 3000 https://app.example.com | b64url).'"
 # Alice's valid signature on a payload edited to say Bob.
-valid=$(token "$header" "$(claims user_alice 3600 https://app.example.com)")
-echo "export PG_CLERK_TEST_TOKEN_FORGED='${valid%%.*}.$(claims user_bob 3600 https://app.example.com | b64url).${valid##*.}'"
+valid=$(token "$header" "$(claims user_alice 3000 https://app.example.com)")
+echo "export PG_CLERK_TEST_TOKEN_FORGED='${valid%%.*}.$(claims user_bob 3000 https://app.example.com | b64url).${valid##*.}'"

@@ -72,12 +72,18 @@ impl AuthError {
             AuthError::BadRoleClaim(why) => ("PGRST303", why.clone()),
             AuthError::RoleNotAllowed(role) => ("PGRST303", format!("the token's role \"{role}\" is not one this API runs requests as (db-allowed-roles)")),
         };
+        // The setting that would accept it, for the operator reading the log.
+        let hint = match &self {
+            AuthError::Token(TokenError::NotASessionToken(_)) => Some("JWT-template tokens are accepted with clerk-accept-jwt-templates = true".to_owned()),
+            AuthError::Token(TokenError::TooLongLived { .. }) => Some("clerk-max-token-lifetime sets the limit".to_owned()),
+            _ => None,
+        };
         ApiError {
             status: StatusCode::UNAUTHORIZED,
             code: code.into(),
             message,
             details: None,
-            hint: None,
+            hint,
             www_authenticate: Some(match self {
                 AuthError::AnonymousDisabled => "Bearer".to_owned(),
                 _ => "Bearer error=\"invalid_token\"".to_owned(),
