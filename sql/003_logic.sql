@@ -360,11 +360,17 @@ DECLARE
     expired  bigint[];
     short    record;
     o        orders;
+    -- The cart, read once and locked: every statement below works on this
+    -- copy, so a cart changed concurrently (a PATCH between the subtotal
+    -- and the items) cannot make the order's lines disagree with its total.
+    lines    cart[];
 BEGIN
     IF me IS NULL THEN
         RAISE EXCEPTION 'sign in to place an order' USING ERRCODE = 'PT401', DETAIL = 'not_signed_in';
     END IF;
-    IF NOT EXISTS (SELECT FROM cart WHERE user_id = me) THEN
+    SELECT array_agg(c ORDER BY c.cart_id) INTO lines
+      FROM (SELECT * FROM cart WHERE cart.user_id = me ORDER BY cart_id FOR UPDATE) c;
+    IF lines IS NULL THEN
         RAISE EXCEPTION 'your cart is empty' USING ERRCODE = 'PT422', DETAIL = 'cart_empty';
     END IF;
     -- Expired orders (a few, skipping any another transaction holds),
@@ -376,7 +382,7 @@ BEGIN
          ORDER BY e.order_id LIMIT 100
            FOR UPDATE SKIP LOCKED) x;
     PERFORM FROM products p
-      WHERE p.product_id IN (SELECT product_id FROM cart WHERE user_id = me
+      WHERE p.product_id IN (SELECT l.product_id FROM unnest(lines) l
                              UNION SELECT i.product_id FROM order_items i WHERE i.order_id = ANY (expired))
       ORDER BY p.product_id FOR UPDATE;
     IF expired IS NOT NULL THEN
@@ -384,7 +390,7 @@ BEGIN
     END IF;
 
     SELECT p.product_id, p.name, p.stock_quantity AS available, need.quantity AS wanted, p.is_active INTO short
-      FROM (SELECT product_id, sum(quantity) AS quantity FROM cart WHERE user_id = me GROUP BY product_id) need
+      FROM (SELECT l.product_id, sum(l.quantity) AS quantity FROM unnest(lines) l GROUP BY l.product_id) need
       JOIN products p USING (product_id)
      WHERE p.stock_quantity < need.quantity OR NOT p.is_active
      ORDER BY p.product_id LIMIT 1;
@@ -401,20 +407,19 @@ BEGIN
     SELECT me, place_order.billing_name, place_order.billing_email, place_order.billing_address,
            place_order.shipping_address, place_order.shipping_method, place_order.notes, s.subtotal, s.subtotal
       FROM (SELECT sum(p.price * c.quantity) AS subtotal
-              FROM cart c JOIN products p USING (product_id) WHERE c.user_id = me) s
+              FROM unnest(lines) c JOIN products p USING (product_id)) s
     RETURNING * INTO o;
 
     INSERT INTO order_items (order_id, product_id, product_name, product_sku, selected_attributes,
                              quantity, unit_price, total_price)
     SELECT o.order_id, p.product_id, p.name, p.sku, c.selected_attributes, c.quantity, p.price, p.price * c.quantity
-      FROM cart c JOIN products p USING (product_id)
-     WHERE c.user_id = me
+      FROM unnest(lines) c JOIN products p USING (product_id)
      ORDER BY c.cart_id;
 
     UPDATE products p SET stock_quantity = p.stock_quantity - need.quantity
-      FROM (SELECT product_id, sum(quantity) AS quantity FROM cart WHERE user_id = me GROUP BY product_id) need
+      FROM (SELECT l.product_id, sum(l.quantity) AS quantity FROM unnest(lines) l GROUP BY l.product_id) need
      WHERE p.product_id = need.product_id;
-    DELETE FROM cart WHERE user_id = me;
+    DELETE FROM cart WHERE cart_id IN (SELECT l.cart_id FROM unnest(lines) l);
     RETURN o;
 END
 $$;

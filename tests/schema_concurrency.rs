@@ -158,3 +158,88 @@ async fn the_same_user_redeeming_twice_at_once_succeeds_once() {
     let used: i32 = db.query_one("SELECT used_count FROM coupons WHERE code = 'TWICE'", &[]).await.unwrap().get(0);
     assert_eq!(used, 1);
 }
+
+/// The attack run's race: a customer changes their cart line (product and
+/// quantity) over and over while placing orders; each order's total must
+/// still be the sum of its lines, at the prices of the products on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_total_matches_its_lines_while_the_cart_changes() {
+    const ORDERS: usize = 150;
+    let user = "user_2raceEve";
+    let owner = connect().await;
+    owner
+        .batch_execute(
+            "INSERT INTO products (name, slug, price, stock_quantity) VALUES
+                 ('Race cheap', 'race-cheap', 5.00, 1000000), ('Race dear', 'race-dear', 50.00, 1000000)
+             ON CONFLICT (slug) DO NOTHING",
+        )
+        .await
+        .unwrap();
+    let ids: Vec<i64> = owner
+        .query("SELECT product_id FROM products WHERE slug IN ('race-cheap', 'race-dear') ORDER BY price", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let (cheap, dear) = (ids[0], ids[1]);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let toggler = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let db = connect().await;
+            let mut flip = false;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let (product, quantity) = if flip { (dear, 20) } else { (cheap, 1) };
+                flip = !flip;
+                // A deadlock victim (each side retries) is not what this checks.
+                if let Err(e) = db
+                    .execute("UPDATE cart SET product_id = $1, quantity = $2 WHERE user_id = $3::text::clerk_user_id", &[&product, &quantity, &user])
+                    .await
+                {
+                    assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED), "{e:?}");
+                }
+            }
+        })
+    };
+    let buyer = connect().await;
+    let mut placed = 0;
+    while placed < ORDERS {
+        owner
+            .execute(
+                "INSERT INTO cart (user_id, product_id, quantity) SELECT $1::text::clerk_user_id, $2, 1
+                  WHERE NOT EXISTS (SELECT FROM cart WHERE user_id = $1::text::clerk_user_id)",
+                &[&user, &cheap],
+            )
+            .await
+            .unwrap();
+        buyer.batch_execute("BEGIN").await.unwrap();
+        buyer.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&format!(r#"{{"sub":"{user}"}}"#)]).await.unwrap();
+        buyer.batch_execute("SET LOCAL ROLE authenticated").await.unwrap();
+        match buyer.query_one("SELECT (place_order('Eve', 'eve@example.com', '{}')).order_id", &[]).await {
+            Ok(_) => {
+                buyer.batch_execute("COMMIT").await.unwrap();
+                placed += 1;
+            }
+            Err(e) => {
+                buyer.batch_execute("ROLLBACK").await.unwrap();
+                assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED), "place_order: {e:?}");
+            }
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    toggler.await.unwrap();
+    let wrong = owner
+        .query(
+            "SELECT o.order_id, o.subtotal::text, string_agg(i.product_name || ' x' || i.quantity || ' @ ' || i.unit_price, ', ')
+               FROM orders o JOIN order_items i USING (order_id) JOIN products p ON p.product_id = i.product_id
+              WHERE o.user_id = $1::text::clerk_user_id
+              GROUP BY o.order_id
+             HAVING o.subtotal <> sum(i.total_price) OR bool_or(i.unit_price <> p.price)",
+            &[&user],
+        )
+        .await
+        .unwrap();
+    let shown: Vec<String> = wrong.iter().map(|r| format!("order {} total {}: {}", r.get::<_, i64>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect();
+    assert!(shown.is_empty(), "{} of {ORDERS} orders disagree with their lines:\n{}", shown.len(), shown.join("\n"));
+}
