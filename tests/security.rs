@@ -32,7 +32,15 @@ fn database() -> &'static str {
                  BEGIN PERFORM pg_sleep(3); EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(20); END;
                  RETURN 'finished';
              END $$ SECURITY DEFINER;
-             GRANT EXECUTE ON FUNCTION public.outlast_timeout() TO anon;",
+             GRANT EXECUTE ON FUNCTION public.outlast_timeout() TO anon;
+             -- A write that takes 3 s, for a client that does not wait for it.
+             CREATE FUNCTION public.slow_write(slug text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN
+                 INSERT INTO categories (name, slug) VALUES ('slow', slow_write.slug);
+                 PERFORM pg_sleep(3);
+                 RETURN 'written';
+             END $$ SECURITY DEFINER;
+             GRANT EXECUTE ON FUNCTION public.slow_write(text) TO anon;",
         );
         dsn
     })
@@ -506,4 +514,30 @@ fn members_products_and_coupons_cannot_be_abused() {
     }
     assert_eq!(statuses[..10], [404; 10], "{statuses:?}");
     assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
+}
+
+// Attack run: a client that hangs up does not leave its statement running
+// (holding a pool connection) or committing.
+#[test]
+fn a_statement_whose_client_hangs_up_is_cancelled_and_rolled_back() {
+    use std::io::Write;
+    let admin = free_port();
+    let (_running, port) = proxy_with("db-statement-timeout = 0", admin);
+    let body = r#"{"slug": "client-gone"}"#;
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(socket, "POST /rpc/slow_write HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    drop(socket);
+    let started = Instant::now();
+    let running = || !admin_query_in(DB, "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%slow_write%' AND state = 'active' AND pid <> pg_backend_pid()").is_empty();
+    while running() && started.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!running(), "the statement still runs {:?} after its client left", started.elapsed());
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(admin_query_in(DB, "SELECT 1 FROM categories WHERE slug = 'client-gone'").is_empty(), "the write committed for nobody");
+    assert_eq!(metric_sample(admin, "clerk_proxy_db_client_gone_cancels_total"), Some(1.0));
+    // The same request, waited for, commits.
+    let (status, _, answer) = request(port, "POST", "/rpc/slow_write", None, &[], Some(&json!({"slug": "client-stayed"})));
+    assert_eq!((status, answer), (200, json!("written")));
 }

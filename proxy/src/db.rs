@@ -363,11 +363,15 @@ impl Pool {
         // interrupts (not while compiling a plan, for one): past it and a
         // margin, the proxy cancels the statement itself and answers 504.
         // The connection is then dropped, not reused.
+        // If this future is dropped before the answer (the client hung up),
+        // the statement is cancelled rather than left to run (and commit).
+        let in_flight = CancelOnDrop(Some(conn.client.as_ref().expect("present until drop").cancel.clone()));
         let (begun, set_up, estimate, result, ended) = match self.options.statement_timeout {
             None => pipeline.await,
             Some(limit) => match tokio::time::timeout(limit + DEADLINE_MARGIN, pipeline).await {
                 Ok(done) => done,
                 Err(_) => {
+                    in_flight.disarm();
                     let cancel = conn.client.as_ref().expect("present until drop").cancel.clone();
                     let _ = tokio::time::timeout(DEADLINE_MARGIN, cancel.cancel_query(NoTls)).await;
                     metrics::count(&metrics::DEADLINE_CANCELS);
@@ -375,6 +379,7 @@ impl Pool {
                 }
             },
         };
+        in_flight.disarm();
         let db_error = |e: tokio_postgres::Error| self.api_error(&e, anonymous);
         let outcome = (|| {
             begun.map_err(db_error)?;
@@ -420,6 +425,28 @@ fn setup_sql(options: &PoolOptions) -> String {
         sql.push_str(", set_config('jit', 'off', true)");
     }
     sql
+}
+
+/// Armed while a request's statements run: dropped armed (the request's
+/// future was dropped because its client went away), it asks PostgreSQL to
+/// cancel them, so the work neither runs on nor commits for nobody.
+struct CancelOnDrop(Option<Arc<CancelToken>>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let (Some(token), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            metrics::count(&metrics::CLIENT_GONE_CANCELS);
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(DEADLINE_MARGIN, token.cancel_query(NoTls)).await;
+            });
+        }
+    }
 }
 
 /// How long past `db-statement-timeout` the proxy waits before it cancels

@@ -72,7 +72,8 @@ impl HttpServerApp for ProxyApp {
             return None;
         }
         session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
-        let response = self.response(&mut session).await;
+        // None: the client closed the connection before its answer.
+        let response = self.response(&mut session).await?;
         write_response(&mut session, response).await.ok()?;
         let persistent_settings = HttpPersistentSettings::for_session(&session);
         match session.finish().await {
@@ -148,7 +149,7 @@ async fn write_response(session: &mut ServerSession, response: Response<Vec<u8>>
 }
 
 impl ProxyApp {
-    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+    async fn response(&self, session: &mut ServerSession) -> Option<Response<Vec<u8>>> {
         if !self.admin {
             // The header is read: from now until the answer is written, graceful shutdown waits.
             let _ = IN_FLIGHT.try_with(|counted| {
@@ -187,12 +188,14 @@ impl ProxyApp {
                 Err(_) => {
                     metrics::count(&metrics::HTTP_REFUSED_408);
                     session.set_keepalive(None);
-                    return response::ApiError::http_limit(
-                        http::StatusCode::REQUEST_TIMEOUT,
-                        "Request timeout",
-                        format!("the request body did not arrive within {} s (server-body-timeout)", self.body_timeout.as_secs()),
-                    )
-                    .into_response();
+                    return Some(
+                        response::ApiError::http_limit(
+                            http::StatusCode::REQUEST_TIMEOUT,
+                            "Request timeout",
+                            format!("the request body did not arrive within {} s (server-body-timeout)", self.body_timeout.as_secs()),
+                        )
+                        .into_response(),
+                    );
                 }
             }
         }
@@ -206,9 +209,30 @@ impl ProxyApp {
             req.refused = Some(response::ApiError::payload_too_large(self.max_body));
         }
         if self.admin {
-            api::handle_admin(&self.state, &req).await
-        } else {
-            api::handle(&self.state, &req).await
+            return Some(api::handle_admin(&self.state, &req).await);
+        }
+        // Dropping the request's future when the client hangs up cancels its
+        // statement (db::CancelOnDrop).
+        tokio::select! {
+            response = api::handle(&self.state, &req) => Some(response),
+            () = client_gone(session) => {
+                log::debug!("{} {}: the client closed the connection before the answer", req.method, req.path);
+                None
+            }
+        }
+    }
+}
+
+/// Resolves when the client closes the connection (FIN or reset) while its
+/// request is being answered; never otherwise. Bytes of a pipelined next
+/// request end keep-alive instead (that request is not answered; the
+/// client retries it on a new connection, as HTTP/1.1 allows).
+async fn client_gone(session: &mut ServerSession) {
+    match session.read_body_or_idle(true).await {
+        Err(e) if matches!(e.etype(), pingora_core::ConnectionClosed | pingora_core::ReadError) => {}
+        _ => {
+            session.set_keepalive(None);
+            std::future::pending::<()>().await
         }
     }
 }

@@ -28,6 +28,7 @@ pub static POOL_WAITS: AtomicU64 = AtomicU64::new(0);
 pub static POOL_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
 /// Statements the proxy cancelled itself, past db-statement-timeout.
 pub static DEADLINE_CANCELS: AtomicU64 = AtomicU64::new(0);
+pub static CLIENT_GONE_CANCELS: AtomicU64 = AtomicU64::new(0);
 /// Database connections the pool opened (a steady value: connections are reused).
 pub static DB_CONNECTIONS_OPENED: AtomicU64 = AtomicU64::new(0);
 
@@ -153,6 +154,8 @@ pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
     let _ = writeln!(out, "clerk_proxy_db_pool_timeouts_total {}", load(&POOL_TIMEOUTS));
     header(&mut out, "clerk_proxy_db_deadline_cancels_total", "counter", "Statements still running past db-statement-timeout that the proxy cancelled (504).");
     let _ = writeln!(out, "clerk_proxy_db_deadline_cancels_total {}", load(&DEADLINE_CANCELS));
+    header(&mut out, "clerk_proxy_db_client_gone_cancels_total", "counter", "Statements cancelled because their client closed the connection before the answer.");
+    let _ = writeln!(out, "clerk_proxy_db_client_gone_cancels_total {}", load(&CLIENT_GONE_CANCELS));
     header(&mut out, "clerk_proxy_db_connections_opened_total", "counter", "Database connections opened by the pool.");
     let _ = writeln!(out, "clerk_proxy_db_connections_opened_total {}", load(&DB_CONNECTIONS_OPENED));
 
