@@ -118,6 +118,12 @@ fn a_cast_cannot_carry_sql() {
     let (status, body) = get("/products?select=name::nope&limit=1", None);
     assert_eq!((status, body["code"].as_str()), (400, Some("42704")), "{body}");
     assert_eq!(body["message"], "type \"nope\" does not exist");
+    // Attack run: a cast to an object identifier type probes the catalogs
+    // ('authenticator'::regrole answers whether that role exists).
+    for lookup in ["regrole", "regclass", "pg_catalog.regproc"] {
+        let (status, body) = get(&format!("/products?select=name::{lookup}&limit=1"), None);
+        assert_eq!((status, body["code"].as_str()), (400, Some("PGRST100")), "{lookup}: {body}");
+    }
     let (status, rows) = get("/products?select=product_id,price::text,stock:stock_quantity::integer&product_id=eq.1", None);
     assert_eq!(status, 200, "{rows}");
     assert!(rows[0]["price"].is_string() && rows[0]["stock"].is_i64(), "{rows}");

@@ -308,6 +308,11 @@ impl Verifier {
             .claims;
 
         self.check_times(&claims)?;
+        // jsonwebtoken accepts an array `iss` holding the issuer; Clerk
+        // issues a string.
+        if claims.get("iss").is_some_and(|iss| !iss.is_string()) {
+            return Err(TokenError::WrongIssuer);
+        }
         match claims.get("azp") {
             None if self.rules.authorized_parties.is_empty() => {}
             None => return Err(TokenError::UnauthorizedParty("(none)".into())),
@@ -599,6 +604,13 @@ mod tests {
         let no_azp = sign(&Value::Object(no_azp));
         assert_eq!(verifier().verify(&no_azp).unwrap_err(), TokenError::UnauthorizedParty("(none)".into()));
         assert!(open.verify(&no_azp).is_ok(), "no authorized parties configured: azp is not required");
+    }
+
+    #[test]
+    fn an_issuer_array_is_not_the_issuer() {
+        let v = Verifier::new(KeySet::from_jwks(JWKS).unwrap(), rules());
+        let c = claims(json!({"iss": ["https://clerk.example.com"]}));
+        assert!(matches!(v.verify(&sign(&c)), Err(TokenError::WrongIssuer)));
     }
 
     #[test]

@@ -159,6 +159,13 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
 /// A cast's type as SQL (see `SchemaCache::cast_type`); PostgREST passes
 /// the name to PostgreSQL, which answers 42704 for an unknown type.
 fn cast_type(cache: &SchemaCache, name: &str) -> Result<String, ApiError> {
+    if crate::schema::looks_up_catalog(name) {
+        return Err(ApiError::bad_request(
+            "PGRST100",
+            format!("casting to \"{name}\" is not allowed"),
+            Some("object identifier types (regclass, regrole, regproc, ...) look names up in the system catalogs".into()),
+        ));
+    }
     cache
         .cast_type(name)
         .map(str::to_owned)

@@ -191,6 +191,17 @@ fn quote(name: &str) -> String {
 
 /// Types a cast may name: the ones visible on the search path (as an
 /// unqualified name in SQL would find them), not pseudo-types.
+/// Object identifier types: a cast to one looks its text up in the system
+/// catalogs (`'authenticator'::regrole` tells whether that role exists), so
+/// casts may not name them.
+pub fn looks_up_catalog(type_name: &str) -> bool {
+    const LOOKUPS: [&str; 11] =
+        ["regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper", "regoperator", "regproc", "regprocedure", "regrole", "regtype"];
+    let name = type_name.trim().to_ascii_lowercase();
+    let name = name.rsplit('.').next().unwrap_or_default().trim_matches('"').trim_start_matches('_');
+    LOOKUPS.contains(&name.trim_end_matches("[]"))
+}
+
 pub const TYPES_SQL: &str = "
 SELECT n.nspname::text, t.typname::text
   FROM pg_type t
@@ -380,6 +391,16 @@ mod tests {
         assert_eq!(c.cast_type("clerk_user_id"), Some("\"public\".\"clerk_user_id\""));
         for bad in ["text FROM products _pgrst_t0 UNION SELECT rolname FROM pg_roles UNION SELECT name", "nope", "text\"", ""] {
             assert_eq!(c.cast_type(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn casts_to_catalog_lookups_are_recognised() {
+        for t in ["regrole", "REGCLASS", "pg_catalog.regproc", "_regtype", "regnamespace[]"] {
+            assert!(looks_up_catalog(t), "{t}");
+        }
+        for t in ["text", "region", "int4", "registered"] {
+            assert!(!looks_up_catalog(t), "{t}");
         }
     }
 
