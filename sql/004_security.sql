@@ -5,6 +5,16 @@
 -- superuser or have BYPASSRLS. Safe to re-run.
 
 GRANT USAGE ON SCHEMA public TO anon, authenticated;
+-- Time a request may take, per role, in this database: clerk-proxy applies
+-- a role's own settings to each of its requests (as PostgREST does), so an
+-- anonymous caller cannot hold a connection for long with an expensive
+-- read (an embed fanning out over a large table, say).
+DO $$
+BEGIN
+    EXECUTE format('ALTER ROLE anon IN DATABASE %I SET statement_timeout = %L', current_database(), '3s');
+    EXECUTE format('ALTER ROLE authenticated IN DATABASE %I SET statement_timeout = %L', current_database(), '8s');
+END
+$$;
 -- The proxy has verified the token before the transaction starts; the
 -- API roles have no use for verifying one again (POST /rpc/clerk_authenticate
 -- would answer with the extension's configuration errors). A role that

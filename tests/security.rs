@@ -40,7 +40,14 @@ fn database() -> &'static str {
                  PERFORM pg_sleep(3);
                  RETURN 'written';
              END $$ SECURITY DEFINER;
-             GRANT EXECUTE ON FUNCTION public.slow_write(text) TO anon;",
+             GRANT EXECUTE ON FUNCTION public.slow_write(text) TO anon;
+             CREATE FUNCTION public.sleep_for(ms integer) RETURNS text LANGUAGE sql AS $$ SELECT pg_sleep(ms / 1000.0)::text || 'slept' $$;
+             GRANT EXECUTE ON FUNCTION public.sleep_for(integer) TO authenticated;
+             -- The proxy's db-statement-timeout for anonymous callers here;
+             -- customers get a role setting of their own.
+             ALTER ROLE anon IN DATABASE pg_clerk_security RESET statement_timeout;
+             ALTER ROLE authenticated IN DATABASE pg_clerk_security SET statement_timeout = '2s';
+             ALTER ROLE authenticated IN DATABASE pg_clerk_security SET work_mem = '2MB';",
         );
         dsn
     })
@@ -546,4 +553,22 @@ fn a_statement_whose_client_hangs_up_is_cancelled_and_rolled_back() {
     // The same request, waited for, commits.
     let (status, _, answer) = request(port, "POST", "/rpc/slow_write", None, &[], Some(&json!({"slug": "client-stayed"})));
     assert_eq!((status, answer), (200, json!("written")));
+}
+
+// Attack run: an expensive anonymous read held a connection for the whole
+// db-statement-timeout. Roles' own settings (ALTER ROLE … SET, as PostgREST
+// applies them) now bound each role's requests: sql/ gives anon 3 s.
+#[test]
+fn each_role_runs_with_its_own_settings() {
+    let alice = token(ALICE, json!({}));
+    assert_eq!(get("/rpc/request_setting?name=statement_timeout", None), (200, json!("500ms")));
+    assert_eq!(get("/rpc/request_setting?name=statement_timeout", Some(&alice)), (200, json!("2s")));
+    assert_eq!(get("/rpc/request_setting?name=work_mem", Some(&alice)), (200, json!("2MB")));
+    // A second is within the role's 2 s, though over db-statement-timeout.
+    let (status, answer) = get("/rpc/sleep_for?ms=1000", Some(&alice));
+    assert_eq!((status, answer), (200, json!("slept")));
+    // sql/ bounds anonymous requests in the shop's database.
+    let setting = admin_query_in(DB, "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+                                       WHERE d.datname = 'pg_clerk_api' AND s.setrole = 'anon'::regrole");
+    assert_eq!(setting.first().map(|r| r.get::<_, String>(0)).as_deref(), Some("statement_timeout=3s"));
 }

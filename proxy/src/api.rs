@@ -162,7 +162,7 @@ pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>>
             "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
             vec![],
         );
-        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}" };
+        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}", role_settings: None };
         let outbox: Option<Vec<(String, i64)>> = match state.pool.run_if_free(&ctx, true, &statement).await {
             Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
             Err(_) => None, // the outbox is optional (sql/007), the database may be down or the pool busy
@@ -192,7 +192,7 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
         .verify(req.header("svix-id"), req.header("svix-timestamp"), req.header("svix-signature"), &req.body, now)
         .map_err(|e| rejected(e.into_api_error()))?;
     let statement = webhooks::apply(req.header("svix-id").unwrap_or_default(), &req.body).map_err(rejected)?;
-    let ctx = RequestContext { role: "clerk_webhook", claims: "", method: "POST", path: &req.path, headers: "{}", cookies: "{}" };
+    let ctx = RequestContext { role: "clerk_webhook", claims: "", method: "POST", path: &req.path, headers: "{}", cookies: "{}", role_settings: None };
     let outcome = state.pool.run(&ctx, false, &statement).await.inspect_err(|_| metrics::count(&metrics::WEBHOOK_FAILED))?;
     let applied: Option<Value> = outcome.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
     match applied.as_ref().and_then(|v| v["outcome"].as_str()) {
@@ -321,7 +321,15 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             .filter(|(k, _)| !is_credential_cookie(k))
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
-    let ctx = RequestContext { role: caller.role(), claims: &claims, method: &req.method, path: &req.path, headers: &headers, cookies: &cookies };
+    let ctx = RequestContext {
+        role: caller.role(),
+        claims: &claims,
+        method: &req.method,
+        path: &req.path,
+        headers: &headers,
+        cookies: &cookies,
+        role_settings: schema.role_settings(caller.role()),
+    };
     let mut result = state.pool.run_and(&ctx, read_only, &statement, finish).await?;
     result.total = match prefer.count {
         // Counted up to the limit and more rows: the planner's figure, or

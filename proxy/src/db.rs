@@ -26,6 +26,8 @@ pub struct RequestContext<'a> {
     /// JSON objects, names lower-cased.
     pub headers: &'a str,
     pub cookies: &'a str,
+    /// The role's own settings (`ALTER ROLE … SET`), applied last.
+    pub role_settings: Option<&'a schema::RoleSettings>,
 }
 
 pub struct Pool {
@@ -317,8 +319,12 @@ impl Pool {
         let begin = if read_only { "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" } else { "BEGIN ISOLATION LEVEL READ COMMITTED" };
         let setup = self.setup.as_str();
         let timeout_ms = self.options.statement_timeout.map(|t| t.as_millis().to_string()).unwrap_or_default();
-        let setup_params: [&(dyn ToSql + Sync); 7] = [&ctx.role, &ctx.claims, &ctx.method, &ctx.path, &ctx.headers, &ctx.cookies, &timeout_ms];
-        let setup_params = &setup_params[..if self.options.statement_timeout.is_some() { 7 } else { 6 }];
+        let role_settings = ctx.role_settings.map_or("{}", |s| s.json.as_str());
+        let setup_params: [&(dyn ToSql + Sync); 8] =
+            [&ctx.role, &ctx.claims, &ctx.method, &ctx.path, &ctx.headers, &ctx.cookies, &role_settings, &timeout_ms];
+        let setup_params = &setup_params[..if self.options.statement_timeout.is_some() { 8 } else { 7 }];
+        // The role's statement_timeout, if it sets one, replaces ours.
+        let statement_timeout = ctx.role_settings.and_then(|s| s.statement_timeout).unwrap_or(self.options.statement_timeout);
         let params: Vec<&(dyn ToSql + Sync)> = statement.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         // Prepared once per connection (a round trip the first time only),
         // so Postgres neither parses nor plans them again.
@@ -366,7 +372,7 @@ impl Pool {
         // If this future is dropped before the answer (the client hung up),
         // the statement is cancelled rather than left to run (and commit).
         let in_flight = CancelOnDrop(Some(conn.client.as_ref().expect("present until drop").cancel.clone()));
-        let (begun, set_up, estimate, result, ended) = match self.options.statement_timeout {
+        let (begun, set_up, estimate, result, ended) = match statement_timeout {
             None => pipeline.await,
             Some(limit) => match tokio::time::timeout(limit + DEADLINE_MARGIN, pipeline).await {
                 Ok(done) => done,
@@ -418,12 +424,14 @@ fn setup_sql(options: &PoolOptions) -> String {
                    set_config('request.headers', $5, true), set_config('request.cookies', $6, true)"
         .to_owned();
     if options.statement_timeout.is_some() {
-        sql.push_str(", set_config('statement_timeout', $7, true)");
+        sql.push_str(", set_config('statement_timeout', $8, true)");
     }
     // Set per transaction, so it holds behind any pooler too.
     if !options.jit {
         sql.push_str(", set_config('jit', 'off', true)");
     }
+    // Last, so a role's own statement_timeout (or jit) wins.
+    sql.push_str(", (SELECT count(set_config(s.key, s.value, true)) FROM json_each_text($7::json) s)");
     sql
 }
 
@@ -510,13 +518,19 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<SchemaCache,
         .into_iter()
         .map(|r| schema::ForeignKey { name: r.get(0), table: r.get(1), columns: r.get(2), referenced_table: r.get(3), referenced_columns: r.get(4) })
         .collect();
+    let role_settings = client
+        .query_typed(schema::ROLE_SETTINGS_SQL, &[])
+        .await
+        .map_err(|e| format!("cannot read the roles' settings: {e}"))?
+        .into_iter()
+        .map(|r| schema::RoleSettingRow { role: r.get(0), name: r.get(1), value: r.get(2) });
     let types = client
         .query_typed(schema::TYPES_SQL, &[])
         .await
         .map_err(|e| format!("cannot read the types: {e}"))?
         .into_iter()
         .map(|r| schema::TypeRow { schema: r.get(0), name: r.get(1) });
-    Ok(SchemaCache::new(&default_schema, relations, functions, foreign_keys).with_types(types))
+    Ok(SchemaCache::new(&default_schema, relations, functions, foreign_keys).with_types(types).with_role_settings(role_settings))
 }
 
 /// One listening connection's life: LISTEN, then reload on each notice.

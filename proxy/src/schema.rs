@@ -86,6 +86,55 @@ pub struct SchemaCache {
     /// Types a `select=column::type` cast may name, by the name a client
     /// writes (lower case), as a quoted, schema-qualified SQL name.
     types: HashMap<String, String>,
+    /// `ALTER ROLE … SET` of the roles requests run as (`ROLE_SETTINGS_SQL`).
+    role_settings: HashMap<String, RoleSettings>,
+}
+
+/// A role's own settings, applied to each of its requests' transactions
+/// as PostgREST applies an impersonated role's settings.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RoleSettings {
+    /// A JSON object of name → value, for `json_each_text`.
+    pub json: String,
+    /// The role's `statement_timeout`, when it sets one (Some(None): `0`,
+    /// no timeout), which replaces `db-statement-timeout` for its requests.
+    pub statement_timeout: Option<Option<std::time::Duration>>,
+}
+
+impl RoleSettings {
+    fn from_pairs(pairs: Vec<(String, String)>) -> RoleSettings {
+        let statement_timeout = pairs.iter().rev().find(|(n, _)| n == "statement_timeout").and_then(|(_, v)| parse_duration_ms(v)).map(|ms| {
+            Some(std::time::Duration::from_millis(ms)).filter(|d| !d.is_zero())
+        });
+        let object: serde_json::Map<String, serde_json::Value> = pairs.into_iter().map(|(n, v)| (n, serde_json::Value::String(v))).collect();
+        RoleSettings { json: serde_json::Value::Object(object).to_string(), statement_timeout }
+    }
+}
+
+/// A time setting as PostgreSQL reads it (`statement_timeout = '3s'`): a
+/// number with an optional unit (us, ms, s, min, h, d; none: ms), in ms.
+fn parse_duration_ms(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let split = value.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let per_unit = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    Some((number * per_unit).round() as u64)
+}
+
+/// One row of `ROLE_SETTINGS_SQL`.
+pub struct RoleSettingRow {
+    pub role: String,
+    pub name: String,
+    pub value: String,
 }
 
 /// One row of `TYPES_SQL`.
@@ -108,7 +157,26 @@ impl SchemaCache {
             functions: by_name,
             foreign_keys,
             types: HashMap::new(),
+            role_settings: HashMap::new(),
         }
+    }
+
+    /// The cache with the roles' settings (`ROLE_SETTINGS_SQL`'s rows, this
+    /// database's after the global ones, so they win).
+    pub fn with_role_settings(mut self, rows: impl IntoIterator<Item = RoleSettingRow>) -> SchemaCache {
+        let mut by_role: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for r in rows {
+            let pairs = by_role.entry(r.role).or_default();
+            pairs.retain(|(n, _)| *n != r.name);
+            pairs.push((r.name, r.value));
+        }
+        self.role_settings = by_role.into_iter().map(|(role, pairs)| (role, RoleSettings::from_pairs(pairs))).collect();
+        self
+    }
+
+    /// The settings of `role` (none: an empty object).
+    pub fn role_settings(&self, role: &str) -> Option<&RoleSettings> {
+        self.role_settings.get(role)
     }
 
     /// The cache with the types casts may name (`TYPES_SQL`'s rows).
@@ -201,6 +269,19 @@ pub fn looks_up_catalog(type_name: &str) -> bool {
     let name = name.rsplit('.').next().unwrap_or_default().trim_matches('"').trim_start_matches('_');
     LOOKUPS.contains(&name.trim_end_matches("[]"))
 }
+
+/// Settings made with `ALTER ROLE … SET` (also `IN DATABASE` this one)
+/// that any role may set (context `user`), as PostgREST applies them; those
+/// needing privileges are left out so they cannot fail a request.
+pub const ROLE_SETTINGS_SQL: &str = "
+SELECT r.rolname::text, kv[1], kv[2]
+  FROM pg_db_role_setting s
+  JOIN pg_roles r ON r.oid = s.setrole
+  CROSS JOIN LATERAL unnest(s.setconfig) c(setting)
+  CROSS JOIN LATERAL regexp_match(c.setting, '^([^=]+)=(.*)$', 's') kv
+  JOIN pg_settings ps ON ps.name = kv[1] AND ps.context = 'user'
+ WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+ ORDER BY s.setdatabase, r.rolname";
 
 pub const TYPES_SQL: &str = "
 SELECT n.nspname::text, t.typname::text
@@ -391,6 +472,27 @@ mod tests {
         assert_eq!(c.cast_type("clerk_user_id"), Some("\"public\".\"clerk_user_id\""));
         for bad in ["text FROM products _pgrst_t0 UNION SELECT rolname FROM pg_roles UNION SELECT name", "nope", "text\"", ""] {
             assert_eq!(c.cast_type(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_settings_become_json_and_a_statement_timeout() {
+        let row = |role: &str, name: &str, value: &str| RoleSettingRow { role: role.into(), name: name.into(), value: value.into() };
+        let c = test_cache().with_role_settings([
+            row("anon", "statement_timeout", "10s"),
+            row("anon", "work_mem", "1MB"),
+            row("anon", "statement_timeout", "3s"), // IN DATABASE: wins
+            row("authenticated", "statement_timeout", "0"),
+            row("staff", "work_mem", "64MB"),
+        ]);
+        let anon = c.role_settings("anon").unwrap();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&anon.json).unwrap(), serde_json::json!({"work_mem": "1MB", "statement_timeout": "3s"}));
+        assert_eq!(anon.statement_timeout, Some(Some(std::time::Duration::from_secs(3))));
+        assert_eq!(c.role_settings("authenticated").unwrap().statement_timeout, Some(None));
+        assert_eq!(c.role_settings("staff").unwrap().statement_timeout, None);
+        assert!(c.role_settings("nobody").is_none());
+        for (text, ms) in [("250", Some(250)), ("1.5s", Some(1500)), ("2min", Some(120_000)), ("500us", Some(1)), ("1 h", Some(3_600_000)), ("x", None)] {
+            assert_eq!(parse_duration_ms(text), ms, "{text}");
         }
     }
 
