@@ -10,7 +10,7 @@
 use clerk_jwt::test_keys::{now, sign};
 use clerk_proxy::auth::Authenticator;
 use clerk_proxy::config::Config;
-use clerk_proxy::schema::{Column, Relation, SchemaCache};
+use clerk_proxy::schema::{Column, Relation, SchemaCache, Writable};
 use clerk_proxy::{plan, request, sql};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
@@ -64,6 +64,8 @@ fn stages(c: &mut Criterion) {
         schema: "public".into(),
         name: "orders".into(),
         is_table: true,
+        planner_counts_visible: false,
+        writable: Writable::ALL,
         columns: ["order_id:bigint", "order_number:text", "user_id:clerk_user_id", "status:text", "total_amount:numeric(10,2)", "created_at:timestamp with time zone"]
             .iter()
             .map(|s| s.split_once(':').map(|(n, t)| col(n, t)).unwrap())

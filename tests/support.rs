@@ -219,12 +219,20 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(String, String)], b
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    // Host and Content-Type (JSON, with a body) unless given.
+    let given = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !given("host") {
+        request.push_str("Host: localhost\r\n");
+    }
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     if let Some(b) = body {
-        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+        if !given("content-type") {
+            request.push_str("Content-Type: application/json\r\n");
+        }
+        request.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     request.push_str("\r\n");
     request.push_str(body.unwrap_or(""));

@@ -2,14 +2,14 @@
 //! auth → request → plan → sql → db → response. The Pingora glue in
 //! `main.rs` only reads the HTTP request and writes what this returns.
 
-use crate::auth::{Authenticator, Caller};
+use crate::auth::{Authenticator, Caller, Credential};
 use crate::config::{Config, OpenApiMode, TxEnd};
 use crate::db::{Finish, Pool, RequestContext};
 use crate::request::{self, Count, Target};
 use crate::response::{self, ApiError, Format};
 use crate::schema::SchemaCache;
 use crate::webhooks::{self, WebhookVerifier};
-use crate::{access_log, admin, limits, metrics, plan, sql};
+use crate::{access_log, admin, edge, limits, metrics, plan, sql};
 use http::Response;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
@@ -24,7 +24,9 @@ pub struct HttpRequest {
     /// Names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// The peer's address (`rate-limit-per-ip`, the request log).
+    /// The client's address: the TCP peer, or what a trusted proxy says
+    /// (`edge::TrustedProxies`). `rate-limit-per-ip`, the request log, and
+    /// `x-forwarded-for` / `x-real-ip` in `request.headers`.
     pub client_ip: Option<IpAddr>,
     /// Why the request could not be read whole (a body over
     /// `server-max-body`): answered as is, counted and logged like any other.
@@ -57,6 +59,8 @@ pub struct ApiOptions {
     pub tx_end: TxEnd,
     pub openapi_mode: OpenApiMode,
     pub openapi_server_url: String,
+    pub cors: edge::Cors,
+    pub trusted_proxies: edge::TrustedProxies,
 }
 
 impl ApiOptions {
@@ -67,6 +71,8 @@ impl ApiOptions {
             tx_end: c.db_tx_end,
             openapi_mode: c.openapi_mode,
             openapi_server_url: c.openapi_server_proxy_uri.clone().unwrap_or_else(|| "/".into()),
+            cors: edge::Cors::new(c.server_cors_allowed_origins.clone()),
+            trusted_proxies: edge::TrustedProxies::new(c.server_trusted_proxies.clone()),
         }
     }
 
@@ -98,9 +104,18 @@ struct Trace {
 /// An API request: rate limits, the endpoint, then one line in the request
 /// log and the request metrics.
 pub async fn handle(state: &State, req: &HttpRequest) -> Response<Vec<u8>> {
+    // Before anything else, as PostgREST's CORS middleware: a preflight
+    // costs no database work and no log line.
+    if let Some(preflight) = state.options.cors.preflight(&req.method, |name| req.header(name).map(str::to_owned)) {
+        return preflight;
+    }
     let started = Instant::now();
     let mut trace = Trace { route: "other".into(), user: None };
-    let response = route(state, req, &mut trace).await;
+    let mut response = route(state, req, &mut trace).await;
+    // OPTIONS answers carry PostgREST's own `*` only.
+    if req.method != "OPTIONS" {
+        state.options.cors.decorate(req.header("origin"), &mut response);
+    }
     finish(req, &trace, response.status().as_u16(), started.elapsed());
     response
 }
@@ -217,11 +232,17 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         Some(Target::Rpc(name)) if !schema.functions(name).is_empty() => format!("rpc/{name}"),
         Some(_) => "other".into(),
     };
+    if req.method == "OPTIONS" {
+        return Ok(response::options(&plan::allow(&schema, target.as_ref())?));
+    }
     let caller = state
         .authenticator
         .authenticate(req.header("authorization"), req.header("cookie"))
         .await
         .map_err(|e| e.into_api_error())?;
+    if let Caller::User { credential: Credential::SessionCookie, .. } = &caller {
+        edge::check_cookie_write(&state.options.cors, &req.method, req.header("origin"), req.header("host"))?;
+    }
     if let Caller::User { claims, .. } = &caller {
         trace.user = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         if let Err(limited) = state.limits.check_user(trace.user.as_deref()) {
@@ -274,7 +295,8 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         }
         ("POST" | "PUT" | "PATCH" | "DELETE", Some(Target::Relation(name))) => {
             let q = request::parse_query(&req.query, false).map_err(parse_error)?;
-            let p = plan::write(&schema, name, &req.method, &q, &req.body, &prefer)?;
+            let body = json_body(req)?;
+            let p = plan::write(&schema, name, &req.method, &q, &body, &prefer)?;
             if let (Some(r), "POST") = (prefer.resolution, req.method.as_str()) {
                 applied.push(match r {
                     request::Resolution::MergeDuplicates => "resolution=merge-duplicates".into(),
@@ -288,7 +310,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         }
         ("GET" | "HEAD" | "POST", Some(Target::Rpc(name))) => {
             let q = request::parse_query(&req.query, true).map_err(parse_error)?;
-            let args = if req.method == "POST" { body_object(&req.body)? } else { q.rpc_args.into_iter().map(|(k, v)| (k, Value::String(v))).collect() };
+            let args = if req.method == "POST" { body_object(&json_body(req)?)? } else { q.rpc_args.into_iter().map(|(k, v)| (k, Value::String(v))).collect() };
             let p = plan::call(&schema, name, &args)?;
             // GET calls run READ ONLY, so a volatile function cannot write through GET.
             (sql::call(&p), req.method != "POST", Answer::Called)
@@ -310,7 +332,15 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         Caller::Anonymous { .. } => String::new(),
         Caller::User { claims_json, .. } => claims_json.to_string(),
     };
-    let headers = json_object(req.headers.iter().filter(|(n, _)| n != "authorization" && n != "cookie").cloned());
+    // The client's address replaces what it said about itself.
+    let client = req.client_ip.map(|ip| ip.to_string());
+    let headers = json_object(
+        req.headers
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "authorization" | "cookie" | "x-forwarded-for" | "x-real-ip"))
+            .cloned()
+            .chain(client.iter().flat_map(|ip| [("x-forwarded-for".to_owned(), ip.clone()), ("x-real-ip".to_owned(), ip.clone())])),
+    );
     let cookies = json_object(
         req.header("cookie")
             .unwrap_or("")
@@ -405,6 +435,26 @@ fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::bad_request("PGRST102", "The request body must be a JSON object of named arguments".into(), None)),
         Err(e) => Err(ApiError::bad_request("PGRST102", "Empty or invalid json".into(), Some(e.to_string()))),
+    }
+}
+
+/// A write's body as JSON, by its `Content-Type` as PostgREST reads it:
+/// JSON (also when the header is missing), or a form, which is one object
+/// of strings; anything else is 400 `PGRST102`, never parsed as JSON.
+fn json_body(req: &HttpRequest) -> Result<std::borrow::Cow<'_, [u8]>, ApiError> {
+    let media = req.header("content-type").map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    match media.as_deref() {
+        None | Some("application/json") => Ok(std::borrow::Cow::Borrowed(&req.body)),
+        Some("application/x-www-form-urlencoded") => {
+            let text = String::from_utf8_lossy(&req.body);
+            let pairs = text.split('&').filter(|p| !p.is_empty()).map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+                (decode(k), decode(v))
+            });
+            Ok(std::borrow::Cow::Owned(json_object(pairs).into_bytes()))
+        }
+        Some(other) => Err(ApiError::bad_request("PGRST102", format!("Content-Type not acceptable: {other}"), None)),
     }
 }
 

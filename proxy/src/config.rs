@@ -84,6 +84,36 @@ pub struct Config {
     pub server_max_connections: usize,
     /// `server-max-connections-per-ip`: open API connections per client address.
     pub server_max_connections_per_ip: usize,
+    /// `server-cors-allowed-origins` (PostgREST's): empty, any origin.
+    pub server_cors_allowed_origins: Vec<String>,
+    /// `clerk-publishable-key` (`pk_test_…`/`pk_live_…`): a bearer token
+    /// equal to it means "no user"; it also names the Frontend API, which
+    /// `clerk-issuer` and `clerk-jwks-url` default from.
+    pub clerk_publishable_key: Option<String>,
+    /// `server-trusted-proxies`: peers whose X-Forwarded-For is believed.
+    pub server_trusted_proxies: Vec<crate::edge::Cidr>,
+}
+
+/// The Frontend API host a Clerk publishable key names: `pk_test_` or
+/// `pk_live_`, then base64 of `<host>$` (Clerk's `parsePublishableKey`).
+pub fn publishable_key_host(key: &str) -> Result<String, String> {
+    use base64::Engine;
+    let parts: Vec<&str> = key.split('_').collect();
+    let [prefix, kind, encoded] = parts[..] else {
+        return Err("not a Clerk publishable key (pk_test_… or pk_live_…)".into());
+    };
+    if prefix != "pk" || !matches!(kind, "test" | "live") || encoded.is_empty() {
+        return Err("not a Clerk publishable key (pk_test_… or pk_live_…)".into());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or("Publishable key not valid: Failed to decode key.")?;
+    match decoded.strip_suffix('$') {
+        Some(host) if !host.contains('$') && host.contains('.') && !host.contains(['/', ' ', '@']) => Ok(host.to_owned()),
+        _ => Err("Publishable key not valid: Decoded key has invalid format.".into()),
+    }
 }
 
 /// Roles no token may switch to, whatever `db-allowed-roles` says: the
@@ -200,6 +230,9 @@ const KEYS: &[(&str, bool)] = &[
     ("server-body-timeout", false),
     ("server-max-connections", false),
     ("server-max-connections-per-ip", false),
+    ("server-cors-allowed-origins", true),
+    ("clerk-publishable-key", false),
+    ("server-trusted-proxies", false),
 ];
 
 /// Where a value came from, for error messages.
@@ -288,7 +321,20 @@ impl Config {
                 return Err(bad("jwt-secret", r, "at least 32 characters (HS256 secrets shorter than that are guessable)"));
             }
         }
-        let clerk_issuer = text("clerk-issuer");
+        let clerk_publishable_key = text("clerk-publishable-key");
+        let frontend_api = match (&clerk_publishable_key, raw.get("clerk-publishable-key")) {
+            (Some(key), Some(r)) => Some(publishable_key_host(key).map_err(|why| bad("clerk-publishable-key", r, &format!("a Clerk publishable key: {why}")))?),
+            _ => None,
+        };
+        // Clerk's Frontend API is https; a loopback host (a local stand-in) is http.
+        let frontend_url = frontend_api.as_ref().map(|host| {
+            let loopback = host.starts_with("127.") || host.starts_with("localhost:") || host.starts_with("[::1]");
+            format!("{}://{host}", if loopback { "http" } else { "https" })
+        });
+        let has_keys = ["clerk-jwks-url", "clerk-jwks-file", "clerk-public-key"].iter().any(|k| text(k).is_some());
+        let clerk_jwks_url =
+            text("clerk-jwks-url").or_else(|| frontend_url.as_ref().filter(|_| !has_keys).map(|url| format!("{url}/.well-known/jwks.json")));
+        let clerk_issuer = text("clerk-issuer").or(frontend_url);
         if let (Some(iss), Some(r)) = (&clerk_issuer, raw.get("clerk-issuer")) {
             if !iss.starts_with("https://") && !iss.starts_with("http://") {
                 return Err(bad("clerk-issuer", r, "your Clerk Frontend API URL, e.g. https://clerk.example.com"));
@@ -359,7 +405,7 @@ impl Config {
             jwt_role_claim_key: text("jwt-role-claim-key"),
             jwt_cache_max_entries: bounded("jwt-cache-max-entries", 0, 10_000_000, 10_000)? as u32,
             log_level,
-            clerk_jwks_url: text("clerk-jwks-url"),
+            clerk_jwks_url,
             clerk_jwks_file: text("clerk-jwks-file"),
             clerk_public_key: text("clerk-public-key"),
             clerk_issuer,
@@ -384,6 +430,12 @@ impl Config {
             server_body_timeout_secs: bounded("server-body-timeout", 1, 3600, 30)?,
             server_max_connections: bounded("server-max-connections", 1, 1_000_000, 1000)? as usize,
             server_max_connections_per_ip: bounded("server-max-connections-per-ip", 1, 1_000_000, 100)? as usize,
+            server_cors_allowed_origins: list("server-cors-allowed-origins"),
+            clerk_publishable_key,
+            server_trusted_proxies: list("server-trusted-proxies")
+                .iter()
+                .map(|c| crate::edge::Cidr::parse(c).ok_or_else(|| bad("server-trusted-proxies", &raw["server-trusted-proxies"], "comma-separated addresses or CIDR ranges, e.g. 10.0.0.0/8, ::1")))
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -486,6 +538,9 @@ impl fmt::Debug for Config {
             .field("server_body_timeout_secs", &self.server_body_timeout_secs)
             .field("server_max_connections", &self.server_max_connections)
             .field("server_max_connections_per_ip", &self.server_max_connections_per_ip)
+            .field("server_cors_allowed_origins", &self.server_cors_allowed_origins)
+            .field("clerk_publishable_key", &self.clerk_publishable_key)
+            .field("server_trusted_proxies", &self.server_trusted_proxies)
             .finish()
     }
 }
@@ -516,6 +571,35 @@ mod tests {
     }
 
     const MINIMAL: &str = "db-uri = \"postgres://authenticator:pw@127.0.0.1:5432/app\"\n";
+
+    #[test]
+    fn a_publishable_key_names_the_frontend_api() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let key = format!("pk_test_{}", b64("foo-bar-13.clerk.accounts.dev$"));
+        assert_eq!(publishable_key_host(&key).as_deref(), Ok("foo-bar-13.clerk.accounts.dev"));
+        let c = load(&format!("{MINIMAL}clerk-publishable-key = \"{key}\"\n"), &[]).unwrap();
+        assert_eq!(c.clerk_issuer.as_deref(), Some("https://foo-bar-13.clerk.accounts.dev"));
+        assert_eq!(c.clerk_jwks_url.as_deref(), Some("https://foo-bar-13.clerk.accounts.dev/.well-known/jwks.json"));
+        // Explicit settings win; a key file means no derived URL.
+        let c = load(&format!("{MINIMAL}clerk-publishable-key = \"{key}\"\nclerk-issuer = \"https://clerk.shop.example\"\nclerk-jwks-file = \"/k.json\"\n"), &[]).unwrap();
+        assert_eq!((c.clerk_issuer.as_deref(), c.clerk_jwks_url), (Some("https://clerk.shop.example"), None));
+        for bad in ["pk_test_", "sk_test_abc", "pk_prod_Zm9vLmNvbSQ", "pk_live_!!!", &format!("pk_live_{}", b64("nodollar.example")),
+                    &format!("pk_live_{}", b64("a$b.example$")), &format!("pk_live_{}", b64("localhost$")), &format!("pk_live_x_{}", b64("a.b$"))] {
+            let err = load(&format!("{MINIMAL}clerk-publishable-key = \"{bad}\"\n"), &[]).unwrap_err();
+            assert!(err.0.contains("clerk-publishable-key"), "{bad}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn cors_origins_and_trusted_proxies_are_lists() {
+        let c = load(&format!("{MINIMAL}server-cors-allowed-origins = \"http://example.com, http://example2.com\"\nserver-trusted-proxies = \"10.0.0.0/8, ::1\"\n"), &[]).unwrap();
+        assert_eq!(c.server_cors_allowed_origins, vec!["http://example.com", "http://example2.com"]);
+        assert_eq!(c.server_trusted_proxies.len(), 2);
+        assert!(load(&format!("{MINIMAL}server-trusted-proxies = \"10.0.0.0/40\"\n"), &[]).is_err());
+        let env = load(MINIMAL, &[("PGRST_SERVER_CORS_ALLOWED_ORIGINS", "https://shop.example")]).unwrap();
+        assert_eq!(env.server_cors_allowed_origins, vec!["https://shop.example"]);
+    }
 
     #[test]
     fn tokens_reach_only_allowed_roles() {

@@ -501,6 +501,7 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<SchemaCache,
             relation: r.get(1),
             is_table: r.get(7),
             planner_counts_visible: r.get(8),
+            writable: schema::Writable::from_mask(r.get(9)),
             column: schema::Column { name: r.get(2), type_sql: r.get(3), primary_key: r.get(4), nullable: r.get(5), has_default: r.get(6) },
         });
     let relations = schema::group_columns(relations);

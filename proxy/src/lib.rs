@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod edge;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

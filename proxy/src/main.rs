@@ -2,7 +2,7 @@
 //! The stages live in the library (`src/lib.rs`).
 
 use async_trait::async_trait;
-use clerk_proxy::{access_log, api, auth, config, db, limits, metrics, response};
+use clerk_proxy::{access_log, api, auth, config, db, edge, limits, metrics, response};
 use config::Config;
 use http::Response;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
@@ -121,6 +121,13 @@ fn invalid_head(e: &pingora_core::Error) -> response::ApiError {
     if text.contains("invalid uri") && text.len() > MAX_URI_BYTES {
         return uri_too_long(text.len());
     }
+    if text.contains("invalid uri") {
+        return response::ApiError::bad_request(
+            "PGRST100",
+            "Malformed HTTP request".into(),
+            Some("the URL holds characters that must be percent-encoded (such as > < \" { } | ^ ` and non-ASCII): encode > as %3E, or let curl do it with -G --data-urlencode 'select=…'".into()),
+        );
+    }
     response::ApiError::bad_request("PGRST100", "Malformed HTTP request".into(), Some("the request head is not valid HTTP/1.1".into()))
 }
 
@@ -158,12 +165,14 @@ impl ProxyApp {
                 }
             });
         }
-        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         let header = session.req_header();
+        let forwarded = |name: &str| header.headers.get(name).and_then(|v| v.to_str().ok());
+        let client_ip = self.state.options.trusted_proxies.client_ip(peer, forwarded("x-forwarded-for"), forwarded("x-real-ip"));
         let declared: Option<usize> = header.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse().ok());
         let mut req = api::HttpRequest {
             method: header.method.as_str().to_owned(),
-            path: header.uri.path().to_owned(),
+            path: edge::api_path(header.uri.path()).to_owned(),
             query: header.uri.query().unwrap_or("").to_owned(),
             headers: header
                 .headers

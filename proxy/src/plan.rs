@@ -2,7 +2,7 @@
 //! tables, columns, functions and arguments are refused here, before any
 //! SQL exists; what comes out names only things the cache holds.
 
-use crate::request::{Condition, Embed, Operand, Operator, Prefer, QueryParams, Resolution, Return, Scope};
+use crate::request::{Condition, Embed, Operand, Operator, Prefer, QueryParams, Resolution, Return, Scope, Target};
 use crate::response::ApiError;
 use crate::schema::{Argument, Column, Function, Relation, SchemaCache};
 use http::StatusCode;
@@ -88,15 +88,33 @@ pub struct CallPlan {
     pub args: Vec<(Argument, Option<String>)>,
 }
 
-pub fn read(cache: &SchemaCache, name: &str, q: &QueryParams) -> Result<ReadPlan, ApiError> {
-    let relation = cache.relation(name).ok_or_else(|| ApiError {
+fn unknown_relation(cache: &SchemaCache, name: &str) -> ApiError {
+    ApiError {
         status: StatusCode::NOT_FOUND,
         code: "PGRST205".into(),
         message: format!("Could not find the table '{}.{name}' in the schema cache", cache.default_schema),
         details: None,
         hint: None,
         www_authenticate: None,
-    })?;
+    }
+}
+
+/// The `Allow` header of `OPTIONS` on a path, as PostgREST answers it:
+/// what the relation or function can do, not what the caller may.
+pub fn allow(cache: &SchemaCache, target: Option<&Target>) -> Result<String, ApiError> {
+    match target {
+        None => Ok("OPTIONS,GET,HEAD".into()),
+        Some(Target::Relation(name)) => cache.relation(name).map(|r| r.allow()).ok_or_else(|| unknown_relation(cache, name)),
+        Some(Target::Rpc(name)) => match cache.functions(name) {
+            [] => Err(call(cache, name, &Map::new()).err().expect("no function to call")),
+            fns if fns.iter().all(|f| f.volatile) => Ok("OPTIONS,POST".into()),
+            _ => Ok("OPTIONS,GET,HEAD,POST".into()),
+        },
+    }
+}
+
+pub fn read(cache: &SchemaCache, name: &str, q: &QueryParams) -> Result<ReadPlan, ApiError> {
+    let relation = cache.relation(name).ok_or_else(|| unknown_relation(cache, name))?;
     let top = Scope { conditions: q.conditions.clone(), order: q.order.clone(), limit: q.limit, offset: q.offset };
     let plan = level(cache, relation, &q.select, &q.embeds, &top, q, "")?;
     if let Some(path) = q.nested.keys().find(|path| !embeds_path(&q.embeds, path)) {

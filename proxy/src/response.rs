@@ -178,6 +178,18 @@ impl ApiError {
     }
 }
 
+/// `OPTIONS` on a path (not a CORS preflight): 200, no body, what the path
+/// can take in `Allow`, and `Access-Control-Allow-Origin: *` (PostgREST's).
+pub fn options(allow: &str) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_LENGTH, "0")
+        .header("access-control-allow-origin", "*")
+        .header(http::header::ALLOW, allow)
+        .body(Vec::new())
+        .expect("valid headers")
+}
+
 /// The representation a client asked for with `Accept`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

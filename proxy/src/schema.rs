@@ -25,10 +25,46 @@ pub struct Relation {
     /// be shown (`count=planned`) only for relations that have none: tables
     /// without RLS, not views (which may read tables that have it).
     pub planner_counts_visible: bool,
+    /// What the relation can take, whatever the privileges:
+    /// `pg_relation_is_updatable` (views with triggers or auto-updatable).
+    pub writable: Writable,
     pub columns: Vec<Column>,
 }
 
+/// `pg_relation_is_updatable`'s bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Writable {
+    pub insert: bool,
+    pub update: bool,
+    pub delete: bool,
+}
+
+impl Writable {
+    pub const ALL: Writable = Writable { insert: true, update: true, delete: true };
+
+    /// From the mask (PostgreSQL's CmdType bits: 4 update, 8 insert, 16 delete).
+    pub fn from_mask(mask: i32) -> Writable {
+        Writable { insert: mask & 8 != 0, update: mask & 4 != 0, delete: mask & 16 != 0 }
+    }
+}
+
 impl Relation {
+    /// The `Allow` header of `OPTIONS` on it, as PostgREST builds it.
+    pub fn allow(&self) -> String {
+        let w = self.writable;
+        let has_pk = self.columns.iter().any(|c| c.primary_key);
+        let mut methods = vec!["OPTIONS,GET,HEAD"];
+        methods.extend([
+            (w.insert, "POST"),
+            (w.insert && w.update && has_pk, "PUT"),
+            (w.update, "PATCH"),
+            (w.delete, "DELETE"),
+        ]
+        .into_iter()
+        .filter_map(|(on, m)| on.then_some(m)));
+        methods.join(",")
+    }
+
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -295,7 +331,7 @@ pub const RELATIONS_SQL: &str = "
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
        coalesce(a.attnum = ANY(pk.indkey), false), NOT a.attnotnull,
        a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '', c.relkind IN ('r', 'p', 'f'),
-       c.relkind IN ('r', 'p', 'f', 'm') AND NOT c.relrowsecurity
+       c.relkind IN ('r', 'p', 'f', 'm') AND NOT c.relrowsecurity, pg_relation_is_updatable(c.oid, true)
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -336,16 +372,17 @@ pub struct ColumnRow {
     pub relation: String,
     pub is_table: bool,
     pub planner_counts_visible: bool,
+    pub writable: Writable,
     pub column: Column,
 }
 
 /// Rows of `RELATIONS_SQL`, grouped into relations.
 pub fn group_columns(rows: impl IntoIterator<Item = ColumnRow>) -> Vec<Relation> {
     let mut out: Vec<Relation> = Vec::new();
-    for ColumnRow { schema, relation, is_table, planner_counts_visible, column } in rows {
+    for ColumnRow { schema, relation, is_table, planner_counts_visible, writable, column } in rows {
         match out.last_mut() {
             Some(r) if r.schema == schema && r.name == relation => r.columns.push(column),
-            _ => out.push(Relation { schema, name: relation, is_table, planner_counts_visible, columns: vec![column] }),
+            _ => out.push(Relation { schema, name: relation, is_table, planner_counts_visible, writable, columns: vec![column] }),
         }
     }
     out
@@ -378,6 +415,7 @@ pub fn test_cache() -> SchemaCache {
         name: name.into(),
         is_table: true,
         planner_counts_visible: name != "orders",
+        writable: Writable::ALL,
         columns: columns
             .iter()
             .map(|(n, t)| Column { name: (*n).into(), type_sql: (*t).into(), primary_key: *n == key, nullable: *n != key, has_default: *n == key })
@@ -442,12 +480,20 @@ mod tests {
             relation: relation.into(),
             is_table: true,
             planner_counts_visible: true,
+            writable: Writable::from_mask(if relation == "a" { 28 } else { 0 }),
             column: Column { name: column.into(), type_sql: "int".into(), primary_key, nullable: !primary_key, has_default: false },
         };
         let r = group_columns(vec![row("a", "x", true), row("a", "y", false), row("b", "z", false)]);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].columns.len(), 2);
         assert!(r[0].columns[0].primary_key && !r[0].columns[1].primary_key);
+        // PostgREST's OptionsSpec: a table with a key; a read-only view.
+        assert_eq!(r[0].allow(), "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE");
+        assert_eq!(r[1].allow(), "OPTIONS,GET,HEAD");
+        let no_key = Relation { columns: vec![r[0].columns[1].clone()], ..r[0].clone() };
+        assert_eq!(no_key.allow(), "OPTIONS,GET,HEAD,POST,PATCH,DELETE");
+        let insert_only = Relation { writable: Writable::from_mask(8), ..r[0].clone() };
+        assert_eq!(insert_only.allow(), "OPTIONS,GET,HEAD,POST");
     }
 
     #[test]

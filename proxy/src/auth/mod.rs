@@ -19,7 +19,17 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Caller {
     Anonymous { role: String },
-    User { role: String, claims: Arc<Claims>, claims_json: Arc<str> },
+    User { role: String, claims: Arc<Claims>, claims_json: Arc<str>, credential: Credential },
+}
+
+/// Where a user's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer`: a page must send it on purpose.
+    Bearer,
+    /// Clerk's `__session` cookie: the browser attaches it to requests
+    /// other sites make too (`edge::check_cookie_write`).
+    SessionCookie,
 }
 
 impl Caller {
@@ -43,6 +53,9 @@ pub struct Authenticator {
     anon_role: Option<String>,
     /// `db-allowed-roles`: what a token's role may be.
     allowed_roles: Vec<String>,
+    /// `clerk-publishable-key`: as a bearer token, "no user" (what
+    /// supabase-js sends when signed out).
+    publishable_key: Option<String>,
 }
 
 /// Why a request's credentials were refused (always 401).
@@ -141,6 +154,7 @@ impl Authenticator {
             role_claim_key,
             anon_role: config.db_anon_role.clone(),
             allowed_roles: config.db_allowed_roles.clone(),
+            publishable_key: config.clerk_publishable_key.clone(),
         })
     }
 
@@ -204,7 +218,9 @@ impl Authenticator {
 
     /// Who is calling, from the request's `Authorization` and `Cookie` headers.
     pub async fn authenticate(&self, authorization: Option<&str>, cookie: Option<&str>) -> Result<Caller, AuthError> {
-        let Some(token) = request_token(authorization, cookie)? else {
+        let found = request_token(authorization, cookie)?
+            .filter(|(token, credential)| !(*credential == Credential::Bearer && self.publishable_key.as_deref() == Some(*token)));
+        let Some((token, credential)) = found else {
             return match &self.anon_role {
                 Some(role) => Ok(Caller::Anonymous { role: role.clone() }),
                 None => Err(AuthError::AnonymousDisabled),
@@ -228,22 +244,24 @@ impl Authenticator {
         if !self.allowed_roles.contains(&role) {
             return Err(AuthError::RoleNotAllowed(role));
         }
-        Ok(Caller::User { role, claims, claims_json })
+        Ok(Caller::User { role, claims, claims_json, credential })
     }
 }
 
 /// The bearer token, else Clerk's `__session` cookie, else None.
-fn request_token<'a>(authorization: Option<&'a str>, cookie: Option<&'a str>) -> Result<Option<&'a str>, AuthError> {
+fn request_token<'a>(authorization: Option<&'a str>, cookie: Option<&'a str>) -> Result<Option<(&'a str, Credential)>, AuthError> {
     if let Some(value) = authorization {
         let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::BadAuthorizationHeader)?;
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err(AuthError::BadAuthorizationHeader);
         }
-        return Ok(Some(token.trim()));
+        return Ok(Some((token.trim(), Credential::Bearer)));
     }
     Ok(cookie.and_then(|c| {
         c.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(name, _)| *name == "__session").map(|(_, v)| v.trim())
-    }).filter(|t| !t.is_empty()))
+    })
+    .filter(|t| !t.is_empty())
+    .map(|t| (t, Credential::SessionCookie)))
 }
 
 #[cfg(test)]
@@ -287,9 +305,9 @@ mod tests {
 
     #[test]
     fn bearer_header_or_session_cookie() {
-        assert_eq!(request_token(Some("Bearer abc"), None), Ok(Some("abc")));
-        assert_eq!(request_token(Some("bearer  abc "), None), Ok(Some("abc")));
-        assert_eq!(request_token(None, Some("theme=dark; __session=xyz")), Ok(Some("xyz")));
+        assert_eq!(request_token(Some("Bearer abc"), None), Ok(Some(("abc", Credential::Bearer))));
+        assert_eq!(request_token(Some("bearer  abc "), Some("__session=xyz")), Ok(Some(("abc", Credential::Bearer))));
+        assert_eq!(request_token(None, Some("theme=dark; __session=xyz")), Ok(Some(("xyz", Credential::SessionCookie))));
         assert_eq!(request_token(None, Some("theme=dark")), Ok(None));
         assert_eq!(request_token(None, None), Ok(None));
         assert_eq!(request_token(Some("Basic dXNlcjpwdw=="), None), Err(AuthError::BadAuthorizationHeader));
@@ -300,7 +318,8 @@ mod tests {
     fn a_valid_token_is_the_authenticated_role_with_its_claims() {
         let auth = authenticator(&[]).unwrap();
         let caller = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({})))), None)).unwrap();
-        let Caller::User { role, claims, claims_json } = caller else { panic!("expected a user") };
+        let Caller::User { role, claims, claims_json, credential } = caller else { panic!("expected a user") };
+        assert_eq!(credential, Credential::Bearer);
         assert_eq!(role, "authenticated");
         assert_eq!(claims["sub"], "user_1");
         assert!(claims_json.contains("\"sub\":\"user_1\""));
@@ -311,6 +330,15 @@ mod tests {
         assert_eq!(block_on(authenticator(&[]).unwrap().authenticate(None, None)), Err(AuthError::AnonymousDisabled));
         let auth = authenticator(&[("CLERK_PROXY_DB_ANON_ROLE", "anon")]).unwrap();
         assert_eq!(block_on(auth.authenticate(None, None)), Ok(Caller::Anonymous { role: "anon".into() }));
+    }
+
+    #[test]
+    fn the_publishable_key_as_a_bearer_token_is_no_user() {
+        let pk = "pk_test_Zm9vLWJhci0xMy5jbGVyay5hY2NvdW50cy5kZXYk";
+        let auth = authenticator(&[("CLERK_PROXY_DB_ANON_ROLE", "anon"), ("CLERK_PROXY_CLERK_PUBLISHABLE_KEY", pk), ("CLERK_PROXY_CLERK_ISSUER", "https://clerk.example.com")]).unwrap();
+        assert_eq!(block_on(auth.authenticate(Some(&format!("Bearer {pk}")), None)), Ok(Caller::Anonymous { role: "anon".into() }));
+        // Any other string is a token to verify.
+        assert!(block_on(auth.authenticate(Some(&format!("Bearer {pk}x")), None)).is_err());
     }
 
     #[test]
