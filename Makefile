@@ -8,7 +8,9 @@ SHELL := /bin/bash
 demo: setup
 	@scripts/demo.sh
 
+# Chromium: the browser tests of step 7 (Debian's package, headless).
 test: setup
+	@EXTRA_APT_PACKAGES=chromium scripts/setup.sh
 	@scripts/test.sh
 
 # oha: the open-loop load generator of benches/load.sh (pinned).

@@ -9,11 +9,13 @@ cd "$ROOT"
 PORT=${PG_CLERK_DEMO_PORT:-54330}
 API_PORT=${PG_CLERK_DEMO_API_PORT:-3000}
 ADMIN_PORT=${PG_CLERK_DEMO_ADMIN_PORT:-3001}
+STOREFRONT_PORT=${PG_CLERK_DEMO_STOREFRONT_PORT:-3002}
 DB=pg_clerk_demo
 
 say "building clerk-proxy and pg_clerk"
 cargo build -q -p clerk-proxy
 install_extension
+(cd demo/storefront && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 say "starting PostgreSQL 15 on 127.0.0.1:$PORT"
 start_throwaway_cluster demo "$PORT"
@@ -36,6 +38,8 @@ demo_token() { # demo_token USER_ID
 }
 ALICE_TOKEN=$(demo_token user_2demoAlice)
 BOB_TOKEN=$(demo_token user_2demoBob)
+# A Clerk publishable key names the Frontend API: pk_test_ + base64("<host>$").
+PUBLISHABLE_KEY="pk_test_$(printf 'clerk.demo.local$' | base64 | tr -d '\n')"
 
 cat >"$work/clerk-proxy.conf" <<CONF
 db-uri = "postgres://authenticator@127.0.0.1:$PORT/$DB"
@@ -46,6 +50,8 @@ server-port = $API_PORT
 admin-server-port = $ADMIN_PORT
 clerk-public-key = "@$work/demo_pub.pem"
 clerk-issuer = "https://clerk.demo.local"
+# What supabase-js sends as the bearer token when signed out: anonymous.
+clerk-publishable-key = "$PUBLISHABLE_KEY"
 # The demo tokens live a day; Clerk's own live 60 s (default limit 3600).
 clerk-max-token-lifetime = 86400
 log-level = "info"
@@ -57,12 +63,19 @@ for _ in $(seq 1 100); do
   kill -0 "$proxy_pid" 2>/dev/null || { say "clerk-proxy failed to start"; exit 1; }
   sleep 0.1
 done
+# The storefront: a static page on its own origin calling the API from the
+# browser with supabase-js.
+STOREFRONT_PORT=$STOREFRONT_PORT API_URL="http://127.0.0.1:$API_PORT" PUBLISHABLE_KEY=$PUBLISHABLE_KEY \
+  ALICE_TOKEN=$ALICE_TOKEN BOB_TOKEN=$BOB_TOKEN node demo/storefront/serve.mjs >/dev/null &
+storefront_pid=$!
+trap 'kill "$storefront_pid" 2>/dev/null; stop_throwaway_cluster; say "demo stopped; cluster removed"' EXIT
 
 cat <<MSG
 
   pg_clerk demo is running
   ------------------------
   PostgreSQL 15   127.0.0.1:$PORT, database $DB, extension pg_clerk + sql/ applied
+  storefront      http://127.0.0.1:$STOREFRONT_PORT   (open it in a browser: supabase-js from another origin)
   clerk-proxy     http://127.0.0.1:$API_PORT   (config: $work/clerk-proxy.conf)
                   admin: http://127.0.0.1:$ADMIN_PORT/ready, /metrics
 

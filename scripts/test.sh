@@ -12,7 +12,9 @@
 #   6. a short run of each fuzz target (fuzz/, FUZZ_SMOKE_SECONDS each,
 #      default 15; `make fuzz` runs them longer)
 #   7. the postgrest-js suite (tests/postgrest-js): the proxy driven by the
-#      real @supabase/postgrest-js client, as an app uses it (node --test)
+#      real @supabase/postgrest-js client, as an app uses it, and the demo's
+#      storefront page in headless Chromium calling it with supabase-js
+#      from another origin (node --test)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -85,6 +87,7 @@ FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-15} scripts/fuzz.sh
 
 say "7/7 postgrest-js conformance suite (tests/postgrest-js)"
 (cd tests/postgrest-js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+(cd demo/storefront && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 (cd tests/postgrest-js &&
   PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$PORT user=authenticator dbname=pg_clerk_api" \
   CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
