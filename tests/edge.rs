@@ -8,7 +8,7 @@
 
 use base64::Engine;
 use clerk_jwt::test_keys::{now, sign, JWKS};
-use pg_clerk_e2e::{admin_execute, admin_query_in, fresh_api_database, free_port, http, raw_http, serve_jwks, start_proxy, Running};
+use pg_clerk_e2e::{admin_execute, admin_query_in, fresh_api_database, free_port, head_value, http, raw_http, serve_jwks, start_proxy, Running, REQUEST_SETTING_FUNCTION};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -22,11 +22,7 @@ fn database() -> &'static str {
     static DSN: OnceLock<String> = OnceLock::new();
     DSN.get_or_init(|| {
         let dsn = fresh_api_database(DB);
-        admin_execute(
-            DB,
-            "CREATE FUNCTION public.request_setting(name text) RETURNS text LANGUAGE sql STABLE AS $$ SELECT current_setting(name, true) $$;
-             GRANT EXECUTE ON FUNCTION public.request_setting(text) TO anon, authenticated;",
-        );
+        admin_execute(DB, REQUEST_SETTING_FUNCTION);
         dsn
     })
 }
@@ -63,13 +59,6 @@ fn call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Opt
     (status, head, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 const EXPOSED: &str = "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit";
 
 // PostgREST's CorsSpec, and what supabase-js asks for.
@@ -84,14 +73,14 @@ fn preflights_are_answered_as_postgrest_does() {
     for path in ["/", "/products", "/rest/v1/cart", "/rpc/place_order", "/nope"] {
         let (status, head, body) = call(port, "OPTIONS", path, &asked, None);
         assert_eq!((status, body), (200, json!("")), "{path}: {head}");
-        assert_eq!(header(&head, "access-control-allow-origin"), Some("*"));
-        assert_eq!(header(&head, "access-control-allow-methods"), Some("GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD"));
+        assert_eq!(head_value(&head, "access-control-allow-origin"), Some("*"));
+        assert_eq!(head_value(&head, "access-control-allow-methods"), Some("GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD"));
         assert_eq!(
-            header(&head, "access-control-allow-headers"),
+            head_value(&head, "access-control-allow-headers"),
             Some("Authorization, apikey, authorization, content-profile, content-type, prefer, x-client-info, Accept, Accept-Language, Content-Language")
         );
-        assert_eq!(header(&head, "access-control-max-age"), Some("86400"));
-        assert_eq!(header(&head, "access-control-allow-credentials"), None);
+        assert_eq!(head_value(&head, "access-control-max-age"), Some("86400"));
+        assert_eq!(head_value(&head, "access-control-allow-credentials"), None);
     }
     // OPTIONS that is not a preflight: what the path can take.
     for (path, allow) in [
@@ -102,7 +91,7 @@ fn preflights_are_answered_as_postgrest_does() {
         ("/", "OPTIONS,GET,HEAD"),
     ] {
         let (status, head, _) = call(port, "OPTIONS", path, &[("Accept", "application/json")], None);
-        assert_eq!((status, header(&head, "allow"), header(&head, "access-control-allow-origin")), (200, Some(allow), Some("*")), "{path}");
+        assert_eq!((status, head_value(&head, "allow"), head_value(&head, "access-control-allow-origin")), (200, Some(allow), Some("*")), "{path}");
     }
     assert_eq!(call(port, "OPTIONS", "/nope", &[], None).0, 404);
 }
@@ -127,25 +116,25 @@ fn every_answer_errors_included_carries_cors_headers() {
         headers.push(origin);
         let (status, head, answer) = call(port, method, path, &headers, body);
         assert_eq!(status, expected, "{method} {path}: {answer}");
-        assert_eq!(header(&head, "access-control-allow-origin"), Some("*"), "{method} {path}: {head}");
-        assert_eq!(header(&head, "access-control-expose-headers"), Some(EXPOSED), "{method} {path}");
+        assert_eq!(head_value(&head, "access-control-allow-origin"), Some("*"), "{method} {path}: {head}");
+        assert_eq!(head_value(&head, "access-control-expose-headers"), Some(EXPOSED), "{method} {path}");
     }
     // Without Origin (curl), no CORS headers at all.
     let (_, head, _) = call(port, "GET", "/products?limit=1", &[], None);
-    assert_eq!(header(&head, "access-control-allow-origin"), None);
+    assert_eq!(head_value(&head, "access-control-allow-origin"), None);
 }
 
 #[test]
 fn listed_origins_are_echoed_with_credentials_and_others_get_nothing() {
     let port = listed_proxy();
     let (status, head, _) = call(port, "OPTIONS", "/cart", &[("Origin", SHOP), ("Access-Control-Request-Method", "POST")], None);
-    assert_eq!((status, header(&head, "access-control-allow-origin"), header(&head, "access-control-allow-credentials")), (200, Some(SHOP), Some("true")));
+    assert_eq!((status, head_value(&head, "access-control-allow-origin"), head_value(&head, "access-control-allow-credentials")), (200, Some(SHOP), Some("true")));
     let (status, head, _) = call(port, "GET", "/products?limit=1", &[("Origin", SHOP)], None);
-    assert_eq!((status, header(&head, "access-control-allow-origin"), header(&head, "access-control-allow-credentials")), (200, Some(SHOP), Some("true")));
+    assert_eq!((status, head_value(&head, "access-control-allow-origin"), head_value(&head, "access-control-allow-credentials")), (200, Some(SHOP), Some("true")));
     // Never an arbitrary origin echoed with credentials; the request is
     // still answered (the browser keeps it from the page).
     let (status, head, _) = call(port, "GET", "/products?limit=1", &[("Origin", "http://invalid.com")], None);
-    assert_eq!((status, header(&head, "access-control-allow-origin"), header(&head, "access-control-allow-credentials")), (200, None, None));
+    assert_eq!((status, head_value(&head, "access-control-allow-origin"), head_value(&head, "access-control-allow-credentials")), (200, None, None));
 }
 
 #[test]
@@ -213,7 +202,7 @@ fn the_session_cookie_writes_only_from_the_api_or_listed_origins() {
     };
     let (status, head, err) = post(Some("https://evil.example"));
     assert_eq!((status, err["code"].as_str()), (403, Some("CPCS1")), "{err}");
-    assert_eq!(header(&head, "access-control-allow-origin"), None);
+    assert_eq!(head_value(&head, "access-control-allow-origin"), None);
     let (status, _, err) = post(Some("null"));
     assert_eq!(status, 403, "{err}");
     assert!(admin_query_in(DB, &format!("SELECT 1 FROM cart WHERE user_id = '{BOB}' AND product_id = 8")).is_empty());
@@ -224,7 +213,7 @@ fn the_session_cookie_writes_only_from_the_api_or_listed_origins() {
     // Reads with the cookie from another origin are answered, but without
     // CORS headers the browser keeps them from that page.
     let (status, head, _) = call(port, "GET", "/cart", &[("Cookie", &cookie), ("Origin", "https://evil.example")], None);
-    assert_eq!((status, header(&head, "access-control-allow-origin")), (200, None));
+    assert_eq!((status, head_value(&head, "access-control-allow-origin")), (200, None));
     // A bearer token is sent on purpose: any origin may write with it.
     let bearer = format!("Bearer {}", token(BOB));
     let (status, _, body) = call(port, "PATCH", "/cart?product_id=eq.8", &[("Authorization", &bearer), ("Origin", "https://evil.example"), ("Content-Type", "application/json")], Some(r#"{"quantity": 2}"#));

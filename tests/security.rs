@@ -4,7 +4,7 @@
 //! anonymous. Each one failed before its fix.
 
 use clerk_jwt::test_keys::{now, sign, sign_header, KID};
-use pg_clerk_e2e::{admin_execute, admin_query_in, fresh_api_database, free_port, http, metric_sample, start_proxy, Running};
+use pg_clerk_e2e::{admin_execute, admin_query_in, fresh_api_database, free_port, head_value, http, metric_sample, start_proxy, Running, REQUEST_SETTING_FUNCTION};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -23,8 +23,7 @@ fn database() -> &'static str {
         let dsn = fresh_api_database(DB);
         admin_execute(
             DB,
-            "CREATE FUNCTION public.request_setting(name text) RETURNS text LANGUAGE sql STABLE AS $$ SELECT current_setting(name, true) $$;
-             GRANT EXECUTE ON FUNCTION public.request_setting(text) TO anon, authenticated;
+            &format!("{REQUEST_SETTING_FUNCTION}
              -- Ignores the statement timeout's cancel once, as JIT compilation does.
              CREATE FUNCTION public.outlast_timeout() RETURNS text LANGUAGE plpgsql AS $$
              BEGIN
@@ -47,7 +46,7 @@ fn database() -> &'static str {
              -- customers get a role setting of their own.
              ALTER ROLE anon IN DATABASE pg_clerk_security RESET statement_timeout;
              ALTER ROLE authenticated IN DATABASE pg_clerk_security SET statement_timeout = '2s';
-             ALTER ROLE authenticated IN DATABASE pg_clerk_security SET work_mem = '2MB';",
+             ALTER ROLE authenticated IN DATABASE pg_clerk_security SET work_mem = '2MB';"),
         );
         dsn
     })
@@ -106,13 +105,6 @@ fn request(port: u16, method: &str, path: &str, token: Option<&str>, headers: &[
 fn get(path: &str, token: Option<&str>) -> (u16, Value) {
     let (status, _, body) = request(proxy().1, "GET", path, token, &[], None);
     (status, body)
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
 }
 
 // 2. SQL through `::cast` in select, open to anonymous callers.
@@ -174,7 +166,7 @@ fn a_role_claim_reaches_only_allowed_roles() {
         for (method, path, body) in [("POST", "/rpc/clerk_apply_webhook", Some(&body)), ("GET", "/orders", None)] {
             let (status, head, err) = request(port, method, path, Some(&t), &[], body);
             assert_eq!((status, err["code"].as_str()), (401, Some("PGRST303")), "{role} {path}: {err}");
-            assert!(header(&head, "www-authenticate").is_some(), "{head}");
+            assert!(head_value(&head, "www-authenticate").is_some(), "{head}");
         }
     }
     let (status, _, _) = request(port, "GET", "/orders", Some(&token(ALICE, json!({"role": "authenticated"}))), &[], None);
@@ -225,12 +217,12 @@ fn only_session_tokens_checked_as_clerk_checks_them_get_in() {
     for (name, bad) in refused {
         let (status, head, err) = request(proxy().1, "GET", "/orders", Some(&bad), &[], None);
         assert_eq!(status, 401, "{name}: {err}");
-        assert!(header(&head, "www-authenticate").is_some_and(|c| c.contains("invalid_token")), "{name}: {head}");
+        assert!(head_value(&head, "www-authenticate").is_some_and(|c| c.contains("invalid_token")), "{name}: {head}");
     }
     // Signed and well-formed, but a sub that pg_clerk refuses: 403 28000, no challenge.
     let (status, head, err) = request(proxy().1, "GET", "/orders", Some(&token("usr_1", json!({}))), &[], None);
     assert_eq!((status, err["code"].as_str()), (403, Some("28000")), "{err}");
-    assert_eq!(header(&head, "www-authenticate"), None);
+    assert_eq!(head_value(&head, "www-authenticate"), None);
 }
 
 // 11. Counts that see through RLS.
@@ -241,14 +233,14 @@ fn planned_and_estimated_counts_do_not_see_through_row_security() {
         let (status, head, rows) = request(proxy().1, "GET", "/orders?select=order_id", Some(&alice), &[("Prefer", &format!("count={count}"))], None);
         assert_eq!(status, 200, "{rows}");
         let visible = rows.as_array().unwrap().len();
-        assert_eq!(header(&head, "content-range"), Some(format!("0-{}/{visible}", visible - 1).as_str()), "count={count}");
+        assert_eq!(head_value(&head, "content-range"), Some(format!("0-{}/{visible}", visible - 1).as_str()), "count={count}");
     }
     // An e-mail filter's estimate no longer tells a real address from an unknown one.
     let bob = token(BOB, json!({}));
     for email in ["alice@example.com", "nobody@example.com"] {
         let path = format!("/orders?billing_email=eq.{email}");
         let (_, head, _) = request(proxy().1, "GET", &path, Some(&bob), &[("Prefer", "count=planned")], None);
-        assert_eq!(header(&head, "content-range"), Some("*/0"), "{email}");
+        assert_eq!(head_value(&head, "content-range"), Some("*/0"), "{email}");
     }
 }
 

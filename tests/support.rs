@@ -360,3 +360,17 @@ impl FakeClerk {
         self.state.lock().unwrap().requests.iter().filter(|(u, _)| u == user).map(|(_, b)| b.clone()).collect()
     }
 }
+
+/// A header's value in a response head (names compared case-blind).
+pub fn head_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// `request_setting(name)`: lets API roles read a request setting (what
+/// the proxy put in `request.headers`, `request.cookies`, `jit`, …).
+pub const REQUEST_SETTING_FUNCTION: &str =
+    "CREATE FUNCTION public.request_setting(name text) RETURNS text LANGUAGE sql STABLE AS $$ SELECT current_setting(name, true) $$;
+     GRANT EXECUTE ON FUNCTION public.request_setting(text) TO anon, authenticated;";
