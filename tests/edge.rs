@@ -205,6 +205,9 @@ fn the_session_cookie_writes_only_from_the_api_or_listed_origins() {
     assert_eq!(head_value(&head, "access-control-allow-origin"), None);
     let (status, _, err) = post(Some("null"));
     assert_eq!(status, 403, "{err}");
+    // No Origin, but the browser says the request comes from another site.
+    let (status, _, err) = call(port, "POST", "/cart", &[("Cookie", &cookie), ("Sec-Fetch-Site", "cross-site")], Some(add));
+    assert_eq!((status, err["code"].as_str()), (403, Some("CPCS1")), "{err}");
     assert!(admin_query_in(DB, &format!("SELECT 1 FROM cart WHERE user_id = '{BOB}' AND product_id = 8")).is_empty());
     for origin in [Some(SHOP), Some(own.as_str()), None] {
         let (status, _, body) = post(origin);
@@ -285,4 +288,10 @@ fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let (_, _, said) = call(port, "GET", "/rpc/request_setting?name=request.headers", &[("X-Forwarded-For", "198.51.100.9, 203.0.113.66")], None);
     let headers: Value = serde_json::from_str(said.as_str().unwrap()).unwrap();
     assert_eq!(headers["x-forwarded-for"], "203.0.113.66", "the hop the trusted proxy saw");
+    // A proxy that sets X-Real-IP passes X-Forwarded-For on as the client
+    // wrote it: only the configured header is believed.
+    let (_real_ip, port) = proxy_with("server-trusted-proxies = \"127.0.0.1/32\"\nserver-trusted-proxy-header = \"x-real-ip\"");
+    let (_, _, said) = call(port, "GET", "/rpc/request_setting?name=request.headers", &[("X-Forwarded-For", "1.2.3.4"), ("X-Real-IP", "198.51.100.8")], None);
+    let headers: Value = serde_json::from_str(said.as_str().unwrap()).unwrap();
+    assert_eq!((&headers["x-forwarded-for"], &headers["x-real-ip"]), (&json!("198.51.100.8"), &json!("198.51.100.8")));
 }

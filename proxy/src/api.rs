@@ -72,7 +72,7 @@ impl ApiOptions {
             openapi_mode: c.openapi_mode,
             openapi_server_url: c.openapi_server_proxy_uri.clone().unwrap_or_else(|| "/".into()),
             cors: edge::Cors::new(c.server_cors_allowed_origins.clone()),
-            trusted_proxies: edge::TrustedProxies::new(c.server_trusted_proxies.clone()),
+            trusted_proxies: edge::TrustedProxies::new(c.server_trusted_proxies.clone(), c.server_trusted_proxy_header),
         }
     }
 
@@ -124,12 +124,12 @@ async fn route(state: &State, req: &HttpRequest, trace: &mut Trace) -> Response<
     if let Some(refused) = &req.refused {
         return refused.clone().into_response();
     }
-    if let Err(limited) = state.limits.check_ip(req.client_ip) {
-        return limited.into_response();
-    }
     if let Some(r) = admin::route(&req.method, &req.path) {
         trace.route = "live".into();
         return r;
+    }
+    if let Err(limited) = state.limits.check_ip(req.client_ip) {
+        return limited.into_response();
     }
     if req.path == "/webhooks/clerk" {
         trace.route = "webhook".into();
@@ -241,7 +241,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         .await
         .map_err(|e| e.into_api_error())?;
     if let Caller::User { credential: Credential::SessionCookie, .. } = &caller {
-        edge::check_cookie_write(&state.options.cors, &req.method, req.header("origin"), req.header("host"))?;
+        edge::check_cookie_write(&state.options.cors, &req.method, req.header("origin"), req.header("host"), req.header("sec-fetch-site"))?;
     }
     if let Caller::User { claims, .. } = &caller {
         trace.user = claims.get("sub").and_then(Value::as_str).map(str::to_owned);

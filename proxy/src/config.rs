@@ -90,8 +90,10 @@ pub struct Config {
     /// equal to it means "no user"; it also names the Frontend API, which
     /// `clerk-issuer` and `clerk-jwks-url` default from.
     pub clerk_publishable_key: Option<String>,
-    /// `server-trusted-proxies`: peers whose X-Forwarded-For is believed.
+    /// `server-trusted-proxies`: peers whose client-address header is believed.
     pub server_trusted_proxies: Vec<crate::edge::Cidr>,
+    /// `server-trusted-proxy-header`: which header that is.
+    pub server_trusted_proxy_header: crate::edge::ForwardedHeader,
 }
 
 /// The Frontend API host a Clerk publishable key names: `pk_test_` or
@@ -233,6 +235,7 @@ const KEYS: &[(&str, bool)] = &[
     ("server-cors-allowed-origins", true),
     ("clerk-publishable-key", false),
     ("server-trusted-proxies", false),
+    ("server-trusted-proxy-header", false),
 ];
 
 /// Where a value came from, for error messages.
@@ -436,6 +439,8 @@ impl Config {
                 .iter()
                 .map(|c| crate::edge::Cidr::parse(c).ok_or_else(|| bad("server-trusted-proxies", &raw["server-trusted-proxies"], "comma-separated addresses or CIDR ranges, e.g. 10.0.0.0/8, ::1")))
                 .collect::<Result<_, _>>()?,
+            server_trusted_proxy_header: [crate::edge::ForwardedHeader::XForwardedFor, crate::edge::ForwardedHeader::XRealIp]
+                [choice("server-trusted-proxy-header", &["x-forwarded-for", "x-real-ip"], 0)?],
         })
     }
 }
@@ -541,6 +546,7 @@ impl fmt::Debug for Config {
             .field("server_cors_allowed_origins", &self.server_cors_allowed_origins)
             .field("clerk_publishable_key", &self.clerk_publishable_key)
             .field("server_trusted_proxies", &self.server_trusted_proxies)
+            .field("server_trusted_proxy_header", &self.server_trusted_proxy_header)
             .finish()
     }
 }

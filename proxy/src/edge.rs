@@ -104,18 +104,27 @@ fn set_origin(response: &mut Response<Vec<u8>>, grant: &Grant) {
 }
 
 /// A write authenticated by Clerk's session cookie is refused unless its
-/// page's `Origin` is the API's own or a listed one: browsers attach the
-/// cookie to requests other sites make. A request without `Origin` is not
-/// from a page of another site (browsers send it with every write).
-pub fn check_cookie_write(cors: &Cors, method: &str, origin: Option<&str>, host: Option<&str>) -> Result<(), ApiError> {
+/// page's `Origin` is the API's own (http or https, this `Host`) or a listed
+/// one: browsers attach the cookie to requests other sites make. Without
+/// `Origin` (browsers send it with every write), `Sec-Fetch-Site` saying
+/// another site is refused too; a request with neither is not a browser's.
+pub fn check_cookie_write(cors: &Cors, method: &str, origin: Option<&str>, host: Option<&str>, fetch_site: Option<&str>) -> Result<(), ApiError> {
     if matches!(method, "GET" | "HEAD" | "OPTIONS") {
         return Ok(());
     }
-    let Some(origin) = origin else { return Ok(()) };
-    let own = host.is_some_and(|h| origin.split_once("://").is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(h.trim())));
-    if own || cors.lists(origin) {
+    let from_elsewhere = match origin {
+        None => matches!(fetch_site.map(str::trim), Some("cross-site" | "same-site")),
+        Some(origin) => {
+            let own = host.is_some_and(|h| {
+                origin.split_once("://").is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest.eq_ignore_ascii_case(h.trim()))
+            });
+            !own && !cors.lists(origin)
+        }
+    };
+    if !from_elsewhere {
         return Ok(());
     }
+    let origin = origin.unwrap_or("another site");
     Err(ApiError {
         status: StatusCode::FORBIDDEN,
         code: "CPCS1".into(),
@@ -136,11 +145,24 @@ pub fn api_path(path: &str) -> &str {
     }
 }
 
-/// `server-trusted-proxies`: address ranges whose `X-Forwarded-For` and
-/// `X-Real-IP` are believed.
+/// `server-trusted-proxies`: address ranges whose client-address header
+/// (`server-trusted-proxy-header`) is believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     ranges: Vec<Cidr>,
+    header: ForwardedHeader,
+}
+
+/// The one header a trusted proxy states the client's address in. Only
+/// that one: a proxy that sets one passes the other on as the client sent it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// Each proxy appends the address it saw (nginx's
+    /// `$proxy_add_x_forwarded_for`, HAProxy's `option forwardfor`).
+    #[default]
+    XForwardedFor,
+    /// The proxy replaces it with the address it saw (`X-Real-IP $remote_addr`).
+    XRealIp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,8 +206,8 @@ fn normalise(ip: IpAddr) -> IpAddr {
 }
 
 impl TrustedProxies {
-    pub fn new(ranges: Vec<Cidr>) -> TrustedProxies {
-        TrustedProxies { ranges }
+    pub fn new(ranges: Vec<Cidr>, header: ForwardedHeader) -> TrustedProxies {
+        TrustedProxies { ranges, header }
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -193,24 +215,22 @@ impl TrustedProxies {
     }
 
     /// The client's address: the TCP peer, unless the peer is a trusted
-    /// proxy; then the last `X-Forwarded-For` hop that is not one (each
-    /// proxy appends the address it saw, so earlier entries are the
-    /// client's to write), else `X-Real-IP`, else the peer.
+    /// proxy; then, from its header, the last `X-Forwarded-For` hop that
+    /// is not a trusted proxy (earlier entries are the client's to write),
+    /// or `X-Real-IP`; the peer when the header says nothing usable.
     pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>, real_ip: Option<&str>) -> Option<IpAddr> {
         let peer = peer.map(normalise)?;
         if !self.trusts(peer) {
             return Some(peer);
         }
-        if let Some(chain) = forwarded_for {
-            let hops: Vec<IpAddr> = chain.split(',').filter_map(|h| h.trim().parse().ok()).map(normalise).collect();
-            if let Some(client) = hops.iter().rev().find(|h| !self.trusts(**h)) {
-                return Some(*client);
-            }
-            if let Some(first) = hops.first() {
-                return Some(*first);
-            }
-        }
-        real_ip.and_then(|r| r.trim().parse().ok()).map(normalise).or(Some(peer))
+        let stated = match self.header {
+            ForwardedHeader::XForwardedFor => forwarded_for.and_then(|chain| {
+                let hops: Vec<IpAddr> = chain.split(',').filter_map(|h| h.trim().parse().ok()).map(normalise).collect();
+                hops.iter().rev().find(|h| !self.trusts(**h)).or(hops.first()).copied()
+            }),
+            ForwardedHeader::XRealIp => real_ip.and_then(|r| r.trim().parse().ok()).map(normalise),
+        };
+        Some(stated.unwrap_or(peer))
     }
 }
 
@@ -271,14 +291,19 @@ mod tests {
     fn cookie_writes_only_from_the_api_or_listed_origins() {
         let cors = Cors::new(vec!["https://shop.example".into()]);
         let host = Some("api.example:3000");
-        assert!(check_cookie_write(&cors, "POST", Some("https://evil.example"), host).is_err());
-        assert_eq!(check_cookie_write(&cors, "DELETE", Some("null"), host).unwrap_err().status, 403);
-        assert!(check_cookie_write(&cors, "POST", Some("https://shop.example"), host).is_ok());
-        assert!(check_cookie_write(&cors, "PATCH", Some("http://api.example:3000"), host).is_ok());
-        assert!(check_cookie_write(&cors, "GET", Some("https://evil.example"), host).is_ok());
-        assert!(check_cookie_write(&cors, "POST", None, host).is_ok());
+        let write = |cors: &Cors, method, origin, site| check_cookie_write(cors, method, origin, host, site);
+        assert!(write(&cors, "POST", Some("https://evil.example"), None).is_err());
+        assert_eq!(write(&cors, "DELETE", Some("null"), None).unwrap_err().status, 403);
+        assert!(write(&cors, "POST", Some("https://shop.example"), None).is_ok());
+        assert!(write(&cors, "PATCH", Some("http://api.example:3000"), None).is_ok());
+        assert!(write(&cors, "PATCH", Some("ftp://api.example:3000"), None).is_err(), "own host, not an own origin");
+        assert!(write(&cors, "GET", Some("https://evil.example"), None).is_ok());
+        assert!(write(&cors, "POST", None, None).is_ok(), "not from a browser");
+        assert!(write(&cors, "POST", None, Some("same-origin")).is_ok());
+        assert!(write(&cors, "POST", None, Some("cross-site")).is_err());
+        assert!(write(&cors, "POST", None, Some("same-site")).is_err());
         // Unset: any origin may read, not write with the cookie.
-        assert!(check_cookie_write(&Cors::default(), "POST", Some("https://evil.example"), host).is_err());
+        assert!(write(&Cors::default(), "POST", Some("https://evil.example"), None).is_err());
     }
 
     #[test]
@@ -294,10 +319,15 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let none = TrustedProxies::default();
         assert_eq!(none.client_ip(Some(ip("198.51.100.7")), Some("203.0.113.66"), Some("203.0.113.67")), Some(ip("198.51.100.7")));
-        let lb = TrustedProxies::new(vec![Cidr::parse("10.0.0.0/8").unwrap(), Cidr::parse("::1").unwrap()]);
+        let ranges = vec![Cidr::parse("10.0.0.0/8").unwrap(), Cidr::parse("::1").unwrap()];
+        let lb = TrustedProxies::new(ranges.clone(), ForwardedHeader::XForwardedFor);
         assert_eq!(lb.client_ip(Some(ip("10.1.2.3")), Some("203.0.113.66, 198.51.100.7, 10.0.0.9"), None), Some(ip("198.51.100.7")));
-        assert_eq!(lb.client_ip(Some(ip("::ffff:10.1.2.3")), None, Some("198.51.100.8")), Some(ip("198.51.100.8")));
         assert_eq!(lb.client_ip(Some(ip("::1")), Some("garbage"), None), Some(ip("::1")));
+        // Only the configured header: X-Real-IP is the client's to write here.
+        assert_eq!(lb.client_ip(Some(ip("::ffff:10.1.2.3")), None, Some("198.51.100.8")), Some(ip("10.1.2.3")));
+        let real_ip = TrustedProxies::new(ranges, ForwardedHeader::XRealIp);
+        assert_eq!(real_ip.client_ip(Some(ip("10.1.2.3")), Some("1.2.3.4"), Some("198.51.100.8")), Some(ip("198.51.100.8")));
+        assert_eq!(real_ip.client_ip(Some(ip("10.1.2.3")), Some("1.2.3.4"), None), Some(ip("10.1.2.3")));
         assert_eq!(lb.client_ip(Some(ip("192.0.2.1")), Some("10.0.0.1"), None), Some(ip("192.0.2.1")));
         for bad in ["10.0.0.0/33", "x", "::/129", ""] {
             assert!(Cidr::parse(bad).is_none(), "{bad}");

@@ -2,26 +2,23 @@
 //! `server-max-connections-per-ip`, counted from accept to close, so slow
 //! or idle clients cannot hold every socket.
 //!
-//! Rate limits: `rate-limit-per-ip` (checked first, for every API request)
-//! and `rate-limit-per-user` (once the token is verified, by its `sub`),
-//! in requests per second. Counting is Pingora's `Rate` (pingora-limits):
-//! one-second windows over a count-min sketch, so memory stays fixed
-//! whatever the number of users or addresses. A sketch may overcount when
-//! many keys share its slots, never undercount: a client is never let
-//! through above its limit, and a busy neighbour can at worst make one
-//! wait a second early.
+//! Rate limits: `rate-limit-per-ip` (checked first, for every API request
+//! but `/live`) and `rate-limit-per-user` (once the token is verified, by
+//! its `sub`), in requests per second: exact counts per key in one-second
+//! windows (a shared approximate sketch counted other clients' traffic
+//! against honest ones under a flood). The map holds the keys seen in the
+//! current second only. IPv6 addresses count per /64, the block one
+//! subscriber gets, so an attacker cannot take a fresh key per address.
 
 use crate::config::Config;
 use crate::metrics;
 use crate::response::ApiError;
 use http::Response;
-use pingora_limits::rate::Rate;
 use http::StatusCode;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Open connections, in all and per client address.
 pub struct ConnectionLimits {
@@ -100,18 +97,47 @@ impl Drop for ConnectionSlot {
 }
 
 struct Limit {
-    rate: Rate,
+    window: Mutex<Window>,
     per_second: u32,
+    started: std::time::Instant,
+}
+
+/// Requests per key in the current second.
+#[derive(Default)]
+struct Window {
+    second: u64,
+    counts: HashMap<u64, u32>,
 }
 
 impl Limit {
     fn new(per_second: Option<u32>) -> Option<Limit> {
-        per_second.map(|per_second| Limit { rate: Rate::new(Duration::from_secs(1)), per_second })
+        per_second.map(|per_second| Limit { window: Mutex::new(Window::default()), per_second, started: std::time::Instant::now() })
     }
 
     /// Counts one request for `key`; whether it is over the limit.
     fn over<K: std::hash::Hash>(&self, key: &K) -> bool {
-        self.rate.observe(key, 1) > self.per_second as isize
+        use std::hash::BuildHasher;
+        let hash = foldhash::quality::FixedState::with_seed(0x5eed).hash_one(key);
+        let second = self.started.elapsed().as_secs();
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        if window.second != second {
+            window.second = second;
+            window.counts.clear();
+        }
+        let count = window.counts.entry(hash).or_default();
+        *count = count.saturating_add(1);
+        *count > self.per_second
+    }
+}
+
+/// The key an address is limited by: IPv4 as is, IPv6 by its /64.
+fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+        v4 => v4,
     }
 }
 
@@ -143,7 +169,7 @@ impl RateLimits {
     }
 
     pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
-        check(self.per_ip.as_ref(), ip.as_ref(), "rate-limit-per-ip", &metrics::RATE_LIMITED_IP)
+        check(self.per_ip.as_ref(), ip.map(ip_key).as_ref(), "rate-limit-per-ip", &metrics::RATE_LIMITED_IP)
     }
 
     /// `sub`: the verified token's subject (anonymous requests are limited by address only).
@@ -165,6 +191,7 @@ fn check<K: std::hash::Hash>(limit: Option<&Limit>, key: Option<&K>, name: &'sta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn limits(user: Option<u32>, ip: Option<u32>) -> RateLimits {
         RateLimits { per_user: Limit::new(user), per_ip: Limit::new(ip) }
@@ -200,6 +227,30 @@ mod tests {
         assert_eq!(limits.open_count(), 2);
         assert!(limits.open(a).is_ok(), "a closed connection frees its slot");
         assert_eq!(limits.open.lock().unwrap().per_ip.len(), 2);
+    }
+
+    // Attack run: under a flood from many addresses, a shared sketch refused
+    // an honest client at 4 req/s against a limit of 5.
+    #[test]
+    fn counts_are_exact_per_key_whatever_the_others_send() {
+        let l = limits(None, Some(5));
+        let honest = Some(IpAddr::from([192, 0, 2, 1]));
+        for n in 0..50_000u32 {
+            let _ = l.check_ip(Some(IpAddr::from(n.to_be_bytes())));
+        }
+        for _ in 0..5 {
+            assert!(l.check_ip(honest).is_ok());
+        }
+        assert!(l.check_ip(honest).is_err());
+        // One IPv6 /64 is one client.
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        for ip in [a, b, a, b, a] {
+            assert!(l.check_ip(Some(ip)).is_ok());
+        }
+        assert!(l.check_ip(Some(b)).is_err(), "a and b share one budget of 5");
+        assert!(l.check_ip(Some(other)).is_ok());
     }
 
     #[test]

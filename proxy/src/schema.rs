@@ -295,12 +295,15 @@ fn quote(name: &str) -> String {
 
 /// Types a cast may name: the ones visible on the search path (as an
 /// unqualified name in SQL would find them), not pseudo-types.
-/// Object identifier types: a cast to one looks its text up in the system
-/// catalogs (`'authenticator'::regrole` tells whether that role exists), so
-/// casts may not name them.
+/// Types whose input looks its text up in the system catalogs: the object
+/// identifier types (`'authenticator'::regrole` tells whether that role
+/// exists) and `aclitem` (`'x=r/postgres'` names roles), so casts may not
+/// name them.
 pub fn looks_up_catalog(type_name: &str) -> bool {
-    const LOOKUPS: [&str; 11] =
-        ["regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper", "regoperator", "regproc", "regprocedure", "regrole", "regtype"];
+    const LOOKUPS: [&str; 12] = [
+        "aclitem", "regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper", "regoperator", "regproc", "regprocedure",
+        "regrole", "regtype",
+    ];
     let name = type_name.trim().to_ascii_lowercase();
     let name = name.rsplit('.').next().unwrap_or_default().trim_matches('"').trim_start_matches('_');
     LOOKUPS.contains(&name.trim_end_matches("[]"))
@@ -544,7 +547,7 @@ mod tests {
 
     #[test]
     fn casts_to_catalog_lookups_are_recognised() {
-        for t in ["regrole", "REGCLASS", "pg_catalog.regproc", "_regtype", "regnamespace[]"] {
+        for t in ["regrole", "REGCLASS", "pg_catalog.regproc", "_regtype", "regnamespace[]", "aclitem", "_aclitem"] {
             assert!(looks_up_catalog(t), "{t}");
         }
         for t in ["text", "region", "int4", "registered"] {
