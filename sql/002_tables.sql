@@ -226,6 +226,10 @@ ALTER TABLE shop_settings ADD COLUMN IF NOT EXISTS
 ALTER TABLE shop_settings ADD COLUMN IF NOT EXISTS
     coupon_failure_window interval NOT NULL DEFAULT '10 minutes' CHECK (coupon_failure_window > interval '0');
 ALTER TABLE shop_settings ADD COLUMN IF NOT EXISTS coupon_failure_dsn text;
+-- max_pending_orders: pending, unpaid orders one customer may hold at once
+-- (each holds stock until it is paid, cancelled or expires).
+ALTER TABLE shop_settings ADD COLUMN IF NOT EXISTS
+    max_pending_orders integer NOT NULL DEFAULT 3 CHECK (max_pending_orders > 0);
 INSERT INTO shop_settings DEFAULT VALUES ON CONFLICT DO NOTHING;
 
 -- Failed coupon redemptions, for the per-user limit (owner only).

@@ -373,6 +373,14 @@ BEGIN
     IF lines IS NULL THEN
         RAISE EXCEPTION 'your cart is empty' USING ERRCODE = 'PT422', DETAIL = 'cart_empty';
     END IF;
+    -- Stock held by one customer's unpaid orders is bounded.
+    IF (SELECT count(*) FROM orders p
+         WHERE p.user_id = me AND p.status = 'pending' AND p.payment_status IN ('pending', 'failed')
+           AND p.created_at >= now() - (SELECT s.pending_order_ttl FROM shop_settings s))
+       >= (SELECT s.max_pending_orders FROM shop_settings s) THEN
+        RAISE EXCEPTION 'you already have % unpaid orders: pay or cancel one first', (SELECT s.max_pending_orders FROM shop_settings s)
+            USING ERRCODE = 'PT409', DETAIL = 'too_many_pending_orders';
+    END IF;
     -- Expired orders (a few, skipping any another transaction holds),
     -- then every product either touches, in one ordered pass.
     SELECT array_agg(x.order_id) INTO expired FROM (

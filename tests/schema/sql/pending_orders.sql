@@ -120,6 +120,22 @@ COMMIT;
 SELECT status AS hoard_status FROM orders WHERE order_id = :hoard;
 SELECT stock_quantity FROM products WHERE product_id = 9661;
 
+-- One customer holds at most shop_settings.max_pending_orders unpaid
+-- orders (3): the fourth is refused until one is paid or cancelled.
+BEGIN;
+SELECT regress.act_as('{"sub": "user_h6"}');
+INSERT INTO cart (product_id, quantity) VALUES (9661, 1);
+SELECT status FROM place_order('H Six', 'h6@example.com', '{}');
+INSERT INTO cart (product_id, quantity) VALUES (9661, 1);
+SELECT status FROM place_order('H Six', 'h6@example.com', '{}');
+INSERT INTO cart (product_id, quantity) VALUES (9661, 1);
+SELECT order_id AS third FROM place_order('H Six', 'h6@example.com', '{}') \gset
+INSERT INTO cart (product_id, quantity) VALUES (9661, 1);
+SELECT regress.error_of($$SELECT place_order('H Six', 'h6@example.com', '{}')$$) AS fourth;
+SELECT status FROM cancel_order(:third);
+SELECT status FROM place_order('H Six', 'h6@example.com', '{}');
+ROLLBACK;
+
 DELETE FROM orders WHERE user_id IN ('user_h1', 'user_h3', 'user_h4', 'user_h5');
 DELETE FROM coupons WHERE code = 'HOARD1';
 DELETE FROM products WHERE product_id IN (9661, 9662);
