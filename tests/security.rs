@@ -41,7 +41,7 @@ fn database() -> &'static str {
              END $$ SECURITY DEFINER;
              GRANT EXECUTE ON FUNCTION public.slow_write(text) TO anon;
              CREATE FUNCTION public.sleep_for(ms integer) RETURNS text LANGUAGE sql AS $$ SELECT pg_sleep(ms / 1000.0)::text || 'slept' $$;
-             GRANT EXECUTE ON FUNCTION public.sleep_for(integer) TO authenticated;
+             GRANT EXECUTE ON FUNCTION public.sleep_for(integer) TO anon, authenticated;
              -- The proxy's db-statement-timeout for anonymous callers here;
              -- customers get a role setting of their own.
              ALTER ROLE anon IN DATABASE pg_clerk_security RESET statement_timeout;
@@ -563,4 +563,23 @@ fn each_role_runs_with_its_own_settings() {
     let setting = admin_query_in(DB, "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
                                        WHERE d.datname = 'pg_clerk_api' AND s.setrole = 'anon'::regrole");
     assert_eq!(setting.first().map(|r| r.get::<_, String>(0)).as_deref(), Some("statement_timeout=3s"));
+}
+
+// Attack run: a dozen expensive anonymous requests at once took the whole
+// pool. db-max-connections-per-client caps what one client runs at once.
+#[test]
+fn one_client_cannot_take_the_whole_pool() {
+    let admin = free_port();
+    let (_running, port) = proxy_with("db-pool = 4\ndb-max-connections-per-client = 2\ndb-statement-timeout = 0", admin);
+    let slow = |token: Option<String>| {
+        std::thread::spawn(move || request(port, "GET", "/rpc/sleep_for?ms=1500", token.as_deref(), &[], None))
+    };
+    let anonymous: Vec<_> = (0..3).map(|_| { let t = slow(None); std::thread::sleep(Duration::from_millis(100)); t }).collect();
+    let alice = slow(Some(token(ALICE, json!({"exp": now() + 60}))));
+    let mut statuses: Vec<u16> = anonymous.into_iter().map(|t| t.join().unwrap().0).collect();
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 200, 429], "two run, the third is refused at once");
+    assert_eq!(alice.join().unwrap().0, 200, "another client still gets a connection");
+    assert_eq!(metric_sample(admin, "clerk_proxy_rate_limited_total{limit=\"client\"}"), Some(1.0));
+    assert_eq!(request(port, "GET", "/rpc/sleep_for?ms=1", None, &[], None).0, 200, "finished requests free their slots");
 }

@@ -360,6 +360,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         cookies: &cookies,
         role_settings: schema.role_settings(caller.role()),
     };
+    let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
     let mut result = state.pool.run_and(&ctx, read_only, &statement, finish).await?;
     result.total = match prefer.count {
         // Counted up to the limit and more rows: the planner's figure, or

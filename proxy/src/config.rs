@@ -94,6 +94,9 @@ pub struct Config {
     pub server_trusted_proxies: Vec<crate::edge::Cidr>,
     /// `server-trusted-proxy-header`: which header that is.
     pub server_trusted_proxy_header: crate::edge::ForwardedHeader,
+    /// `db-max-connections-per-client`: requests one client may have
+    /// running at once; None: no cap.
+    pub db_max_connections_per_client: Option<usize>,
 }
 
 /// The Frontend API host a Clerk publishable key names: `pk_test_` or
@@ -236,6 +239,7 @@ const KEYS: &[(&str, bool)] = &[
     ("clerk-publishable-key", false),
     ("server-trusted-proxies", false),
     ("server-trusted-proxy-header", false),
+    ("db-max-connections-per-client", false),
 ];
 
 /// Where a value came from, for error messages.
@@ -439,6 +443,7 @@ impl Config {
                 .iter()
                 .map(|c| crate::edge::Cidr::parse(c).ok_or_else(|| bad("server-trusted-proxies", &raw["server-trusted-proxies"], "comma-separated addresses or CIDR ranges, e.g. 10.0.0.0/8, ::1")))
                 .collect::<Result<_, _>>()?,
+            db_max_connections_per_client: Some(bounded("db-max-connections-per-client", 0, 1000, 0)? as usize).filter(|n| *n > 0),
             server_trusted_proxy_header: [crate::edge::ForwardedHeader::XForwardedFor, crate::edge::ForwardedHeader::XRealIp]
                 [choice("server-trusted-proxy-header", &["x-forwarded-for", "x-real-ip"], 0)?],
         })
@@ -547,6 +552,7 @@ impl fmt::Debug for Config {
             .field("clerk_publishable_key", &self.clerk_publishable_key)
             .field("server_trusted_proxies", &self.server_trusted_proxies)
             .field("server_trusted_proxy_header", &self.server_trusted_proxy_header)
+            .field("db_max_connections_per_client", &self.db_max_connections_per_client)
             .finish()
     }
 }

@@ -144,6 +144,59 @@ fn ip_key(ip: IpAddr) -> IpAddr {
 pub struct RateLimits {
     per_user: Option<Limit>,
     per_ip: Option<Limit>,
+    running: ClientSlots,
+}
+
+/// `db-max-connections-per-client`: database work one client (a user's
+/// `sub`, else the client address) may have running at once, so one
+/// client's expensive requests cannot take the whole pool. None: no cap.
+pub struct ClientSlots {
+    max: Option<usize>,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One running request of a client, until dropped.
+pub struct ClientSlot {
+    running: Arc<Mutex<HashMap<String, usize>>>,
+    key: String,
+}
+
+impl ClientSlots {
+    pub fn new(max: Option<usize>) -> ClientSlots {
+        ClientSlots { max, running: Arc::default() }
+    }
+
+    /// A slot for `key`, or the 429 that says this client is at its cap.
+    pub fn take(&self, key: String) -> Result<Option<ClientSlot>, ApiError> {
+        let Some(max) = self.max else { return Ok(None) };
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = running.entry(key.clone()).or_default();
+        if *mine >= max {
+            metrics::count(&metrics::RATE_LIMITED_CLIENT);
+            return Err(ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "PGRST429".into(),
+                message: "Too many requests".into(),
+                details: Some(format!("{max} requests of this client are already running (db-max-connections-per-client)")),
+                hint: Some("Retry when one of them has finished".into()),
+                www_authenticate: None,
+            });
+        }
+        *mine += 1;
+        Ok(Some(ClientSlot { running: self.running.clone(), key }))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = running.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// A request over a limit: answered 429 with `Retry-After`.
@@ -165,7 +218,22 @@ impl Limited {
 
 impl RateLimits {
     pub fn from_config(c: &Config) -> RateLimits {
-        RateLimits { per_user: Limit::new(c.rate_limit_per_user), per_ip: Limit::new(c.rate_limit_per_ip) }
+        RateLimits {
+            per_user: Limit::new(c.rate_limit_per_user),
+            per_ip: Limit::new(c.rate_limit_per_ip),
+            running: ClientSlots::new(c.db_max_connections_per_client),
+        }
+    }
+
+    /// A slot of `db-max-connections-per-client` for the request's
+    /// database work: by the user's `sub`, else by the client address.
+    pub fn running(&self, sub: Option<&str>, ip: Option<IpAddr>) -> Result<Option<ClientSlot>, ApiError> {
+        let key = match (sub, ip) {
+            (Some(sub), _) => format!("user {sub}"),
+            (None, Some(ip)) => format!("address {}", ip_key(ip)),
+            (None, None) => "anonymous".to_owned(),
+        };
+        self.running.take(key)
     }
 
     pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
@@ -194,7 +262,7 @@ mod tests {
     use std::time::Duration;
 
     fn limits(user: Option<u32>, ip: Option<u32>) -> RateLimits {
-        RateLimits { per_user: Limit::new(user), per_ip: Limit::new(ip) }
+        RateLimits { per_user: Limit::new(user), per_ip: Limit::new(ip), running: ClientSlots::new(None) }
     }
 
     #[test]
@@ -251,6 +319,19 @@ mod tests {
         }
         assert!(l.check_ip(Some(b)).is_err(), "a and b share one budget of 5");
         assert!(l.check_ip(Some(other)).is_ok());
+    }
+
+    #[test]
+    fn a_client_runs_at_most_its_share_at_once() {
+        let slots = ClientSlots::new(Some(2));
+        let a = slots.take("user_a".into()).unwrap();
+        let _b = slots.take("user_a".into()).unwrap();
+        let refused = slots.take("user_a".into()).err().unwrap();
+        assert_eq!((refused.status, refused.code.as_ref()), (StatusCode::TOO_MANY_REQUESTS, "PGRST429"));
+        assert!(slots.take("user_b".into()).unwrap().is_some(), "another client has slots of its own");
+        drop(a);
+        assert!(slots.take("user_a".into()).is_ok(), "a finished request frees its slot");
+        assert!(ClientSlots::new(None).take("x".into()).unwrap().is_none());
     }
 
     #[test]

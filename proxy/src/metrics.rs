@@ -44,6 +44,7 @@ pub static HTTP_REFUSED_431: AtomicU64 = AtomicU64::new(0);
 /// Requests refused with 429, by what was limited.
 pub static RATE_LIMITED_USER: AtomicU64 = AtomicU64::new(0);
 pub static RATE_LIMITED_IP: AtomicU64 = AtomicU64::new(0);
+pub static RATE_LIMITED_CLIENT: AtomicU64 = AtomicU64::new(0);
 
 /// `POST /webhooks/clerk` by outcome: applied, ignored and duplicate are
 /// `clerk_apply_webhook`'s answers; rejected: refused before the database
@@ -130,8 +131,8 @@ pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
     let _ = writeln!(out, "clerk_proxy_http_request_duration_seconds_count {cumulative}");
     header(&mut out, "clerk_proxy_http_requests_in_flight", "gauge", "API requests being served.");
     let _ = writeln!(out, "clerk_proxy_http_requests_in_flight {}", REQUESTS_IN_FLIGHT.load(Ordering::Relaxed).max(0));
-    header(&mut out, "clerk_proxy_rate_limited_total", "counter", "Requests refused with 429, by limit (rate-limit-per-user, rate-limit-per-ip).");
-    for (by, counter) in [("user", &RATE_LIMITED_USER), ("ip", &RATE_LIMITED_IP)] {
+    header(&mut out, "clerk_proxy_rate_limited_total", "counter", "Requests refused with 429, by limit (rate-limit-per-user, rate-limit-per-ip, db-max-connections-per-client).");
+    for (by, counter) in [("user", &RATE_LIMITED_USER), ("ip", &RATE_LIMITED_IP), ("client", &RATE_LIMITED_CLIENT)] {
         let _ = writeln!(out, "clerk_proxy_rate_limited_total{{limit=\"{by}\"}} {}", load(counter));
     }
     header(&mut out, "clerk_proxy_connections_refused_total", "counter", "Connections refused at accept, by cap (server-max-connections, server-max-connections-per-ip).");
