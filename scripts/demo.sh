@@ -50,6 +50,9 @@ server-port = $API_PORT
 admin-server-port = $ADMIN_PORT
 clerk-public-key = "@$work/demo_pub.pem"
 clerk-issuer = "https://clerk.demo.local"
+# One client's requests running at once (a few expensive ones cannot hold
+# the whole pool of 10).
+db-max-connections-per-client = 4
 # What supabase-js sends as the bearer token when signed out: anonymous.
 clerk-publishable-key = "$PUBLISHABLE_KEY"
 # The demo tokens live a day; Clerk's own live 60 s (default limit 3600).
