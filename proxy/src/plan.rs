@@ -2,7 +2,7 @@
 //! tables, columns, functions and arguments are refused here, before any
 //! SQL exists; what comes out names only things the cache holds.
 
-use crate::request::{Condition, Embed, Operand, Operator, Prefer, QueryParams, Resolution, Return, Scope, Target};
+use crate::request::{CompareOp, Condition, Embed, Filter, Prefer, QueryParams, Resolution, Return, Scope, Target};
 use crate::response::ApiError;
 use crate::schema::{Argument, Column, Function, Relation, SchemaCache};
 use http::StatusCode;
@@ -18,7 +18,7 @@ pub struct Selected {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Where {
-    Compare { column: Column, negated: bool, op: Operator, operand: Operand },
+    Filter { column: Column, negated: bool, filter: Filter },
     Group { any: bool, negated: bool, children: Vec<Where> },
 }
 
@@ -246,9 +246,7 @@ fn column_of(relation: &Relation, name: &str) -> Result<Column, ApiError> {
 
 fn resolve(relation: &Relation, c: &Condition) -> Result<Where, ApiError> {
     Ok(match c {
-        Condition::Filter { column, negated, op, operand } => {
-            Where::Compare { column: column_of(relation, column)?, negated: *negated, op: *op, operand: operand.clone() }
-        }
+        Condition::Filter { column, negated, filter } => Where::Filter { column: column_of(relation, column)?, negated: *negated, filter: filter.clone() },
         Condition::Group { any, negated, children } => Where::Group {
             any: *any,
             negated: *negated,
@@ -391,7 +389,7 @@ fn put_key(relation: &Relation, filter: &[Where], q: &QueryParams) -> Result<Vec
     let keys: Vec<&Column> = relation.columns.iter().filter(|c| c.primary_key).collect();
     let mut found = Vec::new();
     for w in filter {
-        if let Where::Compare { column, negated: false, op: Operator::Eq, operand: Operand::Single(v) } = w {
+        if let Where::Filter { column, negated: false, filter: Filter::Compare(CompareOp::Eq, v) } = w {
             if column.primary_key && !found.iter().any(|(c, _): &(Column, String)| c.name == column.name) {
                 found.push((column.clone(), v.clone()));
                 continue;

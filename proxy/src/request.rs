@@ -19,50 +19,163 @@ pub struct SelectItem {
     pub cast: Option<String>,
 }
 
+/// A filter: the operator with the operand it takes, so an operator can
+/// never meet an operand of the wrong shape. Names and SQL come from
+/// `OPERATORS`, the one table the parser, its error text and the SQL
+/// builder read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// `eq gt gte lt lte neq isdistinct`: a value of the column's type.
+    Compare(CompareOp, String),
+    /// `like ilike` (`*` for `%`), `match imatch` (POSIX regular expressions).
+    Pattern(PatternOp, String),
+    /// `op(any).{a,b}` / `op(all).{a,b}` on a comparison or pattern.
+    Quantified { op: QuantifiedOp, all: bool, values: Vec<String> },
+    /// `in.(a,b,"c,d")`
+    In(Vec<String>),
+    /// `is.null|not_null|true|false|unknown` (any case)
+    Is(IsValue),
+    /// `fts plfts phfts wfts`, with an optional `(language)`.
+    Fts { kind: FtsKind, language: Option<String>, query: String },
+    /// `cs cd ov sl sr nxr nxl adj`: a value of the column's (array, range
+    /// or jsonb) type, e.g. `{a,b}` or `[1,10)`.
+    Set(SetOp, String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operator {
+pub enum CompareOp {
     Eq,
     Neq,
     Gt,
     Gte,
     Lt,
     Lte,
-    Like,
-    Ilike,
-    In,
-    Is,
+    IsDistinct,
 }
 
-impl Operator {
-    fn parse(s: &str) -> Option<Operator> {
-        Some(match s {
-            "eq" => Operator::Eq,
-            "neq" => Operator::Neq,
-            "gt" => Operator::Gt,
-            "gte" => Operator::Gte,
-            "lt" => Operator::Lt,
-            "lte" => Operator::Lte,
-            "like" => Operator::Like,
-            "ilike" => Operator::Ilike,
-            "in" => Operator::In,
-            "is" => Operator::Is,
-            _ => return None,
-        })
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternOp {
+    Like,
+    Ilike,
+    Match,
+    Imatch,
+}
+
+/// The operators `any`/`all` apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantifiedOp {
+    Compare(CompareOp),
+    Pattern(PatternOp),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FtsKind {
+    /// `to_tsquery`
+    Fts,
+    /// `plainto_tsquery`
+    Plain,
+    /// `phraseto_tsquery`
+    Phrase,
+    /// `websearch_to_tsquery`
+    Websearch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOp {
+    Contains,
+    ContainedIn,
+    Overlaps,
+    StrictlyLeft,
+    StrictlyRight,
+    NotExtendsRight,
+    NotExtendsLeft,
+    Adjacent,
+}
+
+/// What an operator name stands for, and how its operand is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorKind {
+    Compare(CompareOp),
+    Pattern(PatternOp),
+    In,
+    Is,
+    Fts(FtsKind),
+    Set(SetOp),
+}
+
+/// PostgREST's operators: name, kind, SQL operator (or function).
+pub const OPERATORS: &[(&str, OperatorKind, &str)] = &[
+    ("eq", OperatorKind::Compare(CompareOp::Eq), "="),
+    ("neq", OperatorKind::Compare(CompareOp::Neq), "<>"),
+    ("gt", OperatorKind::Compare(CompareOp::Gt), ">"),
+    ("gte", OperatorKind::Compare(CompareOp::Gte), ">="),
+    ("lt", OperatorKind::Compare(CompareOp::Lt), "<"),
+    ("lte", OperatorKind::Compare(CompareOp::Lte), "<="),
+    ("isdistinct", OperatorKind::Compare(CompareOp::IsDistinct), "IS DISTINCT FROM"),
+    ("like", OperatorKind::Pattern(PatternOp::Like), "LIKE"),
+    ("ilike", OperatorKind::Pattern(PatternOp::Ilike), "ILIKE"),
+    ("match", OperatorKind::Pattern(PatternOp::Match), "~"),
+    ("imatch", OperatorKind::Pattern(PatternOp::Imatch), "~*"),
+    ("in", OperatorKind::In, "= ANY"),
+    ("is", OperatorKind::Is, "IS"),
+    ("fts", OperatorKind::Fts(FtsKind::Fts), "to_tsquery"),
+    ("plfts", OperatorKind::Fts(FtsKind::Plain), "plainto_tsquery"),
+    ("phfts", OperatorKind::Fts(FtsKind::Phrase), "phraseto_tsquery"),
+    ("wfts", OperatorKind::Fts(FtsKind::Websearch), "websearch_to_tsquery"),
+    ("cs", OperatorKind::Set(SetOp::Contains), "@>"),
+    ("cd", OperatorKind::Set(SetOp::ContainedIn), "<@"),
+    ("ov", OperatorKind::Set(SetOp::Overlaps), "&&"),
+    ("sl", OperatorKind::Set(SetOp::StrictlyLeft), "<<"),
+    ("sr", OperatorKind::Set(SetOp::StrictlyRight), ">>"),
+    ("nxr", OperatorKind::Set(SetOp::NotExtendsRight), "&<"),
+    ("nxl", OperatorKind::Set(SetOp::NotExtendsLeft), "&>"),
+    ("adj", OperatorKind::Set(SetOp::Adjacent), "-|-"),
+];
+
+impl OperatorKind {
+    fn named(name: &str) -> Option<OperatorKind> {
+        OPERATORS.iter().find(|(n, _, _)| *n == name).map(|(_, k, _)| *k)
+    }
+
+    /// The SQL operator or function of this kind.
+    pub fn sql(self) -> &'static str {
+        OPERATORS.iter().find(|(_, k, _)| *k == self).map(|(_, _, sql)| *sql).expect("every kind is in OPERATORS")
     }
 }
 
-/// The right-hand side of a filter, still text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Operand {
-    Single(String),
-    List(Vec<String>),
-    /// `is.null`, `is.true`, `is.false`, `is.unknown`
-    Is(IsValue),
+impl CompareOp {
+    pub fn sql(self) -> &'static str {
+        OperatorKind::Compare(self).sql()
+    }
+}
+
+impl PatternOp {
+    pub fn sql(self) -> &'static str {
+        OperatorKind::Pattern(self).sql()
+    }
+}
+
+impl SetOp {
+    pub fn sql(self) -> &'static str {
+        OperatorKind::Set(self).sql()
+    }
+}
+
+impl FtsKind {
+    pub fn function(self) -> &'static str {
+        OperatorKind::Fts(self).sql()
+    }
+}
+
+/// The operator names, for error messages.
+fn operator_names() -> String {
+    OPERATORS.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IsValue {
     Null,
+    NotNull,
     True,
     False,
     Unknown,
@@ -70,7 +183,7 @@ pub enum IsValue {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
-    Filter { column: String, negated: bool, op: Operator, operand: Operand },
+    Filter { column: String, negated: bool, filter: Filter },
     /// `or=(…)` / `and=(…)`, possibly negated (`not.or=(…)`).
     Group { any: bool, negated: bool, children: Vec<Condition> },
 }
@@ -353,7 +466,10 @@ fn parse_names(value: &str, what: &str) -> Result<Vec<String>, ParseError> {
 
 fn looks_like_filter(value: &str) -> bool {
     let v = value.strip_prefix("not.").unwrap_or(value);
-    v.split_once('.').is_some_and(|(op, _)| Operator::parse(op).is_some())
+    v.split_once('.').is_some_and(|(op, _)| {
+        let name = op.split_once('(').map_or(op, |(n, _)| n);
+        OperatorKind::named(name).is_some()
+    })
 }
 
 fn parse_count(name: &str, value: &str) -> Result<u64, ParseError> {
@@ -474,21 +590,54 @@ fn parse_filter(column: &str, value: &str) -> Result<Condition, ParseError> {
     let (op_name, operand) = rest.split_once('.').ok_or_else(|| {
         filter_error(format!("\"{column}={value}\" must be column=operator.value, e.g. {column}=eq.42"))
     })?;
-    let op = Operator::parse(op_name).ok_or_else(|| {
-        filter_error(format!("unknown operator \"{op_name}\" (eq, neq, gt, gte, lt, lte, like, ilike, in, is)"))
-    })?;
-    let operand = match op {
-        Operator::In => Operand::List(parse_list(operand).map_err(|e| filter_error(e.details))?),
-        Operator::Is => Operand::Is(match operand {
+    // `op`, `op(any)` / `op(all)`, or a full-text operator's `fts(language)`.
+    let (name, modifier) = match op_name.split_once('(') {
+        Some((name, rest)) => {
+            let inner = rest.strip_suffix(')').ok_or_else(|| filter_error(format!("\"{op_name}\": a modifier must be in parentheses, e.g. eq(any)")))?;
+            (name, Some(inner))
+        }
+        None => (op_name, None),
+    };
+    let kind = OperatorKind::named(name).ok_or_else(|| filter_error(format!("unknown operator \"{name}\" ({})", operator_names())))?;
+    let filter = match (kind, modifier) {
+        (OperatorKind::Compare(op), Some(q @ ("any" | "all"))) => {
+            Filter::Quantified { op: QuantifiedOp::Compare(op), all: q == "all", values: parse_braces(operand).map_err(|e| filter_error(e.details))? }
+        }
+        (OperatorKind::Pattern(op), Some(q @ ("any" | "all"))) => {
+            Filter::Quantified { op: QuantifiedOp::Pattern(op), all: q == "all", values: parse_braces(operand).map_err(|e| filter_error(e.details))? }
+        }
+        (OperatorKind::Fts(kind), language) => {
+            if let Some(language) = language {
+                check_identifier(language, "text search configuration")?;
+            }
+            Filter::Fts { kind, language: language.map(str::to_owned), query: operand.to_owned() }
+        }
+        (_, Some(modifier)) => {
+            return Err(filter_error(format!("\"{name}({modifier})\": only eq, neq, gt, gte, lt, lte, like, ilike, match and imatch take (any) or (all), and the fts operators a (language)")))
+        }
+        (OperatorKind::Compare(op), None) => Filter::Compare(op, operand.to_owned()),
+        (OperatorKind::Pattern(op), None) => Filter::Pattern(op, operand.to_owned()),
+        (OperatorKind::In, None) => Filter::In(parse_list(operand).map_err(|e| filter_error(e.details))?),
+        (OperatorKind::Is, None) => Filter::Is(match operand.to_ascii_lowercase().as_str() {
             "null" => IsValue::Null,
+            "not_null" => IsValue::NotNull,
             "true" => IsValue::True,
             "false" => IsValue::False,
             "unknown" => IsValue::Unknown,
-            other => return Err(filter_error(format!("is.{other}: use is.null, is.true, is.false or is.unknown"))),
+            _ => return Err(filter_error(format!("is.{operand}: use is.null, is.not_null, is.true, is.false or is.unknown"))),
         }),
-        _ => Operand::Single(operand.to_owned()),
+        (OperatorKind::Set(op), None) => Filter::Set(op, operand.to_owned()),
     };
-    Ok(Condition::Filter { column: column.to_owned(), negated, op, operand })
+    Ok(Condition::Filter { column: column.to_owned(), negated, filter })
+}
+
+/// `{a,b,"c,d"}` → ["a", "b", "c,d"]: the values of `op(any)` / `op(all)`.
+fn parse_braces(text: &str) -> Result<Vec<String>, ParseError> {
+    let inner = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| err("Invalid filter", format!("{text}: the values must be in braces, e.g. eq(any).{{1,2,3}}")))?;
+    split_top_level(inner).into_iter().map(|item| unquote_item(&item)).collect()
 }
 
 /// `(a,b,"c,d")` → ["a", "b", "c,d"]
@@ -514,8 +663,8 @@ fn split_top_level(text: &str) -> Vec<String> {
                 continue;
             }
             '"' => quoted = !quoted,
-            '(' if !quoted => depth += 1,
-            ')' if !quoted => depth = depth.saturating_sub(1),
+            '(' | '{' if !quoted => depth += 1,
+            ')' | '}' if !quoted => depth = depth.saturating_sub(1),
             ',' if !quoted && depth == 0 => {
                 items.push(std::mem::take(&mut current));
                 continue;
@@ -572,7 +721,13 @@ fn parse_group_item(item: &str, depth: usize) -> Result<Condition, ParseError> {
     let (column, filter) = item
         .split_once('.')
         .ok_or_else(|| err("Invalid logic tree", format!("\"{item}\" must be column.operator.value")))?;
-    parse_filter(column, filter)
+    // In a tree, a value holding `,` or `)` is double-quoted (`name.eq."a,b"`).
+    let (not, rest) = filter.strip_prefix("not.").map_or(("", filter), |r| ("not.", r));
+    let filter = match rest.split_once('.') {
+        Some((op, value)) if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') => format!("{not}{op}.{}", unquote_item(value)?),
+        _ => filter.to_owned(),
+    };
+    parse_filter(column, &filter)
 }
 
 #[cfg(test)]
@@ -627,13 +782,58 @@ mod tests {
         assert_eq!(p.conditions.len(), 5);
         assert_eq!(
             p.conditions[1],
-            Condition::Filter { column: "total_amount".into(), negated: true, op: Operator::Gt, operand: Operand::Single("100".into()) }
+            Condition::Filter { column: "total_amount".into(), negated: true, filter: Filter::Compare(CompareOp::Gt, "100".into()) }
         );
         assert_eq!(
             p.conditions[2],
-            Condition::Filter { column: "order_id".into(), negated: false, op: Operator::In, operand: Operand::List(vec!["1".into(), "2".into(), "3,4".into()]) }
+            Condition::Filter { column: "order_id".into(), negated: false, filter: Filter::In(vec!["1".into(), "2".into(), "3,4".into()]) }
         );
-        assert!(matches!(p.conditions[3], Condition::Filter { op: Operator::Is, operand: Operand::Is(IsValue::Null), .. }));
+        assert!(matches!(p.conditions[3], Condition::Filter { filter: Filter::Is(IsValue::Null), .. }));
+    }
+
+    // PostgREST's operators (docs: tables_views, "Operators"), each with the
+    // operand it takes.
+    #[test]
+    fn every_postgrest_operator_with_its_operand() {
+        let one = |qs: &str| match q(qs).conditions.remove(0) {
+            Condition::Filter { filter, .. } => filter,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(one("a=isdistinct.5"), Filter::Compare(CompareOp::IsDistinct, "5".into()));
+        assert_eq!(one("a=match.^A.*z$"), Filter::Pattern(PatternOp::Match, "^A.*z$".into()));
+        assert_eq!(one("a=imatch.abc"), Filter::Pattern(PatternOp::Imatch, "abc".into()));
+        assert_eq!(
+            one("a=like(any).{O*,\"P,*\"}"),
+            Filter::Quantified { op: QuantifiedOp::Pattern(PatternOp::Like), all: false, values: vec!["O*".into(), "P,*".into()] }
+        );
+        assert_eq!(one("a=gt(all).{1,2}"), Filter::Quantified { op: QuantifiedOp::Compare(CompareOp::Gt), all: true, values: vec!["1".into(), "2".into()] });
+        assert_eq!(one("a=fts(english).cat%20%26%20rat"), Filter::Fts { kind: FtsKind::Fts, language: Some("english".into()), query: "cat & rat".into() });
+        assert_eq!(one("a=wfts.\"a b\" -c"), Filter::Fts { kind: FtsKind::Websearch, language: None, query: "\"a b\" -c".into() });
+        for (qs, op) in [("cs", SetOp::Contains), ("cd", SetOp::ContainedIn), ("ov", SetOp::Overlaps), ("sl", SetOp::StrictlyLeft),
+                         ("sr", SetOp::StrictlyRight), ("nxr", SetOp::NotExtendsRight), ("nxl", SetOp::NotExtendsLeft), ("adj", SetOp::Adjacent)] {
+            assert_eq!(one(&format!("a={qs}.[1,5)")), Filter::Set(op, "[1,5)".into()));
+        }
+        assert_eq!(one("a=is.NOT_NULL"), Filter::Is(IsValue::NotNull));
+        assert_eq!(one("a=is.True"), Filter::Is(IsValue::True));
+        for bad in ["a=in(any).{1}", "a=eq(some).{1}", "a=eq(any).1,2", "a=is.maybe", "a=fts(eng\"lish).x", "a=nope.1", "a=cs(any).{1}"] {
+            assert!(parse_query(bad, false).is_err(), "{bad}");
+        }
+        // Inside logic trees too.
+        let p = q("or=(tags.cs.{a,b},name.ilike(any).{a*,b*},range.not.adj.\"[1,2)\",note.eq.\"a.b,c\")");
+        let Condition::Group { children, .. } = &p.conditions[0] else { panic!() };
+        assert_eq!(
+            children,
+            &vec![
+                Condition::Filter { column: "tags".into(), negated: false, filter: Filter::Set(SetOp::Contains, "{a,b}".into()) },
+                Condition::Filter {
+                    column: "name".into(),
+                    negated: false,
+                    filter: Filter::Quantified { op: QuantifiedOp::Pattern(PatternOp::Ilike), all: false, values: vec!["a*".into(), "b*".into()] }
+                },
+                Condition::Filter { column: "range".into(), negated: true, filter: Filter::Set(SetOp::Adjacent, "[1,2)".into()) },
+                Condition::Filter { column: "note".into(), negated: false, filter: Filter::Compare(CompareOp::Eq, "a.b,c".into()) },
+            ]
+        );
     }
 
     #[test]
@@ -741,7 +941,7 @@ mod tests {
         let p = q("status=eq.x');DROP TABLE orders;--");
         assert_eq!(
             p.conditions[0],
-            Condition::Filter { column: "status".into(), negated: false, op: Operator::Eq, operand: Operand::Single("x');DROP TABLE orders;--".into()) }
+            Condition::Filter { column: "status".into(), negated: false, filter: Filter::Compare(CompareOp::Eq, "x');DROP TABLE orders;--".into()) }
         );
     }
 }

@@ -5,7 +5,7 @@
 //! is wanted), the number of rows, and the total count when asked for.
 
 use crate::plan::{CallPlan, EmbedPlan, ReadPlan, Selected, Where, WriteKind, WritePlan};
-use crate::request::{Count, IsValue, Operand, Operator, Resolution, Return};
+use crate::request::{Count, Filter, IsValue, PatternOp, QuantifiedOp, Resolution, Return};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
@@ -19,6 +19,15 @@ pub struct Statement {
 impl Statement {
     pub fn new(sql: String, params: Vec<Option<String>>) -> Statement {
         Statement { sql, params, explain: None }
+    }
+}
+
+/// A `like`/`ilike` pattern with PostgREST's `*` for `%`; regular
+/// expressions as given.
+fn pattern(op: PatternOp, value: &str) -> String {
+    match op {
+        PatternOp::Like | PatternOp::Ilike => value.replace('*', "%"),
+        PatternOp::Match | PatternOp::Imatch => value.to_owned(),
     }
 }
 
@@ -51,39 +60,46 @@ impl Builder {
 
     fn condition(&mut self, w: &Where, alias: &str) -> String {
         match w {
-            Where::Compare { column, negated, op, operand } => {
+            Where::Filter { column, negated, filter } => {
                 let col = column_ref(alias, &column.name);
-                let test = match (op, operand) {
-                    (Operator::Is, Operand::Is(v)) => format!(
+                let test = match filter {
+                    Filter::Compare(op, v) => format!("{col} {} {}", op.sql(), self.param(Some(v.clone()), &column.type_sql)),
+                    Filter::Pattern(op, v) => format!("{col}::text {} {}", op.sql(), self.param(Some(pattern(*op, v)), "text")),
+                    Filter::Quantified { op, all, values } => {
+                        let quantifier = if *all { "ALL" } else { "ANY" };
+                        match op {
+                            QuantifiedOp::Compare(op) => {
+                                let array = self.param(Some(array_literal(values)), &format!("{}[]", column.type_sql));
+                                format!("{col} {} {quantifier}({array})", op.sql())
+                            }
+                            QuantifiedOp::Pattern(op) => {
+                                let patterns: Vec<String> = values.iter().map(|v| pattern(*op, v)).collect();
+                                format!("{col}::text {} {quantifier}({})", op.sql(), self.param(Some(array_literal(&patterns)), "text[]"))
+                            }
+                        }
+                    }
+                    Filter::In(items) => {
+                        let array = array_literal(items);
+                        format!("{col} = ANY({})", self.param(Some(array), &format!("{}[]", column.type_sql)))
+                    }
+                    Filter::Is(v) => format!(
                         "{col} IS {}",
                         match v {
                             IsValue::Null => "NULL",
+                            IsValue::NotNull => "NOT NULL",
                             IsValue::True => "TRUE",
                             IsValue::False => "FALSE",
                             IsValue::Unknown => "UNKNOWN",
                         }
                     ),
-                    (Operator::In, Operand::List(items)) => {
-                        let array = array_literal(items);
-                        format!("{col} = ANY({})", self.param(Some(array), &format!("{}[]", column.type_sql)))
+                    Filter::Fts { kind, language, query } => {
+                        // A tsvector column as it is; text (or json) through to_tsvector, as PostgREST does.
+                        let config = language.as_ref().map(|l| format!("{}, ", self.param(Some(l.clone()), "regconfig")));
+                        let config = config.unwrap_or_default();
+                        let vector = if column.type_sql == "tsvector" { col.clone() } else { format!("to_tsvector({config}{col})") };
+                        format!("{vector} @@ {}({config}{})", kind.function(), self.param(Some(query.clone()), "text"))
                     }
-                    (Operator::Like | Operator::Ilike, Operand::Single(v)) => {
-                        let pattern = self.param(Some(v.replace('*', "%")), "text");
-                        let like = if *op == Operator::Like { "LIKE" } else { "ILIKE" };
-                        format!("{col}::text {like} {pattern}")
-                    }
-                    (_, Operand::Single(v)) => {
-                        let sym = match op {
-                            Operator::Eq => "=",
-                            Operator::Neq => "<>",
-                            Operator::Gt => ">",
-                            Operator::Gte => ">=",
-                            Operator::Lt => "<",
-                            _ => "<=",
-                        };
-                        format!("{col} {sym} {}", self.param(Some(v.clone()), &column.type_sql))
-                    }
-                    _ => "false".to_owned(), // unreachable: the parser pairs operators and operands
+                    Filter::Set(op, v) => format!("{col} {} {}", op.sql(), self.param(Some(v.clone()), &column.type_sql)),
                 };
                 if *negated { format!("NOT ({test})") } else { test }
             }
