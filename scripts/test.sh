@@ -88,6 +88,7 @@ FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-15} scripts/fuzz.sh
 say "7/7 postgrest-js conformance suite (tests/postgrest-js)"
 (cd tests/postgrest-js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 (cd demo/storefront && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+PGOPTIONS='-c client_min_messages=warning' psql_su "$PORT" pg_clerk_api -f tests/postgrest-js/fixtures.sql >/dev/null
 (cd tests/postgrest-js &&
   PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$PORT user=authenticator dbname=pg_clerk_api" \
   CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
