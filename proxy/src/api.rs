@@ -4,14 +4,14 @@
 
 use crate::auth::{Authenticator, Caller, Credential};
 use crate::config::{Config, OpenApiMode, TxEnd};
-use crate::db::{Finish, Pool, RequestContext};
+use crate::db::{Finish, Pool, RequestContext, RowsAllowed};
 use crate::request::{self, Count, Target};
 use crate::response::{self, ApiError, Format};
 use crate::schema::SchemaCache;
 use crate::webhooks::{self, WebhookVerifier};
 use crate::{access_log, admin, edge, limits, metrics, plan, sql};
 use http::Response;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -177,7 +177,7 @@ pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>>
             "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
             vec![],
         );
-        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}", role_settings: None };
+        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}", role_settings: None, anonymous: false };
         let outbox: Option<Vec<(String, i64)>> = match state.pool.run_if_free(&ctx, true, &statement).await {
             Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
             Err(_) => None, // the outbox is optional (sql/007), the database may be down or the pool busy
@@ -207,7 +207,7 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
         .verify(req.header("svix-id"), req.header("svix-timestamp"), req.header("svix-signature"), &req.body, now)
         .map_err(|e| rejected(e.into_api_error()))?;
     let statement = webhooks::apply(req.header("svix-id").unwrap_or_default(), &req.body).map_err(rejected)?;
-    let ctx = RequestContext { role: "clerk_webhook", claims: "", method: "POST", path: &req.path, headers: "{}", cookies: "{}", role_settings: None };
+    let ctx = RequestContext { role: "clerk_webhook", claims: "", method: "POST", path: &req.path, headers: "{}", cookies: "{}", role_settings: None, anonymous: false };
     let outcome = state.pool.run(&ctx, false, &statement).await.inspect_err(|_| metrics::count(&metrics::WEBHOOK_FAILED))?;
     let applied: Option<Value> = outcome.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
     match applied.as_ref().and_then(|v| v["outcome"].as_str()) {
@@ -317,20 +317,34 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         }
         (method, _) => return Err(ApiError::method_not_allowed(method, &req.path)),
     };
+    let at_most = match (prefer.strict, prefer.max_affected, read_only) {
+        (true, Some(max), false) => {
+            applied.push(format!("max-affected={max}"));
+            Some(max)
+        }
+        _ => None,
+    };
+    let exactly_one = format == Format::Object && matches!(answer, Answer::Written { .. });
     let finish = if options.tx_end.rolls_back(prefer.tx_rollback) {
         Finish::Rollback
-    } else if let (true, Some(max), false) = (prefer.strict, prefer.max_affected, read_only) {
-        applied.push(format!("max-affected={max}"));
-        Finish::CommitIfAtMost(max)
+    } else if at_most.is_some() || exactly_one {
+        Finish::CommitIf(RowsAllowed { at_most, exactly_one })
     } else {
         Finish::Commit
     };
     if prefer.tx_rollback.is_some() && matches!(options.tx_end, TxEnd::CommitAllowOverride | TxEnd::RollbackAllowOverride) {
         applied.push(format!("tx={}", if finish == Finish::Rollback { "rollback" } else { "commit" }));
     }
+    // As PostgREST: the claims carry the role the request runs as, and an
+    // anonymous request's are `{"role": "<db-anon-role>"}`.
     let claims = match &caller {
-        Caller::Anonymous { .. } => String::new(),
-        Caller::User { claims_json, .. } => claims_json.to_string(),
+        Caller::Anonymous { role } => json!({ "role": role }).to_string(),
+        Caller::User { claims, claims_json, .. } if claims.contains_key("role") => claims_json.to_string(),
+        Caller::User { claims, role, .. } => {
+            let mut with_role = (**claims).clone();
+            with_role.insert("role".into(), Value::String(role.clone()));
+            Value::Object(with_role).to_string()
+        }
     };
     // The client's address replaces what it said about itself.
     let client = req.client_ip.map(|ip| ip.to_string());
@@ -359,6 +373,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         headers: &headers,
         cookies: &cookies,
         role_settings: schema.role_settings(caller.role()),
+        anonymous: matches!(caller, Caller::Anonymous { .. }),
     };
     let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
     let mut result = state.pool.run_and(&ctx, read_only, &statement, finish).await?;

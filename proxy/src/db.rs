@@ -19,8 +19,12 @@ use tokio_postgres::{CancelToken, Client, NoTls};
 /// What the transaction exposes to SQL as `request.*` settings.
 pub struct RequestContext<'a> {
     pub role: &'a str,
-    /// JSON text of the verified claims; empty for anonymous.
+    /// JSON text of the claims, as PostgREST sets `request.jwt.claims`:
+    /// the verified claims with the `role` the request runs as, or
+    /// `{"role":"<anon role>"}`.
     pub claims: &'a str,
+    /// No token: database errors of privilege answer 401, not 403.
+    pub anonymous: bool,
     pub method: &'a str,
     pub path: &'a str,
     /// JSON objects, names lower-cased.
@@ -328,7 +332,7 @@ impl Pool {
         let params: Vec<&(dyn ToSql + Sync)> = statement.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         // Prepared once per connection (a round trip the first time only),
         // so Postgres neither parses nor plans them again.
-        let anonymous = ctx.claims.is_empty();
+        let anonymous = ctx.anonymous;
         let (setup_prepared, statement_prepared) = if self.options.prepared_statements {
             let pooled = conn.client.as_mut().expect("present until drop");
             (pooled.prepare(setup, setup_params.len()).await, pooled.prepare(&statement.sql, params.len()).await)
@@ -344,12 +348,12 @@ impl Pool {
         };
         // Pipelined: everything is sent before the first answer is read. If
         // the statement fails, COMMIT ends the aborted transaction as a
-        // rollback. `CommitIfAtMost` must see the row count first, so it
-        // costs one more round trip.
+        // rollback. `CommitIf` must see the row count first, so it costs
+        // one more round trip.
         let end = match finish {
             Finish::Commit => Some("COMMIT"),
             Finish::Rollback => Some("ROLLBACK"),
-            Finish::CommitIfAtMost(_) => None,
+            Finish::CommitIf(_) => None,
         };
         let pipeline = async {
             tokio::join!(
@@ -396,9 +400,11 @@ impl Pool {
             let planned = estimate.as_deref().and_then(planned_rows);
             Ok(Outcome { body: row.get(0), rows: row.get(1), total: row.get(2), planned })
         })();
-        if let Finish::CommitIfAtMost(max) = finish {
-            let exceeded = matches!(&outcome, Ok(o) if o.rows as u64 > max);
-            client.batch_execute(if exceeded { "ROLLBACK" } else { "COMMIT" }).await.map_err(db_error)?;
+        if let Finish::CommitIf(allowed) = finish {
+            let rows = outcome.as_ref().map(|o| o.rows as u64).ok();
+            let exceeded = allowed.at_most.is_some_and(|max| rows.is_some_and(|r| r > max));
+            let not_one = allowed.exactly_one && rows.is_some_and(|r| r != 1);
+            client.batch_execute(if exceeded || not_one { "ROLLBACK" } else { "COMMIT" }).await.map_err(db_error)?;
             conn.clean = true;
             if exceeded {
                 let rows = outcome.map(|o| o.rows).unwrap_or_default();
@@ -476,9 +482,17 @@ pub enum Finish {
     Commit,
     /// `Prefer: tx=rollback`: run everything, keep nothing.
     Rollback,
-    /// `Prefer: handling=strict, max-affected=N`: roll back (and answer
-    /// PGRST124) when more rows were touched.
-    CommitIfAtMost(u64),
+    /// Commit only when the rows touched are allowed, else roll back.
+    CommitIf(RowsAllowed),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RowsAllowed {
+    /// `Prefer: handling=strict, max-affected=N` (else PGRST124).
+    pub at_most: Option<u64>,
+    /// `Accept: application/vnd.pgrst.object+json` on a write: exactly one
+    /// row, else nothing is kept (and the answer is 406 PGRST116).
+    pub exactly_one: bool,
 }
 
 /// The planner's row estimate from `EXPLAIN (FORMAT JSON)`.

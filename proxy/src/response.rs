@@ -273,17 +273,22 @@ fn csv(body: &str, columns: &[String]) -> Result<String, ApiError> {
 /// 406 unless exactly one row.
 fn single_object(body: &str, rows: i64) -> Result<String, ApiError> {
     if rows != 1 {
-        return Err(ApiError {
-            status: StatusCode::NOT_ACCEPTABLE,
-            code: Cow::Borrowed("PGRST116"),
-            message: "Cannot coerce the result to a single JSON object".into(),
-            details: Some(format!("The result contains {rows} rows")),
-            hint: None,
-            www_authenticate: None,
-        });
+        return Err(not_one_row(rows));
     }
     let mut all: Vec<Value> = serde_json::from_str(body).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
     Ok(all.pop().unwrap_or(Value::Null).to_string())
+}
+
+/// PGRST116: a single object was asked for and `rows` rows came.
+fn not_one_row(rows: i64) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_ACCEPTABLE,
+        code: Cow::Borrowed("PGRST116"),
+        message: "JSON object requested, multiple (or no) rows returned".into(),
+        details: Some(format!("Results contain {rows} rows, application/vnd.pgrst.object+json requires 1 row")),
+        hint: None,
+        www_authenticate: None,
+    }
 }
 
 fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&str, String)]) -> Response<Vec<u8>> {
@@ -327,6 +332,10 @@ pub fn rows(r: crate::db::Outcome, offset: u64, head: bool, format: Format, colu
 /// POST (201) / PATCH, DELETE (204, or 200 with `return=representation`).
 /// `path`: the table's path, for the `Location` of one created row.
 pub fn written(r: crate::db::Outcome, created: bool, return_: crate::request::Return, single: bool, path: &str) -> Result<Response<Vec<u8>>, ApiError> {
+    // Whatever the write answers with (its transaction was rolled back: `db::RowsAllowed`).
+    if single && r.rows != 1 {
+        return Err(not_one_row(r.rows));
+    }
     let range = ("content-range", format!("*/{}", r.rows));
     match (return_, r.body) {
         (crate::request::Return::HeadersOnly, Some(keys)) if created && r.rows == 1 => {

@@ -248,11 +248,12 @@ pub fn write(plan: &WritePlan) -> Statement {
                 let conflict = match on_conflict {
                     None => String::new(),
                     Some(c) => {
-                        let updates: Vec<String> = columns
-                            .iter()
-                            .filter(|col| !c.columns.contains(col))
-                            .map(|col| format!("{0} = EXCLUDED.{0}", ident(&col.name)))
-                            .collect();
+                        let set = |col: &crate::schema::Column| format!("{0} = EXCLUDED.{0}", ident(&col.name));
+                        let mut updates: Vec<String> = columns.iter().filter(|col| !c.columns.contains(col)).map(set).collect();
+                        // A row of key columns only is still updated (and returned), as PostgREST does.
+                        if updates.is_empty() {
+                            updates = columns.iter().map(set).collect();
+                        }
                         let action = match c.resolution {
                             Resolution::MergeDuplicates if !updates.is_empty() => format!("DO UPDATE SET {}", updates.join(", ")),
                             _ => "DO NOTHING".to_owned(),

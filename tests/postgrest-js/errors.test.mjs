@@ -68,14 +68,14 @@ test('bad or() syntax: 400 PGRST100', async () => {
 test('single() on many rows: 406 PGRST116', async () => {
   const anon = client(proxy());
   failed(await anon.from('categories').select('slug').in('category_id', [1, 2, 3]).single(), 406, {
-    code: 'PGRST116', message: 'Cannot coerce the result to a single JSON object', details: 'The result contains 3 rows', hint: null,
+    code: 'PGRST116', message: 'JSON object requested, multiple (or no) rows returned', details: 'Results contain 3 rows, application/vnd.pgrst.object+json requires 1 row', hint: null,
   });
 });
 
 test('single() on no rows: 406 PGRST116', async () => {
   const anon = client(proxy());
   failed(await anon.from('categories').select('slug').eq('category_id', -1).single(), 406, {
-    code: 'PGRST116', message: 'Cannot coerce the result to a single JSON object', details: 'The result contains 0 rows', hint: null,
+    code: 'PGRST116', message: 'JSON object requested, multiple (or no) rows returned', details: 'Results contain 0 rows, application/vnd.pgrst.object+json requires 1 row', hint: null,
   });
 });
 

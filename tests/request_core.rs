@@ -1,0 +1,90 @@
+//! Answers PostgREST gives that clerk-proxy got silently wrong (issue 17),
+//! through the binary on a fixture of the test's own: a single-object write
+//! that touches two rows keeps nothing, an upsert of key columns only
+//! updates and returns the row, and `request.jwt.claims` is set as
+//! PostgREST sets it.
+
+use clerk_jwt::test_keys::{now, sign_hs256};
+use pg_clerk_e2e::{admin_query_in, fresh_database, http, start_proxy, Running, REQUEST_SETTING_FUNCTION};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+const DB: &str = "pg_clerk_core";
+const SECRET: &str = "a-local-development-secret-of-32-bytes!";
+
+fn proxy() -> u16 {
+    static P: OnceLock<(Running, u16)> = OnceLock::new();
+    P.get_or_init(|| {
+        let dsn = fresh_database(
+            DB,
+            &format!(
+                "CREATE TABLE public.people (username text PRIMARY KEY, status text NOT NULL DEFAULT 'ONLINE');
+                 INSERT INTO public.people VALUES ('ann', 'ONLINE'), ('bob', 'OFFLINE'), ('cy', 'OFFLINE'), ('eve', 'IDLE'), ('fay', 'IDLE');
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON public.people TO anon, authenticated;
+                 {REQUEST_SETTING_FUNCTION}"
+            ),
+        );
+        start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\njwt-secret = \"{SECRET}\"\n"))
+    })
+    .1
+}
+
+fn call(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, Value) {
+    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let (status, _, text) = http(proxy(), method, path, &headers, body);
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Rows only this file's first test writes.
+fn statuses() -> Vec<String> {
+    admin_query_in(DB, "SELECT username || ':' || status FROM people WHERE username IN ('ann', 'eve', 'fay') ORDER BY username")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn a_single_object_write_touching_two_rows_keeps_nothing() {
+    proxy();
+    let before = statuses();
+    let object = ("Accept", "application/vnd.pgrst.object+json");
+    let (status, err) = call("PATCH", "/people?status=eq.IDLE", &[object, ("Prefer", "return=representation")], Some(r#"{"status": "AWAY"}"#));
+    assert_eq!(status, 406, "{err}");
+    assert_eq!(
+        err,
+        json!({"code": "PGRST116", "message": "JSON object requested, multiple (or no) rows returned",
+               "details": "Results contain 2 rows, application/vnd.pgrst.object+json requires 1 row", "hint": null})
+    );
+    assert_eq!(statuses(), before, "both rows rolled back");
+    let (status, err) = call("DELETE", "/people?username=eq.nobody", &[object], None);
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST116")));
+    // Exactly one row: kept, and answered as an object.
+    let (status, row) = call("PATCH", "/people?username=eq.ann", &[object, ("Prefer", "return=representation")], Some(r#"{"status": "BUSY"}"#));
+    assert_eq!((status, row), (200, json!({"username": "ann", "status": "BUSY"})));
+    assert!(statuses().contains(&"ann:BUSY".to_owned()));
+}
+
+#[test]
+fn an_upsert_of_key_columns_only_updates_and_returns_the_row() {
+    proxy();
+    let merge = ("Prefer", "resolution=merge-duplicates,return=representation");
+    let (status, rows) = call("POST", "/people?on_conflict=username", &[merge], Some(r#"{"username": "cy"}"#));
+    assert_eq!((status, rows), (201, json!([{"username": "cy", "status": "OFFLINE"}])));
+    let (status, rows) = call("POST", "/people?on_conflict=username", &[merge], Some(r#"[{"username": "cy"}, {"username": "dee"}]"#));
+    assert_eq!((status, rows), (201, json!([{"username": "cy", "status": "OFFLINE"}, {"username": "dee", "status": "ONLINE"}])));
+}
+
+#[test]
+fn request_jwt_claims_carry_the_role_as_postgrest_sets_them() {
+    let claims = |auth: &[(&str, &str)]| {
+        let (status, text) = call("GET", "/rpc/request_setting?name=request.jwt.claims", auth, None);
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str::<Value>(text.as_str().unwrap()).unwrap()
+    };
+    assert_eq!(claims(&[]), json!({"role": "anon"}));
+    let t = now();
+    let token = sign_hs256(&json!({"sub": "user_2core", "sid": "sess_core", "iat": t, "exp": t + 60}), SECRET.as_bytes());
+    let bearer = format!("Bearer {token}");
+    let user = claims(&[("Authorization", &bearer)]);
+    assert_eq!((&user["sub"], &user["role"]), (&json!("user_2core"), &json!("authenticated")));
+}
