@@ -1,8 +1,9 @@
 //! Answers PostgREST gives that clerk-proxy got silently wrong (issue 17),
 //! through the binary on a fixture of the test's own: a single-object write
 //! that touches two rows keeps nothing, an upsert of key columns only
-//! updates and returns the row, and `request.jwt.claims` is set as
-//! PostgREST sets it.
+//! updates and returns the row, `request.jwt.claims` is set as PostgREST
+//! sets it; what is not supported yet (queries on a function's result,
+//! other schemas) is refused, not ignored.
 
 use clerk_jwt::test_keys::{now, sign_hs256};
 use pg_clerk_e2e::{admin_query_in, fresh_database, http, start_proxy, Running, REQUEST_SETTING_FUNCTION};
@@ -21,6 +22,7 @@ fn proxy() -> u16 {
                 "CREATE TABLE public.people (username text PRIMARY KEY, status text NOT NULL DEFAULT 'ONLINE');
                  INSERT INTO public.people VALUES ('ann', 'ONLINE'), ('bob', 'OFFLINE'), ('cy', 'OFFLINE'), ('eve', 'IDLE'), ('fay', 'IDLE');
                  GRANT SELECT, INSERT, UPDATE, DELETE ON public.people TO anon, authenticated;
+                 CREATE FUNCTION public.get_people() RETURNS SETOF public.people LANGUAGE sql STABLE AS $$ SELECT * FROM public.people $$;
                  {REQUEST_SETTING_FUNCTION}"
             ),
         );
@@ -87,4 +89,37 @@ fn request_jwt_claims_carry_the_role_as_postgrest_sets_them() {
     let bearer = format!("Bearer {token}");
     let user = claims(&[("Authorization", &bearer)]);
     assert_eq!((&user["sub"], &user["role"]), (&json!("user_2core"), &json!("authenticated")));
+}
+
+// PostgREST filters a function's rows; until clerk-proxy does, the request
+// is refused instead of answering rows the filter excluded.
+#[test]
+fn queries_on_a_function_result_are_refused_not_ignored() {
+    for (method, path) in [
+        ("POST", "/rpc/get_people?status=neq.ONLINE"),
+        ("GET", "/rpc/get_people?select=username"),
+        ("GET", "/rpc/get_people?order=username.desc"),
+        ("GET", "/rpc/get_people?limit=1"),
+    ] {
+        let (status, err) = call(method, path, &[], if method == "POST" { Some("{}") } else { None });
+        assert_eq!((status, err["code"].as_str()), (400, Some("PGRST100")), "{method} {path}: {err}");
+        assert!(err["details"].as_str().unwrap().contains("not supported"), "{err}");
+    }
+    let (status, rows) = call("GET", "/rpc/get_people", &[], None);
+    assert_eq!(status, 200);
+    assert!(rows.as_array().unwrap().len() >= 3);
+}
+
+#[test]
+fn an_unexposed_schema_is_406_not_the_default_one() {
+    let (status, _) = call("GET", "/people?select=username&limit=1", &[("Accept-Profile", "public")], None);
+    assert_eq!(status, 200);
+    let (status, err) = call("GET", "/people", &[("Accept-Profile", "other")], None);
+    assert_eq!(
+        (status, err),
+        (406, json!({"code": "PGRST106", "message": "Invalid schema: other", "details": null, "hint": "Only the following schemas are exposed: public"}))
+    );
+    let (status, err) = call("POST", "/people", &[("Content-Profile", "other")], Some(r#"{"username": "zed"}"#));
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST106")));
+    assert!(admin_query_in(DB, "SELECT 1 FROM people WHERE username = 'zed'").is_empty());
 }

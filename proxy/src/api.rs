@@ -235,6 +235,18 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     if req.method == "OPTIONS" {
         return Ok(response::options(&plan::allow(&schema, target.as_ref())?));
     }
+    // supabase-js sends the schema it means with every request.
+    let profile = if matches!(req.method.as_str(), "GET" | "HEAD") { req.header("accept-profile") } else { req.header("content-profile") };
+    if let Some(profile) = profile.map(str::trim).filter(|p| *p != schema.default_schema) {
+        return Err(ApiError {
+            status: http::StatusCode::NOT_ACCEPTABLE,
+            code: "PGRST106".into(),
+            message: format!("Invalid schema: {profile}"),
+            details: None,
+            hint: Some(format!("Only the following schemas are exposed: {}", schema.default_schema)),
+            www_authenticate: None,
+        });
+    }
     let caller = state
         .authenticator
         .authenticate(req.header("authorization"), req.header("cookie"))
@@ -310,6 +322,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         }
         ("GET" | "HEAD" | "POST", Some(Target::Rpc(name))) => {
             let q = request::parse_query(&req.query, true).map_err(parse_error)?;
+            refuse_relation_parts_on_rpc(&q, req.header("range"), prefer.count.is_some(), format)?;
             let args = if req.method == "POST" { body_object(&json_body(req)?)? } else { q.rpc_args.into_iter().map(|(k, v)| (k, Value::String(v))).collect() };
             let p = plan::call(&schema, name, &args)?;
             // GET calls run READ ONLY, so a volatile function cannot write through GET.
@@ -452,6 +465,32 @@ fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
         Ok(_) => Err(ApiError::bad_request("PGRST102", "The request body must be a JSON object of named arguments".into(), None)),
         Err(e) => Err(ApiError::bad_request("PGRST102", "Empty or invalid json".into(), Some(e.to_string()))),
     }
+}
+
+/// PostgREST treats a function's result as a relation (`select`, filters,
+/// `order`, `limit`, `Range`, counts, a single object). Until clerk-proxy
+/// does too, asking for any of it is refused rather than ignored: an
+/// ignored filter would answer rows the caller excluded.
+fn refuse_relation_parts_on_rpc(q: &request::QueryParams, range: Option<&str>, count: bool, format: Format) -> Result<(), ApiError> {
+    let asked: Vec<&str> = [
+        (!q.select.is_empty() || !q.embeds.is_empty(), "select"),
+        (!q.conditions.is_empty() || !q.nested.is_empty(), "filters"),
+        (!q.order.is_empty(), "order"),
+        (q.limit.is_some() || q.offset.is_some() || range.is_some(), "limit, offset or Range"),
+        (count, "Prefer: count"),
+        (format == Format::Object, "Accept: application/vnd.pgrst.object+json"),
+    ]
+    .into_iter()
+    .filter_map(|(on, what)| on.then_some(what))
+    .collect();
+    if asked.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "PGRST100",
+        "Unsupported query on a function result".into(),
+        Some(format!("{} on /rpc/… is not supported by clerk-proxy yet: call the function without it, or read a view", asked.join(", "))),
+    ))
 }
 
 /// A write's body as JSON, by its `Content-Type` as PostgREST reads it:
