@@ -35,12 +35,21 @@ fn proxy() -> u16 {
     .1
 }
 
+/// What a browser sends for `>` (JSON paths), spaces and quotes.
+fn url(query: &str) -> String {
+    query.replace('>', "%3E").replace(' ', "%20").replace('\'', "%27")
+}
+
 /// The ids a filter selects, in order.
 fn ids(filter: &str) -> Value {
-    let (status, _, body) = http(proxy(), "GET", &format!("/items?select=id&order=id&{filter}"), &[], None);
+    let (status, _, body) = http(proxy(), "GET", &url(&format!("/items?select=id&order=id&{filter}")), &[], None);
     assert_eq!(status, 200, "{filter}: {body}");
     let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
     Value::Array(rows.into_iter().map(|r| r["id"].clone()).collect())
+}
+
+fn refused_url(filter: &str) -> Value {
+    refused(&url(filter))
 }
 
 fn refused(filter: &str) -> Value {
@@ -131,4 +140,34 @@ fn unknown_operators_and_modifiers_are_refused() {
     for bad in ["id=in(any).{1}", "id=eq(some).{1}", "id=eq(any).1,2", "tags=cs(any).{a}", "search=fts(eng%22).x"] {
         assert_eq!(refused(bad)["code"], "PGRST100", "{bad}");
     }
+}
+
+/// Rows of a read, as JSON.
+fn read(query: &str) -> Value {
+    let (status, _, body) = http(proxy(), "GET", &url(&format!("/items?{query}")), &[], None);
+    assert_eq!(status, 200, "{query}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+// PostgREST's JSON columns: `->` keeps JSON, `->>` gives text; the output
+// key is the last key of the path (docs: API → JSON Columns).
+#[test]
+fn json_paths_in_select_filters_and_order() {
+    assert_eq!(read("select=id,doc->a&id=lt.4&order=id"), json!([{"id": 1, "a": 1}, {"id": 2, "a": 2}, {"id": 3, "a": null}]));
+    assert_eq!(read("select=id,doc->>a&id=lt.3&order=id"), json!([{"id": 1, "a": "1"}, {"id": 2, "a": "2"}]));
+    assert_eq!(read("select=first:doc->b->0&id=eq.1"), json!([{"first": 1}]));
+    assert_eq!(read("select=doc->b->1&id=eq.1"), json!([{"b": 2}]), "an index takes the last key's name");
+    assert_eq!(read("select=doc->b->>0::integer&id=eq.3"), json!([{"b": 3}]));
+    assert_eq!(ids("doc->>a=eq.1"), json!([1]));
+    assert_eq!(ids("doc->a=eq.2"), json!([2]), "-> compares as jsonb");
+    assert_eq!(ids("doc->b->0=eq.3"), json!([3]));
+    assert_eq!(ids("doc->>a=in.(1,2)"), json!([1, 2]));
+    assert_eq!(ids("doc->b=cs.[2]"), json!([1]));
+    assert_eq!(ids("or=(doc->>a.eq.2,doc->b->>0.eq.3)"), json!([2, 3]));
+    assert_eq!(read("select=id&id=lt.4&order=doc->>a.desc.nullslast"), json!([{"id": 2}, {"id": 1}, {"id": 3}]));
+    // Keys are values, never SQL.
+    assert_eq!(ids("doc->>a'; DROP TABLE items; --=is.null"), json!([1, 2, 3, 4]));
+    assert_eq!(refused_url("doc->>a');--=is.null")["code"], "PGRST100");
+    let (status, _, _) = http(proxy(), "GET", &url("/items?select=doc->"), &[], None);
+    assert_eq!(status, 400);
 }

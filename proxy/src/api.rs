@@ -451,7 +451,7 @@ fn output_columns(p: &plan::ReadPlan) -> Vec<String> {
     let columns: Vec<String> = if p.select.is_empty() {
         p.relation.columns.iter().map(|c| c.name.clone()).collect()
     } else {
-        p.select.iter().map(|s| s.alias.clone().unwrap_or_else(|| s.column.name.clone())).collect()
+        p.select.iter().map(|s| s.output_name().to_owned()).collect()
     };
     columns.into_iter().chain(p.embeds.iter().map(|e| e.key.clone())).collect()
 }

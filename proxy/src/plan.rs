@@ -2,15 +2,34 @@
 //! tables, columns, functions and arguments are refused here, before any
 //! SQL exists; what comes out names only things the cache holds.
 
-use crate::request::{CompareOp, Condition, Embed, Filter, Prefer, QueryParams, Resolution, Return, Scope, Target};
+use crate::request::{CompareOp, Condition, Embed, Filter, JsonKey, JsonPath, Prefer, QueryParams, Resolution, Return, Scope, Target};
 use crate::response::ApiError;
 use crate::schema::{Argument, Column, Function, Relation, SchemaCache};
 use http::StatusCode;
 use serde_json::{Map, Value};
 
+impl Selected {
+    /// The key in each JSON row: the alias, else PostgREST's name for a
+    /// JSON path (its last key; the column when there is none), else the column.
+    pub fn output_name(&self) -> &str {
+        if let Some(alias) = &self.alias {
+            return alias;
+        }
+        self.path
+            .iter()
+            .rev()
+            .find_map(|step| match &step.key {
+                JsonKey::Name(key) => Some(key.as_str()),
+                JsonKey::Index(_) => None,
+            })
+            .unwrap_or(&self.column.name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selected {
     pub column: Column,
+    pub path: JsonPath,
     pub alias: Option<String>,
     /// The cast's type, a quoted name from the schema cache.
     pub cast: Option<String>,
@@ -18,13 +37,14 @@ pub struct Selected {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Where {
-    Filter { column: Column, negated: bool, filter: Filter },
+    Filter { column: Column, path: JsonPath, negated: bool, filter: Filter },
     Group { any: bool, negated: bool, children: Vec<Where> },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ordering {
     pub column: Column,
+    pub path: JsonPath,
     pub descending: bool,
     pub nulls_first: Option<bool>,
 }
@@ -139,7 +159,14 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
     let select = select
         .iter()
         .filter(|s| s.column != "*" || s.alias.is_some() || s.cast.is_some())
-        .map(|s| Ok(Selected { column: column(&s.column)?, alias: s.alias.clone(), cast: s.cast.as_deref().map(|t| cast_type(cache, t)).transpose()? }))
+        .map(|s| {
+            Ok(Selected {
+                column: column(&s.column)?,
+                path: s.path.clone(),
+                alias: s.alias.clone(),
+                cast: s.cast.as_deref().map(|t| cast_type(cache, t)).transpose()?,
+            })
+        })
         .collect::<Result<_, ApiError>>()?;
     let embeds = embeds
         .iter()
@@ -167,7 +194,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
         order: scope
             .order
             .iter()
-            .map(|o| Ok(Ordering { column: column(&o.column)?, descending: o.descending, nulls_first: o.nulls_first }))
+            .map(|o| Ok(Ordering { column: column(&o.column)?, path: o.path.clone(), descending: o.descending, nulls_first: o.nulls_first }))
             .collect::<Result<_, ApiError>>()?,
         limit: scope.limit,
         offset: scope.offset,
@@ -246,7 +273,9 @@ fn column_of(relation: &Relation, name: &str) -> Result<Column, ApiError> {
 
 fn resolve(relation: &Relation, c: &Condition) -> Result<Where, ApiError> {
     Ok(match c {
-        Condition::Filter { column, negated, filter } => Where::Filter { column: column_of(relation, column)?, negated: *negated, filter: filter.clone() },
+        Condition::Filter { column, path, negated, filter } => {
+            Where::Filter { column: column_of(relation, column)?, path: path.clone(), negated: *negated, filter: filter.clone() }
+        }
         Condition::Group { any, negated, children } => Where::Group {
             any: *any,
             negated: *negated,
@@ -389,7 +418,11 @@ fn put_key(relation: &Relation, filter: &[Where], q: &QueryParams) -> Result<Vec
     let keys: Vec<&Column> = relation.columns.iter().filter(|c| c.primary_key).collect();
     let mut found = Vec::new();
     for w in filter {
-        if let Where::Filter { column, negated: false, filter: Filter::Compare(CompareOp::Eq, v) } = w {
+        if let Where::Filter { column, path, negated: false, filter: Filter::Compare(CompareOp::Eq, v) } = w {
+            if !path.is_empty() {
+                found.clear();
+                break;
+            }
             if column.primary_key && !found.iter().any(|(c, _): &(Column, String)| c.name == column.name) {
                 found.push((column.clone(), v.clone()));
                 continue;

@@ -15,8 +15,56 @@ pub enum Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelectItem {
     pub column: String,
+    /// `data->a->>b`: the JSON path after the column.
+    pub path: JsonPath,
     pub alias: Option<String>,
     pub cast: Option<String>,
+}
+
+/// `->key`, `->>key`, `->0`: steps into a JSON (or any, through
+/// `to_jsonb`) column, as in PostgREST's `select`, filters and `order`.
+pub type JsonPath = Vec<JsonStep>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonStep {
+    /// `->>`: the value as text (else `->`, as jsonb).
+    pub as_text: bool,
+    pub key: JsonKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonKey {
+    Name(String),
+    Index(i64),
+}
+
+/// `data->a->>b` → ("data", [->a, ->>b]).
+pub fn split_field(field: &str) -> Result<(String, JsonPath), ParseError> {
+    let Some(start) = field.find("->") else { return Ok((field.to_owned(), Vec::new())) };
+    let column = &field[..start];
+    let mut rest = &field[start..];
+    let mut path = Vec::new();
+    while !rest.is_empty() {
+        let (as_text, after) = match rest.strip_prefix("->>") {
+            Some(a) => (true, a),
+            None => (false, rest.strip_prefix("->").ok_or_else(|| err("Invalid JSON path", format!("\"{field}\": expected -> or ->>")))?),
+        };
+        let end = after.find("->").unwrap_or(after.len());
+        let key = &after[..end];
+        if key.is_empty() {
+            return Err(err("Invalid JSON path", format!("\"{field}\" has an empty key")));
+        }
+        let key = match key.parse::<i64>() {
+            Ok(i) => JsonKey::Index(i),
+            Err(_) => {
+                check_identifier(key, "JSON key")?;
+                JsonKey::Name(key.to_owned())
+            }
+        };
+        path.push(JsonStep { as_text, key });
+        rest = &after[end..];
+    }
+    Ok((column.to_owned(), path))
 }
 
 /// A filter: the operator with the operand it takes, so an operator can
@@ -183,7 +231,7 @@ pub enum IsValue {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
-    Filter { column: String, negated: bool, filter: Filter },
+    Filter { column: String, path: JsonPath, negated: bool, filter: Filter },
     /// `or=(…)` / `and=(…)`, possibly negated (`not.or=(…)`).
     Group { any: bool, negated: bool, children: Vec<Condition> },
 }
@@ -191,6 +239,7 @@ pub enum Condition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderTerm {
     pub column: String,
+    pub path: JsonPath,
     pub descending: bool,
     pub nulls_first: Option<bool>,
 }
@@ -511,7 +560,8 @@ fn parse_select(value: &str, depth: usize) -> Result<(Vec<SelectItem>, Vec<Embed
             Some((c, t)) => (c, Some(t.to_owned())),
             None => (rest, None),
         };
-        check_identifier(column, "column")?;
+        let (column, path) = split_field(column)?;
+        check_identifier(&column, "column")?;
         if let Some(t) = &cast {
             // PostgREST's grammar: letters, digits and '_' (the type itself is
             // looked up in the schema cache by `plan`).
@@ -519,7 +569,7 @@ fn parse_select(value: &str, depth: usize) -> Result<(Vec<SelectItem>, Vec<Embed
                 return Err(err("Invalid query string", format!("\"{t}\" is not a type name")));
             }
         }
-        items.push(SelectItem { column: column.to_owned(), alias, cast });
+        items.push(SelectItem { column, path, alias, cast });
     }
     Ok((items, embeds))
 }
@@ -556,9 +606,9 @@ fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
         .split(',')
         .map(|term| {
             let mut parts = term.trim().split('.');
-            let column = parts.next().unwrap_or("");
-            check_identifier(column, "column")?;
-            let mut t = OrderTerm { column: column.to_owned(), descending: false, nulls_first: None };
+            let (column, path) = split_field(parts.next().unwrap_or(""))?;
+            check_identifier(&column, "column")?;
+            let mut t = OrderTerm { column, path, descending: false, nulls_first: None };
             for modifier in parts {
                 match modifier {
                     "asc" => t.descending = false,
@@ -579,7 +629,9 @@ fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
 }
 
 /// `col=[not.]op.value`
-fn parse_filter(column: &str, value: &str) -> Result<Condition, ParseError> {
+fn parse_filter(field: &str, value: &str) -> Result<Condition, ParseError> {
+    let (column, path) = split_field(field)?;
+    let column = column.as_str();
     check_identifier(column, "column")?;
     // PostgREST's message (what clients match on); the details say how to fix it.
     let filter_error = |details: String| err(&format!("failed to parse filter ({value})"), details);
@@ -628,7 +680,7 @@ fn parse_filter(column: &str, value: &str) -> Result<Condition, ParseError> {
         }),
         (OperatorKind::Set(op), None) => Filter::Set(op, operand.to_owned()),
     };
-    Ok(Condition::Filter { column: column.to_owned(), negated, filter })
+    Ok(Condition::Filter { column: column.to_owned(), path, negated, filter })
 }
 
 /// `{a,b,"c,d"}` → ["a", "b", "c,d"]: the values of `op(any)` / `op(all)`.
@@ -771,7 +823,7 @@ mod tests {
     fn select_with_aliases_and_casts() {
         let p = q("select=order_number,total:total_amount::text,status");
         assert_eq!(p.select.len(), 3);
-        assert_eq!(p.select[1], SelectItem { column: "total_amount".into(), alias: Some("total".into()), cast: Some("text".into()) });
+        assert_eq!(p.select[1], SelectItem { column: "total_amount".into(), path: vec![], alias: Some("total".into()), cast: Some("text".into()) });
         assert!(parse_query("select=a::text;drop", false).is_err());
         assert!(parse_query("select=\"x\"", false).is_err());
     }
@@ -782,11 +834,11 @@ mod tests {
         assert_eq!(p.conditions.len(), 5);
         assert_eq!(
             p.conditions[1],
-            Condition::Filter { column: "total_amount".into(), negated: true, filter: Filter::Compare(CompareOp::Gt, "100".into()) }
+            Condition::Filter { column: "total_amount".into(), path: vec![], negated: true, filter: Filter::Compare(CompareOp::Gt, "100".into()) }
         );
         assert_eq!(
             p.conditions[2],
-            Condition::Filter { column: "order_id".into(), negated: false, filter: Filter::In(vec!["1".into(), "2".into(), "3,4".into()]) }
+            Condition::Filter { column: "order_id".into(), path: vec![], negated: false, filter: Filter::In(vec!["1".into(), "2".into(), "3,4".into()]) }
         );
         assert!(matches!(p.conditions[3], Condition::Filter { filter: Filter::Is(IsValue::Null), .. }));
     }
@@ -824,14 +876,15 @@ mod tests {
         assert_eq!(
             children,
             &vec![
-                Condition::Filter { column: "tags".into(), negated: false, filter: Filter::Set(SetOp::Contains, "{a,b}".into()) },
+                Condition::Filter { column: "tags".into(), path: vec![], negated: false, filter: Filter::Set(SetOp::Contains, "{a,b}".into()) },
                 Condition::Filter {
                     column: "name".into(),
+                    path: vec![],
                     negated: false,
                     filter: Filter::Quantified { op: QuantifiedOp::Pattern(PatternOp::Ilike), all: false, values: vec!["a*".into(), "b*".into()] }
                 },
-                Condition::Filter { column: "range".into(), negated: true, filter: Filter::Set(SetOp::Adjacent, "[1,2)".into()) },
-                Condition::Filter { column: "note".into(), negated: false, filter: Filter::Compare(CompareOp::Eq, "a.b,c".into()) },
+                Condition::Filter { column: "range".into(), path: vec![], negated: true, filter: Filter::Set(SetOp::Adjacent, "[1,2)".into()) },
+                Condition::Filter { column: "note".into(), path: vec![], negated: false, filter: Filter::Compare(CompareOp::Eq, "a.b,c".into()) },
             ]
         );
     }
@@ -941,7 +994,7 @@ mod tests {
         let p = q("status=eq.x');DROP TABLE orders;--");
         assert_eq!(
             p.conditions[0],
-            Condition::Filter { column: "status".into(), negated: false, filter: Filter::Compare(CompareOp::Eq, "x');DROP TABLE orders;--".into()) }
+            Condition::Filter { column: "status".into(), path: vec![], negated: false, filter: Filter::Compare(CompareOp::Eq, "x');DROP TABLE orders;--".into()) }
         );
     }
 }

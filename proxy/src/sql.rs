@@ -5,7 +5,8 @@
 //! is wanted), the number of rows, and the total count when asked for.
 
 use crate::plan::{CallPlan, EmbedPlan, ReadPlan, Selected, Where, WriteKind, WritePlan};
-use crate::request::{Count, Filter, IsValue, PatternOp, QuantifiedOp, Resolution, Return};
+use crate::request::{Count, Filter, IsValue, JsonKey, JsonStep, PatternOp, QuantifiedOp, Resolution, Return};
+use crate::schema::Column;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
@@ -58,10 +59,38 @@ impl Builder {
         format!("CAST(${} AS {type_sql})", self.params.len())
     }
 
+    /// A column, or a JSON path into it (through `to_jsonb`, as PostgREST
+    /// does, so json, jsonb and any other type work); keys and indexes are
+    /// parameters.
+    fn field(&mut self, alias: &str, column: &Column, path: &[JsonStep]) -> String {
+        let col = column_ref(alias, &column.name);
+        if path.is_empty() {
+            return col;
+        }
+        let mut out = format!("to_jsonb({col})");
+        for step in path {
+            let arrow = if step.as_text { "->>" } else { "->" };
+            let key = match &step.key {
+                JsonKey::Name(k) => self.param(Some(k.clone()), "text"),
+                JsonKey::Index(i) => self.param(Some(i.to_string()), "integer"),
+            };
+            out = format!("{out}{arrow}{key}");
+        }
+        out
+    }
+
     fn condition(&mut self, w: &Where, alias: &str) -> String {
         match w {
-            Where::Filter { column, negated, filter } => {
-                let col = column_ref(alias, &column.name);
+            Where::Filter { column, path, negated, filter } => {
+                let col = self.field(alias, column, path);
+                // What a filter value is read as: the column's type, or
+                // text after `->>` and jsonb after `->`.
+                let value_type = match path.last() {
+                    None => column.type_sql.clone(),
+                    Some(step) if step.as_text => "text".to_owned(),
+                    Some(_) => "jsonb".to_owned(),
+                };
+                let column = &Column { type_sql: value_type, ..column.clone() };
                 let test = match filter {
                     Filter::Compare(op, v) => format!("{col} {} {}", op.sql(), self.param(Some(v.clone()), &column.type_sql)),
                     Filter::Pattern(op, v) => format!("{col}::text {} {}", op.sql(), self.param(Some(pattern(*op, v)), "text")),
@@ -128,11 +157,11 @@ impl Builder {
             select
                 .iter()
                 .map(|s| {
-                    let mut expr = column_ref(&from, &s.column.name);
+                    let mut expr = self.field(&from, &s.column, &s.path);
                     if let Some(cast) = &s.cast {
-                        expr = format!("{expr}::{cast}");
+                        expr = format!("({expr})::{cast}");
                     }
-                    format!("{expr} AS {}", ident(s.alias.as_deref().unwrap_or(&s.column.name)))
+                    format!("{expr} AS {}", ident(s.output_name()))
                 })
                 .collect()
         };
@@ -171,7 +200,7 @@ impl Builder {
                         Some(false) => " NULLS LAST",
                         None => "",
                     };
-                    format!("{} {}{nulls}", column_ref(&alias(depth), &o.column.name), if o.descending { "DESC" } else { "ASC" })
+                    format!("{} {}{nulls}", self.field(&alias(depth), &o.column, &o.path), if o.descending { "DESC" } else { "ASC" })
                 })
                 .collect();
             sql.push_str(&format!(" ORDER BY {}", terms.join(", ")));

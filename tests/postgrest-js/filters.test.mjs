@@ -48,3 +48,13 @@ test('likeAnyOf, likeAllOf, ilikeAnyOf, ilikeAllOf, match, is, not, or, filter',
   assert.deepEqual(await ids(items().filter('name', 'isdistinct', 'Apple')), [2, 3, 4]);
   assert.deepEqual(await ids(items().filter('id', 'eq(any)', '{1,3}')), [1, 3]);
 });
+
+test('JSON paths: select, filters and order through postgrest-js', async () => {
+  const db = client(proxy());
+  let r = ok(await db.from('pgjs_items').select('id, a:doc->a, text:doc->>a').lt('id', 3).order('id'));
+  assert.deepEqual(r.data, [{ id: 1, a: 1, text: '1' }, { id: 2, a: 2, text: '2' }]);
+  assert.deepEqual(await ids(items().eq('doc->>a', '2')), [2]);
+  assert.deepEqual(await ids(items().eq('doc->b', 3)), [3]);
+  r = ok(await db.from('pgjs_items').select('id').lt('id', 4).order('doc->>a', { ascending: false, nullsFirst: false }));
+  assert.deepEqual(r.data.map((x) => x.id), [2, 1, 3]);
+});
