@@ -290,20 +290,13 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         }
         ("GET" | "HEAD", Some(Target::Relation(name))) => {
             let mut q = request::parse_query(&req.query, false).map_err(parse_error)?;
-            if let Some(range) = req.header("range") {
-                let (offset, limit) = request::parse_range(range).map_err(parse_error)?;
-                q.offset = Some(offset);
-                q.limit = min_limit(q.limit, limit);
-            }
-            q.limit = min_limit(q.limit, options.max_rows);
+            bound_rows(&mut q, req.header("range"), options.max_rows).map_err(parse_error)?;
             let p = plan::read(&schema, name, &q)?;
             if let Some(count) = prefer.count {
                 applied.push(format!("count={}", count_name(count)));
             }
-            let columns = output_columns(&p);
-            let offset = q.offset.unwrap_or(0);
-            let strip_nulls = response::strips_nulls(req.header("accept"));
-            (sql::read(&p, prefer.count, options.estimate_above(), strip_nulls), true, Answer::Rows { offset, head: req.method == "HEAD", columns })
+            let answer = Answer::Rows { offset: q.offset.unwrap_or(0), head: req.method == "HEAD", columns: output_columns(&p) };
+            (sql::read(&p, prefer.count, options.estimate_above(), response::strips_nulls(req.header("accept"))), true, answer)
         }
         ("POST" | "PUT" | "PATCH" | "DELETE", Some(Target::Relation(name))) => {
             let q = request::parse_query(&req.query, false).map_err(parse_error)?;
@@ -321,12 +314,27 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             (sql::write(&p), false, Answer::Written { created: req.method == "POST", return_: prefer.return_ })
         }
         ("GET" | "HEAD" | "POST", Some(Target::Rpc(name))) => {
-            let q = request::parse_query(&req.query, true).map_err(parse_error)?;
-            refuse_relation_parts_on_rpc(&q, req.header("range"), prefer.count.is_some(), format)?;
-            let args = if req.method == "POST" { body_object(&json_body(req)?)? } else { q.rpc_args.into_iter().map(|(k, v)| (k, Value::String(v))).collect() };
-            let p = plan::call(&schema, name, &args)?;
+            let mut q = request::parse_query(&req.query, true).map_err(parse_error)?;
+            let args = match req.method.as_str() {
+                "POST" => body_object(&json_body(req)?)?,
+                _ => std::mem::take(&mut q.rpc_args).into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+            };
+            let call = plan::call(&schema, name, &args)?;
             // GET calls run READ ONLY, so a volatile function cannot write through GET.
-            (sql::call(&p), req.method != "POST", Answer::Called)
+            let read_only = req.method != "POST";
+            if call.function.returns_set && call.function.returns_relation.is_some() {
+                // Rows of a table or view: read as that relation, as PostgREST does.
+                bound_rows(&mut q, req.header("range"), options.max_rows).map_err(parse_error)?;
+                let p = plan::call_as_relation(&schema, call, &q)?.expect("a set of a relation's rows");
+                if let Some(count) = prefer.count {
+                    applied.push(format!("count={}", count_name(count)));
+                }
+                let answer = Answer::Rows { offset: q.offset.unwrap_or(0), head: req.method == "HEAD", columns: output_columns(&p) };
+                (sql::read(&p, prefer.count, options.estimate_above(), response::strips_nulls(req.header("accept"))), read_only, answer)
+            } else {
+                refuse_relation_parts_on_rpc(&q, req.header("range"), prefer.count.is_some(), format)?;
+                (sql::call(&call), read_only, Answer::Called)
+            }
         }
         (method, _) => return Err(ApiError::method_not_allowed(method, &req.path)),
     };
@@ -467,9 +475,21 @@ fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-/// PostgREST treats a function's result as a relation (`select`, filters,
-/// `order`, `limit`, `Range`, counts, a single object). Until clerk-proxy
-/// does too, asking for any of it is refused rather than ignored: an
+/// `limit`/`offset` from `Range`, capped by `db-max-rows`.
+fn bound_rows(q: &mut request::QueryParams, range: Option<&str>, max_rows: Option<u64>) -> Result<(), request::ParseError> {
+    if let Some(range) = range {
+        let (offset, limit) = request::parse_range(range)?;
+        q.offset = Some(offset);
+        q.limit = min_limit(q.limit, limit);
+    }
+    q.limit = min_limit(q.limit, max_rows);
+    Ok(())
+}
+
+/// PostgREST treats every function's result as a relation (`select`,
+/// filters, `order`, `limit`, `Range`, counts, a single object). clerk-proxy
+/// does so for set-returning functions of a table's or view's rows; for
+/// other functions asking for any of it is refused rather than ignored: an
 /// ignored filter would answer rows the caller excluded.
 fn refuse_relation_parts_on_rpc(q: &request::QueryParams, range: Option<&str>, count: bool, format: Format) -> Result<(), ApiError> {
     let asked: Vec<&str> = [

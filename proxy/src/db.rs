@@ -524,7 +524,10 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<SchemaCache,
         .await
         .map_err(|e| format!("cannot read the schema: {e}"))?
         .into_iter()
-        .map(|r| schema::function_from_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7)))
+        .map(|r| schema::Function {
+            returns_relation: r.get(8),
+            ..schema::function_from_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7))
+        })
         .collect();
     let foreign_keys = client
         .query_typed(schema::FOREIGN_KEYS_SQL, &[(&default_schema, Type::TEXT)])

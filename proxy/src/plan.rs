@@ -52,6 +52,9 @@ pub struct Ordering {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadPlan {
     pub relation: Relation,
+    /// A set-returning function whose rows are read in place of the
+    /// relation's (`POST /rpc/f?select=…&col=eq.x`).
+    pub call: Option<CallPlan>,
     /// Empty: every column.
     pub select: Vec<Selected>,
     pub embeds: Vec<EmbedPlan>,
@@ -188,6 +191,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
         .collect::<Result<_, ApiError>>()?;
     Ok(ReadPlan {
         relation: relation.clone(),
+        call: None,
         select,
         embeds,
         filter: scope.conditions.iter().map(|c| resolve(relation, c)).collect::<Result<_, _>>()?,
@@ -443,6 +447,16 @@ fn put_key(relation: &Relation, filter: &[Where], q: &QueryParams) -> Result<Vec
         ));
     }
     Ok(found)
+}
+
+/// A set-returning function's result read as the relation it returns rows
+/// of, with the request's `select`, filters, `order` and range. None: the
+/// function does not return rows of a table or view.
+pub fn call_as_relation(cache: &SchemaCache, call: CallPlan, q: &QueryParams) -> Result<Option<ReadPlan>, ApiError> {
+    let Some(relation) = call.function.returns_relation.clone().filter(|_| call.function.returns_set) else { return Ok(None) };
+    let mut plan = read(cache, &relation, q)?;
+    plan.call = Some(call);
+    Ok(Some(plan))
 }
 
 /// A function call with named arguments (a JSON object, or query pairs).

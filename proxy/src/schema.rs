@@ -87,6 +87,10 @@ pub struct Function {
     /// of objects for `setof`), not a scalar.
     pub returns_composite: bool,
     pub volatile: bool,
+    /// The table or view (of the function's schema) whose rows a
+    /// set-returning function returns: its result is read as that relation
+    /// (`select`, filters, `order`, ranges, counts).
+    pub returns_relation: Option<String>,
 }
 
 /// A foreign key between two exposed relations: what resource embedding
@@ -347,7 +351,9 @@ pub const FUNCTIONS_SQL: &str = "
 SELECT n.nspname, p.proname,
        coalesce(p.proargnames[1:p.pronargs], '{}')::text[],
        ARRAY(SELECT format_type(t, NULL) FROM unnest(p.proargtypes) t),
-       p.pronargdefaults::int, p.proretset, t.typtype = 'c', p.provolatile = 'v'
+       p.pronargdefaults::int, p.proretset, t.typtype = 'c', p.provolatile = 'v',
+       (SELECT rc.relname::text FROM pg_class rc
+         WHERE rc.oid = t.typrelid AND rc.relkind IN ('r', 'v', 'm', 'p', 'f') AND rc.relnamespace = p.pronamespace)
   FROM pg_proc p
   JOIN pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_type t ON t.oid = p.prorettype
@@ -408,7 +414,7 @@ pub fn function_from_row(
         .enumerate()
         .map(|(i, type_sql)| Argument { name: arg_names.get(i).cloned().unwrap_or_default(), type_sql, has_default: i >= first_default })
         .collect();
-    Function { schema, name, args, returns_set, returns_composite, volatile }
+    Function { schema, name, args, returns_set, returns_composite, volatile, returns_relation: None }
 }
 
 #[cfg(test)]

@@ -183,8 +183,17 @@ impl Builder {
             let inner_source = self.source(&e.read, depth + 1, &e.join);
             extra.push(format!("EXISTS (SELECT 1 FROM {inner_source})"));
         }
-        let relation = format!("{}.{} {me}", ident(&plan.relation.schema), ident(&plan.relation.name));
+        let relation = match &plan.call {
+            Some(call) => format!("{} {me}", self.call_expr(call)),
+            None => format!("{}.{} {me}", ident(&plan.relation.schema), ident(&plan.relation.name)),
+        };
         format!("{relation}{}", self.where_clause(&plan.filter, &me, extra))
+    }
+
+    /// `"schema"."f"("a" := $1, …)`
+    fn call_expr(&mut self, plan: &CallPlan) -> String {
+        let args: Vec<String> = plan.args.iter().map(|(a, v)| format!("{} := {}", ident(&a.name), self.param(v.clone(), &a.type_sql))).collect();
+        format!("{}.{}({})", ident(&plan.function.schema), ident(&plan.function.name), args.join(", "))
     }
 
     /// ` ORDER BY … LIMIT … OFFSET …`
@@ -332,13 +341,8 @@ pub fn write(plan: &WritePlan) -> Statement {
 
 pub fn call(plan: &CallPlan) -> Statement {
     let mut b = Builder::default();
-    let args: Vec<String> = plan
-        .args
-        .iter()
-        .map(|(a, v)| format!("{} := {}", ident(&a.name), b.param(v.clone(), &a.type_sql)))
-        .collect();
     let f = &plan.function;
-    let call = format!("{}.{}({})", ident(&f.schema), ident(&f.name), args.join(", "));
+    let call = b.call_expr(plan);
     let sql = if f.returns_set {
         format!("SELECT {AGGREGATE}, NULL::bigint FROM {call} _pgrst_row")
     } else if f.returns_composite {

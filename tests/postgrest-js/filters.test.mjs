@@ -58,3 +58,15 @@ test('JSON paths: select, filters and order through postgrest-js', async () => {
   r = ok(await db.from('pgjs_items').select('id').lt('id', 4).order('doc->>a', { ascending: false, nullsFirst: false }));
   assert.deepEqual(r.data.map((x) => x.id), [2, 1, 3]);
 });
+
+test('rpc().select().eq().order().limit().single() on a function returning table rows', async () => {
+  const db = client(proxy());
+  let r = ok(await db.rpc('pgjs_items_named', { prefix: 'a' }).select('id,name').order('id'));
+  assert.deepEqual(r.data, [{ id: 1, name: 'Apple' }, { id: 3, name: 'avocado' }]);
+  r = ok(await db.rpc('pgjs_items_named', { prefix: 'a' }).select('name').eq('id', 3).single());
+  assert.deepEqual(r.data, { name: 'avocado' });
+  r = ok(await db.rpc('pgjs_items_named', { prefix: '' }, { count: 'exact' }).select('id').order('id', { ascending: false }).limit(2));
+  assert.deepEqual([r.data, r.count], [[{ id: 3 }, { id: 2 }], 3]);
+  r = ok(await db.rpc('pgjs_items_named', { prefix: 'b' }, { get: true }).select('name'));
+  assert.deepEqual(r.data, [{ name: 'Banana' }]);
+});

@@ -17,3 +17,7 @@ INSERT INTO public.pgjs_items VALUES
     (4, NULL,      '{}',                NULL,      NULL,       NULL);
 GRANT SELECT ON public.pgjs_items TO anon, authenticated;
 NOTIFY pgrst, 'reload schema';
+CREATE OR REPLACE FUNCTION public.pgjs_items_named(prefix text) RETURNS SETOF public.pgjs_items
+LANGUAGE sql STABLE AS $$ SELECT * FROM public.pgjs_items WHERE name ILIKE prefix || '%' $$;
+GRANT EXECUTE ON FUNCTION public.pgjs_items_named(text) TO anon, authenticated;
+NOTIFY pgrst, 'reload schema';
