@@ -25,10 +25,16 @@ fn proxy() -> u16 {
                  CREATE FUNCTION public.get_people() RETURNS SETOF public.people LANGUAGE sql STABLE AS $$ SELECT * FROM public.people $$;
                  CREATE FUNCTION public.people_with(prefix text) RETURNS SETOF public.people LANGUAGE sql STABLE AS $$ SELECT * FROM public.people WHERE username LIKE prefix || '%' $$;
                  CREATE FUNCTION public.usernames() RETURNS SETOF text LANGUAGE sql STABLE AS $$ SELECT username FROM public.people $$;
+                 CREATE SCHEMA other;
+                 GRANT USAGE ON SCHEMA other TO anon, authenticated;
+                 CREATE TABLE other.notes (id integer PRIMARY KEY, body text);
+                 INSERT INTO other.notes VALUES (1, 'from the other schema');
+                 GRANT SELECT, INSERT ON other.notes TO anon, authenticated;
+                 CREATE FUNCTION other.note_count() RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT count(*) FROM other.notes $$;
                  {REQUEST_SETTING_FUNCTION}"
             ),
         );
-        start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\njwt-secret = \"{SECRET}\"\n"))
+        start_proxy(&format!("db-uri = \"{dsn}\"\ndb-schemas = \"public, other\"\ndb-anon-role = \"anon\"\njwt-secret = \"{SECRET}\"\n"))
     })
     .1
 }
@@ -121,16 +127,37 @@ fn a_function_returning_rows_of_a_table_is_read_as_that_table() {
     assert!(names.as_array().unwrap().contains(&json!("bob")));
 }
 
+// Every db-schemas schema, chosen per request as PostgREST does.
+#[test]
+fn each_exposed_schema_is_served_by_its_profile() {
+    let other = ("Accept-Profile", "other");
+    let (status, err) = call("GET", "/notes", &[], None);
+    assert_eq!((status, err["code"].as_str()), (404, Some("PGRST205")), "the default is the first schema: {err}");
+    let (status, rows) = call("GET", "/notes?select=id,body", &[other], None);
+    assert_eq!((status, rows), (200, json!([{"id": 1, "body": "from the other schema"}])));
+    let (status, _) = call("POST", "/notes", &[("Content-Profile", "other")], Some(r#"{"id": 2, "body": "written"}"#));
+    assert_eq!(status, 201);
+    assert_eq!(admin_query_in(DB, "SELECT count(*)::int FROM other.notes")[0].get::<_, i32>(0), 2);
+    let (status, n) = call("POST", "/rpc/note_count", &[("Content-Profile", "other")], Some("{}"));
+    assert_eq!((status, n), (200, json!(2)));
+    let (status, doc) = call("GET", "/", &[other], None);
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/notes"].is_object() && doc["paths"]["/people"].is_null(), "the document of the profile's schema");
+    // Reads take Accept-Profile, writes Content-Profile.
+    let (status, _) = call("POST", "/notes", &[other], Some(r#"{"id": 3}"#));
+    assert_eq!(status, 404, "Accept-Profile does not choose a write's schema");
+}
+
 #[test]
 fn an_unexposed_schema_is_406_not_the_default_one() {
     let (status, _) = call("GET", "/people?select=username&limit=1", &[("Accept-Profile", "public")], None);
     assert_eq!(status, 200);
-    let (status, err) = call("GET", "/people", &[("Accept-Profile", "other")], None);
+    let (status, err) = call("GET", "/people", &[("Accept-Profile", "nope")], None);
     assert_eq!(
         (status, err),
-        (406, json!({"code": "PGRST106", "message": "Invalid schema: other", "details": null, "hint": "Only the following schemas are exposed: public"}))
+        (406, json!({"code": "PGRST106", "message": "Invalid schema: nope", "details": null, "hint": "Only the following schemas are exposed: public, other"}))
     );
-    let (status, err) = call("POST", "/people", &[("Content-Profile", "other")], Some(r#"{"username": "zed"}"#));
+    let (status, err) = call("POST", "/people", &[("Content-Profile", "nope")], Some(r#"{"username": "zed"}"#));
     assert_eq!((status, err["code"].as_str()), (406, Some("PGRST106")));
     assert!(admin_query_in(DB, "SELECT 1 FROM people WHERE username = 'zed'").is_empty());
 }

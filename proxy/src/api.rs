@@ -7,7 +7,7 @@ use crate::config::{Config, OpenApiMode, TxEnd};
 use crate::db::{Finish, Pool, RequestContext, RowsAllowed};
 use crate::request::{self, Count, Target};
 use crate::response::{self, ApiError, Format};
-use crate::schema::SchemaCache;
+use crate::schema::Schemas;
 use crate::webhooks::{self, WebhookVerifier};
 use crate::{access_log, admin, edge, limits, metrics, plan, sql};
 use http::Response;
@@ -43,7 +43,7 @@ pub struct State {
     pub authenticator: Authenticator,
     /// Swapped whole when the schema is reloaded; requests in flight keep
     /// the cache they started with.
-    pub schema: RwLock<Arc<SchemaCache>>,
+    pub schema: RwLock<Arc<Schemas>>,
     pub pool: Pool,
     /// None when `clerk-webhook-secret` is unset: the endpoint is off.
     pub webhooks: Option<WebhookVerifier>,
@@ -83,12 +83,12 @@ impl ApiOptions {
 }
 
 impl State {
-    pub fn schema(&self) -> Arc<SchemaCache> {
+    pub fn schema(&self) -> Arc<Schemas> {
         self.schema.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub fn replace_schema(&self, cache: SchemaCache) {
-        *self.schema.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cache);
+    pub fn replace_schema(&self, schemas: Schemas) {
+        *self.schema.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(schemas);
     }
 }
 
@@ -220,7 +220,18 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
 }
 
 async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Response<Vec<u8>>, ApiError> {
-    let schema = state.schema();
+    // supabase-js sends the schema it means with every request: Accept-Profile
+    // for reads, Content-Profile for writes and POST /rpc (PostgREST's rule).
+    let schemas = state.schema();
+    let profile = if matches!(req.method.as_str(), "GET" | "HEAD") { req.header("accept-profile") } else { req.header("content-profile") };
+    let schema = schemas.profile(profile.map(str::trim)).ok_or_else(|| ApiError {
+        status: http::StatusCode::NOT_ACCEPTABLE,
+        code: "PGRST106".into(),
+        message: format!("Invalid schema: {}", profile.unwrap_or_default().trim()),
+        details: None,
+        hint: Some(format!("Only the following schemas are exposed: {}", schemas.names())),
+        www_authenticate: None,
+    })?;
     let target = match req.path.as_str() {
         "/" => None,
         path => Some(request::parse_target(path).ok_or_else(|| ApiError::not_found_path(path))?),
@@ -234,18 +245,6 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     };
     if req.method == "OPTIONS" {
         return Ok(response::options(&plan::allow(&schema, target.as_ref())?));
-    }
-    // supabase-js sends the schema it means with every request.
-    let profile = if matches!(req.method.as_str(), "GET" | "HEAD") { req.header("accept-profile") } else { req.header("content-profile") };
-    if let Some(profile) = profile.map(str::trim).filter(|p| *p != schema.default_schema) {
-        return Err(ApiError {
-            status: http::StatusCode::NOT_ACCEPTABLE,
-            code: "PGRST106".into(),
-            message: format!("Invalid schema: {profile}"),
-            details: None,
-            hint: Some(format!("Only the following schemas are exposed: {}", schema.default_schema)),
-            www_authenticate: None,
-        });
     }
     let caller = state
         .authenticator

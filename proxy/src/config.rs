@@ -401,13 +401,7 @@ impl Config {
             openapi_mode,
             openapi_server_proxy_uri: text("openapi-server-proxy-uri"),
             db_uri,
-            db_schemas: match list("db-schemas") {
-                schemas if schemas.is_empty() => vec!["public".into()],
-                schemas if schemas.len() > 1 => {
-                    return Err(bad("db-schemas", &raw["db-schemas"], "one schema: clerk-proxy does not serve several (Accept-Profile / Content-Profile) yet"))
-                }
-                schemas => schemas,
-            },
+            db_schemas: if list("db-schemas").is_empty() { vec!["public".into()] } else { list("db-schemas") },
             db_anon_role,
             db_pool: bounded("db-pool", 1, 1000, 10)? as u32,
             server_host,
@@ -697,18 +691,15 @@ mod tests {
     fn reads_a_postgrest_file_with_comments_and_types() {
         let c = load(
             &format!(
-                "# a PostgREST config\n{MINIMAL}db-schemas = \" api \"\nserver-port = 3100 # inline\n\
+                "# a PostgREST config\n{MINIMAL}db-schemas = \"api, public\"\nserver-port = 3100 # inline\n\
                  db-anon-role = \"anon\"\nclerk-authorized-parties = \"https://a.example, https://b.example\"\n\
                  clerk-issuer = \"https://clerk.example.com\"\nlog-level = \"info\"\nserver-host = \"*\"\n"
             ),
             &[],
         )
         .unwrap();
-        assert_eq!(c.db_schemas, ["api"]);
+        assert_eq!(c.db_schemas, ["api", "public"]);
         assert_eq!(c.server_port, 3100);
-        // Several schemas are refused, not half served.
-        let err = load(&format!("{MINIMAL}db-schemas = \"api, public\"\n"), &[]).unwrap_err().to_string();
-        assert!(err.contains("db-schemas") && err.contains("one schema"), "{err}");
         assert_eq!(c.db_anon_role.as_deref(), Some("anon"));
         assert_eq!(c.clerk_authorized_parties, ["https://a.example", "https://b.example"]);
         assert_eq!(c.server_host.to_string(), "0.0.0.0");

@@ -5,7 +5,7 @@
 
 use crate::metrics::{self, PoolStats};
 use crate::response::ApiError;
-use crate::schema::{self, SchemaCache};
+use crate::schema::{self, SchemaCache, Schemas};
 use crate::sql::Statement;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -277,7 +277,7 @@ impl Pool {
 
     /// Reads the schema cache (at start-up, before serving), on a
     /// connection of its own: the pool's are opened by the request threads.
-    pub fn load_schema(&self, schemas: &[String]) -> Result<SchemaCache, String> {
+    pub fn load_schema(&self, schemas: &[String]) -> Result<Schemas, String> {
         self.runtime.block_on(async {
             let client = self.connect().await.map_err(|e| format!("cannot connect with db-uri: {e}"))?;
             read_schema(&client, schemas).await
@@ -288,7 +288,7 @@ impl Pool {
     /// 'reload schema'` (or an empty payload, as PostgREST accepts) reads
     /// the schema again and hands it to `reloaded`. If the connection drops
     /// it reconnects and reloads once, since a notice may have been missed.
-    pub fn watch_schema(&self, schemas: Vec<String>, reloaded: impl Fn(SchemaCache) + Send + Sync + 'static) {
+    pub fn watch_schema(&self, schemas: Vec<String>, reloaded: impl Fn(Schemas) + Send + Sync + 'static) {
         let config = self.config.clone();
         self.runtime.spawn(async move {
             let mut first = true;
@@ -502,9 +502,8 @@ fn planned_rows(rows: &[tokio_postgres::Row]) -> Option<i64> {
     plan.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64().map(|r| r.round() as i64)
 }
 
-/// The schema cache from the catalog.
-async fn read_schema(client: &Client, schemas: &[String]) -> Result<SchemaCache, String> {
-    let default_schema = schemas.first().cloned().unwrap_or_else(|| "public".into());
+/// The schema cache of each exposed schema, from the catalog.
+async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, String> {
     let relations = client
         .query_typed(schema::RELATIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])
         .await
@@ -528,34 +527,44 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<SchemaCache,
             returns_relation: r.get(8),
             ..schema::function_from_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7))
         })
-        .collect();
-    let foreign_keys = client
-        .query_typed(schema::FOREIGN_KEYS_SQL, &[(&default_schema, Type::TEXT)])
-        .await
-        .map_err(|e| format!("cannot read the foreign keys: {e}"))?
-        .into_iter()
-        .map(|r| schema::ForeignKey { name: r.get(0), table: r.get(1), columns: r.get(2), referenced_table: r.get(3), referenced_columns: r.get(4) })
-        .collect();
+        .collect::<Vec<_>>();
     let role_settings = client
         .query_typed(schema::ROLE_SETTINGS_SQL, &[])
         .await
         .map_err(|e| format!("cannot read the roles' settings: {e}"))?
         .into_iter()
-        .map(|r| schema::RoleSettingRow { role: r.get(0), name: r.get(1), value: r.get(2) });
+        .map(|r| schema::RoleSettingRow { role: r.get(0), name: r.get(1), value: r.get(2) })
+        .collect::<Vec<_>>();
     let types = client
         .query_typed(schema::TYPES_SQL, &[])
         .await
         .map_err(|e| format!("cannot read the types: {e}"))?
         .into_iter()
-        .map(|r| schema::TypeRow { schema: r.get(0), name: r.get(1) });
-    Ok(SchemaCache::new(&default_schema, relations, functions, foreign_keys).with_types(types).with_role_settings(role_settings))
+        .map(|r| schema::TypeRow { schema: r.get(0), name: r.get(1) })
+        .collect::<Vec<_>>();
+    let mut caches = Vec::new();
+    for name in schemas {
+        let foreign_keys = client
+            .query_typed(schema::FOREIGN_KEYS_SQL, &[(name, Type::TEXT)])
+            .await
+            .map_err(|e| format!("cannot read the foreign keys: {e}"))?
+            .into_iter()
+            .map(|r| schema::ForeignKey { name: r.get(0), table: r.get(1), columns: r.get(2), referenced_table: r.get(3), referenced_columns: r.get(4) })
+            .collect();
+        // `new` keeps the relations and functions of `name` only.
+        let cache = SchemaCache::new(name, relations.clone(), functions.clone(), foreign_keys)
+            .with_types(types.clone())
+            .with_role_settings(role_settings.clone());
+        caches.push(cache);
+    }
+    Ok(Schemas::new(caches))
 }
 
 /// One listening connection's life: LISTEN, then reload on each notice.
 async fn listen_once(
     config: &tokio_postgres::Config,
     schemas: &[String],
-    reloaded: &(impl Fn(SchemaCache) + Send + Sync),
+    reloaded: &(impl Fn(Schemas) + Send + Sync),
     reload_now: bool,
 ) -> Result<(), String> {
     use futures_util::StreamExt;

@@ -436,7 +436,7 @@ fn start(config: &Config) -> Result<Arc<api::State>, String> {
         .map_err(|e| format!("configuration error: clerk-webhook-secret {e}"))?;
     let pool = db::Pool::new(&config.db_uri, db::PoolOptions::from_config(config)).map_err(|e| format!("configuration error: {e}"))?;
     let schema = pool.load_schema(&config.db_schemas).map_err(|e| format!("{e} ({})", config::redact_uri(&config.db_uri)))?;
-    log::info!("schema cache: {} tables and views in {}", schema.relation_count(), schema.default_schema);
+    log::info!("schema cache: {} tables and views in {}", schema.relation_count(), schema.names());
     let reachable: Vec<String> = config.db_allowed_roles.iter().chain(&config.db_anon_role).cloned().collect();
     let privileged = pool.privileged_roles(&reachable)?;
     if !privileged.is_empty() {

@@ -901,8 +901,8 @@ mod tests {
     #[test]
     fn order_limit_offset() {
         let p = q("order=created_at.desc.nullslast,order_id&limit=10&offset=20");
-        assert_eq!(p.order[0], OrderTerm { column: "created_at".into(), descending: true, nulls_first: Some(false) });
-        assert_eq!(p.order[1], OrderTerm { column: "order_id".into(), descending: false, nulls_first: None });
+        assert_eq!(p.order[0], OrderTerm { column: "created_at".into(), path: vec![], descending: true, nulls_first: Some(false) });
+        assert_eq!(p.order[1], OrderTerm { column: "order_id".into(), path: vec![], descending: false, nulls_first: None });
         assert_eq!((p.limit, p.offset), (Some(10), Some(20)));
     }
 

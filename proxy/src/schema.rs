@@ -130,6 +130,47 @@ pub struct SchemaCache {
     role_settings: HashMap<String, RoleSettings>,
 }
 
+/// The cache of every exposed schema (`db-schemas`), the first the
+/// default: a request names another with `Accept-Profile` (reads) or
+/// `Content-Profile` (writes, `POST /rpc`), as with PostgREST.
+#[derive(Debug)]
+pub struct Schemas {
+    caches: Vec<std::sync::Arc<SchemaCache>>,
+}
+
+impl Schemas {
+    /// `caches` in `db-schemas` order; at least one.
+    pub fn new(caches: Vec<SchemaCache>) -> Schemas {
+        assert!(!caches.is_empty(), "db-schemas names at least one schema");
+        Schemas { caches: caches.into_iter().map(std::sync::Arc::new).collect() }
+    }
+
+    pub fn default_cache(&self) -> &std::sync::Arc<SchemaCache> {
+        &self.caches[0]
+    }
+
+    /// The cache of `profile` (None: the default); None when it is not exposed.
+    pub fn profile(&self, profile: Option<&str>) -> Option<std::sync::Arc<SchemaCache>> {
+        match profile {
+            None => Some(self.caches[0].clone()),
+            Some(name) => self.caches.iter().find(|c| c.default_schema == name).cloned(),
+        }
+    }
+
+    /// The exposed schemas, comma-separated (PGRST106's hint).
+    pub fn names(&self) -> String {
+        self.caches.iter().map(|c| c.default_schema.as_str()).collect::<Vec<_>>().join(", ")
+    }
+
+    pub fn relation_count(&self) -> usize {
+        self.caches.iter().map(|c| c.relation_count()).sum()
+    }
+
+    pub fn several(&self) -> bool {
+        self.caches.len() > 1
+    }
+}
+
 /// A role's own settings, applied to each of its requests' transactions
 /// as PostgREST applies an impersonated role's settings.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -171,6 +212,7 @@ fn parse_duration_ms(value: &str) -> Option<u64> {
 }
 
 /// One row of `ROLE_SETTINGS_SQL`.
+#[derive(Debug, Clone)]
 pub struct RoleSettingRow {
     pub role: String,
     pub name: String,
@@ -178,6 +220,7 @@ pub struct RoleSettingRow {
 }
 
 /// One row of `TYPES_SQL`.
+#[derive(Debug, Clone)]
 pub struct TypeRow {
     pub schema: String,
     pub name: String,

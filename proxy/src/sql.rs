@@ -159,7 +159,8 @@ impl Builder {
                 .map(|s| {
                     let mut expr = self.field(&from, &s.column, &s.path);
                     if let Some(cast) = &s.cast {
-                        expr = format!("({expr})::{cast}");
+                        // A JSON path binds looser than `::`.
+                        expr = if s.path.is_empty() { format!("{expr}::{cast}") } else { format!("({expr})::{cast}") };
                     }
                     format!("{expr} AS {}", ident(s.output_name()))
                 })
