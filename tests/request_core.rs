@@ -25,6 +25,9 @@ fn proxy() -> u16 {
                  CREATE FUNCTION public.get_people() RETURNS SETOF public.people LANGUAGE sql STABLE AS $$ SELECT * FROM public.people $$;
                  CREATE FUNCTION public.people_with(prefix text) RETURNS SETOF public.people LANGUAGE sql STABLE AS $$ SELECT * FROM public.people WHERE username LIKE prefix || '%' $$;
                  CREATE FUNCTION public.usernames() RETURNS SETOF text LANGUAGE sql STABLE AS $$ SELECT username FROM public.people $$;
+                 CREATE TABLE public.odd (\"column whitespace\" text, \"a,b\" integer);
+                 INSERT INTO public.odd VALUES ('one', 1), ('two', 2);
+                 GRANT SELECT ON public.odd TO anon;
                  CREATE SCHEMA other;
                  GRANT USAGE ON SCHEMA other TO anon, authenticated;
                  CREATE TABLE other.notes (id integer PRIMARY KEY, body text);
@@ -160,4 +163,11 @@ fn an_unexposed_schema_is_406_not_the_default_one() {
     let (status, err) = call("POST", "/people", &[("Content-Profile", "nope")], Some(r#"{"username": "zed"}"#));
     assert_eq!((status, err["code"].as_str()), (406, Some("PGRST106")));
     assert!(admin_query_in(DB, "SELECT 1 FROM people WHERE username = 'zed'").is_empty());
+}
+
+// PostgREST's double-quoted names: a column name with spaces or commas.
+#[test]
+fn double_quoted_column_names() {
+    let (status, rows) = call("GET", "/odd?select=%22column%20whitespace%22,%22a,b%22&%22a,b%22=eq.2&order=%22column%20whitespace%22", &[], None);
+    assert_eq!((status, rows), (200, json!([{"column whitespace": "two", "a,b": 2}])));
 }

@@ -38,11 +38,33 @@ pub enum JsonKey {
     Index(i64),
 }
 
-/// `data->a->>b` → ("data", [->a, ->>b]).
+/// `data->a->>b` → ("data", [->a, ->>b]); a double-quoted column name
+/// (`"column with spaces"`) may hold any character, as in PostgREST.
 pub fn split_field(field: &str) -> Result<(String, JsonPath), ParseError> {
-    let Some(start) = field.find("->") else { return Ok((field.to_owned(), Vec::new())) };
-    let column = &field[..start];
-    let mut rest = &field[start..];
+    let (column, mut rest) = match field.strip_prefix('"') {
+        Some(quoted) => {
+            let mut name = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((_, '\\')) => name.extend(chars.next().map(|(_, c)| c)),
+                    Some((i, '"')) => break i + 1,
+                    Some((_, c)) => name.push(c),
+                    None => return Err(err("Invalid query string", format!("{field}: unterminated quoted name"))),
+                }
+            };
+            let rest = &quoted[end..];
+            if name.is_empty() || name.chars().any(char::is_control) || !(rest.is_empty() || rest.starts_with("->")) {
+                return Err(err("Invalid query string", format!("{field} is not a valid column name")));
+            }
+            (name, rest)
+        }
+        None => {
+            let start = field.find("->").unwrap_or(field.len());
+            check_identifier(&field[..start], "column")?;
+            (field[..start].to_owned(), &field[start..])
+        }
+    };
     let mut path = Vec::new();
     while !rest.is_empty() {
         let (as_text, after) = match rest.strip_prefix("->>") {
@@ -64,7 +86,7 @@ pub fn split_field(field: &str) -> Result<(String, JsonPath), ParseError> {
         path.push(JsonStep { as_text, key });
         rest = &after[end..];
     }
-    Ok((column.to_owned(), path))
+    Ok((column, path))
 }
 
 /// A filter: the operator with the operand it takes, so an operator can
@@ -561,7 +583,6 @@ fn parse_select(value: &str, depth: usize) -> Result<(Vec<SelectItem>, Vec<Embed
             None => (rest, None),
         };
         let (column, path) = split_field(column)?;
-        check_identifier(&column, "column")?;
         if let Some(t) = &cast {
             // PostgREST's grammar: letters, digits and '_' (the type itself is
             // looked up in the schema cache by `plan`).
@@ -607,7 +628,6 @@ fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
         .map(|term| {
             let mut parts = term.trim().split('.');
             let (column, path) = split_field(parts.next().unwrap_or(""))?;
-            check_identifier(&column, "column")?;
             let mut t = OrderTerm { column, path, descending: false, nulls_first: None };
             for modifier in parts {
                 match modifier {
@@ -632,7 +652,6 @@ fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
 fn parse_filter(field: &str, value: &str) -> Result<Condition, ParseError> {
     let (column, path) = split_field(field)?;
     let column = column.as_str();
-    check_identifier(column, "column")?;
     // PostgREST's message (what clients match on); the details say how to fix it.
     let filter_error = |details: String| err(&format!("failed to parse filter ({value})"), details);
     let (negated, rest) = match value.strip_prefix("not.") {
@@ -825,7 +844,12 @@ mod tests {
         assert_eq!(p.select.len(), 3);
         assert_eq!(p.select[1], SelectItem { column: "total_amount".into(), path: vec![], alias: Some("total".into()), cast: Some("text".into()) });
         assert!(parse_query("select=a::text;drop", false).is_err());
-        assert!(parse_query("select=\"x\"", false).is_err());
+        // Double-quoted names hold what a bare name cannot.
+        assert_eq!(q("select=%22column%20with,comma%22").select[0].column, "column with,comma");
+        assert_eq!(q("%22my%20col%22=eq.1").conditions[0], Condition::Filter { column: "my col".into(), path: vec![], negated: false, filter: Filter::Compare(CompareOp::Eq, "1".into()) });
+        for bad in ["select=%22x", "select=%22x%22y", "select=%22%22"] {
+            assert!(parse_query(bad, false).is_err(), "{bad}");
+        }
     }
 
     #[test]
