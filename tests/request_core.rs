@@ -27,7 +27,7 @@ fn proxy() -> u16 {
                  CREATE FUNCTION public.usernames() RETURNS SETOF text LANGUAGE sql STABLE AS $$ SELECT username FROM public.people $$;
                  CREATE TABLE public.odd (\"column whitespace\" text, \"a,b\" integer);
                  INSERT INTO public.odd VALUES ('one', 1), ('two', 2);
-                 GRANT SELECT ON public.odd TO anon;
+                 GRANT SELECT, INSERT ON public.odd TO anon;
                  CREATE SCHEMA other;
                  GRANT USAGE ON SCHEMA other TO anon, authenticated;
                  CREATE TABLE other.notes (id integer PRIMARY KEY, body text);
@@ -170,4 +170,19 @@ fn an_unexposed_schema_is_406_not_the_default_one() {
 fn double_quoted_column_names() {
     let (status, rows) = call("GET", "/odd?select=%22column%20whitespace%22,%22a,b%22&%22a,b%22=eq.2&order=%22column%20whitespace%22", &[], None);
     assert_eq!((status, rows), (200, json!([{"column whitespace": "two", "a,b": 2}])));
+}
+
+// `POST` of `{}` inserts a row of defaults (it was invalid SQL, 400 42601).
+#[test]
+fn an_empty_object_inserts_the_defaults() {
+    let representation = ("Prefer", "return=representation");
+    let (status, rows) = call("POST", "/odd?select=%22a,b%22", &[representation], Some("{}"));
+    assert_eq!((status, rows), (201, json!([{"a,b": null}])));
+    let (status, rows) = call("POST", "/odd?select=%22a,b%22", &[representation], Some("[{}, {}]"));
+    assert_eq!((status, rows), (201, json!([{"a,b": null}, {"a,b": null}])));
+    // `[]`: nothing inserted, an empty answer.
+    let (status, rows) = call("POST", "/odd", &[representation], Some("[]"));
+    assert_eq!((status, rows), (201, json!([])));
+    let (status, _) = call("POST", "/odd", &[], Some("[]"));
+    assert_eq!(status, 201);
 }

@@ -300,6 +300,10 @@ pub fn write(plan: &WritePlan) -> Statement {
                         format!(" ON CONFLICT ({}) {action}", names(&c.columns))
                     }
                 };
+                if columns.is_empty() {
+                    // `{}`: a row of defaults for each element, as PostgREST does.
+                    return format!("INSERT INTO {table} SELECT FROM json_array_elements({body}) _pgrst_body{conflict}");
+                }
                 format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{table}, {body}) _pgrst_body{conflict}")
             })
             .collect(),
@@ -321,6 +325,8 @@ pub fn write(plan: &WritePlan) -> Statement {
         Return::Minimal | Return::HeadersOnly => "1".to_owned(),
     };
     let rows_cte = match changes.as_slice() {
+        // `[]`: nothing to insert, an empty answer (no rights needed on the table).
+        [] => format!("WITH _pgrst_rows AS (SELECT {returning} FROM json_populate_recordset(NULL::{table}, '[]') _pgrst_none)"),
         [one] => format!("WITH _pgrst_rows AS ({one} RETURNING {returning})"),
         many => {
             let groups: Vec<String> = many.iter().enumerate().map(|(i, c)| format!("_pgrst_g{i} AS ({c} RETURNING {returning})")).collect();
