@@ -34,6 +34,8 @@ fn proxy() -> u16 {
                  INSERT INTO other.notes VALUES (1, 'from the other schema');
                  GRANT SELECT, INSERT ON other.notes TO anon, authenticated;
                  CREATE FUNCTION other.note_count() RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT count(*) FROM other.notes $$;
+                 -- Names its table unqualified: found through the request's search_path.
+                 CREATE FUNCTION other.first_note() RETURNS text LANGUAGE plpgsql STABLE AS $f$ BEGIN RETURN (SELECT body FROM notes WHERE id = 1); END $f$;
                  {REQUEST_SETTING_FUNCTION}"
             ),
         );
@@ -143,6 +145,13 @@ fn each_exposed_schema_is_served_by_its_profile() {
     assert_eq!(admin_query_in(DB, "SELECT count(*)::int FROM other.notes")[0].get::<_, i32>(0), 2);
     let (status, n) = call("POST", "/rpc/note_count", &[("Content-Profile", "other")], Some("{}"));
     assert_eq!((status, n), (200, json!(2)));
+    // search_path is the request's schema, then db-extra-search-path (public).
+    let (status, body) = call("POST", "/rpc/first_note", &[("Content-Profile", "other")], Some("{}"));
+    assert_eq!((status, body), (200, json!("from the other schema")));
+    let (status, path) = call("GET", "/rpc/request_setting?name=search_path", &[], None);
+    assert_eq!((status, path), (200, json!("\"public\"")));
+    let (_, path) = call("GET", "/rpc/request_setting?name=search_path", &[("Accept-Profile", "other")], None);
+    assert_eq!(path["code"], "PGRST202", "request_setting lives in public: {path}");
     let (status, doc) = call("GET", "/", &[other], None);
     assert_eq!(status, 200);
     assert!(doc["paths"]["/notes"].is_object() && doc["paths"]["/people"].is_null(), "the document of the profile's schema");

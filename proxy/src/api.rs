@@ -61,6 +61,8 @@ pub struct ApiOptions {
     pub openapi_server_url: String,
     pub cors: edge::Cors,
     pub trusted_proxies: edge::TrustedProxies,
+    /// `db-extra-search-path`
+    pub extra_search_path: Vec<String>,
 }
 
 impl ApiOptions {
@@ -73,6 +75,7 @@ impl ApiOptions {
             openapi_server_url: c.openapi_server_proxy_uri.clone().unwrap_or_else(|| "/".into()),
             cors: edge::Cors::new(c.server_cors_allowed_origins.clone()),
             trusted_proxies: edge::TrustedProxies::new(c.server_trusted_proxies.clone(), c.server_trusted_proxy_header),
+            extra_search_path: c.db_extra_search_path.clone(),
         }
     }
 
@@ -177,7 +180,7 @@ pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>>
             "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
             vec![],
         );
-        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}", role_settings: None, anonymous: false };
+        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}", role_settings: None, anonymous: false, search_path: "" };
         let outbox: Option<Vec<(String, i64)>> = match state.pool.run_if_free(&ctx, true, &statement).await {
             Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
             Err(_) => None, // the outbox is optional (sql/007), the database may be down or the pool busy
@@ -207,7 +210,17 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
         .verify(req.header("svix-id"), req.header("svix-timestamp"), req.header("svix-signature"), &req.body, now)
         .map_err(|e| rejected(e.into_api_error()))?;
     let statement = webhooks::apply(req.header("svix-id").unwrap_or_default(), &req.body).map_err(rejected)?;
-    let ctx = RequestContext { role: "clerk_webhook", claims: "", method: "POST", path: &req.path, headers: "{}", cookies: "{}", role_settings: None, anonymous: false };
+    let ctx = RequestContext {
+        role: "clerk_webhook",
+        claims: "",
+        method: "POST",
+        path: &req.path,
+        headers: "{}",
+        cookies: "{}",
+        role_settings: None,
+        anonymous: false,
+        search_path: "",
+    };
     let outcome = state.pool.run(&ctx, false, &statement).await.inspect_err(|_| metrics::count(&metrics::WEBHOOK_FAILED))?;
     let applied: Option<Value> = outcome.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
     match applied.as_ref().and_then(|v| v["outcome"].as_str()) {
@@ -394,6 +407,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         cookies: &cookies,
         role_settings: schema.role_settings(caller.role()),
         anonymous: matches!(caller, Caller::Anonymous { .. }),
+        search_path: &search_path(&schema.default_schema, &options.extra_search_path),
     };
     let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
     let mut result = state.pool.run_and(&ctx, read_only, &statement, finish).await?;
@@ -472,6 +486,15 @@ fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
         Ok(_) => Err(ApiError::bad_request("PGRST102", "The request body must be a JSON object of named arguments".into(), None)),
         Err(e) => Err(ApiError::bad_request("PGRST102", "Empty or invalid json".into(), Some(e.to_string()))),
     }
+}
+
+/// `"schema", "extra", …` for `search_path`.
+fn search_path(schema: &str, extra: &[String]) -> String {
+    std::iter::once(schema)
+        .chain(extra.iter().map(String::as_str).filter(|e| *e != schema))
+        .map(sql::ident)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `limit`/`offset` from `Range`, capped by `db-max-rows`.

@@ -16,6 +16,8 @@ use std::path::Path;
 pub struct Config {
     pub db_uri: String,
     pub db_schemas: Vec<String>,
+    /// `db-extra-search-path` (PostgREST's): after the request's schema.
+    pub db_extra_search_path: Vec<String>,
     pub db_anon_role: Option<String>,
     pub db_pool: u32,
     pub server_host: IpAddr,
@@ -195,6 +197,7 @@ impl std::error::Error for ConfigError {}
 const KEYS: &[(&str, bool)] = &[
     ("db-uri", true),
     ("db-schemas", true),
+    ("db-extra-search-path", true),
     ("db-anon-role", true),
     ("db-pool", true),
     ("server-host", true),
@@ -402,6 +405,10 @@ impl Config {
             openapi_server_proxy_uri: text("openapi-server-proxy-uri"),
             db_uri,
             db_schemas: if list("db-schemas").is_empty() { vec!["public".into()] } else { list("db-schemas") },
+            db_extra_search_path: match raw.get("db-extra-search-path") {
+                None => vec!["public".into()],
+                Some(_) => list("db-extra-search-path"),
+            },
             db_anon_role,
             db_pool: bounded("db-pool", 1, 1000, 10)? as u32,
             server_host,
@@ -508,6 +515,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("db_uri", &redact_uri(&self.db_uri))
             .field("db_schemas", &self.db_schemas)
+            .field("db_extra_search_path", &self.db_extra_search_path)
             .field("db_anon_role", &self.db_anon_role)
             .field("db_pool", &self.db_pool)
             .field("server_host", &self.server_host)

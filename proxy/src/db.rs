@@ -25,6 +25,10 @@ pub struct RequestContext<'a> {
     pub claims: &'a str,
     /// No token: database errors of privilege answer 401, not 403.
     pub anonymous: bool,
+    /// The request's schema, then `db-extra-search-path`, as PostgREST
+    /// sets `search_path` (for functions that name tables unqualified);
+    /// empty: the login role's.
+    pub search_path: &'a str,
     pub method: &'a str,
     pub path: &'a str,
     /// JSON objects, names lower-cased.
@@ -324,9 +328,9 @@ impl Pool {
         let setup = self.setup.as_str();
         let timeout_ms = self.options.statement_timeout.map(|t| t.as_millis().to_string()).unwrap_or_default();
         let role_settings = ctx.role_settings.map_or("{}", |s| s.json.as_str());
-        let setup_params: [&(dyn ToSql + Sync); 8] =
-            [&ctx.role, &ctx.claims, &ctx.method, &ctx.path, &ctx.headers, &ctx.cookies, &role_settings, &timeout_ms];
-        let setup_params = &setup_params[..if self.options.statement_timeout.is_some() { 8 } else { 7 }];
+        let setup_params: [&(dyn ToSql + Sync); 9] =
+            [&ctx.role, &ctx.claims, &ctx.method, &ctx.path, &ctx.headers, &ctx.cookies, &role_settings, &ctx.search_path, &timeout_ms];
+        let setup_params = &setup_params[..if self.options.statement_timeout.is_some() { 9 } else { 8 }];
         // The role's statement_timeout, if it sets one, replaces ours.
         let statement_timeout = ctx.role_settings.and_then(|s| s.statement_timeout).unwrap_or(self.options.statement_timeout);
         let params: Vec<&(dyn ToSql + Sync)> = statement.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
@@ -427,10 +431,11 @@ impl Pool {
 fn setup_sql(options: &PoolOptions) -> String {
     let mut sql = "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
                    set_config('request.method', $3, true), set_config('request.path', $4, true), \
-                   set_config('request.headers', $5, true), set_config('request.cookies', $6, true)"
+                   set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
+                   set_config('search_path', coalesce(nullif($8, ''), current_setting('search_path')), true)"
         .to_owned();
     if options.statement_timeout.is_some() {
-        sql.push_str(", set_config('statement_timeout', $8, true)");
+        sql.push_str(", set_config('statement_timeout', $9, true)");
     }
     // Set per transaction, so it holds behind any pooler too.
     if !options.jit {
