@@ -744,6 +744,10 @@ const TOKENS: &[&str] = &[
     "%22", "%", "%00", "%FF", "%2C", "&", "=", "::", "!inner", "!", "*", "user_id", "order_id", "status", "orders", "order_items", "x",
     "18446744073709551615", "18446744073709551616", "-1", "0", "9999999999999999999999", "'", "\"", ";", "--", "\\", "..", "+", " ",
     "é", "💥", "columns=", "on_conflict=", "order_items.limit=", "a.b.c.", "not.or=(", "...", ":", "user_2demoAlice",
+    // The rest of PostgREST's filter grammar: JSON paths, quantifiers, full
+    // text, range and array operators, quoted names.
+    "->", "->>", "attributes->", "->0", "cs.", "cd.", "ov.", "sl.", "adj.", "fts(", "english", "wfts.", "plfts(simple).", "eq(any).{",
+    "like(all).{", "{", "}", "[", "]", "is.not_null", "is.NULL", "isdistinct.", "match.", "imatch.", "%22order%20id%22",
 ];
 
 fn garbage_text(rng: &mut Rng, max_tokens: usize) -> String {
@@ -817,7 +821,8 @@ fn garbage_request(rng: &mut Rng, valid_token: &str) -> (Vec<u8>, bool) {
     let method = *rng.pick(&["GET", "GET", "POST", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO", "get"]);
     let path = match rng.below(8) {
         0 => format!("/{}", target_safe(&garbage_text(rng, 3).replace('?', "%3F"))),
-        1 => format!("/rpc/{}", rng.pick(&["redeem_coupon", "place_order", "customer_tier", "nope", "", "a/b"])),
+        1 => format!("/rpc/{}", rng.pick(&["redeem_coupon", "place_order", "customer_tier", "nope", "", "a/b", "cancel_order"])),
+        2 if rng.chance(30) => format!("/rest/v1/{}", rng.pick(&["orders", "products", "rpc/customer_tier", "", "/", "../orders"])),
         2 => rng.pick(&["/", "//", "/../../etc/passwd", "/%00", "/%ff%fe", "/orders/1", "/rpc", "/webhooks/clerk", "/metrics", "/live"]).to_string(),
         _ => format!("/{}", rng.pick(&["orders", "order_items", "cart", "wishlist", "product_reviews", "products", "coupons", "audit_log", "role_permissions"])),
     };
@@ -840,6 +845,16 @@ fn garbage_request(rng: &mut Rng, valid_token: &str) -> (Vec<u8>, bool) {
     }
     if rng.chance(40) {
         headers.push(("Prefer".into(), garbage_text(rng, 4) + *rng.pick(&["", ",return=representation", ",count=exact", ",tx=rollback", ",max-affected=0", ",handling=strict"])));
+    }
+    if rng.chance(20) {
+        let profile = *rng.pick(&["public", "analytics", "pg_catalog", "", "nope", "public, other", "\"public\""]);
+        headers.push((rng.pick(&["Accept-Profile", "Content-Profile"]).to_string(), profile.to_owned()));
+    }
+    if rng.chance(20) {
+        headers.push(("Origin".into(), rng.pick(&["https://shop.example", "null", "", "https://evil.example"]).to_string()));
+        if method == "OPTIONS" {
+            headers.push(("Access-Control-Request-Method".into(), rng.pick(&["POST", "TRACE", ""]).to_string()));
+        }
     }
     if rng.chance(30) {
         headers.push(("Range".into(), rng.pick(&["0-9", "9-0", "a-b", "-", "5-", "items=0-", "0-18446744073709551615", "18446744073709551615-", "1-1-1", ""]).to_string()));
