@@ -2,7 +2,8 @@
 //! admin ports). On the admin port only (`api::handle_admin`): `/ready`,
 //! whether it can serve requests now, and `/metrics`.
 
-use crate::response::{json, ApiError};
+use crate::error::ApiError;
+use crate::response::json;
 use http::{Response, StatusCode};
 use serde_json::json as j;
 

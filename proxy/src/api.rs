@@ -6,7 +6,8 @@ use crate::auth::{Authenticator, Caller, Credential};
 use crate::config::{Config, OpenApiMode, TxEnd};
 use crate::db::{Finish, Pool, RequestContext, RowsAllowed};
 use crate::request::{self, Count, Target};
-use crate::response::{self, ApiError, Format};
+use crate::error::ApiError;
+use crate::response::{self, Format};
 use crate::schema::Schemas;
 use crate::webhooks::{self, WebhookVerifier};
 use crate::{access_log, admin, edge, limits, metrics, plan, sql};
@@ -237,14 +238,9 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     // for reads, Content-Profile for writes and POST /rpc (PostgREST's rule).
     let schemas = state.schema();
     let profile = if matches!(req.method.as_str(), "GET" | "HEAD") { req.header("accept-profile") } else { req.header("content-profile") };
-    let schema = schemas.profile(profile.map(str::trim)).ok_or_else(|| ApiError {
-        status: http::StatusCode::NOT_ACCEPTABLE,
-        code: "PGRST106".into(),
-        message: format!("Invalid schema: {}", profile.unwrap_or_default().trim()),
-        details: None,
-        hint: Some(format!("Only the following schemas are exposed: {}", schemas.names())),
-        www_authenticate: None,
-    })?;
+    let schema = schemas
+        .profile(profile.map(str::trim))
+        .ok_or_else(|| ApiError::invalid_schema(profile.unwrap_or_default().trim(), &schemas.names()))?;
     let target = match req.path.as_str() {
         "/" => None,
         path => Some(request::parse_target(path).ok_or_else(|| ApiError::not_found_path(path))?),
@@ -289,7 +285,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     let format = response::negotiate(req.header("accept"))?;
     let is_read = matches!(req.method.as_str(), "GET" | "HEAD");
     if format == Format::Csv && !(is_read && matches!(target, Some(Target::Relation(_)))) {
-        return Err(response::not_acceptable("text/csv", "text/csv is served for reads of tables and views only"));
+        return Err(crate::error::not_acceptable("text/csv", "text/csv is served for reads of tables and views only"));
     }
     let mut applied: Vec<String> = Vec::new();
     let (statement, read_only, answer) = match (req.method.as_str(), &target) {

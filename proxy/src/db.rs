@@ -4,7 +4,7 @@
 //! pipelined, so the set-up costs no extra round trip.
 
 use crate::metrics::{self, PoolStats};
-use crate::response::ApiError;
+use crate::error::ApiError;
 use crate::schema::{self, SchemaCache, Schemas};
 use crate::sql::Statement;
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 //! write carrying Clerk's session cookie comes from a page allowed to use
 //! it (cross-site request forgery).
 
-use crate::response::ApiError;
+use crate::error::ApiError;
 use http::{HeaderValue, Response, StatusCode};
 use std::net::IpAddr;
 

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod edge;
+pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

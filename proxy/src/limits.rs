@@ -12,7 +12,7 @@
 
 use crate::config::Config;
 use crate::metrics;
-use crate::response::ApiError;
+use crate::error::ApiError;
 use http::Response;
 use http::StatusCode;
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //! The stages live in the library (`src/lib.rs`).
 
 use async_trait::async_trait;
-use clerk_proxy::{access_log, api, auth, config, db, edge, limits, metrics, response};
+use clerk_proxy::{access_log, api, auth, config, db, edge, error, limits, metrics};
 use config::Config;
 use http::Response;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
@@ -60,7 +60,7 @@ impl HttpServerApp for ProxyApp {
             Ok(Err(_)) => return None, // the connection failed mid-head
             Err(_) => {
                 metrics::count(&metrics::HTTP_REFUSED_408);
-                Some(response::ApiError::http_limit(
+                Some(error::ApiError::http_limit(
                     http::StatusCode::REQUEST_TIMEOUT,
                     "Request timeout",
                     format!("the request head did not arrive within {} s (server-header-timeout)", self.header_timeout.as_secs()),
@@ -87,7 +87,7 @@ impl HttpServerApp for ProxyApp {
 }
 
 /// A head that was read but is refused: too long a URL, too many headers.
-fn head_refusal(session: &ServerSession) -> Option<response::ApiError> {
+fn head_refusal(session: &ServerSession) -> Option<error::ApiError> {
     let head = session.req_header();
     let uri_len = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
     if uri_len > MAX_URI_BYTES {
@@ -95,7 +95,7 @@ fn head_refusal(session: &ServerSession) -> Option<response::ApiError> {
     }
     if head.headers.len() > MAX_HEADER_COUNT {
         metrics::count(&metrics::HTTP_REFUSED_431);
-        return Some(response::ApiError::http_limit(
+        return Some(error::ApiError::http_limit(
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Request header fields too large",
             format!("the request has {} headers; the limit is {MAX_HEADER_COUNT}", head.headers.len()),
@@ -106,12 +106,12 @@ fn head_refusal(session: &ServerSession) -> Option<response::ApiError> {
 
 /// A head Pingora could not parse: too large or too many headers (431),
 /// or not HTTP (400).
-fn invalid_head(e: &pingora_core::Error) -> response::ApiError {
+fn invalid_head(e: &pingora_core::Error) -> error::ApiError {
     let text = e.to_string();
     log::debug!("invalid request head: {}", text.chars().take(300).collect::<String>());
     if text.contains("larger than") || text.to_ascii_lowercase().contains("too many headers") {
         metrics::count(&metrics::HTTP_REFUSED_431);
-        return response::ApiError::http_limit(
+        return error::ApiError::http_limit(
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Request header fields too large",
             format!("at most {MAX_HEADER_COUNT} headers and 1 MiB of head"),
@@ -122,18 +122,18 @@ fn invalid_head(e: &pingora_core::Error) -> response::ApiError {
         return uri_too_long(text.len());
     }
     if text.contains("invalid uri") {
-        return response::ApiError::bad_request(
+        return error::ApiError::bad_request(
             "PGRST100",
             "Malformed HTTP request".into(),
             Some("the URL holds characters that must be percent-encoded (such as > < \" { } | ^ ` and non-ASCII): encode > as %3E, or let curl do it with -G --data-urlencode 'select=…'".into()),
         );
     }
-    response::ApiError::bad_request("PGRST100", "Malformed HTTP request".into(), Some("the request head is not valid HTTP/1.1".into()))
+    error::ApiError::bad_request("PGRST100", "Malformed HTTP request".into(), Some("the request head is not valid HTTP/1.1".into()))
 }
 
-fn uri_too_long(len: usize) -> response::ApiError {
+fn uri_too_long(len: usize) -> error::ApiError {
     metrics::count(&metrics::HTTP_REFUSED_414);
-    response::ApiError::http_limit(
+    error::ApiError::http_limit(
         http::StatusCode::URI_TOO_LONG,
         "URI too long",
         format!("the request target is about {len} bytes; the limit is {MAX_URI_BYTES} (send long filters in the body of a POST /rpc/ call)"),
@@ -191,14 +191,14 @@ impl ProxyApp {
                 Ok(Ok(Some(_))) => break,
                 Ok(Ok(None)) => break,
                 Ok(Err(e)) => {
-                    req.refused = Some(response::ApiError::bad_request("PGRST102", "Could not read the request body".into(), Some(e.to_string())));
+                    req.refused = Some(error::ApiError::bad_request("PGRST102", "Could not read the request body".into(), Some(e.to_string())));
                     break;
                 }
                 Err(_) => {
                     metrics::count(&metrics::HTTP_REFUSED_408);
                     session.set_keepalive(None);
                     return Some(
-                        response::ApiError::http_limit(
+                        error::ApiError::http_limit(
                             http::StatusCode::REQUEST_TIMEOUT,
                             "Request timeout",
                             format!("the request body did not arrive within {} s (server-body-timeout)", self.body_timeout.as_secs()),
@@ -215,7 +215,7 @@ impl ProxyApp {
             let _ = session.drain_request_body().await;
             session.set_keepalive(None);
             req.body.clear();
-            req.refused = Some(response::ApiError::payload_too_large(self.max_body));
+            req.refused = Some(error::ApiError::payload_too_large(self.max_body));
         }
         if self.admin {
             return Some(api::handle_admin(&self.state, &req).await);

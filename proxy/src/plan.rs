@@ -3,9 +3,8 @@
 //! SQL exists; what comes out names only things the cache holds.
 
 use crate::request::{CompareOp, Condition, Embed, Filter, JsonKey, JsonPath, Prefer, QueryParams, Resolution, Return, Scope, Target};
-use crate::response::ApiError;
+use crate::error::ApiError;
 use crate::schema::{Argument, Column, Function, Relation, SchemaCache};
-use http::StatusCode;
 use serde_json::{Map, Value};
 
 impl Selected {
@@ -112,14 +111,7 @@ pub struct CallPlan {
 }
 
 fn unknown_relation(cache: &SchemaCache, name: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        code: "PGRST205".into(),
-        message: format!("Could not find the table '{}.{name}' in the schema cache", cache.default_schema),
-        details: None,
-        hint: None,
-        www_authenticate: None,
-    }
+    ApiError::unknown_relation(&cache.default_schema, name)
 }
 
 /// The `Allow` header of `OPTIONS` on a path, as PostgREST answers it:
@@ -222,17 +214,7 @@ fn cast_type(cache: &SchemaCache, name: &str) -> Result<String, ApiError> {
 }
 
 fn no_relationship(cache: &SchemaCache, outer: &Relation, embedded: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "PGRST200".into(),
-        message: format!("Could not find a relationship between '{}' and '{embedded}' in the schema cache", outer.name),
-        details: Some(format!(
-            "Searched for a foreign key relationship between '{}' and '{embedded}' in the schema '{}', but no matches were found.",
-            outer.name, cache.default_schema
-        )),
-        hint: None,
-        www_authenticate: None,
-    }
+    ApiError::no_relationship(&cache.default_schema, &outer.name, embedded)
 }
 
 /// The one foreign key `e` follows from `outer` (its `!hint` may name the
@@ -245,34 +227,15 @@ fn relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> Result<crat
     match found.len() {
         0 => Err(no_relationship(cache, outer, &e.relation)),
         1 => Ok(found.remove(0)),
-        _ => Err(ApiError {
-            status: StatusCode::MULTIPLE_CHOICES,
-            code: "PGRST201".into(),
-            message: format!("Could not embed because more than one relationship was found for '{}' and '{}'", outer.name, e.relation),
-            details: Some(found.iter().map(|r| r.constraint.as_str()).collect::<Vec<_>>().join(", ")),
-            hint: Some(format!(
-                "Try changing '{}' to one of the following: {}. Find the desired relationship in the 'details' key.",
-                e.relation,
-                found.iter().map(|r| format!("'{}!{}'", e.relation, r.constraint)).collect::<Vec<_>>().join(", ")
-            )),
-            www_authenticate: None,
-        }),
+        _ => Err(ApiError::ambiguous_relationship(&outer.name, &e.relation, &found.iter().map(|r| r.constraint.as_str()).collect::<Vec<_>>())),
     }
 }
 
 fn column_of(relation: &Relation, name: &str) -> Result<Column, ApiError> {
-    relation.column(name).cloned().ok_or_else(|| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "42703".into(),
-        message: format!("column {}.{name} does not exist", relation.name),
-        details: None,
-        hint: Some(format!(
-            "Columns of {}: {}",
-            relation.name,
-            relation.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-        )),
-        www_authenticate: None,
-    })
+    relation
+        .column(name)
+        .cloned()
+        .ok_or_else(|| ApiError::unknown_column(&relation.name, name, &relation.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()))
 }
 
 fn resolve(relation: &Relation, c: &Condition) -> Result<Where, ApiError> {
@@ -297,14 +260,7 @@ pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, bod
     let parse_body = || -> Result<Value, ApiError> {
         serde_json::from_slice(body).map_err(|e| body_error("Empty or invalid json", Some(e.to_string())))
     };
-    let unknown_column = |k: &str| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "PGRST204".into(),
-        message: format!("Could not find the '{k}' column of '{}' in the schema cache", relation.name),
-        details: None,
-        hint: None,
-        www_authenticate: None,
-    };
+    let unknown_column = |k: &str| ApiError::unknown_body_column(&relation.name, k);
     let columns_of = |keys: &[&str]| -> Result<Vec<Column>, ApiError> {
         keys.iter().map(|k| relation.column(k).cloned().ok_or_else(|| unknown_column(k))).collect()
     };
@@ -468,25 +424,8 @@ pub fn call(cache: &SchemaCache, name: &str, given: &Map<String, Value>) -> Resu
     let function = cache.functions(name).iter().find(fits).ok_or_else(|| {
         let mut keys: Vec<&str> = given.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "PGRST202".into(),
-            message: format!("Could not find the function {}.{name}({}) in the schema cache", cache.default_schema, keys.join(", ")),
-            details: Some(format!(
-                "Searched for the function {}.{name} {} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.",
-                cache.default_schema,
-                match keys.len() {
-                    0 => "without parameters".to_owned(),
-                    1 => format!("with parameter {}", keys[0]),
-                    _ => format!("with parameters {}", keys.join(", ")),
-                }
-            )),
-            hint: cache.functions(name).first().map(|f| {
-                let args: Vec<String> = f.args.iter().map(|a| format!("{} {}", a.name, a.type_sql)).collect();
-                format!("{name} takes ({})", args.join(", "))
-            }),
-            www_authenticate: None,
-        }
+        let takes = cache.functions(name).first().map(|f| f.args.iter().map(|a| format!("{} {}", a.name, a.type_sql)).collect::<Vec<_>>().join(", "));
+        ApiError::no_function(&cache.default_schema, name, &keys, takes)
     })?;
     let args = function
         .args
@@ -508,6 +447,7 @@ pub fn call(cache: &SchemaCache, name: &str, given: &Map<String, Value>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
     use crate::request::parse_query;
     use crate::schema::test_cache;
     use serde_json::json;

@@ -372,7 +372,7 @@ mod tests {
         read(&plan::read(&test_cache(), "orders", &parse_query(query, false).unwrap()).unwrap(), None, 1000, false)
     }
 
-    fn write_sql(method: &str, query: &str, body: &[u8], prefer: &str) -> Result<Statement, crate::response::ApiError> {
+    fn write_sql(method: &str, query: &str, body: &[u8], prefer: &str) -> Result<Statement, crate::error::ApiError> {
         let p = plan::write(&test_cache(), "orders", method, &parse_query(query, false).unwrap(), body, &parse_prefer(Some(prefer)))?;
         Ok(write(&p))
     }

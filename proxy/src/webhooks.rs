@@ -4,7 +4,7 @@
 //! within 5 minutes); applying the event is `clerk_apply_webhook()` in SQL,
 //! run as the `clerk_webhook` role in one transaction, once per svix-id.
 
-use crate::response::ApiError;
+use crate::error::ApiError;
 use crate::sql::Statement;
 use base64::Engine;
 use hmac::{Hmac, Mac};

@@ -8,7 +8,7 @@ mod jwks;
 mod role;
 
 use crate::config::{Config, ConfigError};
-use crate::response::ApiError;
+use crate::error::ApiError;
 use cache::TokenCache;
 use clerk_jwt::{Claims, KeySet, Rules, TokenError, Verifier};
 use http::StatusCode;
