@@ -124,15 +124,7 @@ pub fn check_cookie_write(cors: &Cors, method: &str, origin: Option<&str>, host:
     if !from_elsewhere {
         return Ok(());
     }
-    let origin = origin.unwrap_or("another site");
-    Err(ApiError {
-        status: StatusCode::FORBIDDEN,
-        code: "CPCS1".into(),
-        message: format!("A request authenticated by the session cookie cannot write from {origin}"),
-        details: Some("only pages of this API's origin or of server-cors-allowed-origins may write with Clerk's __session cookie".into()),
-        hint: Some("send the session token as Authorization: Bearer <token> (await session.getToken()), or list the origin in server-cors-allowed-origins".into()),
-        www_authenticate: None,
-    })
+    Err(ApiError::cookie_write_refused(origin.unwrap_or("another site")))
 }
 
 /// supabase-js puts the API under `/rest/v1/`: those paths are served as

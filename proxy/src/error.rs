@@ -290,6 +290,31 @@ impl ApiError {
     }
 }
 
+/// Refusals of the edge and the limits.
+impl ApiError {
+    /// 403 CPCS1: a write with Clerk's session cookie from another site.
+    pub fn cookie_write_refused(origin: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "CPCS1",
+            format!("A request authenticated by the session cookie cannot write from {origin}"),
+            Some("only pages of this API's origin or of server-cors-allowed-origins may write with Clerk's __session cookie".into()),
+            Some("send the session token as Authorization: Bearer <token> (await session.getToken()), or list the origin in server-cors-allowed-origins".into()),
+        )
+    }
+
+    /// 429 PGRST429: the client already runs its share of the pool.
+    pub fn client_busy(max: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "PGRST429",
+            "Too many requests".into(),
+            Some(format!("{max} requests of this client are already running (db-max-connections-per-client)")),
+            Some("Retry when one of them has finished".into()),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -173,14 +173,7 @@ impl ClientSlots {
         let mine = running.entry(key.clone()).or_default();
         if *mine >= max {
             metrics::count(&metrics::RATE_LIMITED_CLIENT);
-            return Err(ApiError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                code: "PGRST429".into(),
-                message: "Too many requests".into(),
-                details: Some(format!("{max} requests of this client are already running (db-max-connections-per-client)")),
-                hint: Some("Retry when one of them has finished".into()),
-                www_authenticate: None,
-            });
+            return Err(ApiError::client_busy(max));
         }
         *mine += 1;
         Ok(Some(ClientSlot { running: self.running.clone(), key }))
