@@ -24,6 +24,7 @@ fn proxy() -> u16 {
                  GRANT SELECT, INSERT, UPDATE, DELETE ON public.people TO anon, authenticated;
                  CREATE FUNCTION public.get_people() RETURNS SETOF public.people LANGUAGE sql STABLE AS $$ SELECT * FROM public.people $$;
                  CREATE FUNCTION public.people_with(prefix text) RETURNS SETOF public.people LANGUAGE sql STABLE AS $$ SELECT * FROM public.people WHERE username LIKE prefix || '%' $$;
+                 CREATE FUNCTION public.echo(json) RETURNS json LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$;
                  CREATE FUNCTION public.usernames() RETURNS SETOF text LANGUAGE sql STABLE AS $$ SELECT username FROM public.people $$;
                  CREATE TABLE public.odd (\"column whitespace\" text, \"a,b\" integer);
                  INSERT INTO public.odd VALUES ('one', 1), ('two', 2);
@@ -194,4 +195,13 @@ fn an_empty_object_inserts_the_defaults() {
     assert_eq!((status, rows), (201, json!([])));
     let (status, _) = call("POST", "/odd", &[], Some("[]"));
     assert_eq!(status, 201);
+}
+
+// A function with one unnamed json/jsonb parameter takes the whole body.
+#[test]
+fn a_single_unnamed_json_parameter_takes_the_whole_body() {
+    let (status, echoed) = call("POST", "/rpc/echo", &[], Some(r#"{"a": 1, "b": [2, {"c": null}]}"#));
+    assert_eq!((status, echoed), (200, json!({"a": 1, "b": [2, {"c": null}]})));
+    let (status, echoed) = call("GET", "/rpc/echo?a=1&b=x", &[], None);
+    assert_eq!((status, echoed), (200, json!({"a": "1", "b": "x"})));
 }

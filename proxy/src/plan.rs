@@ -421,7 +421,12 @@ pub fn call(cache: &SchemaCache, name: &str, given: &Map<String, Value>) -> Resu
         given.keys().all(|k| f.args.iter().any(|a| &a.name == k))
             && f.args.iter().all(|a| a.has_default || given.contains_key(&a.name))
     };
-    let function = cache.functions(name).iter().find(fits).ok_or_else(|| {
+    let named = cache.functions(name).iter().filter(|f| !f.takes_whole_body()).find(fits);
+    if let (None, Some(whole)) = (named, cache.functions(name).iter().find(|f| f.takes_whole_body())) {
+        let body = Value::Object(given.clone()).to_string();
+        return Ok(CallPlan { function: whole.clone(), args: vec![(whole.args[0].clone(), Some(body))] });
+    }
+    let function = named.ok_or_else(|| {
         let mut keys: Vec<&str> = given.keys().map(String::as_str).collect();
         keys.sort_unstable();
         let takes = cache.functions(name).first().map(|f| f.args.iter().map(|a| format!("{} {}", a.name, a.type_sql)).collect::<Vec<_>>().join(", "));

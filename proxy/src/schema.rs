@@ -48,6 +48,14 @@ impl Writable {
     }
 }
 
+impl Function {
+    /// One unnamed `json`/`jsonb` parameter: PostgREST passes it the whole
+    /// request body (or the query's arguments as one object).
+    pub fn takes_whole_body(&self) -> bool {
+        matches!(self.args.as_slice(), [a] if a.name.is_empty() && matches!(a.type_sql.as_str(), "json" | "jsonb"))
+    }
+}
+
 impl Relation {
     /// The `Allow` header of `OPTIONS` on it, as PostgREST builds it.
     pub fn allow(&self) -> String {
@@ -231,7 +239,7 @@ impl SchemaCache {
         let mut by_name: HashMap<String, Vec<Function>> = HashMap::new();
         // Arguments are passed by name: a function with an unnamed one
         // cannot be called through the API.
-        for f in functions.into_iter().filter(|f| f.schema == default_schema && f.args.iter().all(|a| !a.name.is_empty())) {
+        for f in functions.into_iter().filter(|f| f.schema == default_schema && (f.args.iter().all(|a| !a.name.is_empty()) || f.takes_whole_body())) {
             by_name.entry(f.name.clone()).or_default().push(f);
         }
         SchemaCache {

@@ -193,7 +193,15 @@ impl Builder {
 
     /// `"schema"."f"("a" := $1, …)`
     fn call_expr(&mut self, plan: &CallPlan) -> String {
-        let args: Vec<String> = plan.args.iter().map(|(a, v)| format!("{} := {}", ident(&a.name), self.param(v.clone(), &a.type_sql))).collect();
+        let args: Vec<String> = plan
+            .args
+            .iter()
+            .map(|(a, v)| {
+                let value = self.param(v.clone(), &a.type_sql);
+                // An unnamed parameter (the whole body) is passed by position.
+                if a.name.is_empty() { value } else { format!("{} := {value}", ident(&a.name)) }
+            })
+            .collect();
         format!("{}.{}({})", ident(&plan.function.schema), ident(&plan.function.name), args.join(", "))
     }
 
