@@ -24,6 +24,9 @@ fn proxy() -> u16 {
                  GRANT SELECT, INSERT, UPDATE, DELETE ON public.people TO anon, authenticated;
                  CREATE FUNCTION public.get_people() RETURNS SETOF public.people LANGUAGE sql STABLE AS $$ SELECT * FROM public.people $$;
                  CREATE FUNCTION public.people_with(prefix text) RETURNS SETOF public.people LANGUAGE sql STABLE AS $$ SELECT * FROM public.people WHERE username LIKE prefix || '%' $$;
+                 CREATE FUNCTION public.twice(x integer) RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT x * 2 $$;
+                 CREATE FUNCTION public.twice(x text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT x || x $$;
+                 CREATE FUNCTION public.twice(x integer, times integer) RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT x * times $$;
                  CREATE FUNCTION public.echo(json) RETURNS json LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$;
                  CREATE FUNCTION public.usernames() RETURNS SETOF text LANGUAGE sql STABLE AS $$ SELECT username FROM public.people $$;
                  CREATE TABLE public.odd (\"column whitespace\" text, \"a,b\" integer);
@@ -204,4 +207,18 @@ fn a_single_unnamed_json_parameter_takes_the_whole_body() {
     assert_eq!((status, echoed), (200, json!({"a": 1, "b": [2, {"c": null}]})));
     let (status, echoed) = call("GET", "/rpc/echo?a=1&b=x", &[], None);
     assert_eq!((status, echoed), (200, json!({"a": "1", "b": "x"})));
+}
+
+// Overloads are chosen by argument names; when several take the same
+// names PostgREST answers 300 PGRST203.
+#[test]
+fn overloads_by_argument_names_and_ambiguity() {
+    let (status, n) = call("POST", "/rpc/twice", &[], Some(r#"{"x": 3, "times": 4}"#));
+    assert_eq!((status, n), (200, json!(12)));
+    let (status, err) = call("POST", "/rpc/twice", &[], Some(r#"{"x": 3}"#));
+    assert_eq!(status, 300, "{err}");
+    assert_eq!(err["code"], "PGRST203");
+    let message = err["message"].as_str().unwrap();
+    assert!(message.starts_with("Could not choose the best candidate function between: public.twice(x => integer)"), "{message}");
+    assert!(message.contains("public.twice(x => text)"), "{message}");
 }

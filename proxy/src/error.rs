@@ -258,6 +258,17 @@ impl ApiError {
         )
     }
 
+    /// 300 PGRST203: several overloads take these arguments.
+    pub fn ambiguous_function(candidates: &[String]) -> ApiError {
+        ApiError::new(
+            StatusCode::MULTIPLE_CHOICES,
+            "PGRST203",
+            format!("Could not choose the best candidate function between: {}", candidates.join(", ")),
+            None,
+            Some("Try renaming the parameters or the function itself in the database so function overloading can be resolved".into()),
+        )
+    }
+
     /// 400 42703: a column the relation does not have (`columns`: those it has).
     pub fn unknown_column(relation: &str, name: &str, columns: &[&str]) -> ApiError {
         ApiError::new(

@@ -421,7 +421,16 @@ pub fn call(cache: &SchemaCache, name: &str, given: &Map<String, Value>) -> Resu
         given.keys().all(|k| f.args.iter().any(|a| &a.name == k))
             && f.args.iter().all(|a| a.has_default || given.contains_key(&a.name))
     };
-    let named = cache.functions(name).iter().filter(|f| !f.takes_whole_body()).find(fits);
+    let fitting: Vec<&Function> = cache.functions(name).iter().filter(|f| !f.takes_whole_body()).filter(fits).collect();
+    if fitting.len() > 1 {
+        let mut candidates: Vec<String> = fitting
+            .iter()
+            .map(|f| format!("{}.{name}({})", f.schema, f.args.iter().map(|a| format!("{} => {}", a.name, a.type_sql)).collect::<Vec<_>>().join(", ")))
+            .collect();
+        candidates.sort();
+        return Err(ApiError::ambiguous_function(&candidates));
+    }
+    let named = fitting.first().copied();
     if let (None, Some(whole)) = (named, cache.functions(name).iter().find(|f| f.takes_whole_body())) {
         let body = Value::Object(given.clone()).to_string();
         return Ok(CallPlan { function: whole.clone(), args: vec![(whole.args[0].clone(), Some(body))] });
