@@ -222,3 +222,19 @@ fn overloads_by_argument_names_and_ambiguity() {
     assert!(message.starts_with("Could not choose the best candidate function between: public.twice(x => integer)"), "{message}");
     assert!(message.contains("public.twice(x => text)"), "{message}");
 }
+
+// `Prefer: timezone`: the transaction's TimeZone, echoed in
+// Preference-Applied; an unknown zone is not applied (and refused with
+// handling=strict).
+#[test]
+fn prefer_timezone_sets_the_transaction_time_zone() {
+    let headers: Vec<(String, String)> = vec![("Prefer".into(), "timezone=America/Los_Angeles".into())];
+    let (status, head, body) = http(proxy(), "GET", "/rpc/request_setting?name=TimeZone", &headers, None);
+    assert_eq!((status, body.as_str()), (200, "\"America/Los_Angeles\""));
+    assert!(head.to_ascii_lowercase().contains("preference-applied: timezone=america/los_angeles"), "{head}");
+    let (status, zone) = call("GET", "/rpc/request_setting?name=TimeZone", &[("Prefer", "timezone=Mars/Olympus")], None);
+    assert_eq!(status, 200);
+    assert_ne!(zone, json!("Mars/Olympus"));
+    let (status, err) = call("GET", "/rpc/request_setting?name=TimeZone", &[("Prefer", "handling=strict, timezone=Mars/Olympus")], None);
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST122")), "{err}");
+}

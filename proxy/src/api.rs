@@ -181,7 +181,7 @@ pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>>
             "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
             vec![],
         );
-        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}", role_settings: None, anonymous: false, search_path: "" };
+        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}", role_settings: None, anonymous: false, search_path: "", timezone: "" };
         let outbox: Option<Vec<(String, i64)>> = match state.pool.run_if_free(&ctx, true, &statement).await {
             Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
             Err(_) => None, // the outbox is optional (sql/007), the database may be down or the pool busy
@@ -221,6 +221,7 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
         role_settings: None,
         anonymous: false,
         search_path: "",
+        timezone: "",
     };
     let outcome = state.pool.run(&ctx, false, &statement).await.inspect_err(|_| metrics::count(&metrics::WEBHOOK_FAILED))?;
     let applied: Option<Value> = outcome.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
@@ -272,6 +273,14 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     let options = &state.options;
     let parse_error = |e: request::ParseError| ApiError::bad_request("PGRST100", e.message, Some(e.details));
     let mut prefer = request::parse_prefer(req.header("prefer"));
+    // A time zone the database does not know is a preference not understood.
+    if let Some(tz) = prefer.timezone.take() {
+        if schema.knows_timezone(&tz) {
+            prefer.timezone = Some(tz);
+        } else {
+            prefer.unknown.push(format!("timezone={tz}"));
+        }
+    }
     if prefer.strict && !prefer.unknown.is_empty() {
         return Err(ApiError::bad_request(
             "PGRST122",
@@ -287,7 +296,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     if format == Format::Csv && !(is_read && matches!(target, Some(Target::Relation(_)))) {
         return Err(crate::error::not_acceptable("text/csv", "text/csv is served for reads of tables and views only"));
     }
-    let mut applied: Vec<String> = Vec::new();
+    let mut applied: Vec<String> = prefer.timezone.iter().map(|tz| format!("timezone={tz}")).collect();
     let (statement, read_only, answer) = match (req.method.as_str(), &target) {
         ("GET" | "HEAD", None) => {
             if options.openapi_mode == OpenApiMode::Disabled {
@@ -404,6 +413,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         role_settings: schema.role_settings(caller.role()),
         anonymous: matches!(caller, Caller::Anonymous { .. }),
         search_path: &search_path(&schema.default_schema, &options.extra_search_path),
+        timezone: prefer.timezone.as_deref().unwrap_or(""),
     };
     let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
     let mut result = state.pool.run_and(&ctx, read_only, &statement, finish).await?;

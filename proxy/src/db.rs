@@ -29,6 +29,8 @@ pub struct RequestContext<'a> {
     /// sets `search_path` (for functions that name tables unqualified);
     /// empty: the login role's.
     pub search_path: &'a str,
+    /// `Prefer: timezone=…` (a known time zone); empty: the session's.
+    pub timezone: &'a str,
     pub method: &'a str,
     pub path: &'a str,
     /// JSON objects, names lower-cased.
@@ -328,9 +330,9 @@ impl Pool {
         let setup = self.setup.as_str();
         let timeout_ms = self.options.statement_timeout.map(|t| t.as_millis().to_string()).unwrap_or_default();
         let role_settings = ctx.role_settings.map_or("{}", |s| s.json.as_str());
-        let setup_params: [&(dyn ToSql + Sync); 9] =
-            [&ctx.role, &ctx.claims, &ctx.method, &ctx.path, &ctx.headers, &ctx.cookies, &role_settings, &ctx.search_path, &timeout_ms];
-        let setup_params = &setup_params[..if self.options.statement_timeout.is_some() { 9 } else { 8 }];
+        let setup_params: [&(dyn ToSql + Sync); 10] =
+            [&ctx.role, &ctx.claims, &ctx.method, &ctx.path, &ctx.headers, &ctx.cookies, &role_settings, &ctx.search_path, &ctx.timezone, &timeout_ms];
+        let setup_params = &setup_params[..if self.options.statement_timeout.is_some() { 10 } else { 9 }];
         // The role's statement_timeout, if it sets one, replaces ours.
         let statement_timeout = ctx.role_settings.and_then(|s| s.statement_timeout).unwrap_or(self.options.statement_timeout);
         let params: Vec<&(dyn ToSql + Sync)> = statement.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
@@ -432,10 +434,11 @@ fn setup_sql(options: &PoolOptions) -> String {
     let mut sql = "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
                    set_config('request.method', $3, true), set_config('request.path', $4, true), \
                    set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
-                   set_config('search_path', coalesce(nullif($8, ''), current_setting('search_path')), true)"
+                   set_config('search_path', coalesce(nullif($8, ''), current_setting('search_path')), true), \
+                   set_config('timezone', coalesce(nullif($9, ''), current_setting('timezone')), true)"
         .to_owned();
     if options.statement_timeout.is_some() {
-        sql.push_str(", set_config('statement_timeout', $9, true)");
+        sql.push_str(", set_config('statement_timeout', $10, true)");
     }
     // Set per transaction, so it holds behind any pooler too.
     if !options.jit {
@@ -547,6 +550,13 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
         .into_iter()
         .map(|r| schema::TypeRow { schema: r.get(0), name: r.get(1) })
         .collect::<Vec<_>>();
+    let timezones: Vec<String> = client
+        .query_typed(schema::TIMEZONES_SQL, &[])
+        .await
+        .map_err(|e| format!("cannot read the time zones: {e}"))?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
     let mut caches = Vec::new();
     for name in schemas {
         let foreign_keys = client
@@ -559,7 +569,8 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
         // `new` keeps the relations and functions of `name` only.
         let cache = SchemaCache::new(name, relations.clone(), functions.clone(), foreign_keys)
             .with_types(types.clone())
-            .with_role_settings(role_settings.clone());
+            .with_role_settings(role_settings.clone())
+            .with_timezones(timezones.clone());
         caches.push(cache);
     }
     Ok(Schemas::new(caches))

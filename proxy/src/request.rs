@@ -355,6 +355,9 @@ pub struct Prefer {
     pub max_affected: Option<u64>,
     /// `tx=rollback` (true) or `tx=commit` (false).
     pub tx_rollback: Option<bool>,
+    /// `timezone=…`: the transaction's TimeZone (checked against the
+    /// database's time zones before it is applied).
+    pub timezone: Option<String>,
     /// What was not understood, for `handling=strict`.
     pub unknown: Vec<String>,
 }
@@ -377,8 +380,9 @@ pub fn parse_prefer(header: Option<&str>) -> Prefer {
             "handling=lenient" => p.strict = false,
             "tx=rollback" => p.tx_rollback = Some(true),
             "tx=commit" => p.tx_rollback = Some(false),
-            other => match other.strip_prefix("max-affected=").map(str::parse::<u64>) {
-                Some(Ok(n)) => p.max_affected = Some(n),
+            other => match (other.strip_prefix("max-affected=").map(str::parse::<u64>), other.strip_prefix("timezone=")) {
+                (Some(Ok(n)), _) => p.max_affected = Some(n),
+                (_, Some(tz)) if !tz.is_empty() => p.timezone = Some(tz.to_owned()),
                 _ => p.unknown.push(other.to_owned()),
             },
         }

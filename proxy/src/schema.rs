@@ -136,6 +136,8 @@ pub struct SchemaCache {
     types: HashMap<String, String>,
     /// `ALTER ROLE … SET` of the roles requests run as (`ROLE_SETTINGS_SQL`).
     role_settings: HashMap<String, RoleSettings>,
+    /// `pg_timezone_names`, for `Prefer: timezone=…`.
+    timezones: std::collections::HashSet<String>,
 }
 
 /// The cache of every exposed schema (`db-schemas`), the first the
@@ -249,7 +251,19 @@ impl SchemaCache {
             foreign_keys,
             types: HashMap::new(),
             role_settings: HashMap::new(),
+            timezones: Default::default(),
         }
+    }
+
+    /// The cache with the database's time zone names.
+    pub fn with_timezones(mut self, names: impl IntoIterator<Item = String>) -> SchemaCache {
+        self.timezones = names.into_iter().collect();
+        self
+    }
+
+    /// Whether `name` is a time zone the database knows (`Prefer: timezone`).
+    pub fn knows_timezone(&self, name: &str) -> bool {
+        self.timezones.contains(name)
     }
 
     /// The cache with the roles' settings (`ROLE_SETTINGS_SQL`'s rows, this
@@ -376,6 +390,8 @@ SELECT r.rolname::text, kv[1], kv[2]
   JOIN pg_settings ps ON ps.name = kv[1] AND ps.context = 'user'
  WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
  ORDER BY s.setdatabase, r.rolname";
+
+pub const TIMEZONES_SQL: &str = "SELECT name FROM pg_timezone_names";
 
 pub const TYPES_SQL: &str = "
 SELECT n.nspname::text, t.typname::text
