@@ -27,6 +27,8 @@ fn proxy() -> u16 {
                  CREATE FUNCTION public.twice(x integer) RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT x * 2 $$;
                  CREATE FUNCTION public.twice(x text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT x || x $$;
                  CREATE FUNCTION public.twice(x integer, times integer) RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT x * times $$;
+                 CREATE FUNCTION public.total(nums integer[]) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT sum(n) FROM unnest(nums) n $$;
+                 CREATE FUNCTION public.joined(words text[]) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT array_to_string(words, '+') $$;
                  CREATE FUNCTION public.echo(json) RETURNS json LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$;
                  CREATE FUNCTION public.usernames() RETURNS SETOF text LANGUAGE sql STABLE AS $$ SELECT username FROM public.people $$;
                  CREATE TABLE public.odd (\"column whitespace\" text, \"a,b\" integer);
@@ -237,4 +239,17 @@ fn prefer_timezone_sets_the_transaction_time_zone() {
     assert_ne!(zone, json!("Mars/Olympus"));
     let (status, err) = call("GET", "/rpc/request_setting?name=TimeZone", &[("Prefer", "handling=strict, timezone=Mars/Olympus")], None);
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST122")), "{err}");
+}
+
+// Array arguments: a JSON array in the body, repeated keys in a GET.
+#[test]
+fn array_arguments_from_json_and_repeated_keys() {
+    let (status, n) = call("POST", "/rpc/total", &[], Some(r#"{"nums": [1, 2, 3]}"#));
+    assert_eq!((status, n), (200, json!(6)));
+    let (status, n) = call("GET", "/rpc/total?nums=4&nums=5", &[], None);
+    assert_eq!((status, n), (200, json!(9)));
+    let (status, n) = call("GET", "/rpc/total?nums=%7B7,8%7D", &[], None);
+    assert_eq!((status, n), (200, json!(15)), "an array literal as one value");
+    let (status, w) = call("POST", "/rpc/joined", &[], Some(r#"{"words": ["a,b", "c\"d", null]}"#));
+    assert_eq!((status, w), (200, json!("a,b+c\"d")));
 }

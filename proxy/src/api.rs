@@ -334,7 +334,21 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             let mut q = request::parse_query(&req.query, true).map_err(parse_error)?;
             let args = match req.method.as_str() {
                 "POST" => body_object(&json_body(req)?)?,
-                _ => std::mem::take(&mut q.rpc_args).into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+                // A repeated key is an array argument (`?ids=1&ids=2`), as PostgREST reads it.
+                _ => {
+                    let mut args = Map::new();
+                    for (k, v) in std::mem::take(&mut q.rpc_args) {
+                        match args.remove(&k) {
+                            None => args.insert(k, Value::String(v)),
+                            Some(Value::Array(mut values)) => {
+                                values.push(Value::String(v));
+                                args.insert(k, Value::Array(values))
+                            }
+                            Some(first) => args.insert(k, Value::Array(vec![first, Value::String(v)])),
+                        };
+                    }
+                    args
+                }
             };
             let call = plan::call(&schema, name, &args)?;
             // GET calls run READ ONLY, so a volatile function cannot write through GET.

@@ -364,6 +364,16 @@ pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, bod
     Ok(WritePlan { relation, kind, filter, returning: read.select, returning_embeds: read.embeds, return_: prefer.return_ })
 }
 
+/// `["a", 1, null, [2]]` → `{"a","1",NULL,{"2"}}`.
+fn pg_array(items: &[Value]) -> String {
+    let element = |v: &Value| match v {
+        Value::Null => "NULL".to_owned(),
+        Value::Array(inner) => pg_array(inner),
+        other => format!("\"{}\"", json_text(other).replace('\\', "\\\\").replace('"', "\\\"")),
+    };
+    format!("{{{}}}", items.iter().map(element).collect::<Vec<_>>().join(","))
+}
+
 /// A JSON scalar as the text a URL filter would carry.
 fn json_text(v: &Value) -> String {
     match v {
@@ -449,6 +459,8 @@ pub fn call(cache: &SchemaCache, name: &str, given: &Map<String, Value>) -> Resu
                 let text = match v {
                     Value::Null => None,
                     Value::String(s) => Some(s.clone()),
+                    // A JSON array for an array parameter: PostgreSQL's array literal.
+                    Value::Array(items) if a.type_sql.ends_with("[]") => Some(pg_array(items)),
                     other => Some(other.to_string()),
                 };
                 (a.clone(), text)
@@ -465,6 +477,11 @@ mod tests {
     use crate::request::parse_query;
     use crate::schema::test_cache;
     use serde_json::json;
+
+    #[test]
+    fn json_arrays_become_postgres_array_literals() {
+        assert_eq!(pg_array(&serde_json::from_str::<Vec<Value>>(r#"["a", 1, null, [2, "x\"y"], true]"#).unwrap()), r#"{"a","1",NULL,{"2","x\"y"},"true"}"#);
+    }
 
     #[test]
     fn resolves_known_names() {
