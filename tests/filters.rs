@@ -42,10 +42,8 @@ fn url(query: &str) -> String {
 
 /// The ids a filter selects, in order.
 fn ids(filter: &str) -> Value {
-    let (status, _, body) = http(proxy(), "GET", &url(&format!("/items?select=id&order=id&{filter}")), &[], None);
-    assert_eq!(status, 200, "{filter}: {body}");
-    let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
-    Value::Array(rows.into_iter().map(|r| r["id"].clone()).collect())
+    let rows = read(&format!("select=id&order=id&{filter}"));
+    Value::Array(rows.as_array().unwrap().iter().map(|r| r["id"].clone()).collect())
 }
 
 fn refused_url(filter: &str) -> Value {

@@ -62,8 +62,8 @@ pub struct ApiOptions {
     pub openapi_server_url: String,
     pub cors: edge::Cors,
     pub trusted_proxies: edge::TrustedProxies,
-    /// `db-extra-search-path`
-    pub extra_search_path: Vec<String>,
+    /// Each exposed schema's `search_path`: itself, then `db-extra-search-path`.
+    pub search_paths: std::collections::HashMap<String, String>,
 }
 
 impl ApiOptions {
@@ -76,7 +76,7 @@ impl ApiOptions {
             openapi_server_url: c.openapi_server_proxy_uri.clone().unwrap_or_else(|| "/".into()),
             cors: edge::Cors::new(c.server_cors_allowed_origins.clone()),
             trusted_proxies: edge::TrustedProxies::new(c.server_trusted_proxies.clone(), c.server_trusted_proxy_header),
-            extra_search_path: c.db_extra_search_path.clone(),
+            search_paths: c.db_schemas.iter().map(|s| (s.clone(), search_path(s, &c.db_extra_search_path))).collect(),
         }
     }
 
@@ -334,29 +334,15 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             let mut q = request::parse_query(&req.query, true).map_err(parse_error)?;
             let args = match req.method.as_str() {
                 "POST" => body_object(&json_body(req)?)?,
-                // A repeated key is an array argument (`?ids=1&ids=2`), as PostgREST reads it.
-                _ => {
-                    let mut args = Map::new();
-                    for (k, v) in std::mem::take(&mut q.rpc_args) {
-                        match args.remove(&k) {
-                            None => args.insert(k, Value::String(v)),
-                            Some(Value::Array(mut values)) => {
-                                values.push(Value::String(v));
-                                args.insert(k, Value::Array(values))
-                            }
-                            Some(first) => args.insert(k, Value::Array(vec![first, Value::String(v)])),
-                        };
-                    }
-                    args
-                }
+                _ => query_args(std::mem::take(&mut q.rpc_args)),
             };
             let call = plan::call(&schema, name, &args)?;
             // GET calls run READ ONLY, so a volatile function cannot write through GET.
             let read_only = req.method != "POST";
-            if call.function.returns_set && call.function.returns_relation.is_some() {
+            if let Some(relation) = call.function.rows_of().map(str::to_owned) {
                 // Rows of a table or view: read as that relation, as PostgREST does.
                 bound_rows(&mut q, req.header("range"), options.max_rows).map_err(parse_error)?;
-                let p = plan::call_as_relation(&schema, call, &q)?.expect("a set of a relation's rows");
+                let p = plan::call_as_relation(&schema, &relation, call, &q)?;
                 if let Some(count) = prefer.count {
                     applied.push(format!("count={}", count_name(count)));
                 }
@@ -392,11 +378,11 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     let claims = match &caller {
         Caller::Anonymous { role } => json!({ "role": role }).to_string(),
         Caller::User { claims, claims_json, .. } if claims.contains_key("role") => claims_json.to_string(),
-        Caller::User { claims, role, .. } => {
-            let mut with_role = (**claims).clone();
-            with_role.insert("role".into(), Value::String(role.clone()));
-            Value::Object(with_role).to_string()
-        }
+        // The verified (cached) JSON with the role put in front: no re-encoding.
+        Caller::User { claims_json, role, .. } => match claims_json.strip_prefix('{').filter(|rest| *rest != "}") {
+            Some(rest) => format!("{{\"role\":{},{rest}", Value::String(role.clone())),
+            None => json!({ "role": role }).to_string(),
+        },
     };
     // The client's address replaces what it said about itself.
     let client = req.client_ip.map(|ip| ip.to_string());
@@ -426,7 +412,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         cookies: &cookies,
         role_settings: schema.role_settings(caller.role()),
         anonymous: matches!(caller, Caller::Anonymous { .. }),
-        search_path: &search_path(&schema.default_schema, &options.extra_search_path),
+        search_path: options.search_paths.get(&schema.default_schema).map_or("", String::as_str),
         timezone: prefer.timezone.as_deref().unwrap_or(""),
     };
     let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
@@ -515,6 +501,24 @@ fn search_path(schema: &str, extra: &[String]) -> String {
         .map(sql::ident)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A `GET /rpc/…`'s arguments; a repeated key is an array argument
+/// (`?ids=1&ids=2`), as PostgREST reads it.
+fn query_args(pairs: Vec<(String, String)>) -> Map<String, Value> {
+    let mut args = Map::new();
+    for (k, v) in pairs {
+        let value = match args.remove(&k) {
+            None => Value::String(v),
+            Some(Value::Array(mut values)) => {
+                values.push(Value::String(v));
+                Value::Array(values)
+            }
+            Some(first) => Value::Array(vec![first, Value::String(v)]),
+        };
+        args.insert(k, value);
+    }
+    args
 }
 
 /// `limit`/`offset` from `Range`, capped by `db-max-rows`.

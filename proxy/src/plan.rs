@@ -415,14 +415,13 @@ fn put_key(relation: &Relation, filter: &[Where], q: &QueryParams) -> Result<Vec
     Ok(found)
 }
 
-/// A set-returning function's result read as the relation it returns rows
-/// of, with the request's `select`, filters, `order` and range. None: the
-/// function does not return rows of a table or view.
-pub fn call_as_relation(cache: &SchemaCache, call: CallPlan, q: &QueryParams) -> Result<Option<ReadPlan>, ApiError> {
-    let Some(relation) = call.function.returns_relation.clone().filter(|_| call.function.returns_set) else { return Ok(None) };
-    let mut plan = read(cache, &relation, q)?;
+/// A set-returning function's result read as `relation`, the table or view
+/// it returns rows of (`Function::rows_of`), with the request's `select`,
+/// filters, `order` and range.
+pub fn call_as_relation(cache: &SchemaCache, relation: &str, call: CallPlan, q: &QueryParams) -> Result<ReadPlan, ApiError> {
+    let mut plan = read(cache, relation, q)?;
     plan.call = Some(call);
-    Ok(Some(plan))
+    Ok(plan)
 }
 
 /// A function call with named arguments (a JSON object, or query pairs).

@@ -49,6 +49,11 @@ impl Writable {
 }
 
 impl Function {
+    /// The table or view a set-returning function returns rows of.
+    pub fn rows_of(&self) -> Option<&str> {
+        self.returns_relation.as_deref().filter(|_| self.returns_set)
+    }
+
     /// One unnamed `json`/`jsonb` parameter: PostgREST passes it the whole
     /// request body (or the query's arguments as one object).
     pub fn takes_whole_body(&self) -> bool {

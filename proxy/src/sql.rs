@@ -86,19 +86,18 @@ impl Builder {
                 // What a filter value is read as: the column's type, or
                 // text after `->>` and jsonb after `->`.
                 let value_type = match path.last() {
-                    None => column.type_sql.clone(),
-                    Some(step) if step.as_text => "text".to_owned(),
-                    Some(_) => "jsonb".to_owned(),
+                    None => column.type_sql.as_str(),
+                    Some(step) if step.as_text => "text",
+                    Some(_) => "jsonb",
                 };
-                let column = &Column { type_sql: value_type, ..column.clone() };
                 let test = match filter {
-                    Filter::Compare(op, v) => format!("{col} {} {}", op.sql(), self.param(Some(v.clone()), &column.type_sql)),
+                    Filter::Compare(op, v) => format!("{col} {} {}", op.sql(), self.param(Some(v.clone()), value_type)),
                     Filter::Pattern(op, v) => format!("{col}::text {} {}", op.sql(), self.param(Some(pattern(*op, v)), "text")),
                     Filter::Quantified { op, all, values } => {
                         let quantifier = if *all { "ALL" } else { "ANY" };
                         match op {
                             QuantifiedOp::Compare(op) => {
-                                let array = self.param(Some(array_literal(values)), &format!("{}[]", column.type_sql));
+                                let array = self.param(Some(array_literal(values)), &format!("{value_type}[]"));
                                 format!("{col} {} {quantifier}({array})", op.sql())
                             }
                             QuantifiedOp::Pattern(op) => {
@@ -109,7 +108,7 @@ impl Builder {
                     }
                     Filter::In(items) => {
                         let array = array_literal(items);
-                        format!("{col} = ANY({})", self.param(Some(array), &format!("{}[]", column.type_sql)))
+                        format!("{col} = ANY({})", self.param(Some(array), &format!("{value_type}[]")))
                     }
                     Filter::Is(v) => format!(
                         "{col} IS {}",
@@ -125,10 +124,10 @@ impl Builder {
                         // A tsvector column as it is; text (or json) through to_tsvector, as PostgREST does.
                         let config = language.as_ref().map(|l| format!("{}, ", self.param(Some(l.clone()), "regconfig")));
                         let config = config.unwrap_or_default();
-                        let vector = if column.type_sql == "tsvector" { col.clone() } else { format!("to_tsvector({config}{col})") };
+                        let vector = if value_type == "tsvector" { col.clone() } else { format!("to_tsvector({config}{col})") };
                         format!("{vector} @@ {}({config}{})", kind.function(), self.param(Some(query.clone()), "text"))
                     }
-                    Filter::Set(op, v) => format!("{col} {} {}", op.sql(), self.param(Some(v.clone()), &column.type_sql)),
+                    Filter::Set(op, v) => format!("{col} {} {}", op.sql(), self.param(Some(v.clone()), value_type)),
                 };
                 if *negated { format!("NOT ({test})") } else { test }
             }
