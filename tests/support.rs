@@ -201,14 +201,18 @@ pub fn start_proxy(config: &str) -> (Running, u16) {
         .unwrap();
     kill_at_exit(child.id());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // Every listener: the API port and, when configured, the admin port
+    // (they open one after the other).
+    let admin = config.lines().find_map(|l| l.trim().strip_prefix("admin-server-port")?.trim().strip_prefix('=')?.trim().parse::<u16>().ok());
+    let listening = |p: u16| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok();
+    while !(listening(port) && admin.is_none_or(listening)) {
         if let Ok(Some(status)) = child.try_wait() {
             let mut err = String::new();
             use std::io::Read;
             child.stderr.take().map(|mut e| e.read_to_string(&mut err));
             panic!("clerk-proxy exited with {status}: {err}");
         }
-        assert!(Instant::now() < deadline, "clerk-proxy did not start listening on {port}");
+        assert!(Instant::now() < deadline, "clerk-proxy did not start listening on {port} (admin {admin:?})");
         std::thread::sleep(Duration::from_millis(50));
     }
     (Running(child), port)
