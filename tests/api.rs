@@ -174,7 +174,8 @@ fn bad_requests_are_clear_4xx_and_injection_stays_a_value() {
         ("/orders?status=equals.x", 400, "PGRST100"),
         ("/orders?order_id=eq.not-a-number", 400, "22P02"),
         ("/orders?user_id=eq.usr_bad", 400, "22P02"),
-        ("/orders?limit=-5", 400, "PGRST100"),
+        ("/orders?limit=-5", 416, "PGRST103"),
+        ("/orders?limit=x", 400, "PGRST100"),
     ] {
         let (s, err) = get(path, Some(&alice));
         assert_eq!((s, err["code"].as_str()), (status, Some(code)), "{path}: {err}");
@@ -212,14 +213,14 @@ fn writes_go_through_rls() {
     let port = proxy().1;
     let auth = |t: &str| vec![("Authorization".to_owned(), format!("Bearer {t}"))];
     let (status, headers, _) = http(port, "PATCH", "/cart?product_id=eq.5", &auth(&bob), Some(r#"{"quantity": 99}"#));
-    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/0")));
+    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/*")));
     let (status, headers, _) = http(port, "DELETE", "/cart?product_id=eq.5", &auth(&bob), None);
-    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/0")));
+    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/*")));
     // Alice's own update and delete work.
     let (status, rows) = call("PATCH", "/cart?product_id=eq.5&select=quantity", Some(&alice), &representation, Some(&json!({"quantity": 3})));
     assert_eq!((status, rows), (200, json!([{"quantity": 3}])));
     let (status, headers, _) = http(port, "DELETE", "/cart?product_id=eq.5", &auth(&alice), None);
-    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/1")));
+    assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/*")), "PostgREST's Content-Range of a DELETE");
     // return=headers-only: 201 and the new row's Location, by primary key.
     let (status, headers, body) = http(port, "POST", "/wishlist", &[auth(&alice), vec![("Prefer".to_owned(), "return=headers-only".to_owned())]].concat(), Some(r#"{"product_id": 7}"#));
     assert_eq!(status, 201, "{body}");
@@ -418,12 +419,13 @@ fn upsert_put_and_write_preferences() {
         Some(&json!([{"product_id": 2}, {"product_id": 3}])),
     );
     assert_eq!((status, rows), (201, json!([{"product_id": 3}])));
-    // merge-duplicates: Alice's line for product 1 gets the new quantity;
-    // Bob's identical upsert creates his own line and leaves hers alone.
+    // merge-duplicates: Alice's line for product 1 gets the new quantity
+    // (200: nothing inserted, as PostgREST answers); Bob's identical upsert
+    // creates his own line (201) and leaves hers alone.
     let merge = [("Prefer", "resolution=merge-duplicates,return=representation")];
     let upsert = "/cart?on_conflict=user_id,product_id,selected_attributes&select=user_id,quantity";
     let (status, rows) = call("POST", upsert, Some(&alice), &merge, Some(&json!({"product_id": 1, "quantity": 5})));
-    assert_eq!((status, rows), (201, json!([{"user_id": ALICE, "quantity": 5}])));
+    assert_eq!((status, rows), (200, json!([{"user_id": ALICE, "quantity": 5}])));
     let (status, rows) = call("POST", upsert, Some(&bob), &merge, Some(&json!({"product_id": 1, "quantity": 9})));
     assert_eq!((status, rows), (201, json!([{"user_id": BOB, "quantity": 9}])));
     assert_eq!(get("/cart?product_id=eq.1&select=quantity", Some(&alice)).1, json!([{"quantity": 5}]));
@@ -434,7 +436,9 @@ fn upsert_put_and_write_preferences() {
                              "iat": now() - 5, "exp": now() + 600, "metadata": {"role": "admin"}}));
     let path = "/categories?category_id=eq.9001";
     let (status, rows) = call("PUT", &format!("{path}&select=category_id,slug"), Some(&staff), &[("Prefer", "return=representation")], Some(&json!({"name": "Put", "slug": "put"})));
-    assert_eq!((status, rows), (200, json!([{"category_id": 9001, "slug": "put"}])));
+    assert_eq!((status, rows), (201, json!([{"category_id": 9001, "slug": "put"}])), "PUT inserted");
+    let (status, rows) = call("PUT", &format!("{path}&select=slug"), Some(&staff), &[("Prefer", "return=representation")], Some(&json!({"name": "Put", "slug": "put-1"})));
+    assert_eq!((status, rows), (200, json!([{"slug": "put-1"}])), "PUT replaced");
     let (status, _) = call("PUT", path, Some(&staff), &[], Some(&json!({"category_id": 9001, "name": "Put again", "slug": "put-again"})));
     assert_eq!(status, 204);
     let (status, err) = call("PUT", path, Some(&bob), &[], Some(&json!({"name": "Mine", "slug": "mine"})));
@@ -443,7 +447,9 @@ fn upsert_put_and_write_preferences() {
     let (status, err) = call("PUT", path, Some(&staff), &[], Some(&json!({"category_id": 9002})));
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST115")), "{err}");
     let (status, err) = call("PUT", "/categories?slug=eq.put", Some(&staff), &[], Some(&json!({})));
-    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST105")), "{err}");
+    assert_eq!((status, err["code"].as_str()), (405, Some("PGRST105")), "{err}");
+    let (status, err) = call("PUT", &format!("{path}&limit=1"), Some(&staff), &[], Some(&json!({})));
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST114")), "{err}");
     // Customers cannot choose a generated key (it could block others' inserts).
     let (status, err) = call("PUT", "/wishlist?wishlist_id=eq.9001", Some(&alice), &[], Some(&json!({"product_id": 5})));
     assert_eq!((status, err["code"].as_str()), (403, Some("42501")), "{err}");
@@ -459,14 +465,14 @@ fn upsert_put_and_write_preferences() {
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST124")), "{err}");
     assert!(!get("/cart?select=quantity", Some(&alice)).1.as_array().unwrap().iter().any(|r| r["quantity"] == 42));
     let (status, headers, _) = http(port, "PATCH", "/cart?product_id=eq.1", &with_token(&alice, &[("Prefer", "handling=strict, max-affected=1")]), Some(r#"{"quantity": 4}"#));
-    assert_eq!((status, header_of(&headers, "preference-applied").as_deref()), (204, Some("max-affected=1")));
+    assert_eq!((status, header_of(&headers, "preference-applied").as_deref()), (204, Some("handling=strict, max-affected=1")));
     let (status, err) = call("GET", "/products", None, &[("Prefer", "handling=strict, count=maybe")], None);
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST122")), "{err}");
     // tx=rollback: ignored with the default db-tx-end = commit; honoured
     // with commit-allow-override (the row is answered, then not kept).
     let guarded = guarded_proxy();
     let (status, headers, body) = http(guarded, "POST", "/wishlist?select=product_id", &with_token(&bob, &[("Prefer", "tx=rollback,return=representation")]), Some(r#"{"product_id": 1}"#));
-    assert_eq!((status, header_of(&headers, "preference-applied").as_deref(), body.as_str()), (201, Some("tx=rollback"), r#"[{"product_id":1}]"#));
+    assert_eq!((status, header_of(&headers, "preference-applied").as_deref(), body.as_str()), (201, Some("return=representation, tx=rollback"), r#"[{"product_id":1}]"#));
     assert_eq!(get("/wishlist?product_id=eq.1", Some(&bob)).1, json!([]));
     let (status, _, _) = http(port, "POST", "/wishlist", &with_token(&bob, &[("Prefer", "tx=rollback")]), Some(r#"{"product_id": 1}"#));
     assert_eq!(status, 201);

@@ -2,10 +2,12 @@
 //! auth → request → plan → sql → db → response. The Pingora glue in
 //! `main.rs` only reads the HTTP request and writes what this returns.
 
+use crate::action::{Action, ApiRequest, CallMethod, WriteMethod};
 use crate::auth::{Authenticator, Caller, Credential};
 use crate::config::{Config, OpenApiMode, TxEnd};
 use crate::db::{Finish, Pool, RequestContext, RowsAllowed};
 use crate::request::{self, Count, Target};
+use crate::schema::{RawBody, SchemaCache};
 use crate::error::ApiError;
 use crate::response::{self, Format};
 use crate::schema::Schemas;
@@ -209,7 +211,7 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
     };
     verifier
         .verify(req.header("svix-id"), req.header("svix-timestamp"), req.header("svix-signature"), &req.body, now)
-        .map_err(|e| rejected(e.into_api_error()))?;
+        .map_err(|e| rejected(e.into()))?;
     let statement = webhooks::apply(req.header("svix-id").unwrap_or_default(), &req.body).map_err(rejected)?;
     let ctx = RequestContext {
         role: "clerk_webhook",
@@ -235,32 +237,32 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
 }
 
 async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Response<Vec<u8>>, ApiError> {
-    // supabase-js sends the schema it means with every request: Accept-Profile
-    // for reads, Content-Profile for writes and POST /rpc (PostgREST's rule).
+    let action = Action::from_http(&req.method, &req.path)?;
     let schemas = state.schema();
-    let profile = if matches!(req.method.as_str(), "GET" | "HEAD") { req.header("accept-profile") } else { req.header("content-profile") };
-    let schema = schemas
-        .profile(profile.map(str::trim))
-        .ok_or_else(|| ApiError::invalid_schema(profile.unwrap_or_default().trim(), &schemas.names()))?;
-    let target = match req.path.as_str() {
-        "/" => None,
-        path => Some(request::parse_target(path).ok_or_else(|| ApiError::not_found_path(path))?),
-    };
     // Only names the schema cache knows become labels.
-    trace.route = match &target {
-        None => "/".into(),
-        Some(Target::Relation(name)) if schema.relation(name).is_some() => name.clone(),
-        Some(Target::Rpc(name)) if !schema.functions(name).is_empty() => format!("rpc/{name}"),
-        Some(_) => "other".into(),
+    let known = |schema: &SchemaCache, action: &Action| match action {
+        Action::OpenApi { .. } | Action::Options { target: None } => "/".into(),
+        Action::Read { relation, .. } | Action::Write { relation, .. } | Action::Options { target: Some(Target::Relation(relation)) }
+            if schema.relation(relation).is_some() =>
+        {
+            relation.clone()
+        }
+        Action::Call { function, .. } | Action::Options { target: Some(Target::Rpc(function)) } if !schema.functions(function).is_empty() => {
+            format!("rpc/{function}")
+        }
+        _ => "other".into(),
     };
-    if req.method == "OPTIONS" {
+    trace.route = known(schemas.default_cache(), &action);
+    if let Action::Options { target } = &action {
+        let profile = req.header("content-profile").map(str::trim);
+        let schema = schemas.profile(profile).ok_or_else(|| ApiError::invalid_schema(profile.unwrap_or_default(), &schemas.names()))?;
         return Ok(response::options(&plan::allow(&schema, target.as_ref())?));
     }
     let caller = state
         .authenticator
         .authenticate(req.header("authorization"), req.header("cookie"))
         .await
-        .map_err(|e| e.into_api_error())?;
+        .map_err(ApiError::from)?;
     if let Caller::User { credential: Credential::SessionCookie, .. } = &caller {
         edge::check_cookie_write(&state.options.cors, &req.method, req.header("origin"), req.header("host"), req.header("sec-fetch-site"))?;
     }
@@ -271,98 +273,117 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         }
     }
     let options = &state.options;
-    let parse_error = |e: request::ParseError| ApiError::bad_request("PGRST100", e.message, Some(e.details));
-    let mut prefer = request::parse_prefer(req.header("prefer"));
-    // A time zone the database does not know is a preference not understood.
-    if let Some(tz) = prefer.timezone.take() {
-        if schema.knows_timezone(&tz) {
-            prefer.timezone = Some(tz);
-        } else {
-            prefer.unknown.push(format!("timezone={tz}"));
+    let api = ApiRequest::read(action, req, &schemas, options.allow_exact_count)?;
+    trace.route = known(&api.schema, &api.action);
+    let prepared = prepare(&api, req, options)?;
+    let ctx = RequestContext {
+        role: caller.role(),
+        claims: &claims_json(&caller),
+        method: &req.method,
+        path: &req.path,
+        headers: &request_headers(req),
+        cookies: &request_cookies(req),
+        role_settings: api.schema.role_settings(caller.role()),
+        anonymous: matches!(caller, Caller::Anonymous { .. }),
+        search_path: options.search_paths.get(&api.schema.default_schema).map_or("", String::as_str),
+        timezone: api.prefer.timezone.as_deref().unwrap_or(""),
+    };
+    let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
+    let mut result = state.pool.run_and(&ctx, prepared.read_only, &prepared.statement, prepared.finish).await?;
+    result.total = match api.prefer.count.filter(|_| matches!(prepared.answer, Answer::Rows { .. })) {
+        // Counted up to the limit and more rows: the planner's figure, or
+        // unknown where it would see through RLS (`sql::read`).
+        Some(Count::Planned | Count::Estimated) if result.total.is_some_and(|t| t as u64 > options.estimate_above()) => result.planned,
+        Some(Count::Planned) => result.planned.or(result.total),
+        _ => result.total,
+    };
+    let head = api.action.head();
+    let mut response = match prepared.answer {
+        Answer::OpenApi => {
+            let privileges = match options.openapi_mode {
+                OpenApiMode::IgnorePrivileges => None,
+                _ => Some(crate::openapi::Privileges::from_json(result.body.as_deref().unwrap_or("{}")).unwrap_or_default()),
+            };
+            let document = crate::openapi::document(&api.schema, privileges.as_ref(), &options.openapi_server_url);
+            let mut r = response::json(http::StatusCode::OK, &document);
+            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/openapi+json; charset=utf-8"));
+            r
+        }
+        Answer::Rows { offset, columns, body } => response::rows(result, offset, api.format, &columns, body)?,
+        Answer::Written { method, return_ } => response::written(result, method, return_, api.format == Format::Object, api.prefer.count.is_some(), &req.path)?,
+    };
+    if head {
+        response.body_mut().clear();
+    }
+    if !prepared.applied.is_empty() {
+        if let Ok(value) = http::HeaderValue::from_str(&prepared.applied.join(", ")) {
+            response.headers_mut().insert("preference-applied", value);
         }
     }
-    if prefer.strict && !prefer.unknown.is_empty() {
-        return Err(ApiError::bad_request(
-            "PGRST122",
-            "Invalid preferences given with handling=strict".into(),
-            Some(format!("Invalid preferences: {}", prefer.unknown.join(", "))),
-        ));
-    }
-    if prefer.count == Some(Count::Exact) && !options.allow_exact_count {
-        prefer.count = Some(Count::Estimated); // db-allow-exact-count = false
-    }
-    let format = response::negotiate(req.header("accept"))?;
-    let is_read = matches!(req.method.as_str(), "GET" | "HEAD");
-    if format == Format::Csv && !(is_read && matches!(target, Some(Target::Relation(_)))) {
-        return Err(crate::error::not_acceptable("text/csv", "text/csv is served for reads of tables and views only"));
-    }
-    let mut applied: Vec<String> = prefer.timezone.iter().map(|tz| format!("timezone={tz}")).collect();
-    let (statement, read_only, answer) = match (req.method.as_str(), &target) {
-        ("GET" | "HEAD", None) => {
+    Ok(response)
+}
+
+/// A request made ready to run: its statement, how its transaction ends,
+/// and how to answer.
+struct Prepared {
+    statement: sql::Statement,
+    read_only: bool,
+    finish: Finish,
+    answer: Answer,
+    /// `Preference-Applied`
+    applied: Vec<String>,
+}
+
+/// The dispatcher: each action through plan → sql.
+fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<Prepared, ApiError> {
+    let schema = &api.schema;
+    let prefer = &api.prefer;
+    let mut q = api.query.clone();
+    let read_answer = |p: &plan::ReadPlan, q: &request::QueryParams| {
+        let answer = Answer::Rows { offset: q.offset.unwrap_or(0), columns: output_columns(p), body: p.body };
+        (sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls), answer)
+    };
+    // An upsert's resolution is applied when there is a key to match on.
+    let mut resolution_applied = false;
+    let (statement, read_only, answer) = match &api.action {
+        Action::Options { .. } => unreachable!("OPTIONS is answered before the request is read"),
+        Action::OpenApi { .. } => {
             if options.openapi_mode == OpenApiMode::Disabled {
                 return Err(ApiError::not_found_path(&req.path));
             }
-            let statement = sql::Statement::new(crate::openapi::PRIVILEGES_SQL.into(), vec![Some(schema.default_schema.clone())]);
-            (statement, true, Answer::OpenApi)
+            (sql::Statement::new(crate::openapi::PRIVILEGES_SQL.into(), vec![Some(schema.default_schema.clone())]), true, Answer::OpenApi)
         }
-        ("GET" | "HEAD", Some(Target::Relation(name))) => {
-            let mut q = request::parse_query(&req.query, false).map_err(parse_error)?;
-            bound_rows(&mut q, req.header("range"), options.max_rows).map_err(parse_error)?;
-            let p = plan::read(&schema, name, &q)?;
-            if let Some(count) = prefer.count {
-                applied.push(format!("count={}", count_name(count)));
-            }
-            let answer = Answer::Rows { offset: q.offset.unwrap_or(0), head: req.method == "HEAD", columns: output_columns(&p) };
-            (sql::read(&p, prefer.count, options.estimate_above(), response::strips_nulls(req.header("accept"))), true, answer)
+        Action::Read { relation, .. } => {
+            bound_rows(&mut q, api.range, options.max_rows);
+            let p = plan::read(schema, relation, &q)?;
+            let (statement, answer) = read_answer(&p, &q);
+            (statement, true, answer)
         }
-        ("POST" | "PUT" | "PATCH" | "DELETE", Some(Target::Relation(name))) => {
-            let q = request::parse_query(&req.query, false).map_err(parse_error)?;
+        Action::Write { relation, method } => {
             let body = json_body(req)?;
-            let p = plan::write(&schema, name, &req.method, &q, &body, &prefer)?;
-            if let (Some(r), "POST") = (prefer.resolution, req.method.as_str()) {
-                applied.push(match r {
-                    request::Resolution::MergeDuplicates => "resolution=merge-duplicates".into(),
-                    request::Resolution::IgnoreDuplicates => "resolution=ignore-duplicates".into(),
-                });
-            }
-            if prefer.missing_default {
-                applied.push("missing=default".into());
-            }
-            (sql::write(&p), false, Answer::Written { created: req.method == "POST", return_: prefer.return_ })
+            let p = plan::write(schema, relation, *method, &q, &body, prefer)?;
+            resolution_applied = *method == WriteMethod::Insert && matches!(p.kind, plan::WriteKind::Insert { on_conflict: Some(_), .. });
+            (sql::write(&p), false, Answer::Written { method: *method, return_: prefer.return_ })
         }
-        ("GET" | "HEAD" | "POST", Some(Target::Rpc(name))) => {
-            let mut q = request::parse_query(&req.query, true).map_err(parse_error)?;
-            let args = match req.method.as_str() {
-                "POST" => body_object(&json_body(req)?)?,
-                _ => query_args(std::mem::take(&mut q.rpc_args)),
+        Action::Call { function, method } => {
+            let args = match method {
+                CallMethod::Post => call_body(req)?,
+                CallMethod::Read { .. } => plan::CallArgs::Query(std::mem::take(&mut q.rpc_args)),
             };
-            let call = plan::call(&schema, name, &args)?;
+            let call = plan::call(schema, function, &args)?;
+            // Every function's result is read as a relation, as PostgREST does.
+            bound_rows(&mut q, api.range, options.max_rows);
+            let p = plan::call_read(schema, call, &q, api.format == Format::Object)?;
+            let (statement, answer) = read_answer(&p, &q);
             // GET calls run READ ONLY, so a volatile function cannot write through GET.
-            let read_only = req.method != "POST";
-            if let Some(relation) = call.function.rows_of().map(str::to_owned) {
-                // Rows of a table or view: read as that relation, as PostgREST does.
-                bound_rows(&mut q, req.header("range"), options.max_rows).map_err(parse_error)?;
-                let p = plan::call_as_relation(&schema, &relation, call, &q)?;
-                if let Some(count) = prefer.count {
-                    applied.push(format!("count={}", count_name(count)));
-                }
-                let answer = Answer::Rows { offset: q.offset.unwrap_or(0), head: req.method == "HEAD", columns: output_columns(&p) };
-                (sql::read(&p, prefer.count, options.estimate_above(), response::strips_nulls(req.header("accept"))), read_only, answer)
-            } else {
-                refuse_relation_parts_on_rpc(&q, req.header("range"), prefer.count.is_some(), format)?;
-                (sql::call(&call), read_only, Answer::Called)
-            }
+            (statement, *method != CallMethod::Post, answer)
         }
-        (method, _) => return Err(ApiError::method_not_allowed(method, &req.path)),
     };
     let at_most = match (prefer.strict, prefer.max_affected, read_only) {
-        (true, Some(max), false) => {
-            applied.push(format!("max-affected={max}"));
-            Some(max)
-        }
+        (true, Some(max), false) => Some(max),
         _ => None,
     };
-    let exactly_one = format == Format::Object && matches!(answer, Answer::Written { .. });
+    let exactly_one = api.format == Format::Object && matches!(answer, Answer::Written { .. });
     let finish = if options.tx_end.rolls_back(prefer.tx_rollback) {
         Finish::Rollback
     } else if at_most.is_some() || exactly_one {
@@ -370,12 +391,32 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     } else {
         Finish::Commit
     };
-    if prefer.tx_rollback.is_some() && matches!(options.tx_end, TxEnd::CommitAllowOverride | TxEnd::RollbackAllowOverride) {
-        applied.push(format!("tx={}", if finish == Finish::Rollback { "rollback" } else { "commit" }));
-    }
-    // As PostgREST: the claims carry the role the request runs as, and an
-    // anonymous request's are `{"role": "<db-anon-role>"}`.
-    let claims = match &caller {
+    // `Preference-Applied`: what was applied, in PostgREST's order.
+    let writes = matches!(answer, Answer::Written { .. });
+    let tx_applied = prefer.tx_rollback.is_some() && matches!(options.tx_end, TxEnd::CommitAllowOverride | TxEnd::RollbackAllowOverride);
+    let applied: Vec<String> = [
+        prefer.resolution.filter(|_| resolution_applied).map(|r| match r {
+            request::Resolution::MergeDuplicates => "resolution=merge-duplicates".to_owned(),
+            request::Resolution::IgnoreDuplicates => "resolution=ignore-duplicates".to_owned(),
+        }),
+        (writes && prefer.missing_default).then(|| "missing=default".to_owned()),
+        (writes && prefer.return_given).then(|| format!("return={}", prefer.return_.name())),
+        prefer.count.filter(|_| !matches!(answer, Answer::OpenApi)).map(|c| format!("count={}", c.name())),
+        tx_applied.then(|| format!("tx={}", if finish == Finish::Rollback { "rollback" } else { "commit" })),
+        prefer.handling_given.then(|| format!("handling={}", if prefer.strict { "strict" } else { "lenient" })),
+        prefer.timezone.as_ref().map(|tz| format!("timezone={tz}")),
+        at_most.map(|max| format!("max-affected={max}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(Prepared { statement, read_only, finish, answer, applied })
+}
+
+/// `request.jwt.claims` as PostgREST sets it: the claims carry the role
+/// the request runs as, and an anonymous request's are `{"role": "<db-anon-role>"}`.
+fn claims_json(caller: &Caller) -> String {
+    match caller {
         Caller::Anonymous { role } => json!({ "role": role }).to_string(),
         Caller::User { claims, claims_json, .. } if claims.contains_key("role") => claims_json.to_string(),
         // The verified (cached) JSON with the role put in front: no re-encoding.
@@ -383,78 +424,39 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             Some(rest) => format!("{{\"role\":{},{rest}", Value::String(role.clone())),
             None => json!({ "role": role }).to_string(),
         },
-    };
-    // The client's address replaces what it said about itself.
+    }
+}
+
+/// `request.headers`: the client's address replaces what it said about
+/// itself; credentials stay out of SQL.
+fn request_headers(req: &HttpRequest) -> String {
     let client = req.client_ip.map(|ip| ip.to_string());
-    let headers = json_object(
+    json_object(
         req.headers
             .iter()
             .filter(|(n, _)| !matches!(n.as_str(), "authorization" | "cookie" | "x-forwarded-for" | "x-real-ip"))
             .cloned()
             .chain(client.iter().flat_map(|ip| [("x-forwarded-for".to_owned(), ip.clone()), ("x-real-ip".to_owned(), ip.clone())])),
-    );
-    let cookies = json_object(
+    )
+}
+
+/// `request.cookies`, without Clerk's session token (and its suffixed and
+/// development variants), as `authorization` is left out of the headers.
+fn request_cookies(req: &HttpRequest) -> String {
+    json_object(
         req.header("cookie")
             .unwrap_or("")
             .split(';')
             .filter_map(|c| c.trim().split_once('='))
-            // Clerk's session token (and its suffixed and development
-            // variants) stays out of SQL, as `authorization` does.
             .filter(|(k, _)| !is_credential_cookie(k))
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
-    let ctx = RequestContext {
-        role: caller.role(),
-        claims: &claims,
-        method: &req.method,
-        path: &req.path,
-        headers: &headers,
-        cookies: &cookies,
-        role_settings: schema.role_settings(caller.role()),
-        anonymous: matches!(caller, Caller::Anonymous { .. }),
-        search_path: options.search_paths.get(&schema.default_schema).map_or("", String::as_str),
-        timezone: prefer.timezone.as_deref().unwrap_or(""),
-    };
-    let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
-    let mut result = state.pool.run_and(&ctx, read_only, &statement, finish).await?;
-    result.total = match prefer.count {
-        // Counted up to the limit and more rows: the planner's figure, or
-        // unknown where it would see through RLS (`sql::read`).
-        Some(Count::Planned | Count::Estimated) if result.total.is_some_and(|t| t as u64 > options.estimate_above()) => result.planned,
-        Some(Count::Planned) => result.planned.or(result.total),
-        _ => result.total,
-    };
-    let mut response = match answer {
-        Answer::OpenApi => {
-            let privileges = match options.openapi_mode {
-                OpenApiMode::IgnorePrivileges => None,
-                _ => Some(crate::openapi::Privileges::from_json(result.body.as_deref().unwrap_or("{}")).unwrap_or_default()),
-            };
-            let document = crate::openapi::document(&schema, privileges.as_ref(), &options.openapi_server_url);
-            let mut r = response::json(http::StatusCode::OK, &document);
-            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/openapi+json; charset=utf-8"));
-            if req.method == "HEAD" {
-                r.body_mut().clear();
-            }
-            r
-        }
-        Answer::Rows { offset, head, columns } => response::rows(result, offset, head, format, &columns)?,
-        Answer::Written { created, return_ } => response::written(result, created, return_, format == Format::Object, &req.path)?,
-        Answer::Called => response::called(result)?,
-    };
-    if !applied.is_empty() {
-        if let Ok(value) = http::HeaderValue::from_str(&applied.join(", ")) {
-            response.headers_mut().insert("preference-applied", value);
-        }
-    }
-    Ok(response)
+    )
 }
 
 /// How to answer once the statement has run.
 enum Answer {
-    Rows { offset: u64, head: bool, columns: Vec<String> },
-    Written { created: bool, return_: request::Return },
-    Called,
+    Rows { offset: u64, columns: Vec<String>, body: plan::Body },
+    Written { method: WriteMethod, return_: request::Return },
     OpenApi,
 }
 
@@ -465,13 +467,6 @@ fn min_limit(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-fn count_name(c: Count) -> &'static str {
-    match c {
-        Count::Exact => "exact",
-        Count::Planned => "planned",
-        Count::Estimated => "estimated",
-    }
-}
 
 /// The keys of each returned row, in order (the CSV header).
 fn output_columns(p: &plan::ReadPlan) -> Vec<String> {
@@ -483,15 +478,32 @@ fn output_columns(p: &plan::ReadPlan) -> Vec<String> {
     columns.into_iter().chain(p.embeds.iter().map(|e| e.key.clone())).collect()
 }
 
-fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// A `POST /rpc/…`'s arguments: a JSON object (of an array, the first
+/// object, as PostgREST takes it), a form, or a raw body for a function's
+/// one unnamed text, xml or bytea parameter.
+fn call_body(req: &HttpRequest) -> Result<plan::CallArgs, ApiError> {
+    if let Some(raw) = media_type(req).as_deref().and_then(RawBody::from_media_type) {
+        return Ok(plan::CallArgs::Raw(raw, req.body.clone()));
+    }
+    let body = json_body(req)?;
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
+        return Ok(plan::CallArgs::Json(Map::new()));
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::bad_request("PGRST102", "The request body must be a JSON object of named arguments".into(), None)),
-        Err(e) => Err(ApiError::bad_request("PGRST102", "Empty or invalid json".into(), Some(e.to_string()))),
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => Ok(plan::CallArgs::Json(m)),
+        Ok(Value::Array(items)) => match items.into_iter().next() {
+            Some(Value::Object(m)) => Ok(plan::CallArgs::Json(m)),
+            None => Ok(plan::CallArgs::Json(Map::new())),
+            Some(_) => Err(ApiError::invalid_body("All object keys must match".into(), None)),
+        },
+        Ok(_) => Err(ApiError::invalid_body("The request body must be a JSON object of named arguments".into(), None)),
+        Err(e) => Err(ApiError::invalid_body("Empty or invalid json".into(), Some(e.to_string()))),
     }
+}
+
+/// The body's media type, lower-cased, without parameters.
+fn media_type(req: &HttpRequest) -> Option<String> {
+    req.header("content-type").map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
 /// `"schema", "extra", …` for `search_path`.
@@ -503,68 +515,20 @@ fn search_path(schema: &str, extra: &[String]) -> String {
         .join(", ")
 }
 
-/// A `GET /rpc/…`'s arguments; a repeated key is an array argument
-/// (`?ids=1&ids=2`), as PostgREST reads it.
-fn query_args(pairs: Vec<(String, String)>) -> Map<String, Value> {
-    let mut args = Map::new();
-    for (k, v) in pairs {
-        let value = match args.remove(&k) {
-            None => Value::String(v),
-            Some(Value::Array(mut values)) => {
-                values.push(Value::String(v));
-                Value::Array(values)
-            }
-            Some(first) => Value::Array(vec![first, Value::String(v)]),
-        };
-        args.insert(k, value);
-    }
-    args
-}
-
 /// `limit`/`offset` from `Range`, capped by `db-max-rows`.
-fn bound_rows(q: &mut request::QueryParams, range: Option<&str>, max_rows: Option<u64>) -> Result<(), request::ParseError> {
-    if let Some(range) = range {
-        let (offset, limit) = request::parse_range(range)?;
+fn bound_rows(q: &mut request::QueryParams, range: Option<(u64, Option<u64>)>, max_rows: Option<u64>) {
+    if let Some((offset, limit)) = range {
         q.offset = Some(offset);
         q.limit = min_limit(q.limit, limit);
     }
     q.limit = min_limit(q.limit, max_rows);
-    Ok(())
-}
-
-/// PostgREST treats every function's result as a relation (`select`,
-/// filters, `order`, `limit`, `Range`, counts, a single object). clerk-proxy
-/// does so for set-returning functions of a table's or view's rows; for
-/// other functions asking for any of it is refused rather than ignored: an
-/// ignored filter would answer rows the caller excluded.
-fn refuse_relation_parts_on_rpc(q: &request::QueryParams, range: Option<&str>, count: bool, format: Format) -> Result<(), ApiError> {
-    let asked: Vec<&str> = [
-        (!q.select.is_empty() || !q.embeds.is_empty(), "select"),
-        (!q.conditions.is_empty() || !q.nested.is_empty(), "filters"),
-        (!q.order.is_empty(), "order"),
-        (q.limit.is_some() || q.offset.is_some() || range.is_some(), "limit, offset or Range"),
-        (count, "Prefer: count"),
-        (format == Format::Object, "Accept: application/vnd.pgrst.object+json"),
-    ]
-    .into_iter()
-    .filter_map(|(on, what)| on.then_some(what))
-    .collect();
-    if asked.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::bad_request(
-        "PGRST100",
-        "Unsupported query on a function result".into(),
-        Some(format!("{} on /rpc/… is not supported by clerk-proxy yet: call the function without it, or read a view", asked.join(", "))),
-    ))
 }
 
 /// A write's body as JSON, by its `Content-Type` as PostgREST reads it:
-/// JSON (also when the header is missing), or a form, which is one object
-/// of strings; anything else is 400 `PGRST102`, never parsed as JSON.
+/// JSON (also when the header is missing), a form (one object of strings),
+/// or CSV (`csv_rows`); anything else is 400 `PGRST102`, never parsed as JSON.
 fn json_body(req: &HttpRequest) -> Result<std::borrow::Cow<'_, [u8]>, ApiError> {
-    let media = req.header("content-type").map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    match media.as_deref() {
+    match media_type(req).as_deref() {
         None | Some("application/json") => Ok(std::borrow::Cow::Borrowed(&req.body)),
         Some("application/x-www-form-urlencoded") => {
             let text = String::from_utf8_lossy(&req.body);
@@ -575,7 +539,88 @@ fn json_body(req: &HttpRequest) -> Result<std::borrow::Cow<'_, [u8]>, ApiError> 
             });
             Ok(std::borrow::Cow::Owned(json_object(pairs).into_bytes()))
         }
-        Some(other) => Err(ApiError::bad_request("PGRST102", format!("Content-Type not acceptable: {other}"), None)),
+        Some("text/csv") => {
+            let text = std::str::from_utf8(&req.body).map_err(|_| ApiError::invalid_body("The CSV body is not valid UTF-8".into(), None))?;
+            Ok(std::borrow::Cow::Owned(csv_rows(text)?.to_string().into_bytes()))
+        }
+        Some(other) => Err(ApiError::invalid_body(format!("Content-Type not acceptable: {other}"), None)),
+    }
+}
+
+/// A CSV body (RFC 4180, a header line first) as a JSON array of objects
+/// of strings, as PostgREST reads it: the unquoted field `NULL` is null,
+/// an empty field the empty string; every line has the header's fields.
+fn csv_rows(text: &str) -> Result<Value, ApiError> {
+    let mut lines = csv_records(text)?.into_iter();
+    let header: Vec<String> = lines.next().unwrap_or_default().into_iter().map(|(field, _)| field).collect();
+    let rows = lines
+        .map(|record| {
+            if record.len() != header.len() {
+                return Err(ApiError::invalid_body("All lines must have same number of fields".into(), None));
+            }
+            Ok(Value::Object(
+                header
+                    .iter()
+                    .zip(record)
+                    .map(|(k, (field, quoted))| (k.clone(), if !quoted && field == "NULL" { Value::Null } else { Value::String(field) }))
+                    .collect(),
+            ))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Value::Array(rows))
+}
+
+/// The records of CSV text: each field with whether it was quoted.
+fn csv_records(text: &str) -> Result<Vec<Vec<(String, bool)>>, ApiError> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let (mut field, mut quoted) = (String::new(), false);
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            quoted = true;
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err(ApiError::invalid_body("Error in CSV: a quoted field is not closed".into(), None)),
+                }
+            }
+        }
+        while let Some(&c) = chars.peek() {
+            if matches!(c, ',' | '\n' | '\r') {
+                break;
+            }
+            if quoted {
+                return Err(ApiError::invalid_body("Error in CSV: text after a quoted field".into(), None));
+            }
+            field.push(c);
+            chars.next();
+        }
+        record.push((field, quoted));
+        match chars.next() {
+            Some(',') => {}
+            Some('\r') if chars.peek() == Some(&'\n') => {
+                chars.next();
+                records.push(std::mem::take(&mut record));
+            }
+            Some(_) => records.push(std::mem::take(&mut record)),
+            None => {
+                // A final line break ends the last record, not an empty one.
+                if !(record.len() == 1 && record[0] == (String::new(), false)) {
+                    records.push(record);
+                }
+                return Ok(records);
+            }
+        }
+        if chars.peek().is_none() {
+            return Ok(records);
+        }
     }
 }
 
@@ -587,4 +632,26 @@ fn json_object(pairs: impl Iterator<Item = (String, String)>) -> String {
 /// and the development instances' `__clerk_db_jwt`.
 fn is_credential_cookie(name: &str) -> bool {
     name == "__session" || name.starts_with("__session_") || name.starts_with("__clerk_db_jwt")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn csv_bodies_read_as_postgrest_reads_them() {
+        let rows = super::csv_rows("id,name,note\r\n1,\"Mug, blue\",NULL\n2,\"say \"\"hi\"\"\",\"NULL\"\n3,,\n").unwrap();
+        assert_eq!(
+            rows,
+            json!([
+                {"id": "1", "name": "Mug, blue", "note": null},
+                {"id": "2", "name": "say \"hi\"", "note": "NULL"},
+                {"id": "3", "name": "", "note": ""}
+            ])
+        );
+        assert_eq!(super::csv_rows("a,b\n1\n").unwrap_err().message, "All lines must have same number of fields");
+        assert!(super::csv_rows("a\n\"open\n").is_err());
+        assert!(super::csv_rows("a\n\"x\"y\n").is_err());
+        assert_eq!(super::csv_rows("a,b").unwrap(), json!([]));
+    }
 }

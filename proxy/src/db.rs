@@ -523,7 +523,7 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
             is_table: r.get(7),
             planner_counts_visible: r.get(8),
             writable: schema::Writable::from_mask(r.get(9)),
-            column: schema::Column { name: r.get(2), type_sql: r.get(3), primary_key: r.get(4), nullable: r.get(5), has_default: r.get(6) },
+            column: schema::Column { name: r.get(2), type_sql: r.get(3), primary_key: r.get(4), nullable: r.get(5), has_default: r.get(6), computed_by: None },
         });
     let relations = schema::group_columns(relations);
     let functions = client
@@ -531,9 +531,24 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
         .await
         .map_err(|e| format!("cannot read the schema: {e}"))?
         .into_iter()
-        .map(|r| schema::Function {
-            returns_relation: r.get(8),
-            ..schema::function_from_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7))
+        .map(|r| {
+            schema::FunctionRow {
+                schema: r.get(0),
+                name: r.get(1),
+                arg_names: r.get(2),
+                arg_types: r.get(3),
+                n_defaults: r.get(4),
+                returns_set: r.get(5),
+                kind: r.get(6),
+                volatile: r.get(7),
+                relation: r.get(8),
+                column_names: r.get(9),
+                column_types: r.get(10),
+                return_type: r.get(11),
+                variadic: r.get(12),
+                row_argument_of: r.get(13),
+            }
+            .into_function()
         })
         .collect::<Vec<_>>();
     let role_settings = client

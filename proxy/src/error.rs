@@ -3,6 +3,9 @@
 //! renders them; `db` turns a database error into one).
 
 use http::StatusCode;
+use crate::auth::AuthError;
+use crate::webhooks::WebhookError;
+use clerk_jwt::TokenError;
 use std::borrow::Cow;
 
 /// An API error: what went wrong, for whom to fix it.
@@ -11,10 +14,12 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: Cow<'static, str>,
     pub message: String,
-    pub details: Option<String>,
+    /// Text, or (PGRST201) an array of the candidate relationships.
+    pub details: Option<serde_json::Value>,
     pub hint: Option<String>,
-    /// The `WWW-Authenticate` challenge of a 401.
-    pub www_authenticate: Option<String>,
+    /// Headers the answer carries: a 401's `WWW-Authenticate`, a 416's
+    /// `Content-Range`.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -23,9 +28,9 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             code: Cow::Borrowed("PGRST125"),
             message: "Invalid path specified in request URL".into(),
-            details: Some(format!("No endpoint at {path}")),
+            details: Some(format!("No endpoint at {path}").into()),
             hint: None,
-            www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
@@ -34,9 +39,9 @@ impl ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             code: Cow::Borrowed("PGRST117"),
             message: format!("Unsupported HTTP method: {method}"),
-            details: Some(format!("{path} does not accept {method} in this version")),
+            details: Some(format!("{path} does not accept {method} in this version").into()),
             hint: None,
-            www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
@@ -45,9 +50,9 @@ impl ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: Cow::Borrowed("PGRST000"),
             message: message.to_owned(),
-            details: Some(details.to_owned()),
+            details: Some(details.to_owned().into()),
             hint: None,
-            www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
@@ -59,9 +64,9 @@ impl ApiError {
             status: StatusCode::GATEWAY_TIMEOUT,
             code: Cow::Borrowed("57014"),
             message: "canceling statement due to statement timeout".into(),
-            details: Some(format!("the statement ran past db-statement-timeout ({} ms) and was cancelled by clerk-proxy", limit.as_millis())),
+            details: Some(format!("the statement ran past db-statement-timeout ({} ms) and was cancelled by clerk-proxy", limit.as_millis()).into()),
             hint: None,
-            www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
@@ -79,9 +84,9 @@ impl ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: Cow::Borrowed("PGRST003"),
             message: "Timed out acquiring connection from connection pool.".into(),
-            details: Some(format!("every pooled connection stayed busy for {waited_secs} s (db-pool-acquisition-timeout)")),
+            details: Some(format!("every pooled connection stayed busy for {waited_secs} s (db-pool-acquisition-timeout)").into()),
             hint: None,
-            www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
@@ -92,9 +97,9 @@ impl ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             code: Cow::Borrowed("PGRST429"),
             message: "Too many requests".into(),
-            details: Some(format!("more than {per_second} requests per second ({limit})")),
+            details: Some(format!("more than {per_second} requests per second ({limit})").into()),
             hint: Some("Retry after the number of seconds in the Retry-After header".into()),
-            www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
@@ -109,7 +114,7 @@ impl ApiError {
             431 => "PGRST431",
             _ => "PGRST000",
         };
-        ApiError { status, code: Cow::Borrowed(code), message: message.to_owned(), details: Some(details), hint: None, www_authenticate: None }
+        ApiError { status, code: Cow::Borrowed(code), message: message.to_owned(), details: Some(details.into()), hint: None, headers: Vec::new() }
     }
 
     pub fn payload_too_large(limit: usize) -> ApiError {
@@ -119,7 +124,7 @@ impl ApiError {
             message: format!("The request body is larger than {limit} bytes"),
             details: None,
             hint: None,
-            www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
@@ -130,12 +135,45 @@ impl ApiError {
             message: message.to_owned(),
             details: None,
             hint: None,
-            www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
+    /// 400 PGRST100: the query string or a header does not parse.
+    /// 416 PGRST103 for a range that selects nothing.
+    pub fn parse(e: crate::request::ParseError) -> ApiError {
+        if e.unsatisfiable {
+            return ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "PGRST103", e.message, Some(e.details), None);
+        }
+        ApiError::bad_request("PGRST100", e.message, Some(e.details))
+    }
+
+    /// 416 PGRST103: an offset past the counted rows (`Content-Range: */N`).
+    pub fn offset_past_end(offset: u64, total: i64) -> ApiError {
+        ApiError {
+            headers: vec![("content-range", format!("*/{total}"))],
+            ..ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "PGRST103",
+                "Requested range not satisfiable".into(),
+                Some(format!("An offset of {offset} was requested, but there are only {total} rows.")),
+                None,
+            )
+        }
+    }
+
+    /// A header of the answer (`www-authenticate`, `content-range`).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// 400 PGRST122: `Prefer: handling=strict` with preferences not understood.
+    pub fn invalid_preferences(unknown: &[String]) -> ApiError {
+        ApiError::bad_request("PGRST122", "Invalid preferences given with handling=strict".into(), Some(format!("Invalid preferences: {}", unknown.join(", "))))
+    }
+
     pub fn bad_request(code: &'static str, message: String, details: Option<String>) -> ApiError {
-        ApiError { status: StatusCode::BAD_REQUEST, code: Cow::Borrowed(code), message, details, hint: None, www_authenticate: None }
+        ApiError::new(StatusCode::BAD_REQUEST, code, message, details, None)
     }
 
     /// A database error with PostgREST's SQLSTATE → HTTP status mapping;
@@ -150,9 +188,9 @@ impl ApiError {
             status,
             code: Cow::Owned(code.to_owned()),
             message: db.message().to_owned(),
-            details: db.detail().map(str::to_owned),
+            details: db.detail().map(|d| d.into()),
             hint: db.hint().map(str::to_owned),
-            www_authenticate: (status == StatusCode::UNAUTHORIZED).then(|| "Bearer".to_owned()),
+            headers: if status == StatusCode::UNAUTHORIZED { vec![("www-authenticate", "Bearer".to_owned())] } else { Vec::new() },
         }
     }
 }
@@ -163,9 +201,9 @@ pub fn not_acceptable(accept: &str, details: &str) -> ApiError {
         status: StatusCode::NOT_ACCEPTABLE,
         code: Cow::Borrowed("PGRST107"),
         message: format!("None of these media types are available: {accept}"),
-        details: Some(details.to_owned()),
+        details: Some(details.to_owned().into()),
         hint: None,
-        www_authenticate: None,
+        headers: Vec::new(),
     }
 }
 
@@ -175,9 +213,9 @@ pub fn not_one_row(rows: i64) -> ApiError {
         status: StatusCode::NOT_ACCEPTABLE,
         code: Cow::Borrowed("PGRST116"),
         message: "JSON object requested, multiple (or no) rows returned".into(),
-        details: Some(format!("Results contain {rows} rows, application/vnd.pgrst.object+json requires 1 row")),
+        details: Some(format!("Results contain {rows} rows, application/vnd.pgrst.object+json requires 1 row").into()),
         hint: None,
-        www_authenticate: None,
+        headers: Vec::new(),
     }
 }
 
@@ -212,49 +250,101 @@ pub fn status_for_sqlstate(code: &str, anonymous: bool) -> StatusCode {
 /// Schema-cache errors (PGRST2xx), with PostgREST's wording.
 impl ApiError {
     /// 404 PGRST205: no such table or view in the request's schema.
-    pub fn unknown_relation(schema: &str, name: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "PGRST205", format!("Could not find the table '{schema}.{name}' in the schema cache"), None, None)
+    /// `known`: the relations the schema has, for "Perhaps you meant".
+    pub fn unknown_relation<'a>(schema: &str, name: &str, known: impl IntoIterator<Item = &'a str>) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "PGRST205",
+            format!("Could not find the table '{schema}.{name}' in the schema cache"),
+            None,
+            closest(name, known).map(|m| format!("Perhaps you meant the table '{schema}.{m}'")),
+        )
     }
 
     /// 400 PGRST200: no foreign key between the two.
-    pub fn no_relationship(schema: &str, outer: &str, embedded: &str) -> ApiError {
+    /// `hint`: the `!hint` of the embed; `related`: the relations `outer`
+    /// has a relationship with, for "Perhaps you meant".
+    pub fn no_relationship<'a>(schema: &str, outer: &str, embedded: &str, hint: Option<&str>, related: impl IntoIterator<Item = &'a str>) -> ApiError {
+        let using = hint.map(|h| format!(" using the hint '{h}'")).unwrap_or_default();
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "PGRST200",
             format!("Could not find a relationship between '{outer}' and '{embedded}' in the schema cache"),
-            Some(format!("Searched for a foreign key relationship between '{outer}' and '{embedded}' in the schema '{schema}', but no matches were found.")),
-            None,
+            Some(format!("Searched for a foreign key relationship between '{outer}' and '{embedded}'{using} in the schema '{schema}', but no matches were found.")),
+            closest(embedded, related).map(|m| format!("Perhaps you meant '{m}' instead of '{embedded}'.")),
         )
     }
 
-    /// 300 PGRST201: several foreign keys; `constraints` names them.
-    pub fn ambiguous_relationship(outer: &str, embedded: &str, constraints: &[&str]) -> ApiError {
-        ApiError::new(
-            StatusCode::MULTIPLE_CHOICES,
-            "PGRST201",
-            format!("Could not embed because more than one relationship was found for '{outer}' and '{embedded}'"),
-            Some(constraints.join(", ")),
-            Some(format!(
-                "Try changing '{embedded}' to one of the following: {}. Find the desired relationship in the 'details' key.",
-                constraints.iter().map(|c| format!("'{embedded}!{c}'")).collect::<Vec<_>>().join(", ")
-            )),
-        )
+    /// 300 PGRST201: several relationships; `details` is PostgREST's array
+    /// of `{cardinality, embedding, relationship}`.
+    pub fn ambiguous_relationship(outer: &str, embedded: &str, candidates: &[Candidate]) -> ApiError {
+        let details = candidates
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "cardinality": c.cardinality,
+                    "embedding": format!("{outer} with {embedded}"),
+                    "relationship": c.relationship,
+                })
+            })
+            .collect();
+        ApiError {
+            details: Some(serde_json::Value::Array(details).into()),
+            ..ApiError::new(
+                StatusCode::MULTIPLE_CHOICES,
+                "PGRST201",
+                format!("Could not embed because more than one relationship was found for '{outer}' and '{embedded}'"),
+                None,
+                Some(format!(
+                    "Try changing '{embedded}' to one of the following: {}. Find the desired relationship in the 'details' key.",
+                    candidates.iter().map(|c| format!("'{embedded}!{}'", c.hint)).collect::<Vec<_>>().join(", ")
+                )),
+            )
+        }
     }
 
-    /// 404 PGRST202: no function of that name takes these arguments;
-    /// `takes`: the signature of one that has the name.
-    pub fn no_function(schema: &str, name: &str, keys: &[&str], takes: Option<String>) -> ApiError {
-        let searched = match keys {
-            [] => "without parameters".to_owned(),
-            [one] => format!("with parameter {one}"),
-            many => format!("with parameters {}", many.join(", ")),
+    /// 404 PGRST202: no function of that name takes these arguments
+    /// (`keys`, sorted). The hint names an overload of that name with its
+    /// parameters, else a function of a close name. `json_body`: the
+    /// arguments came in a JSON body (a single unnamed json parameter could
+    /// have taken it).
+    pub fn no_function(cache: &crate::schema::SchemaCache, name: &str, keys: &[&str], json_body: bool) -> ApiError {
+        let schema = &cache.default_schema;
+        let (called, searched) = match keys {
+            [] => (format!("{schema}.{name} without parameters"), "without parameters".to_owned()),
+            [one] => (format!("{schema}.{name}({one})"), format!("with parameter {one}")),
+            many => (format!("{schema}.{name}({})", many.join(", ")), format!("with parameters {}", many.join(", "))),
+        };
+        let hint = match cache.functions(name).first() {
+            Some(f) => {
+                let mut params: Vec<&str> = f.args.iter().map(|a| a.name.as_str()).collect();
+                params.sort_unstable();
+                Some(format!("Perhaps you meant to call the function {schema}.{name}({})", params.join(", ")))
+            }
+            None => closest(name, cache.all_functions().into_iter().map(|f| f.name.as_str()))
+                .map(|m| format!("Perhaps you meant to call the function {schema}.{m}")),
         };
         ApiError::new(
             StatusCode::NOT_FOUND,
             "PGRST202",
-            format!("Could not find the function {schema}.{name}({}) in the schema cache", keys.join(", ")),
-            Some(format!("Searched for the function {schema}.{name} {searched} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.")),
-            takes.map(|args| format!("{name} takes ({args})")),
+            format!("Could not find the function {called} in the schema cache"),
+            Some(format!(
+                "Searched for the function {schema}.{name} {searched}{}, but no matches were found in the schema cache.",
+                if json_body { " or with a single unnamed json/jsonb parameter" } else { "" }
+            )),
+            hint,
+        )
+    }
+
+    /// 404 PGRST202: a raw body (text, xml, bytea) and no function of that
+    /// name with one unnamed parameter of its type.
+    pub fn no_raw_function(schema: &str, name: &str, type_sql: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "PGRST202",
+            format!("Could not find the function {schema}.{name} in the schema cache"),
+            Some(format!("Searched for the function {schema}.{name} with a single unnamed {type_sql} parameter, but no matches were found in the schema cache.")),
+            None,
         )
     }
 
@@ -269,20 +359,41 @@ impl ApiError {
         )
     }
 
-    /// 400 42703: a column the relation does not have (`columns`: those it has).
-    pub fn unknown_column(relation: &str, name: &str, columns: &[&str]) -> ApiError {
+    /// 400 42703: a column the relation does not have, in PostgreSQL's
+    /// words (`columns`: those it has, for PostgreSQL's hint).
+    pub fn unknown_column<'a>(relation: &str, name: &str, columns: impl IntoIterator<Item = &'a str>) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "42703",
             format!("column {relation}.{name} does not exist"),
             None,
-            Some(format!("Columns of {relation}: {}", columns.join(", "))),
+            closest(name, columns).map(|m| format!("Perhaps you meant to reference the column \"{relation}.{m}\".")),
         )
     }
 
     /// 400 PGRST204: a body key that is no column of the relation.
     pub fn unknown_body_column(relation: &str, key: &str) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "PGRST204", format!("Could not find the '{key}' column of '{relation}' in the schema cache"), None, None)
+    }
+
+    /// 405 PGRST105: a PUT whose filters are not exactly its primary key.
+    pub fn put_filters_not_key() -> ApiError {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators".into(), None, None)
+    }
+
+    /// 400 PGRST114
+    pub fn put_with_range() -> ApiError {
+        ApiError::bad_request("PGRST114", "limit/offset querystring parameters are not allowed for PUT".into(), None)
+    }
+
+    /// 400 PGRST115: the body's primary key is not the URL's.
+    pub fn put_key_mismatch() -> ApiError {
+        ApiError::bad_request("PGRST115", "Payload values do not match URL in primary key column(s)".into(), None)
+    }
+
+    /// 400 PGRST102: a body that cannot be read.
+    pub fn invalid_body(message: String, details: Option<String>) -> ApiError {
+        ApiError::bad_request("PGRST102", message, details)
     }
 
     /// 406 PGRST106: a profile that is not one of `db-schemas`.
@@ -297,8 +408,46 @@ impl ApiError {
     }
 
     fn new(status: StatusCode, code: &'static str, message: String, details: Option<String>, hint: Option<String>) -> ApiError {
-        ApiError { status, code: Cow::Borrowed(code), message, details, hint, www_authenticate: None }
+        ApiError { status, code: Cow::Borrowed(code), message, details: details.map(Into::into), hint, headers: Vec::new() }
     }
+}
+
+/// One relationship of an ambiguous embed (PGRST201's `details`).
+pub struct Candidate {
+    /// `many-to-one`, `one-to-many`, `one-to-one` or `many-to-many`.
+    pub cardinality: &'static str,
+    /// `<constraint> using <table>(<columns>) and <table>(<columns>)`.
+    pub relationship: String,
+    /// What `!hint` picks it: the constraint's name.
+    pub hint: String,
+}
+
+/// The name of `known` closest to `name`, as PostgreSQL suggests one: the
+/// fewest edits, and no more edits than half the name's length.
+fn closest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = name.chars().count() / 2;
+    known
+        .into_iter()
+        .filter(|k| *k != name)
+        .map(|k| (levenshtein(name, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
+        .map(|(_, k)| k)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Refusals of the edge and the limits.
@@ -326,8 +475,65 @@ impl ApiError {
     }
 }
 
+/// Refused credentials (PGRST3xx, always 401), with a `WWW-Authenticate` challenge.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        let (code, message) = match &e {
+            AuthError::BadAuthorizationHeader => ("PGRST301", "Authorization header must be \"Bearer <token>\"".to_owned()),
+            AuthError::AnonymousDisabled => ("PGRST302", "Anonymous access is disabled: send a Clerk session token".to_owned()),
+            // PostgREST's wording, which clients match on.
+            AuthError::Token(TokenError::Expired) => ("PGRST303", "JWT expired".to_owned()),
+            AuthError::Token(t) if t.is_claims_error() => ("PGRST303", t.to_string()),
+            AuthError::Token(t) => ("PGRST301", t.to_string()),
+            AuthError::BadRoleClaim(why) => ("PGRST303", why.clone()),
+            AuthError::RoleNotAllowed(role) => ("PGRST303", format!("the token's role \"{role}\" is not one this API runs requests as (db-allowed-roles)")),
+        };
+        // The setting that would accept it, for the operator reading the log.
+        let hint = match &e {
+            AuthError::Token(TokenError::NotASessionToken(_)) => Some("JWT-template tokens are accepted with clerk-accept-jwt-templates = true".to_owned()),
+            AuthError::Token(TokenError::TooLongLived { .. }) => Some("clerk-max-token-lifetime sets the limit".to_owned()),
+            _ => None,
+        };
+        let challenge = match e {
+            AuthError::AnonymousDisabled => "Bearer",
+            _ => "Bearer error=\"invalid_token\"",
+        };
+        ApiError { headers: vec![("www-authenticate", challenge.to_owned())], ..ApiError::new(StatusCode::UNAUTHORIZED, code, message, None, hint) }
+    }
+}
+
+/// Refused webhook deliveries: codes of their own (CPWH: clerk-proxy
+/// webhook), not the JWT ones.
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> ApiError {
+        let (status, code, message) = match &e {
+            WebhookError::MissingHeader(h) => (StatusCode::BAD_REQUEST, "CPWH1", format!("The {h} header is missing")),
+            WebhookError::BadTimestamp => (StatusCode::BAD_REQUEST, "CPWH2", "svix-timestamp is not a Unix timestamp".into()),
+            WebhookError::OutsideTolerance(d) => {
+                (StatusCode::BAD_REQUEST, "CPWH3", format!("svix-timestamp is {d} s away from now; the limit is {} s", crate::webhooks::TOLERANCE_SECS))
+            }
+            WebhookError::BadSignature => (StatusCode::UNAUTHORIZED, "CPWH4", "No svix-signature matches the body".into()),
+        };
+        let mut error = ApiError::new(status, code, message, None, None);
+        // A 401 names how to authenticate (RFC 9110 §15.5.2): Svix's signature.
+        if status == StatusCode::UNAUTHORIZED {
+            error.headers.push(("www-authenticate", "Svix realm=\"clerk-webhooks\"".to_owned()));
+        }
+        error
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn suggestions_are_close_names_only() {
+        use super::closest;
+        assert_eq!(closest("totl_amount", ["status", "total_amount", "notes"]), Some("total_amount"));
+        assert_eq!(closest("prodcts", ["orders", "products"]), Some("products"));
+        assert_eq!(closest("xyz", ["orders", "products"]), None);
+        assert_eq!(closest("id", ["ids", "idx"]), Some("ids"));
+    }
+
     #[test]
     fn sqlstate_mapping_follows_postgrest() {
         use super::status_for_sqlstate as s;

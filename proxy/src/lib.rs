@@ -5,6 +5,7 @@
 //! them; `admin` answers operational endpoints, `metrics`, `access_log` and `limits` watch and bound the traffic; `webhooks` takes Clerk's events; `sync` sends customer metadata back to Clerk.
 
 pub mod access_log;
+pub mod action;
 pub mod admin;
 pub mod api;
 pub mod auth;

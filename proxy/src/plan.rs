@@ -3,8 +3,9 @@
 //! SQL exists; what comes out names only things the cache holds.
 
 use crate::request::{CompareOp, Condition, Embed, Filter, JsonKey, JsonPath, Prefer, QueryParams, Resolution, Return, Scope, Target};
+use crate::action::WriteMethod;
 use crate::error::ApiError;
-use crate::schema::{Argument, Column, Function, Relation, SchemaCache};
+use crate::schema::{Argument, Column, Function, RawBody, Relation, Returns, RowType, SchemaCache};
 use serde_json::{Map, Value};
 
 impl Selected {
@@ -61,7 +62,26 @@ pub struct ReadPlan {
     pub order: Vec<Ordering>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
+    pub body: Body,
 }
+
+/// How the rows read become the response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// A JSON array of objects.
+    Rows,
+    /// The one row as an object, or `null` (a function returning one row).
+    Row,
+    /// A JSON array of the `pgrst_scalar` column's values.
+    Values,
+    /// The one value (a function returning one value).
+    Value,
+    /// Nothing (a `void` function): 204.
+    Nothing,
+}
+
+/// The column of a function's scalar result, as PostgREST names it.
+pub const SCALAR_COLUMN: &str = "pgrst_scalar";
 
 /// A related relation read for each row of the outer one.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,12 +126,31 @@ pub struct WritePlan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallPlan {
     pub function: Function,
-    /// Argument and its value as text (NULL: JSON null).
-    pub args: Vec<(Argument, Option<String>)>,
+    pub args: Vec<(Argument, ArgValue)>,
+}
+
+/// An argument's value as it is passed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArgValue {
+    /// Text PostgreSQL reads as the parameter's type (None: NULL).
+    Text(Option<String>),
+    /// A JSON object for a composite parameter, read with `json_populate_record`.
+    Record(String),
+}
+
+/// A call's arguments: named in a JSON body, or query pairs of a `GET`
+/// (a repeated key is the variadic parameter's list; otherwise the last
+/// value wins, as PostgREST reads them).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallArgs {
+    Json(Map<String, Value>),
+    Query(Vec<(String, String)>),
+    /// A POST body passed whole to the one unnamed text, xml or bytea parameter.
+    Raw(crate::schema::RawBody, Vec<u8>),
 }
 
 fn unknown_relation(cache: &SchemaCache, name: &str) -> ApiError {
-    ApiError::unknown_relation(&cache.default_schema, name)
+    ApiError::unknown_relation(&cache.default_schema, name, cache.relations().into_iter().map(|r| r.name.as_str()))
 }
 
 /// The `Allow` header of `OPTIONS` on a path, as PostgREST answers it:
@@ -121,7 +160,7 @@ pub fn allow(cache: &SchemaCache, target: Option<&Target>) -> Result<String, Api
         None => Ok("OPTIONS,GET,HEAD".into()),
         Some(Target::Relation(name)) => cache.relation(name).map(|r| r.allow()).ok_or_else(|| unknown_relation(cache, name)),
         Some(Target::Rpc(name)) => match cache.functions(name) {
-            [] => Err(call(cache, name, &Map::new()).err().expect("no function to call")),
+            [] => Err(call(cache, name, &CallArgs::Json(Map::new())).err().expect("no function to call")),
             fns if fns.iter().all(|f| f.volatile) => Ok("OPTIONS,POST".into()),
             _ => Ok("OPTIONS,GET,HEAD,POST".into()),
         },
@@ -130,6 +169,10 @@ pub fn allow(cache: &SchemaCache, target: Option<&Target>) -> Result<String, Api
 
 pub fn read(cache: &SchemaCache, name: &str, q: &QueryParams) -> Result<ReadPlan, ApiError> {
     let relation = cache.relation(name).ok_or_else(|| unknown_relation(cache, name))?;
+    read_relation(cache, relation, q)
+}
+
+fn read_relation(cache: &SchemaCache, relation: &Relation, q: &QueryParams) -> Result<ReadPlan, ApiError> {
     let top = Scope { conditions: q.conditions.clone(), order: q.order.clone(), limit: q.limit, offset: q.offset };
     let plan = level(cache, relation, &q.select, &q.embeds, &top, q, "")?;
     if let Some(path) = q.nested.keys().find(|path| !embeds_path(&q.embeds, path)) {
@@ -166,7 +209,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
     let embeds = embeds
         .iter()
         .map(|e| {
-            let target = cache.relation(&e.relation).ok_or_else(|| no_relationship(cache, relation, &e.relation))?;
+            let target = cache.relation(&e.relation).ok_or_else(|| no_relationship(cache, relation, e))?;
             let rel = relationship(cache, relation, e)?;
             let key_path = if path.is_empty() { e.key().to_owned() } else { format!("{path}.{}", e.key()) };
             let name_path = if path.is_empty() { e.relation.clone() } else { format!("{path}.{}", e.relation) };
@@ -194,6 +237,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
             .collect::<Result<_, ApiError>>()?,
         limit: scope.limit,
         offset: scope.offset,
+        body: Body::Rows,
     })
 }
 
@@ -213,8 +257,9 @@ fn cast_type(cache: &SchemaCache, name: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_request("42704", format!("type \"{name}\" does not exist"), None))
 }
 
-fn no_relationship(cache: &SchemaCache, outer: &Relation, embedded: &str) -> ApiError {
-    ApiError::no_relationship(&cache.default_schema, &outer.name, embedded)
+fn no_relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> ApiError {
+    let related = cache.related(&outer.name);
+    ApiError::no_relationship(&cache.default_schema, &outer.name, &e.relation, e.hint.as_deref(), related.iter().map(String::as_str))
 }
 
 /// The one foreign key `e` follows from `outer` (its `!hint` may name the
@@ -225,17 +270,31 @@ fn relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> Result<crat
         found.retain(|r| &r.constraint == hint || r.join.iter().any(|(a, b)| a == hint || b == hint));
     }
     match found.len() {
-        0 => Err(no_relationship(cache, outer, &e.relation)),
+        0 => Err(no_relationship(cache, outer, e)),
         1 => Ok(found.remove(0)),
-        _ => Err(ApiError::ambiguous_relationship(&outer.name, &e.relation, &found.iter().map(|r| r.constraint.as_str()).collect::<Vec<_>>())),
+        _ => {
+            let candidates: Vec<crate::error::Candidate> = found
+                .iter()
+                .map(|r| {
+                    let (outer_cols, inner_cols): (Vec<&str>, Vec<&str>) = r.join.iter().map(|(a, b)| (a.as_str(), b.as_str())).unzip();
+                    crate::error::Candidate {
+                        cardinality: if r.to_one { "many-to-one" } else { "one-to-many" },
+                        relationship: format!("{} using {}({}) and {}({})", r.constraint, outer.name, outer_cols.join(", "), e.relation, inner_cols.join(", ")),
+                        hint: r.constraint.clone(),
+                    }
+                })
+                .collect();
+            Err(ApiError::ambiguous_relationship(&outer.name, &e.relation, &candidates))
+        }
     }
 }
 
+/// A column a read names: stored or computed.
 fn column_of(relation: &Relation, name: &str) -> Result<Column, ApiError> {
     relation
-        .column(name)
+        .readable_column(name)
         .cloned()
-        .ok_or_else(|| ApiError::unknown_column(&relation.name, name, &relation.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()))
+        .ok_or_else(|| ApiError::unknown_column(&relation.name, name, relation.columns.iter().map(|c| c.name.as_str())))
 }
 
 fn resolve(relation: &Relation, c: &Condition) -> Result<Where, ApiError> {
@@ -253,7 +312,7 @@ fn resolve(relation: &Relation, c: &Condition) -> Result<Where, ApiError> {
 
 /// `POST` (insert or upsert), `PUT` (upsert of one row by primary key),
 /// `PATCH` (update) or `DELETE` on a table.
-pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, body: &[u8], prefer: &Prefer) -> Result<WritePlan, ApiError> {
+pub fn write(cache: &SchemaCache, name: &str, method: WriteMethod, q: &QueryParams, body: &[u8], prefer: &Prefer) -> Result<WritePlan, ApiError> {
     let read = read(cache, name, q)?;
     let relation = read.relation;
     let body_error = |message: &str, details: Option<String>| ApiError::bad_request("PGRST102", message.to_owned(), details);
@@ -271,14 +330,14 @@ pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, bod
     }
     let mut filter = read.filter;
     let kind = match method {
-        "POST" | "PUT" => {
+        WriteMethod::Insert | WriteMethod::Upsert => {
             let mut rows = match parse_body()? {
                 Value::Array(rows) => rows,
                 object @ Value::Object(_) => vec![object],
                 _ => return Err(body_error("The body must be a JSON object or an array of objects", None)),
             };
             let mut on_conflict = None;
-            if method == "PUT" {
+            if method == WriteMethod::Upsert {
                 let key = put_key(&relation, &filter, q)?;
                 let [Value::Object(row)] = rows.as_mut_slice() else {
                     return Err(body_error("The body of a PUT must be one JSON object", None));
@@ -289,13 +348,7 @@ pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, bod
                             row.insert(column.name.clone(), Value::String(value));
                         }
                         Some(given) if json_text(given) == value => {}
-                        Some(_) => {
-                            return Err(ApiError::bad_request(
-                                "PGRST115",
-                                "Payload values do not match URL in primary key column(s)".into(),
-                                Some(format!("{} is {value} in the URL", column.name)),
-                            ))
-                        }
+                        Some(_) => return Err(ApiError::put_key_mismatch()),
                     }
                 }
                 filter.clear();
@@ -305,14 +358,10 @@ pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, bod
                     Some(names) => names.iter().map(|n| column_of(&relation, n)).collect::<Result<_, _>>()?,
                     None => relation.columns.iter().filter(|c| c.primary_key).cloned().collect(),
                 };
-                if columns.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "PGRST103",
-                        format!("'{}' has no primary key to detect duplicates by", relation.name),
-                        Some("Name the unique columns with on_conflict=…".into()),
-                    ));
+                // No key to match on: a plain insert, the resolution not applied (as PostgREST).
+                if !columns.is_empty() {
+                    on_conflict = Some(OnConflict { columns, resolution });
                 }
-                on_conflict = Some(OnConflict { columns, resolution });
             }
             // Rows grouped by their set of keys: with missing=default each
             // group is its own INSERT, so absent keys take their defaults;
@@ -348,7 +397,7 @@ pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, bod
                 .collect::<Result<Vec<_>, ApiError>>()?;
             WriteKind::Insert { groups, on_conflict }
         }
-        "PATCH" => {
+        WriteMethod::Update => {
             let row = parse_body()?;
             let Value::Object(m) = &row else {
                 return Err(body_error("The body of a PATCH must be a JSON object", None));
@@ -359,7 +408,7 @@ pub fn write(cache: &SchemaCache, name: &str, method: &str, q: &QueryParams, bod
             }
             WriteKind::Update { columns: columns_of(&keys)?, row_json: row.to_string() }
         }
-        _ => WriteKind::Delete,
+        WriteMethod::Delete => WriteKind::Delete,
     };
     Ok(WritePlan { relation, kind, filter, returning: read.select, returning_embeds: read.embeds, return_: prefer.return_ })
 }
@@ -401,36 +450,74 @@ fn put_key(relation: &Relation, filter: &[Where], q: &QueryParams) -> Result<Vec
         found.clear();
         break;
     }
-    if keys.is_empty() || found.len() != keys.len() || q.limit.is_some() || q.offset.is_some() {
-        return Err(ApiError::bad_request(
-            "PGRST105",
-            "Filters must include all and only primary key columns with 'eq' operators".into(),
-            Some(format!(
-                "PUT {} needs {}",
-                relation.name,
-                keys.iter().map(|c| format!("{}=eq.…", c.name)).collect::<Vec<_>>().join("&")
-            )),
-        ));
+    if q.limit.is_some() || q.offset.is_some() {
+        return Err(ApiError::put_with_range());
+    }
+    if keys.is_empty() || found.len() != keys.len() {
+        return Err(ApiError::put_filters_not_key());
     }
     Ok(found)
 }
 
-/// A set-returning function's result read as `relation`, the table or view
-/// it returns rows of (`Function::rows_of`), with the request's `select`,
-/// filters, `order` and range.
-pub fn call_as_relation(cache: &SchemaCache, relation: &str, call: CallPlan, q: &QueryParams) -> Result<ReadPlan, ApiError> {
-    let mut plan = read(cache, relation, q)?;
+/// A function's result read as a relation, as PostgREST reads every
+/// function's: `select`, filters, `order` and the range apply to its rows
+/// (a table's or view's, a composite type's, OUT parameters', or the one
+/// `pgrst_scalar` column of a scalar result). `object`: the client asked
+/// for one object (a set of scalars then answers rows).
+pub fn call_read(cache: &SchemaCache, call: CallPlan, q: &QueryParams, object: bool) -> Result<ReadPlan, ApiError> {
+    let f = &call.function;
+    let result = |columns: Vec<Column>| Relation {
+        schema: f.schema.clone(),
+        name: f.name.clone(),
+        is_table: false,
+        planner_counts_visible: false,
+        writable: Default::default(),
+        columns,
+        computed: Vec::new(),
+    };
+    let scalar = |type_sql: &str| Column::of_result(SCALAR_COLUMN.into(), type_sql.into());
+    let (relation, body) = match &f.returns {
+        Returns::Rows { set, row: RowType::Relation(name) } => (cache.relation(name).cloned().ok_or_else(|| unknown_relation(cache, name))?, rows_body(*set)),
+        Returns::Rows { set, row: RowType::Columns(columns) } => (result(columns.clone()), rows_body(*set)),
+        Returns::Scalar { set: true, type_sql } => (result(vec![scalar(type_sql)]), if object { Body::Rows } else { Body::Values }),
+        Returns::Scalar { set: false, type_sql } => (result(vec![scalar(type_sql)]), Body::Value),
+        Returns::Void => (result(vec![scalar("void")]), Body::Nothing),
+    };
+    let mut plan = read_relation(cache, &relation, q)?;
     plan.call = Some(call);
+    plan.body = body;
     Ok(plan)
 }
 
-/// A function call with named arguments (a JSON object, or query pairs).
-pub fn call(cache: &SchemaCache, name: &str, given: &Map<String, Value>) -> Result<CallPlan, ApiError> {
-    let fits = |f: &&Function| {
-        given.keys().all(|k| f.args.iter().any(|a| &a.name == k))
-            && f.args.iter().all(|a| a.has_default || given.contains_key(&a.name))
+fn rows_body(set: bool) -> Body {
+    if set { Body::Rows } else { Body::Row }
+}
+
+/// A function call: the overload that takes the arguments' names (or the
+/// one unnamed json/jsonb parameter, which takes them all as one object,
+/// or the one unnamed text/xml/bytea parameter a raw body goes to).
+pub fn call(cache: &SchemaCache, name: &str, given: &CallArgs) -> Result<CallPlan, ApiError> {
+    let overloads = cache.functions(name);
+    if let CallArgs::Raw(media, bytes) = given {
+        let f = overloads.iter().find(|f| f.takes_raw_body(*media)).ok_or_else(|| ApiError::no_raw_function(&cache.default_schema, name, media.type_sql()))?;
+        let text = match media {
+            RawBody::Bytes => format!("\\x{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            RawBody::Text | RawBody::Xml => String::from_utf8(bytes.clone()).map_err(|_| ApiError::invalid_body("The body is not valid UTF-8".into(), None))?,
+        };
+        return Ok(CallPlan { function: f.clone(), args: vec![(f.args[0].clone(), ArgValue::Text(Some(text)))] });
+    }
+    let keys: Vec<&str> = match given {
+        CallArgs::Json(m) => m.keys().map(String::as_str).collect(),
+        CallArgs::Query(pairs) => {
+            let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            keys
+        }
+        CallArgs::Raw(..) => unreachable!("answered above"),
     };
-    let fitting: Vec<&Function> = cache.functions(name).iter().filter(|f| !f.takes_whole_body()).filter(fits).collect();
+    let fits = |f: &&Function| keys.iter().all(|k| f.args.iter().any(|a| a.name == *k)) && f.args.iter().all(|a| a.has_default || keys.contains(&a.name.as_str()));
+    let fitting: Vec<&Function> = overloads.iter().filter(|f| !f.takes_whole_body() && !f.args.iter().any(|a| a.name.is_empty())).filter(fits).collect();
     if fitting.len() > 1 {
         let mut candidates: Vec<String> = fitting
             .iter()
@@ -440,33 +527,56 @@ pub fn call(cache: &SchemaCache, name: &str, given: &Map<String, Value>) -> Resu
         return Err(ApiError::ambiguous_function(&candidates));
     }
     let named = fitting.first().copied();
-    if let (None, Some(whole)) = (named, cache.functions(name).iter().find(|f| f.takes_whole_body())) {
-        let body = Value::Object(given.clone()).to_string();
-        return Ok(CallPlan { function: whole.clone(), args: vec![(whole.args[0].clone(), Some(body))] });
+    if let (None, Some(whole)) = (named, overloads.iter().find(|f| f.takes_whole_body())) {
+        let body = match given {
+            CallArgs::Json(m) => Value::Object(m.clone()),
+            CallArgs::Query(pairs) => Value::Object(pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+            CallArgs::Raw(..) => unreachable!("answered above"),
+        };
+        return Ok(CallPlan { function: whole.clone(), args: vec![(whole.args[0].clone(), ArgValue::Text(Some(body.to_string())))] });
     }
     let function = named.ok_or_else(|| {
-        let mut keys: Vec<&str> = given.keys().map(String::as_str).collect();
+        let mut keys = keys.clone();
         keys.sort_unstable();
-        let takes = cache.functions(name).first().map(|f| f.args.iter().map(|a| format!("{} {}", a.name, a.type_sql)).collect::<Vec<_>>().join(", "));
-        ApiError::no_function(&cache.default_schema, name, &keys, takes)
+        ApiError::no_function(cache, name, &keys, matches!(given, CallArgs::Json(_)))
     })?;
     let args = function
         .args
         .iter()
         .filter_map(|a| {
-            given.get(&a.name).map(|v| {
-                let text = match v {
-                    Value::Null => None,
-                    Value::String(s) => Some(s.clone()),
-                    // A JSON array for an array parameter: PostgreSQL's array literal.
-                    Value::Array(items) if a.type_sql.ends_with("[]") => Some(pg_array(items)),
-                    other => Some(other.to_string()),
-                };
-                (a.clone(), text)
-            })
+            let variadic = function.variadic_arg() == Some(a);
+            let value = match given {
+                CallArgs::Json(m) => m.get(&a.name).map(|v| json_arg(a, variadic, v))?,
+                CallArgs::Query(pairs) => {
+                    let mut values = pairs.iter().filter(|(k, _)| *k == a.name).map(|(_, v)| v.clone()).peekable();
+                    values.peek()?;
+                    if variadic {
+                        let items: Vec<Value> = values.map(Value::String).collect();
+                        ArgValue::Text(Some(pg_array(&items)))
+                    } else {
+                        ArgValue::Text(values.last())
+                    }
+                }
+                CallArgs::Raw(..) => unreachable!("answered above"),
+            };
+            Some((a.clone(), value))
         })
         .collect();
     Ok(CallPlan { function: function.clone(), args })
+}
+
+/// A JSON body's value for parameter `a`.
+fn json_arg(a: &Argument, variadic: bool, v: &Value) -> ArgValue {
+    let is_json = matches!(a.type_sql.as_str(), "json" | "jsonb");
+    match v {
+        Value::Null => ArgValue::Text(None),
+        Value::String(s) if variadic => ArgValue::Text(Some(pg_array(&[Value::String(s.clone())]))),
+        Value::String(s) if !is_json => ArgValue::Text(Some(s.clone())),
+        // A JSON array for an array (or variadic) parameter: PostgreSQL's array literal.
+        Value::Array(items) if a.type_sql.ends_with("[]") => ArgValue::Text(Some(pg_array(items))),
+        Value::Object(_) if !is_json => ArgValue::Record(v.to_string()),
+        other => ArgValue::Text(Some(other.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -504,14 +614,15 @@ mod tests {
     #[test]
     fn calls_match_named_arguments() {
         let cache = test_cache();
-        let args = json!({"code": "SPRING", "order_id": 42}).as_object().unwrap().clone();
-        let p = call(&cache, "redeem_coupon", &args).unwrap();
-        assert_eq!(p.args[1].1.as_deref(), Some("42"));
-        let missing = json!({"code": "SPRING"}).as_object().unwrap().clone();
-        let e = call(&cache, "redeem_coupon", &missing).unwrap_err();
+        let json_args = |v: Value| CallArgs::Json(v.as_object().unwrap().clone());
+        let p = call(&cache, "redeem_coupon", &json_args(json!({"code": "SPRING", "order_id": 42}))).unwrap();
+        assert_eq!(p.args[1].1, ArgValue::Text(Some("42".into())));
+        let e = call(&cache, "redeem_coupon", &json_args(json!({"code": "SPRING"}))).unwrap_err();
         assert_eq!(e.code, "PGRST202");
-        assert!(e.hint.unwrap().contains("order_id bigint"));
-        let extra = json!({"code": "A", "order_id": 1, "drop": 1}).as_object().unwrap().clone();
-        assert!(call(&cache, "redeem_coupon", &extra).is_err());
+        assert_eq!(e.hint.as_deref(), Some("Perhaps you meant to call the function public.redeem_coupon(code, order_id)"));
+        assert!(call(&cache, "redeem_coupon", &json_args(json!({"code": "A", "order_id": 1, "drop": 1}))).is_err());
+        // GET: the last of a repeated key wins (no parameter is variadic).
+        let p = call(&cache, "redeem_coupon", &CallArgs::Query(vec![("code".into(), "A".into()), ("order_id".into(), "1".into()), ("code".into(), "B".into())])).unwrap();
+        assert_eq!(p.args[0].1, ArgValue::Text(Some("B".into())));
     }
 }

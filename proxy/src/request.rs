@@ -346,12 +346,16 @@ pub enum Resolution {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Prefer {
     pub return_: Return,
+    /// `return=…` was given (echoed in `Preference-Applied`).
+    pub return_given: bool,
     pub count: Option<Count>,
     pub resolution: Option<Resolution>,
     /// `missing=default`: keys a row lacks take the column default, not NULL.
     pub missing_default: bool,
     /// `handling=strict`
     pub strict: bool,
+    /// `handling=…` was given (echoed in `Preference-Applied`).
+    pub handling_given: bool,
     pub max_affected: Option<u64>,
     /// `tx=rollback` (true) or `tx=commit` (false).
     pub tx_rollback: Option<bool>,
@@ -366,9 +370,9 @@ pub fn parse_prefer(header: Option<&str>) -> Prefer {
     let mut p = Prefer::default();
     for item in header.unwrap_or("").split(',').map(str::trim).filter(|i| !i.is_empty()) {
         match item {
-            "return=minimal" => p.return_ = Return::Minimal,
-            "return=headers-only" => p.return_ = Return::HeadersOnly,
-            "return=representation" => p.return_ = Return::Representation,
+            "return=minimal" => (p.return_, p.return_given) = (Return::Minimal, true),
+            "return=headers-only" => (p.return_, p.return_given) = (Return::HeadersOnly, true),
+            "return=representation" => (p.return_, p.return_given) = (Return::Representation, true),
             "count=exact" => p.count = Some(Count::Exact),
             "count=planned" => p.count = Some(Count::Planned),
             "count=estimated" => p.count = Some(Count::Estimated),
@@ -376,8 +380,8 @@ pub fn parse_prefer(header: Option<&str>) -> Prefer {
             "resolution=ignore-duplicates" => p.resolution = Some(Resolution::IgnoreDuplicates),
             "missing=default" => p.missing_default = true,
             "missing=null" => p.missing_default = false,
-            "handling=strict" => p.strict = true,
-            "handling=lenient" => p.strict = false,
+            "handling=strict" => (p.strict, p.handling_given) = (true, true),
+            "handling=lenient" => (p.strict, p.handling_given) = (false, true),
             "tx=rollback" => p.tx_rollback = Some(true),
             "tx=commit" => p.tx_rollback = Some(false),
             other => match (other.strip_prefix("max-affected=").map(str::parse::<u64>), other.strip_prefix("timezone=")) {
@@ -390,7 +394,30 @@ pub fn parse_prefer(header: Option<&str>) -> Prefer {
     p
 }
 
-/// `Range: 0-9` (or `items=0-9`, `10-`): (offset, limit).
+impl Return {
+    pub fn name(self) -> &'static str {
+        match self {
+            Return::Minimal => "minimal",
+            Return::HeadersOnly => "headers-only",
+            Return::Representation => "representation",
+        }
+    }
+}
+
+impl Count {
+    pub fn name(self) -> &'static str {
+        match self {
+            Count::Exact => "exact",
+            Count::Planned => "planned",
+            Count::Estimated => "estimated",
+        }
+    }
+}
+
+const BACKWARDS_RANGE: &str = "The lower boundary must be lower than or equal to the upper boundary in the Range header.";
+
+/// `Range: 0-9` (or `items=0-9`, `10-`): (offset, limit). A range that
+/// ends before it starts is unsatisfiable (416), as PostgREST answers it.
 pub fn parse_range(header: &str) -> Result<(u64, Option<u64>), ParseError> {
     let spec = header.trim().strip_prefix("items=").unwrap_or(header.trim());
     let bad = || err("Invalid range", format!("\"{header}\" must look like 0-9 or 10-"));
@@ -401,7 +428,7 @@ pub fn parse_range(header: &str) -> Result<(u64, Option<u64>), ParseError> {
         to => {
             let to: u64 = to.parse().map_err(|_| bad())?;
             if to < from {
-                return Err(err("Requested range not satisfiable", format!("{from}-{to} ends before it starts")));
+                return Err(unsatisfiable(BACKWARDS_RANGE));
             }
             Ok((from, Some((to - from).saturating_add(1))))
         }
@@ -425,6 +452,8 @@ fn count_embeds(embeds: &[Embed]) -> usize {
 pub struct ParseError {
     pub message: String,
     pub details: String,
+    /// A range that selects nothing (416 PGRST103), not a syntax error (400 PGRST100).
+    pub unsatisfiable: bool,
 }
 
 impl fmt::Display for ParseError {
@@ -434,7 +463,11 @@ impl fmt::Display for ParseError {
 }
 
 fn err(message: &str, details: String) -> ParseError {
-    ParseError { message: message.to_owned(), details }
+    ParseError { message: message.to_owned(), details, unsatisfiable: false }
+}
+
+fn unsatisfiable(details: &str) -> ParseError {
+    ParseError { message: "Requested range not satisfiable".into(), details: details.into(), unsatisfiable: true }
 }
 
 /// `/orders` → Relation("orders"), `/rpc/place_order` → Rpc(...).
@@ -514,6 +547,9 @@ fn split_scope_key(key: &str) -> (Option<&str>, &str) {
 fn add_to_scope(scope: &mut Scope, key: &str, value: &str) -> Result<(), ParseError> {
     match key {
         "order" => scope.order = parse_order(value)?,
+        "limit" if value.trim().starts_with('-') && value.trim()[1..].parse::<u64>().is_ok() => {
+            return Err(unsatisfiable("Limit should be greater than or equal to zero."))
+        }
         "limit" => scope.limit = Some(parse_count("limit", value)?),
         "offset" => scope.offset = Some(parse_count("offset", value)?),
         "or" | "and" | "not.or" | "not.and" => {
@@ -936,10 +972,12 @@ mod tests {
 
     #[test]
     fn bad_input_is_a_clear_400() {
+        let e = parse_query("limit=-1", false).unwrap_err();
+        assert!(e.unsatisfiable && e.details == "Limit should be greater than or equal to zero.", "{e}");
         for (query, needle) in [
             ("status=pending", "must be column=operator.value"),
             ("status=equals.x", "unknown operator \"equals\""),
-            ("limit=-1", "limit must be a non-negative integer"),
+            ("limit=x", "limit must be a non-negative integer"),
             ("order=a.sideways", "\"sideways\""),
             ("order_id=in.1,2", "must be in parentheses"),
             ("notes=is.maybe", "is.maybe"),

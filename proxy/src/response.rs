@@ -5,6 +5,9 @@ use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::error::{not_acceptable, not_one_row, ApiError};
+use crate::action::WriteMethod;
+use crate::plan::Body;
+use crate::request::Return;
 
 pub fn json(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
     let body = body.to_string().into_bytes();
@@ -25,8 +28,10 @@ impl ApiError {
             self.status,
             &json!({"code": self.code, "message": self.message, "details": self.details, "hint": self.hint}),
         );
-        if let Some(challenge) = self.www_authenticate.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
-            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
+        for (name, value) in self.headers {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
         }
         response
     }
@@ -140,56 +145,91 @@ fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&
     builder.header("content-length", bytes.len()).body(bytes).expect("valid headers")
 }
 
-/// A table read: `Content-Range: first-last/total`, 206 when the range
-/// is not the whole (counted) result.
-/// `columns`: the CSV header when there is no row.
-pub fn rows(r: crate::db::Outcome, offset: u64, head: bool, format: Format, columns: &[String]) -> Result<Response<Vec<u8>>, ApiError> {
-    let body = r.body.unwrap_or_else(|| "[]".into());
-    let body = match format {
-        Format::Object => single_object(&body, r.rows)?,
-        Format::Csv => csv(&body, columns)?,
-        Format::Json => body,
-    };
+/// A read: `Content-Range: first-last/total`, 206 when the range is not
+/// the whole (counted) result. `columns`: the CSV header when there is no
+/// row. A function's one row or value is the body as is; `void` is 204.
+pub fn rows(r: crate::db::Outcome, offset: u64, format: Format, columns: &[String], shape: Body) -> Result<Response<Vec<u8>>, ApiError> {
+    if let Some(total) = r.total.filter(|t| offset > 0 && offset > *t as u64) {
+        return Err(ApiError::offset_past_end(offset, total));
+    }
     let total = r.total.map(|t| t.to_string()).unwrap_or_else(|| "*".into());
     let range = if r.rows > 0 { format!("{}-{}/{total}", offset, offset + r.rows as u64 - 1) } else { format!("*/{total}") };
+    let body = match shape {
+        Body::Nothing => return Ok(respond(StatusCode::NO_CONTENT, None, format, &[("content-range", range)])),
+        Body::Row | Body::Value => r.body.unwrap_or_else(|| "null".into()),
+        Body::Rows | Body::Values => {
+            let body = r.body.unwrap_or_else(|| "[]".into());
+            match format {
+                Format::Object => single_object(&body, r.rows)?,
+                Format::Csv => csv(&body, columns)?,
+                Format::Json => body,
+            }
+        }
+    };
     let partial = r.total.is_some_and(|t| t > r.rows) && format != Format::Object;
     let status = if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
-    let mut response = respond(status, Some(body), format, &[("content-range", range)]);
-    if head {
-        response.body_mut().clear();
-    }
-    Ok(response)
+    Ok(respond(status, Some(body), format, &[("content-range", range)]))
 }
 
-/// POST (201) / PATCH, DELETE (204, or 200 with `return=representation`).
-/// `path`: the table's path, for the `Location` of one created row.
-pub fn written(r: crate::db::Outcome, created: bool, return_: crate::request::Return, single: bool, path: &str) -> Result<Response<Vec<u8>>, ApiError> {
+/// A write's answer, as PostgREST gives it: POST 201 (200 when an
+/// upsert inserted nothing), PUT 201 or 200 with the row, else 204; PATCH
+/// and DELETE 200 with rows, else 204. `path`: the table's path, for the
+/// `Location` of one created row (`return=headers-only`).
+/// `counted`: `Prefer: count=…` was given (the range then ends `/N`).
+pub fn written(r: crate::db::Outcome, method: WriteMethod, return_: Return, single: bool, counted: bool, path: &str) -> Result<Response<Vec<u8>>, ApiError> {
     // Whatever the write answers with (its transaction was rolled back: `db::RowsAllowed`).
     if single && r.rows != 1 {
         return Err(not_one_row(r.rows));
     }
-    let range = ("content-range", format!("*/{}", r.rows));
+    let total = if counted { r.rows.to_string() } else { "*".to_owned() };
+    let range = match method {
+        WriteMethod::Update if r.rows > 0 => format!("0-{}/{total}", r.rows - 1),
+        _ => format!("*/{total}"),
+    };
+    let range = ("content-range", range);
+    // `inserted`: how many rows an upsert inserted (the statement's third column).
+    let inserted_none = r.total == Some(0);
+    let status = match (method, return_) {
+        (WriteMethod::Insert, _) if inserted_none => StatusCode::OK,
+        (WriteMethod::Insert, _) => StatusCode::CREATED,
+        (WriteMethod::Upsert, Return::Representation) if inserted_none => StatusCode::OK,
+        (WriteMethod::Upsert, Return::Representation) => StatusCode::CREATED,
+        (WriteMethod::Update | WriteMethod::Delete, Return::Representation) => StatusCode::OK,
+        (WriteMethod::Upsert | WriteMethod::Update | WriteMethod::Delete, Return::Minimal | Return::HeadersOnly) => StatusCode::NO_CONTENT,
+    };
     match (return_, r.body) {
-        (crate::request::Return::HeadersOnly, Some(keys)) if created && r.rows == 1 => {
+        (Return::HeadersOnly, Some(keys)) if method == WriteMethod::Insert && r.rows == 1 => {
             let keys: Vec<Value> = serde_json::from_str(&keys).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
+            let encode = |v: &str| percent_encoding::utf8_percent_encode(v, QUERY_VALUE).to_string();
             let query: Vec<String> = keys
                 .first()
                 .and_then(Value::as_object)
-                .map(|o| o.iter().map(|(k, v)| format!("{k}=eq.{}", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))).collect())
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| match v {
+                            Value::Null => format!("{}=is.null", encode(k)),
+                            Value::String(text) => format!("{}=eq.{}", encode(k), encode(text)),
+                            other => format!("{}=eq.{}", encode(k), encode(&other.to_string())),
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
             let location = ("location", format!("{path}?{}", query.join("&")));
-            Ok(respond(StatusCode::CREATED, None, Format::Json, &[range, location]))
+            Ok(respond(status, None, Format::Json, &[range, location]))
         }
-        (crate::request::Return::Representation, Some(body)) => {
+        (Return::Representation, Some(body)) => {
             let body = if single { single_object(&body, r.rows)? } else { body };
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(respond(status, Some(body), if single { Format::Object } else { Format::Json }, &[range]))
         }
-        _ => Ok(respond(if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT }, None, Format::Json, &[range])),
+        _ => Ok(respond(status, None, Format::Json, &[range])),
     }
 }
 
-/// An RPC's result.
+/// What a `Location` query value escapes.
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// A JSON value the database computed (the webhook's outcome).
 pub fn called(r: crate::db::Outcome) -> Result<Response<Vec<u8>>, ApiError> {
     Ok(respond(StatusCode::OK, Some(r.body.unwrap_or_else(|| "null".into())), Format::Json, &[]))
 }

@@ -13,6 +13,17 @@ pub struct Column {
     pub nullable: bool,
     /// Has a default (or is an identity column): may be left out of an insert.
     pub has_default: bool,
+    /// A computed column: the schema of the function of the same name that
+    /// takes the relation's row (`full_name(people)`), read as PostgREST
+    /// reads it; never written, and not part of `*`.
+    pub computed_by: Option<String>,
+}
+
+impl Column {
+    /// A column of a result (a function's), not of a table.
+    pub fn of_result(name: String, type_sql: String) -> Column {
+        Column { name, type_sql, primary_key: false, nullable: true, has_default: false, computed_by: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +40,9 @@ pub struct Relation {
     /// `pg_relation_is_updatable` (views with triggers or auto-updatable).
     pub writable: Writable,
     pub columns: Vec<Column>,
+    /// Computed columns (`Column::computed_by`): named in `select`, filters
+    /// and `order` only.
+    pub computed: Vec<Column>,
 }
 
 /// `pg_relation_is_updatable`'s bits.
@@ -49,16 +63,75 @@ impl Writable {
 }
 
 impl Function {
-    /// The table or view a set-returning function returns rows of.
-    pub fn rows_of(&self) -> Option<&str> {
-        self.returns_relation.as_deref().filter(|_| self.returns_set)
-    }
-
     /// One unnamed `json`/`jsonb` parameter: PostgREST passes it the whole
     /// request body (or the query's arguments as one object).
     pub fn takes_whole_body(&self) -> bool {
         matches!(self.args.as_slice(), [a] if a.name.is_empty() && matches!(a.type_sql.as_str(), "json" | "jsonb"))
     }
+
+    /// One unnamed parameter of the type a raw body of `media` is passed
+    /// as (`text/plain` → text, `text/xml` → xml, `application/octet-stream`
+    /// → bytea), as PostgREST does.
+    pub fn takes_raw_body(&self, media: RawBody) -> bool {
+        matches!(self.args.as_slice(), [a] if a.name.is_empty() && a.type_sql == media.type_sql())
+    }
+
+    /// The variadic parameter (the last), if any.
+    pub fn variadic_arg(&self) -> Option<&Argument> {
+        self.args.last().filter(|_| self.variadic)
+    }
+}
+
+/// A POST body passed whole to a function's one unnamed parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawBody {
+    Text,
+    Xml,
+    Bytes,
+}
+
+impl RawBody {
+    pub const ALL: [RawBody; 3] = [RawBody::Text, RawBody::Xml, RawBody::Bytes];
+
+    pub fn from_media_type(media: &str) -> Option<RawBody> {
+        match media {
+            "text/plain" => Some(RawBody::Text),
+            "text/xml" => Some(RawBody::Xml),
+            "application/octet-stream" => Some(RawBody::Bytes),
+            _ => None,
+        }
+    }
+
+    pub fn type_sql(self) -> &'static str {
+        match self {
+            RawBody::Text => "text",
+            RawBody::Xml => "xml",
+            RawBody::Bytes => "bytea",
+        }
+    }
+}
+
+/// What a function returns, in the shapes PostgREST answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Returns {
+    /// Rows with named columns (`set`: any number; else one, answered as
+    /// an object or `null`).
+    Rows { set: bool, row: RowType },
+    /// Values of one type (`set`: any number, a JSON array): the column
+    /// `pgrst_scalar` of the result read as a relation.
+    Scalar { set: bool, type_sql: String },
+    /// 204, no body.
+    Void,
+}
+
+/// Whose rows a function returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowType {
+    /// An exposed table's or view's: read as that relation (its
+    /// relationships embed).
+    Relation(String),
+    /// A composite type's, or the function's OUT / TABLE parameters.
+    Columns(Vec<Column>),
 }
 
 impl Relation {
@@ -78,8 +151,14 @@ impl Relation {
         methods.join(",")
     }
 
+    /// A stored column (what a write may name).
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// A stored or computed column (what a read may name).
+    pub fn readable_column(&self, name: &str) -> Option<&Column> {
+        self.column(name).or_else(|| self.computed.iter().find(|c| c.name == name))
     }
 }
 
@@ -94,16 +173,17 @@ pub struct Argument {
 pub struct Function {
     pub schema: String,
     pub name: String,
+    /// The parameters a call passes (IN, INOUT, VARIADIC), in order.
     pub args: Vec<Argument>,
-    pub returns_set: bool,
-    /// Returns a row type (composite): the response is an object (or array
-    /// of objects for `setof`), not a scalar.
-    pub returns_composite: bool,
+    pub returns: Returns,
     pub volatile: bool,
-    /// The table or view (of the function's schema) whose rows a
-    /// set-returning function returns: its result is read as that relation
-    /// (`select`, filters, `order`, ranges, counts).
-    pub returns_relation: Option<String>,
+    /// The last argument is `VARIADIC`.
+    pub variadic: bool,
+    /// The relation (of the function's schema) whose row is its one
+    /// argument, when it returns one value: a computed column of it.
+    pub computes_column_of: Option<String>,
+    /// `format_type` of the return type.
+    pub return_type: String,
 }
 
 /// A foreign key between two exposed relations: what resource embedding
@@ -243,15 +323,23 @@ pub struct TypeRow {
 
 impl SchemaCache {
     pub fn new(default_schema: &str, relations: Vec<Relation>, functions: Vec<Function>, foreign_keys: Vec<ForeignKey>) -> SchemaCache {
+        let mut relations: HashMap<String, Relation> = relations.into_iter().filter(|r| r.schema == default_schema).map(|r| (r.name.clone(), r)).collect();
+        for f in functions.iter().filter(|f| f.schema == default_schema) {
+            if let Some(relation) = f.computes_column_of.as_ref().and_then(|r| relations.get_mut(r)) {
+                if relation.column(&f.name).is_none() {
+                    relation.computed.push(Column { computed_by: Some(f.schema.clone()), ..Column::of_result(f.name.clone(), f.return_type.clone()) });
+                }
+            }
+        }
         let mut by_name: HashMap<String, Vec<Function>> = HashMap::new();
         // Arguments are passed by name: a function with an unnamed one
         // cannot be called through the API.
-        for f in functions.into_iter().filter(|f| f.schema == default_schema && (f.args.iter().all(|a| !a.name.is_empty()) || f.takes_whole_body())) {
+        for f in functions.into_iter().filter(|f| f.schema == default_schema && (f.args.iter().all(|a| !a.name.is_empty()) || f.takes_whole_body() || RawBody::ALL.iter().any(|m| f.takes_raw_body(*m)))) {
             by_name.entry(f.name.clone()).or_default().push(f);
         }
         SchemaCache {
             default_schema: default_schema.to_owned(),
-            relations: relations.into_iter().filter(|r| r.schema == default_schema).map(|r| (r.name.clone(), r)).collect(),
+            relations,
             functions: by_name,
             foreign_keys,
             types: HashMap::new(),
@@ -348,6 +436,22 @@ impl SchemaCache {
         found
     }
 
+    /// The relations `name` has a foreign key with, either way.
+    pub fn related(&self, name: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .foreign_keys
+            .iter()
+            .filter_map(|fk| match (fk.table == name, fk.referenced_table == name) {
+                (true, _) => Some(fk.referenced_table.clone()),
+                (false, true) => Some(fk.table.clone()),
+                (false, false) => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     pub fn relation(&self, name: &str) -> Option<&Relation> {
         self.relations.get(name)
     }
@@ -418,17 +522,38 @@ SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
  WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND n.nspname = ANY($1::text[])
  ORDER BY n.nspname, c.relname, a.attnum";
 
-/// Functions with named arguments, one row per function.
+/// Functions, one row per function: the parameters a call passes, and
+/// what it returns (`kind`: void, relation, columns or scalar; the columns
+/// of OUT / TABLE parameters, else of a composite type).
 pub const FUNCTIONS_SQL: &str = "
 SELECT n.nspname, p.proname,
-       coalesce(p.proargnames[1:p.pronargs], '{}')::text[],
-       ARRAY(SELECT format_type(t, NULL) FROM unnest(p.proargtypes) t),
-       p.pronargdefaults::int, p.proretset, t.typtype = 'c', p.provolatile = 'v',
-       (SELECT rc.relname::text FROM pg_class rc
-         WHERE rc.oid = t.typrelid AND rc.relkind IN ('r', 'v', 'm', 'p', 'f') AND rc.relnamespace = p.pronamespace)
+       ARRAY(SELECT coalesce(p.proargnames[k.i], '')
+               FROM unnest(coalesce(p.proargmodes, array_fill('i'::\"char\", ARRAY[p.pronargs::int]))) WITH ORDINALITY k(mode, i)
+              WHERE k.mode IN ('i', 'b', 'v') ORDER BY k.i),
+       ARRAY(SELECT format_type(a.t, NULL) FROM unnest(p.proargtypes) WITH ORDINALITY a(t, i) ORDER BY a.i),
+       p.pronargdefaults::int, p.proretset,
+       CASE WHEN p.prorettype = 'void'::regtype THEN 'void'
+            WHEN rc.relkind IN ('r', 'v', 'm', 'p', 'f') AND rc.relnamespace = p.pronamespace THEN 'relation'
+            WHEN out.names <> '{}' OR t.typtype = 'c' THEN 'columns'
+            ELSE 'scalar' END,
+       p.provolatile = 'v', rc.relname::text,
+       CASE WHEN out.names <> '{}' THEN out.names ELSE attrs.names END,
+       CASE WHEN out.names <> '{}' THEN out.types ELSE attrs.types END,
+       format_type(p.prorettype, NULL), p.provariadic <> 0,
+       (SELECT ac.relname::text FROM pg_type at JOIN pg_class ac ON ac.oid = at.typrelid
+         WHERE p.pronargs = 1 AND at.oid = p.proargtypes[0] AND ac.relnamespace = p.pronamespace)
   FROM pg_proc p
   JOIN pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_type t ON t.oid = p.prorettype
+  LEFT JOIN pg_class rc ON rc.oid = t.typrelid
+  CROSS JOIN LATERAL (
+    SELECT coalesce(array_agg(coalesce(p.proargnames[k.i], 'column' || k.i) ORDER BY k.i), '{}') AS names,
+           coalesce(array_agg(format_type(p.proallargtypes[k.i], NULL) ORDER BY k.i), '{}') AS types
+      FROM unnest(p.proargmodes) WITH ORDINALITY k(mode, i) WHERE k.mode IN ('o', 'b', 't')) out
+  CROSS JOIN LATERAL (
+    SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}') AS names,
+           coalesce(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum), '{}') AS types
+      FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) attrs
  WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'
    AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)";
 
@@ -463,30 +588,92 @@ pub fn group_columns(rows: impl IntoIterator<Item = ColumnRow>) -> Vec<Relation>
     for ColumnRow { schema, relation, is_table, planner_counts_visible, writable, column } in rows {
         match out.last_mut() {
             Some(r) if r.schema == schema && r.name == relation => r.columns.push(column),
-            _ => out.push(Relation { schema, name: relation, is_table, planner_counts_visible, writable, columns: vec![column] }),
+            _ => out.push(Relation { schema, name: relation, is_table, planner_counts_visible, writable, columns: vec![column], computed: Vec::new() }),
         }
     }
     out
 }
 
-/// A function from one `FUNCTIONS_SQL` row.
-pub fn function_from_row(
-    schema: String,
-    name: String,
-    arg_names: Vec<String>,
-    arg_types: Vec<String>,
-    n_defaults: i32,
-    returns_set: bool,
-    returns_composite: bool,
-    volatile: bool,
-) -> Function {
-    let first_default = arg_types.len().saturating_sub(n_defaults.max(0) as usize);
-    let args = arg_types
-        .into_iter()
-        .enumerate()
-        .map(|(i, type_sql)| Argument { name: arg_names.get(i).cloned().unwrap_or_default(), type_sql, has_default: i >= first_default })
-        .collect();
-    Function { schema, name, args, returns_set, returns_composite, volatile, returns_relation: None }
+/// One row of `FUNCTIONS_SQL`.
+pub struct FunctionRow {
+    pub schema: String,
+    pub name: String,
+    pub arg_names: Vec<String>,
+    pub arg_types: Vec<String>,
+    pub n_defaults: i32,
+    pub returns_set: bool,
+    /// `void`, `relation`, `columns` or `scalar`.
+    pub kind: String,
+    pub volatile: bool,
+    pub relation: Option<String>,
+    pub column_names: Vec<String>,
+    pub column_types: Vec<String>,
+    pub return_type: String,
+    pub variadic: bool,
+    pub row_argument_of: Option<String>,
+}
+
+impl FunctionRow {
+    pub fn into_function(self) -> Function {
+        let first_default = self.arg_types.len().saturating_sub(self.n_defaults.max(0) as usize);
+        let names = self.arg_names;
+        let args = self
+            .arg_types
+            .into_iter()
+            .enumerate()
+            .map(|(i, type_sql)| Argument { name: names.get(i).cloned().unwrap_or_default(), type_sql, has_default: i >= first_default })
+            .collect();
+        let set = self.returns_set;
+        let returns = match (self.kind.as_str(), self.relation) {
+            ("void", _) => Returns::Void,
+            ("relation", Some(name)) => Returns::Rows { set, row: RowType::Relation(name) },
+            ("columns" | "relation", _) => Returns::Rows {
+                set,
+                row: RowType::Columns(
+                    self.column_names
+                        .into_iter()
+                        .zip(self.column_types)
+                        .map(|(name, type_sql)| Column::of_result(name, type_sql))
+                        .collect(),
+                ),
+            },
+            _ => Returns::Scalar { set, type_sql: self.return_type.clone() },
+        };
+        let computes_column_of = self.row_argument_of.filter(|_| !set && returns != Returns::Void);
+        Function {
+            schema: self.schema,
+            name: self.name,
+            args,
+            returns,
+            volatile: self.volatile,
+            variadic: self.variadic,
+            computes_column_of,
+            return_type: self.return_type,
+        }
+    }
+}
+
+/// A function of `schema` taking `args` (name, type) with `n_defaults`
+/// trailing defaults (tests).
+#[cfg(test)]
+pub fn test_function(name: &str, args: &[(&str, &str)], n_defaults: i32, returns: Returns) -> Function {
+    let row = FunctionRow {
+        schema: "public".into(),
+        name: name.into(),
+        arg_names: args.iter().map(|(n, _)| (*n).into()).collect(),
+        arg_types: args.iter().map(|(_, t)| (*t).into()).collect(),
+        n_defaults,
+        returns_set: false,
+        kind: "scalar".into(),
+        volatile: true,
+        relation: None,
+        column_names: vec![],
+        column_types: vec![],
+        return_type: "json".into(),
+        variadic: false,
+        row_argument_of: None,
+    };
+    Function { returns, ..row.into_function() }
 }
 
 #[cfg(test)]
@@ -499,8 +686,9 @@ pub fn test_cache() -> SchemaCache {
         writable: Writable::ALL,
         columns: columns
             .iter()
-            .map(|(n, t)| Column { name: (*n).into(), type_sql: (*t).into(), primary_key: *n == key, nullable: *n != key, has_default: *n == key })
+            .map(|(n, t)| Column { primary_key: *n == key, nullable: *n != key, has_default: *n == key, ..Column::of_result((*n).into(), (*t).into()) })
             .collect(),
+        computed: Vec::new(),
     };
     let orders = table(
         "orders",
@@ -528,15 +716,11 @@ pub fn test_cache() -> SchemaCache {
         referenced_table: referenced.into(),
         referenced_columns: vec![column.into()],
     };
-    let redeem = function_from_row(
-        "public".into(),
-        "redeem_coupon".into(),
-        vec!["code".into(), "order_id".into()],
-        vec!["text".into(), "bigint".into()],
+    let redeem = test_function(
+        "redeem_coupon",
+        &[("code", "text"), ("order_id", "bigint")],
         0,
-        false,
-        true,
-        true,
+        Returns::Rows { set: false, row: RowType::Columns(vec![Column::of_result("discount".into(), "numeric".into())]) },
     );
     SchemaCache::new(
         "public",
@@ -562,7 +746,7 @@ mod tests {
             is_table: true,
             planner_counts_visible: true,
             writable: Writable::from_mask(if relation == "a" { 28 } else { 0 }),
-            column: Column { name: column.into(), type_sql: "int".into(), primary_key, nullable: !primary_key, has_default: false },
+            column: Column { primary_key, nullable: !primary_key, ..Column::of_result(column.into(), "int".into()) },
         };
         let r = group_columns(vec![row("a", "x", true), row("a", "y", false), row("b", "z", false)]);
         assert_eq!(r.len(), 2);
@@ -579,7 +763,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_trailing_arguments() {
-        let f = function_from_row("public".into(), "f".into(), vec!["a".into(), "b".into()], vec!["int".into(), "int".into()], 1, false, false, true);
+        let f = test_function("f", &[("a", "int"), ("b", "int")], 1, Returns::Void);
         assert!(!f.args[0].has_default && f.args[1].has_default);
     }
 

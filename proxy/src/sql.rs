@@ -2,11 +2,12 @@
 //! cache and are quoted; every value is a bound parameter (sent as text
 //! and cast to the column's or argument's type by Postgres).
 //! Each statement returns one row: the JSON body as text (NULL when none
-//! is wanted), the number of rows, and the total count when asked for.
+//! is wanted), the number of rows, and the total count when asked for (a
+//! write: how many rows an upsert inserted).
 
-use crate::plan::{CallPlan, EmbedPlan, ReadPlan, Selected, Where, WriteKind, WritePlan};
+use crate::plan::{ArgValue, Body, CallPlan, EmbedPlan, ReadPlan, Selected, Where, WriteKind, WritePlan, SCALAR_COLUMN};
 use crate::request::{Count, Filter, IsValue, JsonKey, JsonStep, PatternOp, QuantifiedOp, Resolution, Return};
-use crate::schema::Column;
+use crate::schema::{Column, Returns};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
@@ -50,6 +51,9 @@ fn column_ref(alias: &str, name: &str) -> String {
 #[derive(Default)]
 struct Builder {
     params: Vec<Option<String>>,
+    /// The relation's row type, when the rows read are a write's
+    /// `RETURNING` (records a computed column's function needs cast back).
+    returned_row_type: Option<String>,
 }
 
 impl Builder {
@@ -63,7 +67,14 @@ impl Builder {
     /// does, so json, jsonb and any other type work); keys and indexes are
     /// parameters.
     fn field(&mut self, alias: &str, column: &Column, path: &[JsonStep]) -> String {
-        let col = column_ref(alias, &column.name);
+        let col = match &column.computed_by {
+            // A computed column: its function applied to the row.
+            Some(schema) => match &self.returned_row_type {
+                Some(row_type) => format!("{}.{}({alias}::{row_type})", ident(schema), ident(&column.name)),
+                None => format!("{}.{}({alias})", ident(schema), ident(&column.name)),
+            },
+            None => column_ref(alias, &column.name),
+        };
         if path.is_empty() {
             return col;
         }
@@ -184,6 +195,10 @@ impl Builder {
             extra.push(format!("EXISTS (SELECT 1 FROM {inner_source})"));
         }
         let relation = match &plan.call {
+            // A scalar result is the one column `pgrst_scalar`, as PostgREST reads it.
+            Some(call) if matches!(call.function.returns, Returns::Scalar { .. } | Returns::Void) => {
+                format!("(SELECT {} AS {}) {me}", self.call_expr(call), ident(SCALAR_COLUMN))
+            }
             Some(call) => format!("{} {me}", self.call_expr(call)),
             None => format!("{}.{} {me}", ident(&plan.relation.schema), ident(&plan.relation.name)),
         };
@@ -196,9 +211,13 @@ impl Builder {
             .args
             .iter()
             .map(|(a, v)| {
-                let value = self.param(v.clone(), &a.type_sql);
+                let value = match v {
+                    ArgValue::Text(text) => self.param(text.clone(), &a.type_sql),
+                    ArgValue::Record(json) => format!("json_populate_record(NULL::{}, {})", a.type_sql, self.param(Some(json.clone()), "json")),
+                };
+                let variadic = if plan.function.variadic_arg() == Some(a) { "VARIADIC " } else { "" };
                 // An unnamed parameter (the whole body) is passed by position.
-                if a.name.is_empty() { value } else { format!("{} := {value}", ident(&a.name)) }
+                if a.name.is_empty() { format!("{variadic}{value}") } else { format!("{variadic}{} := {value}", ident(&a.name)) }
             })
             .collect();
         format!("{}.{}({})", ident(&plan.function.schema), ident(&plan.function.name), args.join(", "))
@@ -277,7 +296,16 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
     };
     let explain = (planner && matches!(count, Some(Count::Planned | Count::Estimated)))
         .then(|| (format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {source}"), source_params));
-    let aggregate = if strip_nulls { "coalesce(json_agg(json_strip_nulls(row_to_json(_pgrst_row))), '[]')::text, count(*)" } else { AGGREGATE };
+    let row = if strip_nulls { "json_strip_nulls(row_to_json(_pgrst_row))" } else { "_pgrst_row" };
+    // As PostgREST: a function's one row or value is the body itself, and
+    // counts as one row whatever the filters left.
+    let aggregate = match plan.body {
+        Body::Rows => format!("coalesce(json_agg({row}), '[]')::text, count(*)"),
+        Body::Row => format!("coalesce(json_agg({row})->0, 'null')::text, 1::bigint"),
+        Body::Values => "coalesce(json_agg(_pgrst_row.\"pgrst_scalar\"), '[]')::text, count(*)".to_owned(),
+        Body::Value => "coalesce(json_agg(_pgrst_row.\"pgrst_scalar\")->0, 'null')::text, 1::bigint".to_owned(),
+        Body::Nothing => "NULL::text, 1::bigint".to_owned(),
+    };
     Statement { sql: format!("SELECT {aggregate}, {total} FROM (SELECT {list} FROM {source}{tail}) _pgrst_row"), params: b.params, explain }
 }
 
@@ -317,19 +345,31 @@ pub fn write(plan: &WritePlan) -> Statement {
         WriteKind::Update { columns, row_json } => {
             let body = b.param(Some(row_json.clone()), "json");
             let cols = names(columns);
-            let filter = b.where_clause(&plan.filter, "", Vec::new());
-            vec![format!("UPDATE {table} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){filter}")]
+            let filter = b.where_clause(&plan.filter, &alias(0), Vec::new());
+            vec![format!("UPDATE {table} {} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){filter}", alias(0))]
         }
-        WriteKind::Delete => vec![format!("DELETE FROM {table}{}", b.where_clause(&plan.filter, "", Vec::new()))],
+        WriteKind::Delete => vec![format!("DELETE FROM {table} {}{}", alias(0), b.where_clause(&plan.filter, &alias(0), Vec::new()))],
     };
     // return=representation needs the rows (and SELECT rights); otherwise
     // only how many there were (headers-only: the primary key, for the
     // Location of a new row).
     let keys: Vec<String> = plan.relation.columns.iter().filter(|c| c.primary_key).map(|c| ident(&c.name)).collect();
-    let returning = match plan.return_ {
+    // An upsert that may update answers 200 when it inserted nothing, as
+    // PostgREST does: `xmax = 0` marks the rows it inserted (tables only).
+    let merges = matches!(&plan.kind, WriteKind::Insert { on_conflict: Some(c), .. } if c.resolution == Resolution::MergeDuplicates);
+    let flags_inserted = merges && plan.relation.is_table && !changes.is_empty();
+    let mut returning = match plan.return_ {
         Return::Representation => "*".to_owned(),
         Return::HeadersOnly if !keys.is_empty() => keys.join(", "),
         Return::Minimal | Return::HeadersOnly => "1".to_owned(),
+    };
+    if flags_inserted {
+        returning.push_str(", (xmax = 0) AS _pgrst_inserted");
+    }
+    let inserted = match (flags_inserted, merges) {
+        (true, _) => "(SELECT count(*) FROM _pgrst_rows WHERE _pgrst_inserted)",
+        (false, true) if changes.is_empty() => "0::bigint",
+        _ => "NULL::bigint",
     };
     let rows_cte = match changes.as_slice() {
         // `[]`: nothing to insert, an empty answer (no rights needed on the table).
@@ -341,28 +381,27 @@ pub fn write(plan: &WritePlan) -> Statement {
             format!("WITH {}, _pgrst_rows AS ({})", groups.join(", "), union.join(" UNION ALL "))
         }
     };
+    // `*` would also return the inserted flag: the columns by name then.
+    let every_column: Vec<Selected>;
+    let returned = if flags_inserted && plan.returning.is_empty() {
+        every_column = plan.relation.columns.iter().map(|c| Selected { column: c.clone(), path: Vec::new(), alias: None, cast: None }).collect();
+        &every_column
+    } else {
+        &plan.returning
+    };
+    if !flags_inserted {
+        b.returned_row_type = Some(table.clone());
+    }
     let sql = match plan.return_ {
         Return::Representation => format!(
-            "{rows_cte} SELECT {AGGREGATE}, NULL::bigint FROM (SELECT {} FROM _pgrst_rows {}) _pgrst_row",
-            b.select_list(&plan.returning, &plan.returning_embeds, 0),
+            "{rows_cte} SELECT {AGGREGATE}, {inserted} FROM (SELECT {} FROM _pgrst_rows {}) _pgrst_row",
+            b.select_list(returned, &plan.returning_embeds, 0),
             alias(0)
         ),
-        Return::HeadersOnly if !keys.is_empty() => format!("{rows_cte} SELECT {AGGREGATE}, NULL::bigint FROM _pgrst_rows _pgrst_row"),
-        Return::Minimal | Return::HeadersOnly => format!("{rows_cte} SELECT NULL::text, count(*), NULL::bigint FROM _pgrst_rows"),
-    };
-    Statement::new(sql, b.params)
-}
-
-pub fn call(plan: &CallPlan) -> Statement {
-    let mut b = Builder::default();
-    let f = &plan.function;
-    let call = b.call_expr(plan);
-    let sql = if f.returns_set {
-        format!("SELECT {AGGREGATE}, NULL::bigint FROM {call} _pgrst_row")
-    } else if f.returns_composite {
-        format!("SELECT to_json(_pgrst_row)::text, 1::bigint, NULL::bigint FROM {call} _pgrst_row")
-    } else {
-        format!("SELECT to_json({call})::text, 1::bigint, NULL::bigint")
+        Return::HeadersOnly if !keys.is_empty() => {
+            format!("{rows_cte} SELECT {AGGREGATE}, {inserted} FROM (SELECT {} FROM _pgrst_rows) _pgrst_row", keys.join(", "))
+        }
+        Return::Minimal | Return::HeadersOnly => format!("{rows_cte} SELECT NULL::text, count(*), {inserted} FROM _pgrst_rows"),
     };
     Statement::new(sql, b.params)
 }
@@ -380,6 +419,10 @@ mod tests {
     }
 
     fn write_sql(method: &str, query: &str, body: &[u8], prefer: &str) -> Result<Statement, crate::error::ApiError> {
+        let method = match crate::action::Action::from_http(method, "/orders")? {
+            crate::action::Action::Write { method, .. } => method,
+            other => panic!("{other:?} is no write"),
+        };
         let p = plan::write(&test_cache(), "orders", method, &parse_query(query, false).unwrap(), body, &parse_prefer(Some(prefer)))?;
         Ok(write(&p))
     }
@@ -475,8 +518,8 @@ mod tests {
         let s = write_sql("PATCH", "order_id=eq.7&select=status", br#"{"status": "x'; drop table orders; --"}"#, "return=representation").unwrap();
         assert_eq!(
             s.sql,
-            "WITH _pgrst_rows AS (UPDATE \"public\".\"orders\" SET (\"status\") = (SELECT \"status\" FROM json_populate_record(NULL::\"public\".\"orders\", CAST($1 AS json))) \
-             WHERE \"order_id\" = CAST($2 AS bigint) RETURNING *) SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint \
+            "WITH _pgrst_rows AS (UPDATE \"public\".\"orders\" _pgrst_t0 SET (\"status\") = (SELECT \"status\" FROM json_populate_record(NULL::\"public\".\"orders\", CAST($1 AS json))) \
+             WHERE _pgrst_t0.\"order_id\" = CAST($2 AS bigint) RETURNING *) SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint \
              FROM (SELECT _pgrst_t0.\"status\" AS \"status\" FROM _pgrst_rows _pgrst_t0) _pgrst_row"
         );
         let s = write_sql("POST", "", br#"[{"status": "a"}, {"notes": "b"}]"#, "").unwrap();
@@ -511,12 +554,16 @@ mod tests {
         let s = write_sql("PUT", "order_id=eq.7", br#"{"status": "a"}"#, "").unwrap();
         assert!(s.sql.contains("(\"order_id\", \"status\")") || s.sql.contains("(\"status\", \"order_id\")"), "{}", s.sql);
         assert!(s.sql.contains("ON CONFLICT (\"order_id\") DO UPDATE SET \"status\" = EXCLUDED.\"status\""), "{}", s.sql);
-        assert!(!s.sql.contains("WHERE"), "{}", s.sql);
+        assert!(!s.sql.contains("WHERE \""), "{}", s.sql);
         assert!(write_sql("PUT", "order_id=eq.7", br#"{"order_id": 7, "status": "a"}"#, "").is_ok());
         assert_eq!(write_sql("PUT", "order_id=eq.7", br#"{"order_id": 8}"#, "").unwrap_err().code, "PGRST115");
-        for query in ["", "order_id=gt.7", "status=eq.a", "order_id=eq.7&status=eq.a", "order_id=eq.7&limit=1"] {
-            assert_eq!(write_sql("PUT", query, br#"{"status": "a"}"#, "").unwrap_err().code, "PGRST105", "{query}");
+        for query in ["", "order_id=gt.7", "status=eq.a", "order_id=eq.7&status=eq.a"] {
+            let e = write_sql("PUT", query, br#"{"status": "a"}"#, "").unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code.as_ref()), (405, "PGRST105"), "{query}");
         }
+        assert_eq!(write_sql("PUT", "order_id=eq.7&limit=1", br#"{"status": "a"}"#, "").unwrap_err().code, "PGRST114");
+        // Whether it inserted (201) or replaced (200) the row.
+        assert!(s.sql.contains("RETURNING 1, (xmax = 0) AS _pgrst_inserted) SELECT NULL::text, count(*), (SELECT count(*) FROM _pgrst_rows WHERE _pgrst_inserted)"), "{}", s.sql);
         assert_eq!(write_sql("PUT", "order_id=eq.7", br#"[{"status": "a"}, {"status": "b"}]"#, "").unwrap_err().code, "PGRST102");
     }
 
@@ -529,13 +576,15 @@ mod tests {
     #[test]
     fn function_calls_use_named_arguments() {
         let cache = test_cache();
-        let p = plan::call(&cache, "redeem_coupon", json!({"order_id": 7, "code": "SPRING"}).as_object().unwrap()).unwrap();
-        let s = call(&p);
+        let args = plan::CallArgs::Json(json!({"order_id": 7, "code": "SPRING"}).as_object().unwrap().clone());
+        let p = plan::call_read(&cache, plan::call(&cache, "redeem_coupon", &args).unwrap(), &parse_query("discount=gt.1", true).unwrap(), false).unwrap();
+        let s = read(&p, None, 1000, false);
         assert_eq!(
             s.sql,
-            "SELECT to_json(_pgrst_row)::text, 1::bigint, NULL::bigint FROM \"public\".\"redeem_coupon\"(\"code\" := CAST($1 AS text), \"order_id\" := CAST($2 AS bigint)) _pgrst_row"
+            "SELECT coalesce(json_agg(_pgrst_row)->0, 'null')::text, 1::bigint, NULL::bigint FROM (SELECT _pgrst_t0.* FROM \"public\".\"redeem_coupon\"(\"code\" := CAST($1 AS text), \"order_id\" := CAST($2 AS bigint)) _pgrst_t0 \
+             WHERE _pgrst_t0.\"discount\" > CAST($3 AS numeric)) _pgrst_row"
         );
-        assert_eq!(s.params, [Some("SPRING".into()), Some("7".into())]);
+        assert_eq!(s.params, [Some("SPRING".into()), Some("7".into()), Some("1".into())]);
         let _ = QueryParams::default();
     }
 }

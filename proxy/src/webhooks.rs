@@ -8,9 +8,7 @@ use crate::error::ApiError;
 use crate::sql::Statement;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use http::StatusCode;
 use sha2::Sha256;
-use std::borrow::Cow;
 
 /// How far a delivery's timestamp may be from our clock, either way.
 pub const TOLERANCE_SECS: i64 = 5 * 60;
@@ -25,23 +23,6 @@ pub enum WebhookError {
     BadTimestamp,
     OutsideTolerance(i64),
     BadSignature,
-}
-
-impl WebhookError {
-    pub fn into_api_error(self) -> ApiError {
-        // Codes of their own (CPWH: clerk-proxy webhook), not the JWT ones.
-        let (status, code, message) = match &self {
-            WebhookError::MissingHeader(h) => (StatusCode::BAD_REQUEST, "CPWH1", format!("The {h} header is missing")),
-            WebhookError::BadTimestamp => (StatusCode::BAD_REQUEST, "CPWH2", "svix-timestamp is not a Unix timestamp".into()),
-            WebhookError::OutsideTolerance(d) => {
-                (StatusCode::BAD_REQUEST, "CPWH3", format!("svix-timestamp is {d} s away from now; the limit is {TOLERANCE_SECS} s"))
-            }
-            WebhookError::BadSignature => (StatusCode::UNAUTHORIZED, "CPWH4", "No svix-signature matches the body".into()),
-        };
-        // A 401 names how to authenticate (RFC 9110 §15.5.2): Svix's signature.
-        let www_authenticate = (status == StatusCode::UNAUTHORIZED).then(|| "Svix realm=\"clerk-webhooks\"".to_owned());
-        ApiError { status, code: Cow::Borrowed(code), message, details: None, hint: None, www_authenticate }
-    }
 }
 
 impl WebhookVerifier {

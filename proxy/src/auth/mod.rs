@@ -8,10 +8,8 @@ mod jwks;
 mod role;
 
 use crate::config::{Config, ConfigError};
-use crate::error::ApiError;
 use cache::TokenCache;
 use clerk_jwt::{Claims, KeySet, Rules, TokenError, Verifier};
-use http::StatusCode;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -70,39 +68,6 @@ pub enum AuthError {
     BadRoleClaim(String),
     /// The role claim names a role outside `db-allowed-roles`.
     RoleNotAllowed(String),
-}
-
-impl AuthError {
-    /// PostgREST's error body and a `WWW-Authenticate` challenge.
-    pub fn into_api_error(self) -> ApiError {
-        let (code, message) = match &self {
-            AuthError::BadAuthorizationHeader => ("PGRST301", "Authorization header must be \"Bearer <token>\"".to_owned()),
-            AuthError::AnonymousDisabled => ("PGRST302", "Anonymous access is disabled: send a Clerk session token".to_owned()),
-            // PostgREST's wording, which clients match on.
-            AuthError::Token(TokenError::Expired) => ("PGRST303", "JWT expired".to_owned()),
-            AuthError::Token(e) if e.is_claims_error() => ("PGRST303", e.to_string()),
-            AuthError::Token(e) => ("PGRST301", e.to_string()),
-            AuthError::BadRoleClaim(why) => ("PGRST303", why.clone()),
-            AuthError::RoleNotAllowed(role) => ("PGRST303", format!("the token's role \"{role}\" is not one this API runs requests as (db-allowed-roles)")),
-        };
-        // The setting that would accept it, for the operator reading the log.
-        let hint = match &self {
-            AuthError::Token(TokenError::NotASessionToken(_)) => Some("JWT-template tokens are accepted with clerk-accept-jwt-templates = true".to_owned()),
-            AuthError::Token(TokenError::TooLongLived { .. }) => Some("clerk-max-token-lifetime sets the limit".to_owned()),
-            _ => None,
-        };
-        ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            code: code.into(),
-            message,
-            details: None,
-            hint,
-            www_authenticate: Some(match self {
-                AuthError::AnonymousDisabled => "Bearer".to_owned(),
-                _ => "Bearer error=\"invalid_token\"".to_owned(),
-            }),
-        }
-    }
 }
 
 impl Authenticator {
@@ -266,6 +231,8 @@ fn request_token<'a>(authorization: Option<&'a str>, cookie: Option<&'a str>) ->
 
 #[cfg(test)]
 mod tests {
+    use crate::error::ApiError;
+    use http::StatusCode;
     use super::*;
     use clerk_jwt::test_keys::{now, sign, sign_hs256, JWKS};
     use serde_json::json;
@@ -345,11 +312,11 @@ mod tests {
     fn refusals_are_401_with_postgrest_codes() {
         let auth = authenticator(&[("CLERK_PROXY_DB_ANON_ROLE", "anon")]).unwrap();
         let expired = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({"exp": now() - 60})))), None)).unwrap_err();
-        let e = expired.into_api_error();
+        let e = ApiError::from(expired);
         assert_eq!((e.status, e.code.as_ref()), (StatusCode::UNAUTHORIZED, "PGRST303"));
-        let garbled = block_on(auth.authenticate(Some("Bearer not.a.jwt"), None)).unwrap_err().into_api_error();
+        let garbled = ApiError::from(block_on(auth.authenticate(Some("Bearer not.a.jwt"), None)).unwrap_err());
         assert_eq!((garbled.status, garbled.code.as_ref()), (StatusCode::UNAUTHORIZED, "PGRST301"));
-        assert!(garbled.www_authenticate.unwrap().contains("invalid_token"));
+        assert!(garbled.header("www-authenticate").unwrap().contains("invalid_token"));
         // HS256 is refused when no jwt-secret is configured.
         let hs = sign_hs256(&json!({"sub": "user_1", "sid": "sess_1", "iat": now(), "exp": now() + 60}), SECRET.as_bytes());
         assert!(matches!(block_on(auth.authenticate(Some(&format!("Bearer {hs}")), None)), Err(AuthError::Token(TokenError::UnsupportedAlgorithm(_)))));
@@ -377,9 +344,9 @@ mod tests {
         for role in ["clerk_webhook", "clerk_sync", "bi_reader", "authenticator", "postgres", "pg_read_all_data", "staff"] {
             let e = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({"role": role})))), None)).unwrap_err();
             assert_eq!(e, AuthError::RoleNotAllowed(role.into()));
-            let e = e.into_api_error();
+            let e = ApiError::from(e);
             assert_eq!((e.status, e.code.as_ref()), (StatusCode::UNAUTHORIZED, "PGRST303"));
-            assert!(e.www_authenticate.is_some());
+            assert!(e.header("www-authenticate").is_some());
         }
         for role in ["authenticated", "anon"] {
             assert_eq!(block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({"role": role})))), None)).unwrap().role(), role);
@@ -459,7 +426,7 @@ mod tests {
         *server.answer.lock().unwrap() = (500, "down".into());
         let unknown = clerk_jwt::test_keys::sign_with(&json!({"sub": "user_1", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60}), Some("ins_other"));
         let err = block_on(auth.authenticate(Some(&bearer(unknown)), None)).unwrap_err();
-        assert_eq!(err.into_api_error().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(ApiError::from(err).status, StatusCode::UNAUTHORIZED);
         assert!(block_on(auth.authenticate(Some(&bearer(token(json!({"sid": "sess_2"})))), None)).is_ok());
     }
 

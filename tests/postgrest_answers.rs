@@ -1,0 +1,329 @@
+//! PostgREST's answers, case by case from its spec (test/spec/Feature/Query:
+//! RpcSpec, SingularSpec, UpsertSpec, InsertSpec, RangeSpec,
+//! EmbedDisambiguationSpec; fixtures named as there), through the binary on
+//! a fixture of this file's own: every function's result read as a
+//! relation, arguments of every shape, computed columns, write statuses and
+//! headers, the error messages clients match on, and `jwt-role-claim-key`
+//! in PostgREST's JSPath.
+
+use clerk_jwt::test_keys::{now, sign_hs256};
+use pg_clerk_e2e::{admin_execute, admin_query_in, fresh_database, http, start_proxy, Running, REQUEST_SETTING_FUNCTION};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+const DB: &str = "pg_clerk_answers";
+const SECRET: &str = "a-local-development-secret-of-32-bytes!";
+
+const FIXTURE: &str = "
+CREATE TABLE public.clients (id integer PRIMARY KEY, name text NOT NULL);
+CREATE TABLE public.projects (id integer PRIMARY KEY, name text NOT NULL, client_id integer REFERENCES public.clients(id));
+INSERT INTO public.clients VALUES (1, 'Microsoft'), (2, 'Apple');
+INSERT INTO public.projects VALUES (1, 'Windows 7', 1), (2, 'Windows 10', 1), (3, 'IOS', 2), (4, 'OSX', 2), (5, 'Orphan', NULL);
+CREATE FUNCTION public.getallprojects() RETURNS SETOF public.projects LANGUAGE sql STABLE AS $$ SELECT * FROM public.projects $$;
+CREATE FUNCTION public.getproject(id integer) RETURNS SETOF public.projects LANGUAGE sql STABLE AS $$ SELECT * FROM public.projects p WHERE p.id = $1 $$;
+-- A computed column of projects (PostgREST reads `projects.name_upper` as name_upper(projects)).
+CREATE FUNCTION public.name_upper(public.projects) RETURNS text LANGUAGE sql STABLE AS $$ SELECT upper($1.name) $$;
+CREATE TYPE public.point_2d AS (x integer, y integer);
+CREATE FUNCTION public.ret_point_2d() RETURNS public.point_2d LANGUAGE sql IMMUTABLE AS $$ SELECT ROW(10, 5)::public.point_2d $$;
+CREATE FUNCTION public.point_sum(p public.point_2d) RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT p.x + p.y $$;
+CREATE FUNCTION public.single_out_param(num integer, OUT num_plus_one integer) LANGUAGE sql IMMUTABLE AS $$ SELECT num + 1 $$;
+CREATE FUNCTION public.many_out_params(OUT my_json json, OUT num integer, OUT str text) LANGUAGE sql IMMUTABLE AS $$ SELECT '{\"a\": 1}'::json, 3, 'four' $$;
+CREATE FUNCTION public.single_column_table_return() RETURNS TABLE (a text) LANGUAGE sql IMMUTABLE AS $$ SELECT 'A' $$;
+CREATE FUNCTION public.get_username_and_status(name_param text DEFAULT NULL) RETURNS TABLE (username text, status text) LANGUAGE sql STABLE AS
+  $$ SELECT * FROM (VALUES ('supabot', 'ONLINE'), ('kiwicopple', 'OFFLINE'), ('awailas', 'ONLINE'), ('dragarcia', 'OFFLINE')) v(u, s)
+     WHERE name_param IS NULL OR u = name_param $$;
+CREATE FUNCTION public.add_them(a integer, b integer) RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT a + b $$;
+CREATE FUNCTION public.sayhello(name text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'Hello, ' || name $$;
+CREATE FUNCTION public.ret_null() RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT NULL::integer $$;
+CREATE FUNCTION public.ret_setof_integers() RETURNS SETOF integer LANGUAGE sql IMMUTABLE AS $$ VALUES (1), (2), (3) $$;
+CREATE TABLE public.void_calls (n integer);
+CREATE FUNCTION public.ret_void() RETURNS void LANGUAGE sql AS $$ INSERT INTO public.void_calls VALUES (1) $$;
+CREATE FUNCTION public.variadic_param(VARIADIC v text[] DEFAULT '{}') RETURNS text[] LANGUAGE sql IMMUTABLE AS $$ SELECT v $$;
+CREATE FUNCTION public.unnamed_text_param(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$;
+CREATE FUNCTION public.unnamed_xml_param(xml) RETURNS xml LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$;
+CREATE FUNCTION public.unnamed_bytea_param(bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$;
+CREATE FUNCTION public.callcounter() RETURNS bigint LANGUAGE sql VOLATILE AS $$ INSERT INTO public.void_calls VALUES (2) RETURNING 1::bigint $$;
+-- Two foreign keys between agents and departments (EmbedDisambiguationSpec).
+CREATE TABLE public.departments (id integer PRIMARY KEY, name text, head_id integer);
+CREATE TABLE public.agents (id integer PRIMARY KEY, name text, department_id integer REFERENCES public.departments(id));
+ALTER TABLE public.departments ADD CONSTRAINT departments_head_id_fkey FOREIGN KEY (head_id) REFERENCES public.agents(id);
+-- Upserts (UpsertSpec) and CSV inserts (InsertSpec).
+CREATE TABLE public.tiobe_pls (name text PRIMARY KEY, rank integer);
+INSERT INTO public.tiobe_pls VALUES ('Java', 1), ('C', 2);
+CREATE TABLE public.no_pk (a text, b text);
+CREATE TABLE public.car_models (name text, year integer, PRIMARY KEY (name, year));
+GRANT USAGE ON SCHEMA public TO anon;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO anon;
+";
+
+fn proxy() -> u16 {
+    static P: OnceLock<(Running, u16)> = OnceLock::new();
+    P.get_or_init(|| {
+        let dsn = fresh_database(DB, &format!("{FIXTURE}\n{REQUEST_SETTING_FUNCTION}"));
+        start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\njwt-secret = \"{SECRET}\"\n"))
+    })
+    .1
+}
+
+fn raw(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String, String) {
+    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    http(proxy(), method, path, &headers, body)
+}
+
+fn call(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, Value) {
+    let (status, _, text) = raw(method, path, headers, body);
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned()))
+}
+
+const OBJECT: (&str, &str) = ("Accept", "application/vnd.pgrst.object+json");
+
+// RpcSpec: every function's result is a relation.
+#[test]
+fn functions_returning_rows_take_select_filters_order_and_ranges() {
+    let (status, rows) = call("GET", "/rpc/getallprojects?id=gt.1&id=lt.5&select=id&order=id", &[], None);
+    assert_eq!((status, rows), (200, json!([{"id": 2}, {"id": 3}, {"id": 4}])));
+    // The issue's silent wrong answer: filters on a RETURNS TABLE function were ignored.
+    let (status, rows) = call("POST", "/rpc/get_username_and_status?status=neq.ONLINE&order=username", &[], Some("{}"));
+    assert_eq!((status, rows), (200, json!([{"username": "dragarcia", "status": "OFFLINE"}, {"username": "kiwicopple", "status": "OFFLINE"}])));
+    let (status, rows) = call("GET", "/rpc/get_username_and_status?select=username&status=eq.ONLINE&order=username.desc&limit=1", &[], None);
+    assert_eq!((status, rows), (200, json!([{"username": "supabot"}])));
+    let (status, row) = call("GET", "/rpc/get_username_and_status?name_param=awailas", &[OBJECT], None);
+    assert_eq!((status, row), (200, json!({"username": "awailas", "status": "ONLINE"})));
+    // Embedding works on a function's rows of a table.
+    let (status, rows) = call("GET", "/rpc/getallprojects?select=name,clients(name)&id=eq.3", &[], None);
+    assert_eq!((status, rows), (200, json!([{"name": "IOS", "clients": {"name": "Apple"}}])));
+    let (status, head, body) = raw("HEAD", "/rpc/getallprojects", &[("Prefer", "count=exact")], None);
+    assert_eq!((status, header(&head, "content-range").as_deref(), body.as_str()), (200, Some("0-4/5"), ""));
+    let (status, head, _) = raw("GET", "/rpc/getallprojects?order=id&limit=1&offset=1", &[("Prefer", "count=exact")], None);
+    assert_eq!((status, header(&head, "content-range").as_deref()), (206, Some("1-1/5")));
+    let (status, head, _) = raw("GET", "/rpc/getallprojects?order=id&limit=1&offset=1", &[], None);
+    assert_eq!((status, header(&head, "content-range").as_deref()), (200, Some("1-1/*")));
+    let (status, rows) = call("GET", "/rpc/single_column_table_return", &[], None);
+    assert_eq!((status, rows), (200, json!([{"a": "A"}])));
+}
+
+#[test]
+fn functions_returning_one_row_answer_an_object() {
+    assert_eq!(call("GET", "/rpc/ret_point_2d", &[], None), (200, json!({"x": 10, "y": 5})));
+    assert_eq!(call("GET", "/rpc/ret_point_2d?select=y", &[], None), (200, json!({"y": 5})));
+    assert_eq!(call("GET", "/rpc/ret_point_2d?x=eq.0", &[], None), (200, Value::Null), "filtered out: null");
+    assert_eq!(call("GET", "/rpc/single_out_param?num=5", &[], None), (200, json!({"num_plus_one": 6})));
+    assert_eq!(call("GET", "/rpc/many_out_params", &[], None), (200, json!({"my_json": {"a": 1}, "num": 3, "str": "four"})));
+    let (status, head, _) = raw("GET", "/rpc/ret_point_2d", &[("Prefer", "count=exact")], None);
+    assert_eq!((status, header(&head, "content-range").as_deref()), (200, Some("0-0/1")));
+}
+
+#[test]
+fn scalar_functions_answer_values_and_void_answers_204() {
+    assert_eq!(call("GET", "/rpc/add_them?a=1&b=2", &[], None), (200, json!(3)));
+    assert_eq!(call("POST", "/rpc/sayhello", &[], Some(r#"{"name": "world"}"#)), (200, json!("Hello, world")));
+    assert_eq!(call("GET", "/rpc/ret_null", &[], None), (200, Value::Null));
+    assert_eq!(call("GET", "/rpc/ret_setof_integers", &[], None), (200, json!([1, 2, 3])));
+    // A set of scalars is the column pgrst_scalar.
+    assert_eq!(call("GET", "/rpc/ret_setof_integers?pgrst_scalar=gt.1&order=pgrst_scalar.desc", &[], None), (200, json!([3, 2])));
+    let (status, err) = call("GET", "/rpc/ret_setof_integers?nope=eq.1", &[], None);
+    assert_eq!((status, err["code"].as_str()), (400, Some("42703")), "{err}");
+    // SingularSpec: one value passes a single-object Accept; a set must have one row.
+    assert_eq!(call("GET", "/rpc/sayhello?name=x", &[OBJECT], None), (200, json!("Hello, x")));
+    let (status, err) = call("GET", "/rpc/getallprojects", &[OBJECT], None);
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST116")), "{err}");
+    let (status, err) = call("GET", "/rpc/getproject?id=99", &[OBJECT], None);
+    assert_eq!((status, err["details"].as_str()), (406, Some("Results contain 0 rows, application/vnd.pgrst.object+json requires 1 row")));
+    assert_eq!(call("GET", "/rpc/getproject?id=1&select=name", &[OBJECT], None), (200, json!({"name": "Windows 7"})));
+    let (status, head, body) = raw("POST", "/rpc/ret_void", &[], Some("{}"));
+    assert_eq!((status, body.as_str(), header(&head, "content-type")), (204, "", None));
+    assert_eq!(admin_query_in(DB, "SELECT count(*)::int FROM void_calls WHERE n = 1")[0].get::<_, i32>(0), 1, "the void function ran");
+    // A volatile function through GET runs read-only: 405, nothing written.
+    let (status, err) = call("GET", "/rpc/callcounter", &[], None);
+    assert_eq!((status, err["code"].as_str()), (405, Some("25006")), "{err}");
+    assert_eq!(call("POST", "/rpc/callcounter", &[], None), (200, json!(1)));
+}
+
+#[test]
+fn arguments_of_every_shape() {
+    // Variadic: a JSON array, or repeated keys of a GET.
+    assert_eq!(call("POST", "/rpc/variadic_param", &[], Some(r#"{"v": ["hi", "hello", "there"]}"#)), (200, json!(["hi", "hello", "there"])));
+    assert_eq!(call("GET", "/rpc/variadic_param?v=hi&v=there", &[], None), (200, json!(["hi", "there"])));
+    assert_eq!(call("GET", "/rpc/variadic_param?v=hi", &[], None), (200, json!(["hi"])));
+    assert_eq!(call("GET", "/rpc/variadic_param", &[], None), (200, json!([])));
+    // Other parameters: the last of a repeated key.
+    assert_eq!(call("GET", "/rpc/sayhello?name=ignored&name=world", &[], None), (200, json!("Hello, world")));
+    // A composite parameter from a JSON object.
+    assert_eq!(call("POST", "/rpc/point_sum", &[], Some(r#"{"p": {"x": 2, "y": 40}}"#)), (200, json!(42)));
+    // An array body: its first object.
+    assert_eq!(call("POST", "/rpc/add_them", &[], Some(r#"[{"a": 1, "b": 2}, {"a": 4, "b": 8}]"#)), (200, json!(3)));
+    // Raw bodies to one unnamed text, xml or bytea parameter.
+    assert_eq!(call("POST", "/rpc/unnamed_text_param", &[("Content-Type", "text/plain")], Some("unnamed text arg")), (200, json!("unnamed text arg")));
+    assert_eq!(call("POST", "/rpc/unnamed_xml_param", &[("Content-Type", "text/xml")], Some("<a>text</a>")), (200, json!("<a>text</a>")));
+    let (status, err) = call("POST", "/rpc/unnamed_xml_param", &[("Content-Type", "text/xml")], Some("<"));
+    assert_eq!((status, err["code"].as_str()), (400, Some("2200N")), "{err}");
+    let (status, bytes) = call("POST", "/rpc/unnamed_bytea_param", &[("Content-Type", "application/octet-stream")], Some("a\\b\"c"));
+    assert_eq!((status, bytes), (200, json!("\\x615c622263")), "the bytes as they came, backslash included");
+    let (status, err) = call("POST", "/rpc/add_them", &[("Content-Type", "text/plain")], Some("1"));
+    assert_eq!((status, err["code"].as_str()), (404, Some("PGRST202")), "{err}");
+}
+
+// Computed columns: named in select, filters and order; not part of `*`.
+#[test]
+fn computed_columns() {
+    let (status, rows) = call("GET", "/projects?select=id,name_upper&name_upper=like.WIN*&order=name_upper.desc", &[], None);
+    assert_eq!((status, rows), (200, json!([{"id": 1, "name_upper": "WINDOWS 7"}, {"id": 2, "name_upper": "WINDOWS 10"}])));
+    let (status, rows) = call("GET", "/projects?id=eq.3", &[], None);
+    assert_eq!((status, rows), (200, json!([{"id": 3, "name": "IOS", "client_id": 2}])));
+    let (status, rows) = call("GET", "/rpc/getallprojects?select=shout:name_upper&id=eq.4", &[], None);
+    assert_eq!((status, rows), (200, json!([{"shout": "OSX"}])));
+    let (status, rows) = call("PATCH", "/projects?id=eq.4&select=name_upper", &[("Prefer", "return=representation")], Some(r#"{"name": "macOS"}"#));
+    assert_eq!((status, rows), (200, json!([{"name_upper": "MACOS"}])));
+    // A computed column is never written.
+    let (status, err) = call("POST", "/projects", &[], Some(r#"{"id": 9, "name": "x", "name_upper": "X"}"#));
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST204")), "{err}");
+}
+
+// The messages postgrest-js users match on.
+#[test]
+fn error_messages_as_postgrest_words_them() {
+    let (status, err) = call("GET", "/projcts", &[], None);
+    assert_eq!(
+        (status, err),
+        (404, json!({"code": "PGRST205", "details": null, "hint": "Perhaps you meant the table 'public.projects'", "message": "Could not find the table 'public.projcts' in the schema cache"}))
+    );
+    let (status, err) = call("GET", "/projects?select=nme", &[], None);
+    assert_eq!(
+        (status, err),
+        (400, json!({"code": "42703", "details": null, "hint": "Perhaps you meant to reference the column \"projects.name\".", "message": "column projects.nme does not exist"}))
+    );
+    let (status, err) = call("GET", "/projects?select=*,client(*)", &[], None);
+    assert_eq!(
+        (status, err),
+        (
+            400,
+            json!({"code": "PGRST200", "hint": "Perhaps you meant 'clients' instead of 'client'.",
+                   "message": "Could not find a relationship between 'projects' and 'client' in the schema cache",
+                   "details": "Searched for a foreign key relationship between 'projects' and 'client' in the schema 'public', but no matches were found."})
+        )
+    );
+    let (status, err) = call("GET", "/projects?select=*,clients!nope(*)", &[], None);
+    assert_eq!(err["details"], json!("Searched for a foreign key relationship between 'projects' and 'clients' using the hint 'nope' in the schema 'public', but no matches were found."), "{status}");
+    // EmbedDisambiguationSpec: details are the candidate relationships.
+    let (status, err) = call("GET", "/agents?select=*,departments(*)", &[], None);
+    assert_eq!(
+        (status, err),
+        (
+            300,
+            json!({
+                "code": "PGRST201",
+                "details": [
+                    {"cardinality": "many-to-one", "embedding": "agents with departments", "relationship": "agents_department_id_fkey using agents(department_id) and departments(id)"},
+                    {"cardinality": "one-to-many", "embedding": "agents with departments", "relationship": "departments_head_id_fkey using agents(id) and departments(head_id)"}
+                ],
+                "hint": "Try changing 'departments' to one of the following: 'departments!agents_department_id_fkey', 'departments!departments_head_id_fkey'. Find the desired relationship in the 'details' key.",
+                "message": "Could not embed because more than one relationship was found for 'agents' and 'departments'"
+            })
+        )
+    );
+    // RpcSpec's PGRST202 wording.
+    let (status, err) = call("GET", "/rpc/sayhell", &[], None);
+    assert_eq!(
+        (status, err),
+        (
+            404,
+            json!({"code": "PGRST202", "hint": "Perhaps you meant to call the function public.sayhello",
+                   "message": "Could not find the function public.sayhell without parameters in the schema cache",
+                   "details": "Searched for the function public.sayhell without parameters, but no matches were found in the schema cache."})
+        )
+    );
+    let (status, err) = call("GET", "/rpc/add_them?a=1&b=2&smthelse=blabla", &[], None);
+    assert_eq!(
+        (status, err),
+        (
+            404,
+            json!({"code": "PGRST202", "hint": "Perhaps you meant to call the function public.add_them(a, b)",
+                   "message": "Could not find the function public.add_them(a, b, smthelse) in the schema cache",
+                   "details": "Searched for the function public.add_them with parameters a, b, smthelse, but no matches were found in the schema cache."})
+        )
+    );
+}
+
+// UpsertSpec / InsertSpec: statuses, Preference-Applied and Location.
+#[test]
+fn write_statuses_and_headers() {
+    let merge = ("Prefer", "return=representation, resolution=merge-duplicates");
+    let (status, head, body) = raw("POST", "/tiobe_pls", &[merge], Some(r#"[{"name": "Python", "rank": 3}, {"name": "Java", "rank": 4}]"#));
+    let rows: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, rows), (201, json!([{"name": "Python", "rank": 3}, {"name": "Java", "rank": 4}])), "one row inserted");
+    assert_eq!(header(&head, "preference-applied").as_deref(), Some("resolution=merge-duplicates, return=representation"));
+    assert_eq!(header(&head, "content-range").as_deref(), Some("*/*"));
+    let (status, body) = call("POST", "/tiobe_pls", &[merge], Some(r#"[{"name": "C", "rank": 5}]"#));
+    assert_eq!((status, body), (200, json!([{"name": "C", "rank": 5}])), "nothing inserted: 200");
+    let (status, body) = call("POST", "/tiobe_pls", &[("Prefer", "return=representation, resolution=ignore-duplicates")], Some(r#"[{"name": "C", "rank": 9}]"#));
+    assert_eq!((status, body), (201, json!([])), "ignore-duplicates stays 201");
+    // A table without a key: the resolution is not applied (nor echoed).
+    let (status, head, _) = raw("POST", "/no_pk", &[("Prefer", "return=representation, resolution=merge-duplicates")], Some(r#"{"a": "1", "b": "0"}"#));
+    assert_eq!((status, header(&head, "preference-applied").as_deref()), (201, Some("return=representation")));
+    raw("POST", "/no_pk", &[], Some(r#"{"a": "2", "b": "0"}"#));
+    // PATCH: 204 and the rows' range.
+    let (status, head, body) = raw("PATCH", "/no_pk?b=eq.0", &[], Some(r#"{"b": "1"}"#));
+    assert_eq!((status, header(&head, "content-range").as_deref(), body.as_str(), header(&head, "content-type")), (204, Some("0-1/*"), "", None));
+    // PUT: 201 inserted, 200 replaced (with the row), 204 without.
+    let representation = ("Prefer", "return=representation");
+    assert_eq!(call("PUT", "/tiobe_pls?name=eq.Go", &[representation], Some(r#"{"name": "Go", "rank": 8}"#)), (201, json!([{"name": "Go", "rank": 8}])));
+    assert_eq!(call("PUT", "/tiobe_pls?name=eq.Go", &[representation], Some(r#"{"name": "Go", "rank": 7}"#)), (200, json!([{"name": "Go", "rank": 7}])));
+    assert_eq!(call("PUT", "/tiobe_pls?name=eq.Go", &[], Some(r#"{"name": "Go", "rank": 6}"#)).0, 204);
+    // return=headers-only: the new row's Location, its key escaped.
+    let (status, head, body) = raw("POST", "/car_models", &[("Prefer", "return=headers-only")], Some(r#"{"name": "Enzo & co", "year": 2021}"#));
+    assert_eq!((status, body.as_str()), (201, ""));
+    assert_eq!(header(&head, "location").as_deref(), Some("/car_models?name=eq.Enzo%20%26%20co&year=eq.2021"));
+    assert_eq!(header(&head, "preference-applied").as_deref(), Some("return=headers-only"));
+    // CSV bodies: NULL is null, an empty field the empty string.
+    let (status, rows) = call("POST", "/no_pk?select=a,b", &[("Content-Type", "text/csv"), representation], Some("a,b\nNULL,foo\n\"x,y\",\n"));
+    assert_eq!((status, rows), (201, json!([{"a": null, "b": "foo"}, {"a": "x,y", "b": ""}])));
+    let (status, err) = call("POST", "/no_pk", &[("Content-Type", "text/csv")], Some("a,b\n1\n"));
+    assert_eq!((status, err["message"].as_str()), (400, Some("All lines must have same number of fields")));
+}
+
+// RangeSpec: what no range can satisfy is 416.
+#[test]
+fn unsatisfiable_ranges_are_416() {
+    let (status, head, body) = raw("GET", "/projects?offset=100", &[("Prefer", "count=exact")], None);
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, err, header(&head, "content-range")),
+        (416, json!({"code": "PGRST103", "details": "An offset of 100 was requested, but there are only 5 rows.", "hint": null, "message": "Requested range not satisfiable"}), Some("*/5".into()))
+    );
+    let (status, head, _) = raw("GET", "/projects?offset=5", &[("Prefer", "count=exact")], None);
+    assert_eq!((status, header(&head, "content-range").as_deref()), (206, Some("*/5")), "an offset at the end is 206");
+    let (status, err) = call("GET", "/projects", &[("Range", "1-0")], None);
+    assert_eq!((status, err["details"].as_str()), (416, Some("The lower boundary must be lower than or equal to the upper boundary in the Range header.")));
+    let (status, err) = call("GET", "/projects?limit=-1", &[], None);
+    assert_eq!((status, err["details"].as_str()), (416, Some("Limit should be greater than or equal to zero.")));
+    // Without a count nothing is known to be past the end.
+    assert_eq!(call("GET", "/projects?offset=100", &[], None), (200, json!([])));
+}
+
+// jwt-role-claim-key in PostgREST's JSPath, filters included; the role
+// found must still be one of db-allowed-roles.
+#[test]
+fn role_claim_key_in_postgrest_jspath() {
+    proxy();
+    admin_execute("postgres", "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'db_reader') THEN CREATE ROLE db_reader NOLOGIN; END IF; END $$; GRANT db_reader TO authenticator; GRANT anon TO db_reader");
+    let dsn = pg_clerk_e2e::with_dbname(&pg_clerk_e2e::api_dsn(), DB);
+    let (_running, port) = start_proxy(&format!(
+        "db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\njwt-secret = \"{SECRET}\"\ndb-allowed-roles = \"authenticated,db_reader\"\njwt-role-claim-key = \".app.roles[?(@ ^== \\\"db_\\\")]\"\n"
+    ));
+    let t = now();
+    let role_of = |roles: Value| {
+        let token = sign_hs256(&json!({"sub": "user_2jspath", "sid": "sess_j", "iat": t, "exp": t + 60, "app": {"roles": roles}}), SECRET.as_bytes());
+        let headers = vec![("Authorization".to_owned(), format!("Bearer {token}"))];
+        let (status, _, body) = http(port, "GET", "/rpc/request_setting?name=role", &headers, None);
+        (status, body)
+    };
+    assert_eq!(role_of(json!(["viewer", "db_reader"])), (200, "\"db_reader\"".to_owned()));
+    // A matching role outside db-allowed-roles, and no match at all, are refused.
+    assert_eq!(role_of(json!(["db_owner"])).0, 401);
+    assert_eq!(role_of(json!(["viewer"])).0, 401);
+    assert_eq!(role_of(json!("db_reader")).0, 401, "not an array");
+}
