@@ -510,12 +510,21 @@ fn planned_rows(rows: &[tokio_postgres::Row]) -> Option<i64> {
     plan.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64().map(|r| r.round() as i64)
 }
 
+/// A database error with the server's own message (tokio-postgres's
+/// `Display` says only "db error").
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
 /// The schema cache of each exposed schema, from the catalog.
 async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, String> {
     let relations = client
         .query_typed(schema::RELATIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])
         .await
-        .map_err(|e| format!("cannot read the schema: {e}"))?
+        .map_err(|e| format!("cannot read the schema: {}", db_message(&e)))?
         .into_iter()
         .map(|r| schema::ColumnRow {
             schema: r.get(0),
@@ -529,7 +538,7 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
     let functions = client
         .query_typed(schema::FUNCTIONS_SQL, &[(&schemas, Type::TEXT_ARRAY)])
         .await
-        .map_err(|e| format!("cannot read the schema: {e}"))?
+        .map_err(|e| format!("cannot read the schema: {}", db_message(&e)))?
         .into_iter()
         .map(|r| {
             schema::FunctionRow {
@@ -554,21 +563,21 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
     let role_settings = client
         .query_typed(schema::ROLE_SETTINGS_SQL, &[])
         .await
-        .map_err(|e| format!("cannot read the roles' settings: {e}"))?
+        .map_err(|e| format!("cannot read the roles' settings: {}", db_message(&e)))?
         .into_iter()
         .map(|r| schema::RoleSettingRow { role: r.get(0), name: r.get(1), value: r.get(2) })
         .collect::<Vec<_>>();
     let types = client
         .query_typed(schema::TYPES_SQL, &[])
         .await
-        .map_err(|e| format!("cannot read the types: {e}"))?
+        .map_err(|e| format!("cannot read the types: {}", db_message(&e)))?
         .into_iter()
         .map(|r| schema::TypeRow { schema: r.get(0), name: r.get(1) })
         .collect::<Vec<_>>();
     let timezones: Vec<String> = client
         .query_typed(schema::TIMEZONES_SQL, &[])
         .await
-        .map_err(|e| format!("cannot read the time zones: {e}"))?
+        .map_err(|e| format!("cannot read the time zones: {}", db_message(&e)))?
         .into_iter()
         .map(|r| r.get(0))
         .collect();
@@ -577,7 +586,7 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
         let foreign_keys = client
             .query_typed(schema::FOREIGN_KEYS_SQL, &[(name, Type::TEXT)])
             .await
-            .map_err(|e| format!("cannot read the foreign keys: {e}"))?
+            .map_err(|e| format!("cannot read the foreign keys: {}", db_message(&e)))?
             .into_iter()
             .map(|r| schema::ForeignKey { name: r.get(0), table: r.get(1), columns: r.get(2), referenced_table: r.get(3), referenced_columns: r.get(4) })
             .collect();

@@ -569,7 +569,8 @@ SELECT con.conname::text, src.relname::text,
   FROM pg_constraint con
   JOIN pg_class src ON src.oid = con.conrelid
   JOIN pg_class dst ON dst.oid = con.confrelid
- WHERE con.contype = 'f' AND src.relnamespace = $1::regnamespace AND dst.relnamespace = $1::regnamespace
+  JOIN pg_namespace n ON n.oid = src.relnamespace AND n.oid = dst.relnamespace
+ WHERE con.contype = 'f' AND n.nspname = $1
  ORDER BY con.conname";
 
 /// One row of `RELATIONS_SQL`.
