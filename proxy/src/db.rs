@@ -414,11 +414,7 @@ impl Pool {
             conn.clean = true;
             if exceeded {
                 let rows = outcome.map(|o| o.rows).unwrap_or_default();
-                return Err(ApiError::bad_request(
-                    "PGRST124",
-                    "Query result exceeds max-affected preference constraint".into(),
-                    Some(format!("The query affects {rows} rows")),
-                ));
+                return Err(ApiError::max_affected_exceeded(rows));
             }
             return outcome;
         }

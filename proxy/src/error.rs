@@ -172,7 +172,7 @@ impl ApiError {
         ApiError::bad_request("PGRST122", "Invalid preferences given with handling=strict".into(), Some(format!("Invalid preferences: {}", unknown.join(", "))))
     }
 
-    pub fn bad_request(code: &'static str, message: String, details: Option<String>) -> ApiError {
+    fn bad_request(code: &'static str, message: String, details: Option<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message, details, None)
     }
 
@@ -374,6 +374,41 @@ impl ApiError {
     /// 400 PGRST204: a body key that is no column of the relation.
     pub fn unknown_body_column(relation: &str, key: &str) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "PGRST204", format!("Could not find the '{key}' column of '{relation}' in the schema cache"), None, None)
+    }
+
+    /// 400 PGRST100: the HTTP request itself is malformed.
+    pub fn malformed_http(details: &str) -> ApiError {
+        ApiError::bad_request("PGRST100", "Malformed HTTP request".into(), Some(details.into()))
+    }
+
+    /// 400 PGRST100: a cast to a type that looks names up in the catalogs.
+    pub fn cast_not_allowed(type_name: &str) -> ApiError {
+        ApiError::bad_request(
+            "PGRST100",
+            format!("casting to \"{type_name}\" is not allowed"),
+            Some("object identifier types (regclass, regrole, regproc, ...) look names up in the system catalogs".into()),
+        )
+    }
+
+    /// 400 42704, as PostgreSQL words it: a cast to a type that does not exist.
+    pub fn unknown_type(type_name: &str) -> ApiError {
+        ApiError::bad_request("42704", format!("type \"{type_name}\" does not exist"), None)
+    }
+
+    /// 400 PGRST108: filters, order or limit on an embed the select does not name.
+    pub fn not_embedded(path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PGRST108",
+            format!("'{path}' is not an embedded resource in this request"),
+            None,
+            Some(format!("Verify that '{path}' is included in the 'select' query parameter.")),
+        )
+    }
+
+    /// 400 PGRST124: `handling=strict, max-affected=N` and more rows (rolled back).
+    pub fn max_affected_exceeded(rows: i64) -> ApiError {
+        ApiError::bad_request("PGRST124", "Query result exceeds max-affected preference constraint".into(), Some(format!("The query affects {rows} rows")))
     }
 
     /// 405 PGRST105: a PUT whose filters are not exactly its primary key.

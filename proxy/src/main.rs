@@ -122,13 +122,11 @@ fn invalid_head(e: &pingora_core::Error) -> error::ApiError {
         return uri_too_long(text.len());
     }
     if text.contains("invalid uri") {
-        return error::ApiError::bad_request(
-            "PGRST100",
-            "Malformed HTTP request".into(),
-            Some("the URL holds characters that must be percent-encoded (such as > < \" { } | ^ ` and non-ASCII): encode > as %3E, or let curl do it with -G --data-urlencode 'select=…'".into()),
+        return error::ApiError::malformed_http(
+            "the URL holds characters that must be percent-encoded (such as > < \" { } | ^ ` and non-ASCII): encode > as %3E, or let curl do it with -G --data-urlencode 'select=…'",
         );
     }
-    error::ApiError::bad_request("PGRST100", "Malformed HTTP request".into(), Some("the request head is not valid HTTP/1.1".into()))
+    error::ApiError::malformed_http("the request head is not valid HTTP/1.1")
 }
 
 fn uri_too_long(len: usize) -> error::ApiError {
@@ -191,7 +189,7 @@ impl ProxyApp {
                 Ok(Ok(Some(_))) => break,
                 Ok(Ok(None)) => break,
                 Ok(Err(e)) => {
-                    req.refused = Some(error::ApiError::bad_request("PGRST102", "Could not read the request body".into(), Some(e.to_string())));
+                    req.refused = Some(error::ApiError::invalid_body("Could not read the request body".into(), Some(e.to_string())));
                     break;
                 }
                 Err(_) => {

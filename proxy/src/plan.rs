@@ -176,11 +176,7 @@ fn read_relation(cache: &SchemaCache, relation: &Relation, q: &QueryParams) -> R
     let top = Scope { conditions: q.conditions.clone(), order: q.order.clone(), limit: q.limit, offset: q.offset };
     let plan = level(cache, relation, &q.select, &q.embeds, &top, q, "")?;
     if let Some(path) = q.nested.keys().find(|path| !embeds_path(&q.embeds, path)) {
-        return Err(ApiError::bad_request(
-            "PGRST108",
-            format!("'{path}' is not an embedded resource in this request"),
-            Some(format!("Filters, order and limit on '{path}' need '{path}(…)' in select")),
-        ));
+        return Err(ApiError::not_embedded(path));
     }
     Ok(plan)
 }
@@ -245,16 +241,12 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
 /// the name to PostgreSQL, which answers 42704 for an unknown type.
 fn cast_type(cache: &SchemaCache, name: &str) -> Result<String, ApiError> {
     if crate::schema::looks_up_catalog(name) {
-        return Err(ApiError::bad_request(
-            "PGRST100",
-            format!("casting to \"{name}\" is not allowed"),
-            Some("object identifier types (regclass, regrole, regproc, ...) look names up in the system catalogs".into()),
-        ));
+        return Err(ApiError::cast_not_allowed(name));
     }
     cache
         .cast_type(name)
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::bad_request("42704", format!("type \"{name}\" does not exist"), None))
+        .ok_or_else(|| ApiError::unknown_type(name))
 }
 
 fn no_relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> ApiError {
@@ -315,7 +307,7 @@ fn resolve(relation: &Relation, c: &Condition) -> Result<Where, ApiError> {
 pub fn write(cache: &SchemaCache, name: &str, method: WriteMethod, q: &QueryParams, body: &[u8], prefer: &Prefer) -> Result<WritePlan, ApiError> {
     let read = read(cache, name, q)?;
     let relation = read.relation;
-    let body_error = |message: &str, details: Option<String>| ApiError::bad_request("PGRST102", message.to_owned(), details);
+    let body_error = |message: &str, details: Option<String>| ApiError::invalid_body(message.to_owned(), details);
     let parse_body = || -> Result<Value, ApiError> {
         serde_json::from_slice(body).map_err(|e| body_error("Empty or invalid json", Some(e.to_string())))
     };

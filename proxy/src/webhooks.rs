@@ -61,7 +61,7 @@ pub fn apply(svix_id: &str, body: &[u8]) -> Result<Statement, ApiError> {
     let body = std::str::from_utf8(body)
         .ok()
         .filter(|b| serde_json::from_str::<serde_json::Value>(b).is_ok())
-        .ok_or_else(|| ApiError::bad_request("PGRST102", "The webhook body is not JSON".into(), None))?;
+        .ok_or_else(|| ApiError::invalid_body("The webhook body is not JSON".into(), None))?;
     Ok(Statement::new(
         "SELECT json_build_object('outcome', clerk_apply_webhook(CAST($1 AS text), CAST($2 AS jsonb)))::text, 1::bigint, NULL::bigint".into(),
         vec![Some(svix_id.to_owned()), Some(body.to_owned())],
