@@ -330,7 +330,8 @@ pub fn write(plan: &WritePlan) -> Statement {
                         }
                         let action = match c.resolution {
                             Resolution::MergeDuplicates if !updates.is_empty() => format!("DO UPDATE SET {}", updates.join(", ")),
-                            _ => "DO NOTHING".to_owned(),
+                            // `{}`: no column to set.
+                            Resolution::MergeDuplicates | Resolution::IgnoreDuplicates => "DO NOTHING".to_owned(),
                         };
                         format!(" ON CONFLICT ({}) {action}", names(&c.columns))
                     }
