@@ -541,86 +541,10 @@ fn json_body(req: &HttpRequest) -> Result<std::borrow::Cow<'_, [u8]>, ApiError> 
         }
         Some("text/csv") => {
             let text = std::str::from_utf8(&req.body).map_err(|_| ApiError::invalid_body("The CSV body is not valid UTF-8".into(), None))?;
-            Ok(std::borrow::Cow::Owned(csv_rows(text)?.to_string().into_bytes()))
+            let rows = crate::body::csv_rows(text).map_err(|e| ApiError::invalid_body(e.0, None))?;
+            Ok(std::borrow::Cow::Owned(rows.to_string().into_bytes()))
         }
         Some(other) => Err(ApiError::invalid_body(format!("Content-Type not acceptable: {other}"), None)),
-    }
-}
-
-/// A CSV body (RFC 4180, a header line first) as a JSON array of objects
-/// of strings, as PostgREST reads it: the unquoted field `NULL` is null,
-/// an empty field the empty string; every line has the header's fields.
-fn csv_rows(text: &str) -> Result<Value, ApiError> {
-    let mut lines = csv_records(text)?.into_iter();
-    let header: Vec<String> = lines.next().unwrap_or_default().into_iter().map(|(field, _)| field).collect();
-    let rows = lines
-        .map(|record| {
-            if record.len() != header.len() {
-                return Err(ApiError::invalid_body("All lines must have same number of fields".into(), None));
-            }
-            Ok(Value::Object(
-                header
-                    .iter()
-                    .zip(record)
-                    .map(|(k, (field, quoted))| (k.clone(), if !quoted && field == "NULL" { Value::Null } else { Value::String(field) }))
-                    .collect(),
-            ))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Value::Array(rows))
-}
-
-/// The records of CSV text: each field with whether it was quoted.
-fn csv_records(text: &str) -> Result<Vec<Vec<(String, bool)>>, ApiError> {
-    let mut records = Vec::new();
-    let mut record = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        let (mut field, mut quoted) = (String::new(), false);
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            quoted = true;
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => return Err(ApiError::invalid_body("Error in CSV: a quoted field is not closed".into(), None)),
-                }
-            }
-        }
-        while let Some(&c) = chars.peek() {
-            if matches!(c, ',' | '\n' | '\r') {
-                break;
-            }
-            if quoted {
-                return Err(ApiError::invalid_body("Error in CSV: text after a quoted field".into(), None));
-            }
-            field.push(c);
-            chars.next();
-        }
-        record.push((field, quoted));
-        match chars.next() {
-            Some(',') => {}
-            Some('\r') if chars.peek() == Some(&'\n') => {
-                chars.next();
-                records.push(std::mem::take(&mut record));
-            }
-            Some(_) => records.push(std::mem::take(&mut record)),
-            None => {
-                // A final line break ends the last record, not an empty one.
-                if !(record.len() == 1 && record[0] == (String::new(), false)) {
-                    records.push(record);
-                }
-                return Ok(records);
-            }
-        }
-        if chars.peek().is_none() {
-            return Ok(records);
-        }
     }
 }
 
@@ -634,24 +558,3 @@ fn is_credential_cookie(name: &str) -> bool {
     name == "__session" || name.starts_with("__session_") || name.starts_with("__clerk_db_jwt")
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    #[test]
-    fn csv_bodies_read_as_postgrest_reads_them() {
-        let rows = super::csv_rows("id,name,note\r\n1,\"Mug, blue\",NULL\n2,\"say \"\"hi\"\"\",\"NULL\"\n3,,\n").unwrap();
-        assert_eq!(
-            rows,
-            json!([
-                {"id": "1", "name": "Mug, blue", "note": null},
-                {"id": "2", "name": "say \"hi\"", "note": "NULL"},
-                {"id": "3", "name": "", "note": ""}
-            ])
-        );
-        assert_eq!(super::csv_rows("a,b\n1\n").unwrap_err().message, "All lines must have same number of fields");
-        assert!(super::csv_rows("a\n\"open\n").is_err());
-        assert!(super::csv_rows("a\n\"x\"y\n").is_err());
-        assert_eq!(super::csv_rows("a,b").unwrap(), json!([]));
-    }
-}

@@ -9,6 +9,7 @@ pub mod action;
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod db;
 pub mod edge;

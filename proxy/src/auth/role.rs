@@ -4,8 +4,10 @@
 //! first string of an array that matches: `.roles[?(@ == "admin")]`, with
 //! `==`, `!=`, `^==` (starts with), `==^` (ends with), `*==` (contains).
 
-use clerk_jwt::Claims;
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// The verified claims (`clerk_jwt::Claims`).
+type Claims = Map<String, Value>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
