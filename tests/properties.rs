@@ -746,7 +746,7 @@ const TOKENS: &[&str] = &[
     "é", "💥", "columns=", "on_conflict=", "order_items.limit=", "a.b.c.", "not.or=(", "...", ":", "user_2demoAlice",
     // The rest of PostgREST's filter grammar: JSON paths, quantifiers, full
     // text, range and array operators, quoted names.
-    "->", "->>", "attributes->", "->0", "cs.", "cd.", "ov.", "sl.", "adj.", "fts(", "english", "wfts.", "plfts(simple).", "eq(any).{",
+    "->", "->>", "attributes->", "->0", "pgrst_scalar", "select=pgrst_scalar", "cs.", "cd.", "ov.", "sl.", "adj.", "fts(", "english", "wfts.", "plfts(simple).", "eq(any).{",
     "like(all).{", "{", "}", "[", "]", "is.not_null", "is.NULL", "isdistinct.", "match.", "imatch.", "%22order%20id%22",
 ];
 
@@ -821,7 +821,7 @@ fn garbage_request(rng: &mut Rng, valid_token: &str) -> (Vec<u8>, bool) {
     let method = *rng.pick(&["GET", "GET", "POST", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO", "get"]);
     let path = match rng.below(8) {
         0 => format!("/{}", target_safe(&garbage_text(rng, 3).replace('?', "%3F"))),
-        1 => format!("/rpc/{}", rng.pick(&["redeem_coupon", "place_order", "customer_tier", "nope", "", "a/b", "cancel_order"])),
+        1 => format!("/rpc/{}", rng.pick(&["redeem_coupon", "place_order", "customer_tier", "nope", "", "a/b", "cancel_order", "customer_tier?pgrst_scalar=eq.x"])),
         2 if rng.chance(30) => format!("/rest/v1/{}", rng.pick(&["orders", "products", "rpc/customer_tier", "", "/", "../orders"])),
         2 => rng.pick(&["/", "//", "/../../etc/passwd", "/%00", "/%ff%fe", "/orders/1", "/rpc", "/webhooks/clerk", "/metrics", "/live"]).to_string(),
         _ => format!("/{}", rng.pick(&["orders", "order_items", "cart", "wishlist", "product_reviews", "products", "coupons", "audit_log", "role_permissions"])),
@@ -864,7 +864,7 @@ fn garbage_request(rng: &mut Rng, valid_token: &str) -> (Vec<u8>, bool) {
     }
     let body = if method == "GET" && rng.chance(80) { vec![] } else { garbage_body(rng) };
     if !body.is_empty() || rng.chance(30) {
-        headers.push(("Content-Type".into(), rng.pick(&["application/json", "text/csv", "application/x-www-form-urlencoded", "text/plain", "application/json; charset=latin1"]).to_string()));
+        headers.push(("Content-Type".into(), rng.pick(&["application/json", "text/csv", "application/x-www-form-urlencoded", "text/plain", "text/xml", "application/octet-stream", "application/json; charset=latin1"]).to_string()));
     }
     headers.push(("Content-Length".into(), body.len().to_string()));
     let mut request = format!("{method} {target} HTTP/1.1\r\n");
