@@ -52,8 +52,15 @@ CREATE TABLE public.tiobe_pls (name text PRIMARY KEY, rank integer);
 INSERT INTO public.tiobe_pls VALUES ('Java', 1), ('C', 2);
 CREATE TABLE public.no_pk (a text, b text);
 CREATE TABLE public.car_models (name text, year integer, PRIMARY KEY (name, year));
+CREATE FUNCTION public.shout(public.tiobe_pls) RETURNS text LANGUAGE sql STABLE AS $$ SELECT upper($1.name) $$;
+-- A function that writes: its side effects happen once, and not at all
+-- when the answer is an error.
+CREATE TABLE public.call_log (id serial PRIMARY KEY, note text);
+CREATE FUNCTION public.log_calls(note text, times integer DEFAULT 1) RETURNS SETOF public.call_log LANGUAGE sql AS
+  $$ INSERT INTO public.call_log (note) SELECT note FROM generate_series(1, times) RETURNING * $$;
 GRANT USAGE ON SCHEMA public TO anon;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO anon;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO anon;
 ";
 
 fn proxy() -> u16 {
@@ -326,4 +333,43 @@ fn role_claim_key_in_postgrest_jspath() {
     assert_eq!(role_of(json!(["db_owner"])).0, 401);
     assert_eq!(role_of(json!(["viewer"])).0, 401);
     assert_eq!(role_of(json!("db_reader")).0, 401, "not an array");
+}
+
+// `select` lists exactly what comes back: only embeds, `rel()` for
+// filtering only, `*` next to other items.
+#[test]
+fn select_answers_exactly_what_it_names() {
+    let (status, rows) = call("GET", "/projects?select=client:clients(name)&id=eq.1", &[], None);
+    assert_eq!((status, rows), (200, json!([{"client": {"name": "Microsoft"}}])), "only the embed");
+    let (status, rows) = call("GET", "/projects?select=*,clients()&id=eq.1", &[], None);
+    assert_eq!((status, rows), (200, json!([{"id": 1, "name": "Windows 7", "client_id": 1}])), "an empty embed is not answered");
+    let (status, rows) = call("GET", "/clients?select=name,projects!inner()&projects.name=eq.IOS", &[], None);
+    assert_eq!((status, rows), (200, json!([{"name": "Apple"}])), "it still filters");
+    let (status, rows) = call("GET", "/projects?select=*,up:name_upper&id=eq.3", &[], None);
+    assert_eq!((status, rows), (200, json!([{"id": 3, "name": "IOS", "client_id": 2, "up": "IOS"}])));
+    let (status, head, body) = raw("GET", "/projects?select=projects:clients(id)&id=eq.2", &[], None);
+    assert_eq!((status, body.matches("\"projects\"").count()), (200, 1), "{head}{body}");
+    let (status, body) = call("POST", "/clients?select=projects(id)", &[("Prefer", "return=representation")], Some(r#"{"id": 3, "name": "Nokia"}"#));
+    assert_eq!((status, body), (201, json!([{"projects": []}])), "a write's representation too");
+}
+
+// A call that writes runs once, counted or not, and an answer that is an
+// error (406 single object, 416 range) keeps none of its writes.
+#[test]
+fn a_writing_call_runs_once_and_errors_keep_nothing() {
+    proxy();
+    let logged = |note: &str| admin_query_in(DB, &format!("SELECT count(*)::int FROM call_log WHERE note = '{note}'"))[0].get::<_, i32>(0);
+    let (status, head, _) = raw("POST", "/rpc/log_calls", &[("Prefer", "count=exact")], Some(r#"{"note": "counted"}"#));
+    assert_eq!((status, header(&head, "content-range").as_deref(), logged("counted")), (200, Some("0-0/1"), 1));
+    let (status, err) = call("POST", "/rpc/log_calls", &[OBJECT], Some(r#"{"note": "two", "times": 2}"#));
+    assert_eq!((status, err["code"].as_str(), logged("two")), (406, Some("PGRST116"), 0), "{err}");
+    let (status, row) = call("POST", "/rpc/log_calls?select=note", &[OBJECT], Some(r#"{"note": "one"}"#));
+    assert_eq!((status, row, logged("one")), (200, json!({"note": "one"}), 1));
+    let (status, err) = call("POST", "/rpc/log_calls?offset=5", &[("Prefer", "count=exact")], Some(r#"{"note": "past", "times": 2}"#));
+    assert_eq!((status, err["code"].as_str(), logged("past")), (416, Some("PGRST103"), 0), "{err}");
+    // Computed columns of an upsert's rows (merge: the rows carry the inserted flag).
+    let (status, rows) = call("POST", "/tiobe_pls?select=name,shout", &[("Prefer", "return=representation, resolution=merge-duplicates")], Some(r#"{"name": "Rust", "rank": 9}"#));
+    assert_eq!((status, rows), (201, json!([{"name": "Rust", "shout": "RUST"}])));
+    let (status, rows) = call("POST", "/tiobe_pls?select=*,shout", &[("Prefer", "return=representation, resolution=merge-duplicates")], Some(r#"{"name": "Rust", "rank": 10}"#));
+    assert_eq!((status, rows), (200, json!([{"name": "Rust", "rank": 10, "shout": "RUST"}])));
 }

@@ -383,11 +383,19 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
         (true, Some(max), false) => Some(max),
         _ => None,
     };
-    let exactly_one = api.format == Format::Object && matches!(answer, Answer::Written { .. });
+    // What would make the answer an error is decided before the commit, so
+    // the error keeps nothing: a single object of other than one row, and
+    // (a call that may write) an offset past the counted rows.
+    let several_rows = matches!(answer, Answer::Rows { body: plan::Body::Rows | plan::Body::Values, .. });
+    let exactly_one = api.format == Format::Object && (matches!(answer, Answer::Written { .. }) || (!read_only && several_rows));
+    let offset_within_total = match &answer {
+        Answer::Rows { offset, .. } if !read_only && prefer.count.is_some() => Some(*offset),
+        _ => None,
+    };
     let finish = if options.tx_end.rolls_back(prefer.tx_rollback) {
         Finish::Rollback
-    } else if at_most.is_some() || exactly_one {
-        Finish::CommitIf(RowsAllowed { at_most, exactly_one })
+    } else if at_most.is_some() || exactly_one || offset_within_total.is_some() {
+        Finish::CommitIf(RowsAllowed { at_most, exactly_one, offset_within_total })
     } else {
         Finish::Commit
     };
@@ -470,12 +478,10 @@ fn min_limit(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 
 /// The keys of each returned row, in order (the CSV header).
 fn output_columns(p: &plan::ReadPlan) -> Vec<String> {
-    let columns: Vec<String> = if p.select.is_empty() {
-        p.relation.columns.iter().map(|c| c.name.clone()).collect()
-    } else {
-        p.select.iter().map(|s| s.output_name().to_owned()).collect()
-    };
-    columns.into_iter().chain(p.embeds.iter().map(|e| e.key.clone())).collect()
+    let all = p.relation.columns.iter().map(|c| c.name.clone()).filter(|_| p.all_columns);
+    all.chain(p.select.iter().map(|s| s.output_name().to_owned()))
+        .chain(p.embeds.iter().filter(|e| !e.hidden).map(|e| e.key.clone()))
+        .collect()
 }
 
 /// A `POST /rpc/…`'s arguments: a JSON object (of an array, the first

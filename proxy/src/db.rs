@@ -410,7 +410,9 @@ impl Pool {
             let rows = outcome.as_ref().map(|o| o.rows as u64).ok();
             let exceeded = allowed.at_most.is_some_and(|max| rows.is_some_and(|r| r > max));
             let not_one = allowed.exactly_one && rows.is_some_and(|r| r != 1);
-            client.batch_execute(if exceeded || not_one { "ROLLBACK" } else { "COMMIT" }).await.map_err(db_error)?;
+            let total = outcome.as_ref().ok().and_then(|o| o.total);
+            let past_end = allowed.offset_within_total.is_some_and(|offset| total.is_some_and(|t| offset > 0 && offset > t as u64));
+            client.batch_execute(if exceeded || not_one || past_end { "ROLLBACK" } else { "COMMIT" }).await.map_err(db_error)?;
             conn.clean = true;
             if exceeded {
                 let rows = outcome.map(|o| o.rows).unwrap_or_default();
@@ -494,9 +496,13 @@ pub enum Finish {
 pub struct RowsAllowed {
     /// `Prefer: handling=strict, max-affected=N` (else PGRST124).
     pub at_most: Option<u64>,
-    /// `Accept: application/vnd.pgrst.object+json` on a write: exactly one
-    /// row, else nothing is kept (and the answer is 406 PGRST116).
+    /// `Accept: application/vnd.pgrst.object+json` on a write (or a
+    /// function call that may write): exactly one row, else nothing is kept
+    /// (and the answer is 406 PGRST116).
     pub exactly_one: bool,
+    /// A counted call's offset: past the last row nothing is kept (and the
+    /// answer is 416 PGRST103).
+    pub offset_within_total: Option<u64>,
 }
 
 /// The planner's row estimate from `EXPLAIN (FORMAT JSON)`.

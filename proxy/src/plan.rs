@@ -55,7 +55,9 @@ pub struct ReadPlan {
     /// A set-returning function whose rows are read in place of the
     /// relation's (`POST /rpc/f?select=…&col=eq.x`).
     pub call: Option<CallPlan>,
-    /// Empty: every column.
+    /// `*` (or no `select`): every stored column, before `select`'s items.
+    pub all_columns: bool,
+    /// The items named in `select` (none with only embeds: only they are answered).
     pub select: Vec<Selected>,
     pub embeds: Vec<EmbedPlan>,
     pub filter: Vec<Where>,
@@ -90,6 +92,8 @@ pub struct EmbedPlan {
     pub key: String,
     pub to_one: bool,
     pub inner: bool,
+    /// An empty embed (`rel()`): it may filter, it is not answered.
+    pub hidden: bool,
     /// (outer column, embedded column) pairs.
     pub join: Vec<(String, String)>,
     pub read: ReadPlan,
@@ -117,7 +121,8 @@ pub struct WritePlan {
     pub relation: Relation,
     pub kind: WriteKind,
     pub filter: Vec<Where>,
-    /// What `return=representation` returns (empty: every column).
+    /// What `return=representation` returns: every column and/or these.
+    pub returning_all: bool,
     pub returning: Vec<Selected>,
     pub returning_embeds: Vec<EmbedPlan>,
     pub return_: Return,
@@ -175,6 +180,8 @@ pub fn read(cache: &SchemaCache, name: &str, q: &QueryParams) -> Result<ReadPlan
 fn read_relation(cache: &SchemaCache, relation: &Relation, q: &QueryParams) -> Result<ReadPlan, ApiError> {
     let top = Scope { conditions: q.conditions.clone(), order: q.order.clone(), limit: q.limit, offset: q.offset };
     let plan = level(cache, relation, &q.select, &q.embeds, &top, q, "")?;
+    // No `select` at all: every column.
+    let plan = ReadPlan { all_columns: plan.all_columns || (q.select.is_empty() && q.embeds.is_empty()), ..plan };
     if let Some(path) = q.nested.keys().find(|path| !embeds_path(&q.embeds, path)) {
         return Err(ApiError::not_embedded(path));
     }
@@ -190,9 +197,11 @@ fn embeds_path(embeds: &[Embed], path: &str) -> bool {
 /// One level of a read: `relation` with its columns, embeds and scope.
 fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::SelectItem], embeds: &[Embed], scope: &Scope, q: &QueryParams, path: &str) -> Result<ReadPlan, ApiError> {
     let column = |n: &str| column_of(relation, n);
+    let is_star = |s: &&crate::request::SelectItem| s.column == "*" && s.path.is_empty() && s.alias.is_none() && s.cast.is_none();
+    let all_columns = select.iter().any(|s| is_star(&s));
     let select = select
         .iter()
-        .filter(|s| s.column != "*" || s.alias.is_some() || s.cast.is_some())
+        .filter(|s| !is_star(s))
         .map(|s| {
             Ok(Selected {
                 column: column(&s.column)?,
@@ -215,6 +224,8 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
                 key: e.key().to_owned(),
                 to_one: rel.to_one,
                 inner: e.inner,
+                // `rel()`: filters the outer rows only, not in the answer (PostgREST).
+                hidden: e.select.is_empty() && e.embeds.is_empty(),
                 join: rel.join,
                 read: level(cache, target, &e.select, &e.embeds, scope, q, &key_path)?,
             })
@@ -223,6 +234,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
     Ok(ReadPlan {
         relation: relation.clone(),
         call: None,
+        all_columns,
         select,
         embeds,
         filter: scope.conditions.iter().map(|c| resolve(relation, c)).collect::<Result<_, _>>()?,
@@ -402,7 +414,15 @@ pub fn write(cache: &SchemaCache, name: &str, method: WriteMethod, q: &QueryPara
         }
         WriteMethod::Delete => WriteKind::Delete,
     };
-    Ok(WritePlan { relation, kind, filter, returning: read.select, returning_embeds: read.embeds, return_: prefer.return_ })
+    Ok(WritePlan {
+        relation,
+        kind,
+        filter,
+        returning_all: read.all_columns,
+        returning: read.select,
+        returning_embeds: read.embeds,
+        return_: prefer.return_,
+    })
 }
 
 /// `["a", 1, null, [2]]` → `{"a","1",NULL,{"2"}}`.

@@ -51,9 +51,19 @@ fn column_ref(alias: &str, name: &str) -> String {
 #[derive(Default)]
 struct Builder {
     params: Vec<Option<String>>,
-    /// The relation's row type, when the rows read are a write's
-    /// `RETURNING` (records a computed column's function needs cast back).
-    returned_row_type: Option<String>,
+    /// How a row read from a CTE (a write's `RETURNING`, a call's result)
+    /// becomes the relation's row type again, for computed columns.
+    row_cast: Option<RowCast>,
+    /// A function call read as a relation: run once, in this CTE, whatever
+    /// reads its rows (the rows answered and the count).
+    call_cte: Option<String>,
+}
+
+enum RowCast {
+    /// The CTE's row has the relation's columns: `alias::type`.
+    Whole(String),
+    /// It has more: `ROW(alias."a", …)::type` of these columns.
+    Columns(String, Vec<String>),
 }
 
 impl Builder {
@@ -69,10 +79,16 @@ impl Builder {
     fn field(&mut self, alias: &str, column: &Column, path: &[JsonStep]) -> String {
         let col = match &column.computed_by {
             // A computed column: its function applied to the row.
-            Some(schema) => match &self.returned_row_type {
-                Some(row_type) => format!("{}.{}({alias}::{row_type})", ident(schema), ident(&column.name)),
-                None => format!("{}.{}({alias})", ident(schema), ident(&column.name)),
-            },
+            Some(schema) => {
+                let row = match &self.row_cast {
+                    None => alias.to_owned(),
+                    Some(RowCast::Whole(row_type)) => format!("{alias}::{row_type}"),
+                    Some(RowCast::Columns(row_type, columns)) => {
+                        format!("ROW({})::{row_type}", columns.iter().map(|c| column_ref(alias, c)).collect::<Vec<_>>().join(", "))
+                    }
+                };
+                format!("{}.{}({row})", ident(schema), ident(&column.name))
+            }
             None => column_ref(alias, &column.name),
         };
         if path.is_empty() {
@@ -157,26 +173,24 @@ impl Builder {
         if tests.is_empty() { String::new() } else { format!(" WHERE {}", tests.join(" AND ")) }
     }
 
-    /// The columns of `plan` read from `alias` (depth `depth`), then one
-    /// correlated subquery per embed.
-    fn select_list(&mut self, select: &[Selected], embeds: &[EmbedPlan], depth: usize) -> String {
+    /// What a level answers, read from `alias` (depth `depth`): every
+    /// column when `all_columns`, the selected items, then one correlated
+    /// subquery per embed that is answered (not `rel()`).
+    fn select_list(&mut self, all_columns: bool, select: &[Selected], embeds: &[EmbedPlan], depth: usize) -> String {
         let from = alias(depth);
-        let mut items: Vec<String> = if select.is_empty() {
-            vec![format!("{from}.*")]
-        } else {
-            select
-                .iter()
-                .map(|s| {
-                    let mut expr = self.field(&from, &s.column, &s.path);
-                    if let Some(cast) = &s.cast {
-                        // A JSON path binds looser than `::`.
-                        expr = if s.path.is_empty() { format!("{expr}::{cast}") } else { format!("({expr})::{cast}") };
-                    }
-                    format!("{expr} AS {}", ident(s.output_name()))
-                })
-                .collect()
-        };
-        for e in embeds {
+        let mut items: Vec<String> = Vec::new();
+        if all_columns {
+            items.push(format!("{from}.*"));
+        }
+        for s in select {
+            let mut expr = self.field(&from, &s.column, &s.path);
+            if let Some(cast) = &s.cast {
+                // A JSON path binds looser than `::`.
+                expr = if s.path.is_empty() { format!("{expr}::{cast}") } else { format!("({expr})::{cast}") };
+            }
+            items.push(format!("{expr} AS {}", ident(s.output_name())));
+        }
+        for e in embeds.iter().filter(|e| !e.hidden) {
             items.push(format!("{} AS {}", self.embed(e, depth + 1), ident(&e.key)));
         }
         items.join(", ")
@@ -195,11 +209,16 @@ impl Builder {
             extra.push(format!("EXISTS (SELECT 1 FROM {inner_source})"));
         }
         let relation = match &plan.call {
-            // A scalar result is the one column `pgrst_scalar`, as PostgREST reads it.
-            Some(call) if matches!(call.function.returns, Returns::Scalar { .. } | Returns::Void) => {
-                format!("(SELECT {} AS {}) {me}", self.call_expr(call), ident(SCALAR_COLUMN))
+            Some(call) => {
+                let expr = self.call_expr(call);
+                let rows = match call.function.returns {
+                    // A scalar result is the one column `pgrst_scalar`, as PostgREST reads it.
+                    Returns::Scalar { .. } | Returns::Void => format!("SELECT {expr} AS {}", ident(SCALAR_COLUMN)),
+                    Returns::Rows { .. } => format!("SELECT * FROM {expr} _pgrst_c"),
+                };
+                self.call_cte = Some(format!("_pgrst_call AS MATERIALIZED ({rows})"));
+                format!("_pgrst_call {me}")
             }
-            Some(call) => format!("{} {me}", self.call_expr(call)),
             None => format!("{}.{} {me}", ident(&plan.relation.schema), ident(&plan.relation.name)),
         };
         format!("{relation}{}", self.where_clause(&plan.filter, &me, extra))
@@ -253,7 +272,7 @@ impl Builder {
     /// An embed as one JSON value: an array of rows, or one row (or NULL).
     fn embed(&mut self, e: &EmbedPlan, depth: usize) -> String {
         let source = self.source(&e.read, depth, &e.join);
-        let list = self.select_list(&e.read.select, &e.read.embeds, depth);
+        let list = self.select_list(e.read.all_columns, &e.read.select, &e.read.embeds, depth);
         let rows = format!("_pgrst_e{depth}");
         if e.to_one {
             format!("(SELECT row_to_json({rows}) FROM (SELECT {list} FROM {source} LIMIT 1) {rows})")
@@ -278,15 +297,19 @@ const AGGREGATE: &str = "coalesce(json_agg(_pgrst_row), '[]')::text, count(*)";
 /// `strip_nulls`: leave null fields out of each row (top level).
 pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nulls: bool) -> Statement {
     let mut b = Builder::default();
+    if plan.call.as_ref().is_some_and(|c| matches!(c.function.returns, Returns::Rows { row: crate::schema::RowType::Relation(_), .. })) {
+        // Rows of a table or view: computed columns take them as its row type.
+        b.row_cast = Some(RowCast::Whole(format!("{}.{}", ident(&plan.relation.schema), ident(&plan.relation.name))));
+    }
     let source = b.source(plan, 0, &[]);
     let source_params = b.params.len();
-    let list = b.select_list(&plan.select, &plan.embeds, 0);
+    let list = b.select_list(plan.all_columns, &plan.select, &plan.embeds, 0);
     let tail = b.order_and_range(plan, 0);
     // The planner's estimate ignores RLS (a customer who sees one order
     // would learn how many there are in all): where it is not visible,
     // planned and estimated counts are exact up to `estimate_above` rows
     // and unknown beyond (`api` answers `*`).
-    let planner = plan.relation.planner_counts_visible;
+    let planner = plan.relation.planner_counts_visible && plan.call.is_none();
     let capped = || format!("(SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT {}) _pgrst_c)", estimate_above + 1);
     let total = match count {
         Some(Count::Exact) => format!("(SELECT count(*) FROM {source})"),
@@ -306,7 +329,8 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
         Body::Value => "coalesce(json_agg(_pgrst_row.\"pgrst_scalar\")->0, 'null')::text, 1::bigint".to_owned(),
         Body::Nothing => "NULL::text, 1::bigint".to_owned(),
     };
-    Statement { sql: format!("SELECT {aggregate}, {total} FROM (SELECT {list} FROM {source}{tail}) _pgrst_row"), params: b.params, explain }
+    let with = b.call_cte.as_ref().map(|cte| format!("WITH {cte} ")).unwrap_or_default();
+    Statement { sql: format!("{with}SELECT {aggregate}, {total} FROM (SELECT {list} FROM {source}{tail}) _pgrst_row"), params: b.params, explain }
 }
 
 pub fn write(plan: &WritePlan) -> Statement {
@@ -383,20 +407,24 @@ pub fn write(plan: &WritePlan) -> Statement {
         }
     };
     // `*` would also return the inserted flag: the columns by name then.
-    let every_column: Vec<Selected>;
-    let returned = if flags_inserted && plan.returning.is_empty() {
-        every_column = plan.relation.columns.iter().map(|c| Selected { column: c.clone(), path: Vec::new(), alias: None, cast: None }).collect();
-        &every_column
-    } else {
-        &plan.returning
-    };
-    if !flags_inserted {
-        b.returned_row_type = Some(table.clone());
+    let mut returned = plan.returning.clone();
+    let mut returning_all = plan.returning_all;
+    if flags_inserted && returning_all {
+        let every_column = plan.relation.columns.iter().map(|c| Selected { column: c.clone(), path: Vec::new(), alias: None, cast: None });
+        returned = every_column.chain(returned).collect();
+        returning_all = false;
     }
+    let returned = &returned;
+    // Computed columns of the returned rows take them as the table's row type.
+    b.row_cast = Some(if flags_inserted {
+        RowCast::Columns(table.clone(), plan.relation.columns.iter().map(|c| c.name.clone()).collect())
+    } else {
+        RowCast::Whole(table.clone())
+    });
     let sql = match plan.return_ {
         Return::Representation => format!(
             "{rows_cte} SELECT {AGGREGATE}, {inserted} FROM (SELECT {} FROM _pgrst_rows {}) _pgrst_row",
-            b.select_list(returned, &plan.returning_embeds, 0),
+            b.select_list(returning_all, returned, &plan.returning_embeds, 0),
             alias(0)
         ),
         Return::HeadersOnly if !keys.is_empty() => {
@@ -582,9 +610,13 @@ mod tests {
         let s = read(&p, None, 1000, false);
         assert_eq!(
             s.sql,
-            "SELECT coalesce(json_agg(_pgrst_row)->0, 'null')::text, 1::bigint, NULL::bigint FROM (SELECT _pgrst_t0.* FROM \"public\".\"redeem_coupon\"(\"code\" := CAST($1 AS text), \"order_id\" := CAST($2 AS bigint)) _pgrst_t0 \
+            "WITH _pgrst_call AS MATERIALIZED (SELECT * FROM \"public\".\"redeem_coupon\"(\"code\" := CAST($1 AS text), \"order_id\" := CAST($2 AS bigint)) _pgrst_c) \
+             SELECT coalesce(json_agg(_pgrst_row)->0, 'null')::text, 1::bigint, NULL::bigint FROM (SELECT _pgrst_t0.* FROM _pgrst_call _pgrst_t0 \
              WHERE _pgrst_t0.\"discount\" > CAST($3 AS numeric)) _pgrst_row"
         );
+        // Counted, the function still runs once: the count reads the CTE.
+        let counted = read(&p, Some(Count::Exact), 1000, false);
+        assert_eq!(counted.sql.matches("redeem_coupon").count(), 1, "{}", counted.sql);
         assert_eq!(s.params, [Some("SPRING".into()), Some("7".into()), Some("1".into())]);
         let _ = QueryParams::default();
     }
