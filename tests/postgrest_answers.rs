@@ -52,6 +52,8 @@ CREATE TABLE public.tiobe_pls (name text PRIMARY KEY, rank integer);
 INSERT INTO public.tiobe_pls VALUES ('Java', 1), ('C', 2);
 CREATE TABLE public.no_pk (a text, b text);
 CREATE TABLE public.car_models (name text, year integer, PRIMARY KEY (name, year));
+CREATE TABLE public.tagged (id integer PRIMARY KEY, tags text[]);
+INSERT INTO public.tagged VALUES (1, '{1,2}');
 CREATE FUNCTION public.shout(public.tiobe_pls) RETURNS text LANGUAGE sql STABLE AS $$ SELECT upper($1.name) $$;
 -- A function that writes: its side effects happen once, and not at all
 -- when the answer is an error.
@@ -372,4 +374,15 @@ fn a_writing_call_runs_once_and_errors_keep_nothing() {
     assert_eq!((status, rows), (201, json!([{"name": "Rust", "shout": "RUST"}])));
     let (status, rows) = call("POST", "/tiobe_pls?select=*,shout", &[("Prefer", "return=representation, resolution=merge-duplicates")], Some(r#"{"name": "Rust", "rank": 10}"#));
     assert_eq!((status, rows), (200, json!([{"name": "Rust", "rank": 10, "shout": "RUST"}])));
+}
+
+// Casts in select, arrays included (`::int[]`).
+#[test]
+fn casts_to_arrays() {
+    let (status, rows) = call("GET", "/tagged?select=id::text,numbers:tags::int[]", &[], None);
+    assert_eq!((status, rows), (200, json!([{"id": "1", "numbers": [1, 2]}])));
+    let (status, err) = call("GET", "/tagged?select=tags::nope[]", &[], None);
+    assert_eq!((status, err["message"].as_str()), (400, Some("type \"nope[]\" does not exist")));
+    let (status, err) = call("GET", "/tagged?select=tags::regrole[]", &[], None);
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST100")), "{err}");
 }

@@ -255,10 +255,10 @@ fn cast_type(cache: &SchemaCache, name: &str) -> Result<String, ApiError> {
     if crate::schema::looks_up_catalog(name) {
         return Err(ApiError::cast_not_allowed(name));
     }
-    cache
-        .cast_type(name)
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::unknown_type(name))
+    // `text[]`: the element type, looked up, then its array.
+    let element = name.trim_end_matches("[]");
+    let dimensions = (name.len() - element.len()) / 2;
+    cache.cast_type(element).map(|t| format!("{t}{}", "[]".repeat(dimensions))).ok_or_else(|| ApiError::unknown_type(name))
 }
 
 fn no_relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> ApiError {

@@ -624,9 +624,10 @@ fn parse_select(value: &str, depth: usize) -> Result<(Vec<SelectItem>, Vec<Embed
         };
         let (column, path) = split_field(column)?;
         if let Some(t) = &cast {
-            // PostgREST's grammar: letters, digits and '_' (the type itself is
-            // looked up in the schema cache by `plan`).
-            if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            // PostgREST's grammar: letters, digits and '_', then `[]` for an
+            // array (the type itself is looked up in the schema cache by `plan`).
+            let base = t.trim_end_matches("[]");
+            if base.is_empty() || !base.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(err("Invalid query string", format!("\"{t}\" is not a type name")));
             }
         }

@@ -1,8 +1,10 @@
 //! `jwt-role-claim-key`: where in the claims the database role is, in
 //! PostgREST's JSPath: `.role`, `.metadata.db_role`, `."https://x.com/role"`,
-//! array indexes `.roles[0]`, and (PostgREST v12.1) a filter that picks the
-//! first string of an array that matches: `.roles[?(@ == "admin")]`, with
-//! `==`, `!=`, `^==` (starts with), `==^` (ends with), `*==` (contains).
+//! array indexes `.roles[0]`, a filter that picks the first string of an
+//! array that matches: `.roles[?(@ == "admin")]`, with `==`, `!=`, `^==`
+//! (starts with), `==^` (ends with), `*==` (contains), and a slice of the
+//! value found, as Python slices: `.role[3:]`, `.roles[0][:-1]`. A leading
+//! `$` (JSONPath's root) is accepted.
 
 use serde_json::{Map, Value};
 
@@ -14,6 +16,8 @@ enum Step {
     Key(String),
     Index(usize),
     Filter(Condition, String),
+    /// `[a:b]` of a string (characters) or an array; negative counts from the end.
+    Slice(Option<i64>, Option<i64>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +63,7 @@ impl ClaimPath {
     pub fn parse(text: &str) -> Result<ClaimPath, String> {
         let mut steps = Vec::new();
         let mut rest = text.trim();
+        rest = rest.strip_prefix('$').filter(|r| r.starts_with(['.', '['])).unwrap_or(rest);
         while !rest.is_empty() {
             if let Some(filter) = rest.strip_prefix("[?(@") {
                 let (step, tail) = parse_filter(filter)?;
@@ -66,8 +71,17 @@ impl ClaimPath {
                 rest = tail;
             } else if let Some(index) = rest.strip_prefix('[') {
                 let end = index.find(']').ok_or("unterminated [index]")?;
-                let n = index[..end].parse::<usize>().map_err(|_| format!("\"[{}]\" is not an array index", &index[..end]))?;
-                steps.push(Step::Index(n));
+                let inside = &index[..end];
+                let bound = |b: &str| -> Result<Option<i64>, String> {
+                    if b.trim().is_empty() {
+                        return Ok(None);
+                    }
+                    b.trim().parse::<i64>().map(Some).map_err(|_| format!("\"[{inside}]\" is not a slice"))
+                };
+                match inside.split_once(':') {
+                    Some((from, to)) => steps.push(Step::Slice(bound(from)?, bound(to)?)),
+                    None => steps.push(Step::Index(inside.parse::<usize>().map_err(|_| format!("\"[{inside}]\" is not an array index"))?)),
+                }
                 rest = &index[end + 1..];
             } else {
                 rest = rest.strip_prefix('.').ok_or_else(|| format!("expected '.' at \"{rest}\" (e.g. .role or .metadata.role)"))?;
@@ -95,14 +109,26 @@ impl ClaimPath {
     /// The role at this path, which must be a non-empty string.
     pub fn lookup(&self, claims: &Claims) -> Result<String, String> {
         let Some(Step::Key(first)) = self.0.first() else { unreachable!("parse makes paths that start with a key") };
-        let mut value = claims.get(first);
+        let mut value = claims.get(first).cloned();
         for step in &self.0[1..] {
             value = value.and_then(|v| match step {
-                Step::Key(key) => v.get(key),
-                Step::Index(i) => v.get(i),
+                Step::Key(key) => v.get(key).cloned(),
+                Step::Index(i) => v.get(i).cloned(),
                 Step::Filter(condition, operand) => {
-                    v.as_array()?.iter().find(|item| item.as_str().is_some_and(|text| condition.holds(text, operand)))
+                    v.as_array()?.iter().find(|item| item.as_str().is_some_and(|text| condition.holds(text, operand))).cloned()
                 }
+                Step::Slice(from, to) => match &v {
+                    Value::String(text) => {
+                        let chars: Vec<char> = text.chars().collect();
+                        let (a, b) = slice_bounds(chars.len(), *from, *to);
+                        Some(Value::String(chars[a..b].iter().collect()))
+                    }
+                    Value::Array(items) => {
+                        let (a, b) = slice_bounds(items.len(), *from, *to);
+                        Some(Value::Array(items[a..b].to_vec()))
+                    }
+                    _ => None,
+                },
             });
         }
         match value {
@@ -119,9 +145,19 @@ impl ClaimPath {
                 Step::Key(k) => format!(".{k}"),
                 Step::Index(i) => format!("[{i}]"),
                 Step::Filter(c, operand) => format!("[?(@ {} \"{operand}\")]", c.syntax()),
+                Step::Slice(from, to) => format!("[{}:{}]", from.map(|n| n.to_string()).unwrap_or_default(), to.map(|n| n.to_string()).unwrap_or_default()),
             })
             .collect()
     }
+}
+
+/// Python's slice bounds of `[from:to]` on `len` items, as a range that
+/// is always valid (empty when it selects nothing).
+fn slice_bounds(len: usize, from: Option<i64>, to: Option<i64>) -> (usize, usize) {
+    let at = |n: i64| if n < 0 { (len as i64 + n).max(0) as usize } else { (n as usize).min(len) };
+    let a = from.map_or(0, at);
+    let b = to.map_or(len, at);
+    (a, b.max(a))
 }
 
 /// `[?(@ == "admin")]` after `[?(@`: the step and what follows it.
@@ -184,5 +220,16 @@ mod tests {
         assert!(at(".metadata.n").is_err());
         assert!(at(".nope").is_err());
         assert!(at(".metadata[0]").is_err());
+        // Slices of the value found, as Python's; `$` as JSONPath's root.
+        let claims = json!({"role": "app_db_admin", "roles": ["x", "db_admin"]}).as_object().unwrap().clone();
+        let at = |path: &str| ClaimPath::parse(path).unwrap().lookup(&claims);
+        assert_eq!(at(".role[4:]").unwrap(), "db_admin");
+        assert_eq!(at(".role[:-6]").unwrap(), "app_db");
+        assert_eq!(at(".role[-5:]").unwrap(), "admin");
+        assert_eq!(at(".roles[-1:][0]").unwrap(), "db_admin");
+        assert_eq!(at("$.roles[?(@ ^== \"db\")][3:]").unwrap(), "admin");
+        assert!(at(".role[20:]").is_err(), "an empty slice is no role");
+        assert!(ClaimPath::parse(".role[a:b]").is_err());
+        assert_eq!(ClaimPath::parse(".role[1:-1]").unwrap().display(), ".role[1:-1]");
     }
 }
