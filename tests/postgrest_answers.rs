@@ -386,3 +386,24 @@ fn casts_to_arrays() {
     let (status, err) = call("GET", "/tagged?select=tags::regrole[]", &[], None);
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST100")), "{err}");
 }
+
+// Filters on whether an embed has a row, and ordering by a to-one embed's
+// column (PostgREST's null filtering on embedded resources, related orders).
+#[test]
+fn embed_null_filters_and_related_order() {
+    let names = |rows: &Value| rows.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let (status, rows) = call("GET", "/projects?select=name,clients(name)&clients=not.is.null&id=lt.4&order=id", &[], None);
+    assert_eq!((status, names(&rows)), (200, vec!["Windows 7".to_owned(), "Windows 10".into(), "IOS".into()]), "{rows}");
+    let (status, rows) = call("GET", "/projects?select=name,clients()&clients=is.null", &[], None);
+    assert_eq!((status, rows), (200, json!([{"name": "Orphan"}])));
+    let (status, rows) = call("GET", "/projects?select=name,clients(name)&or=(clients.is.null,name.eq.IOS)&order=id", &[], None);
+    assert_eq!((status, names(&rows)), (200, vec!["IOS".to_owned(), "Orphan".into()]), "{rows}");
+    let (status, rows) = call("GET", "/projects?select=name,clients(name)&id=lt.4&order=clients(name).desc,name", &[], None);
+    assert_eq!((status, names(&rows)), (200, vec!["Windows 10".to_owned(), "Windows 7".into(), "IOS".into()]), "{rows}");
+    let (status, err) = call("GET", "/clients?select=name,projects(name)&order=projects(name)", &[], None);
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST118")), "{err}");
+    let (status, err) = call("GET", "/projects?select=name&order=clients(name)", &[], None);
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST108")), "{err}");
+    let (status, err) = call("GET", "/projects?select=name,clients(name)&clients=eq.1", &[], None);
+    assert_eq!((status, err["code"].as_str()), (400, Some("42703")), "{err}");
+}

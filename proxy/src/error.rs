@@ -406,6 +406,17 @@ impl ApiError {
         )
     }
 
+    /// 400 PGRST118: `order=rel(col)` on an embed of many rows.
+    pub fn order_by_to_many(outer: &str, embedded: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PGRST118",
+            format!("A related order on '{embedded}' is not possible"),
+            Some(format!("'{outer}' and '{embedded}' do not form a many-to-one or one-to-one relationship")),
+            None,
+        )
+    }
+
     /// 400 PGRST124: `handling=strict, max-affected=N` and more rows (rolled back).
     pub fn max_affected_exceeded(rows: i64) -> ApiError {
         ApiError::bad_request("PGRST124", "Query result exceeds max-affected preference constraint".into(), Some(format!("The query affects {rows} rows")))

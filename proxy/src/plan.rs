@@ -2,7 +2,7 @@
 //! tables, columns, functions and arguments are refused here, before any
 //! SQL exists; what comes out names only things the cache holds.
 
-use crate::request::{CompareOp, Condition, Embed, Filter, JsonKey, JsonPath, Prefer, QueryParams, Resolution, Return, Scope, Target};
+use crate::request::{CompareOp, Condition, Embed, Filter, IsValue, JsonKey, JsonPath, Prefer, QueryParams, Resolution, Return, Scope, Target};
 use crate::action::WriteMethod;
 use crate::error::ApiError;
 use crate::schema::{Argument, Column, Function, RawBody, Relation, Returns, RowType, SchemaCache};
@@ -39,10 +39,15 @@ pub struct Selected {
 pub enum Where {
     Filter { column: Column, path: JsonPath, negated: bool, filter: Filter },
     Group { any: bool, negated: bool, children: Vec<Where> },
+    /// `rel=not.is.null` (`exists`) / `rel=is.null`: whether the embed has
+    /// a row, as PostgREST filters on an embedded resource.
+    Related { embed: Box<EmbedPlan>, exists: bool },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ordering {
+    /// A column of this to-one embed (`order=clients(name)`), not of the relation.
+    pub through: Option<Box<EmbedPlan>>,
     pub column: Column,
     pub path: JsonPath,
     pub descending: bool,
@@ -211,7 +216,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    let embeds = embeds
+    let embeds: Vec<EmbedPlan> = embeds
         .iter()
         .map(|e| {
             let target = cache.relation(&e.relation).ok_or_else(|| no_relationship(cache, relation, e))?;
@@ -231,18 +236,36 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
             })
         })
         .collect::<Result<_, ApiError>>()?;
+    let filter = scope.conditions.iter().map(|c| resolve(relation, &embeds, c)).collect::<Result<_, _>>()?;
+    let order = scope
+        .order
+        .iter()
+        .map(|o| {
+            let through = match &o.related {
+                None => None,
+                Some(key) => {
+                    let embed: &EmbedPlan = embeds.iter().find(|e| &e.key == key).ok_or_else(|| ApiError::not_embedded(key))?;
+                    if !embed.to_one {
+                        return Err(ApiError::order_by_to_many(&relation.name, key));
+                    }
+                    Some(Box::new(embed.clone()))
+                }
+            };
+            let column = match &through {
+                Some(e) => column_of(&e.read.relation, &o.column)?,
+                None => column(&o.column)?,
+            };
+            Ok(Ordering { through, column, path: o.path.clone(), descending: o.descending, nulls_first: o.nulls_first })
+        })
+        .collect::<Result<_, ApiError>>()?;
     Ok(ReadPlan {
         relation: relation.clone(),
         call: None,
         all_columns,
         select,
         embeds,
-        filter: scope.conditions.iter().map(|c| resolve(relation, c)).collect::<Result<_, _>>()?,
-        order: scope
-            .order
-            .iter()
-            .map(|o| Ok(Ordering { column: column(&o.column)?, path: o.path.clone(), descending: o.descending, nulls_first: o.nulls_first }))
-            .collect::<Result<_, ApiError>>()?,
+        filter,
+        order,
         limit: scope.limit,
         offset: scope.offset,
         body: Body::Rows,
@@ -301,15 +324,24 @@ fn column_of(relation: &Relation, name: &str) -> Result<Column, ApiError> {
         .ok_or_else(|| ApiError::unknown_column(&relation.name, name, relation.columns.iter().map(|c| c.name.as_str())))
 }
 
-fn resolve(relation: &Relation, c: &Condition) -> Result<Where, ApiError> {
+/// A condition on `relation`'s columns, or (`rel=is.null`, `rel=not.is.null`)
+/// on whether one of its `embeds` has a row.
+fn resolve(relation: &Relation, embeds: &[EmbedPlan], c: &Condition) -> Result<Where, ApiError> {
     Ok(match c {
+        Condition::Filter { column, path, negated, filter } if relation.readable_column(column).is_none() && path.is_empty() => {
+            match (embeds.iter().find(|e| &e.key == column), filter) {
+                (Some(embed), Filter::Is(IsValue::Null)) => Where::Related { embed: Box::new(embed.clone()), exists: *negated },
+                (Some(embed), Filter::Is(IsValue::NotNull)) => Where::Related { embed: Box::new(embed.clone()), exists: !*negated },
+                _ => return Err(column_of(relation, column).expect_err("not a column")),
+            }
+        }
         Condition::Filter { column, path, negated, filter } => {
             Where::Filter { column: column_of(relation, column)?, path: path.clone(), negated: *negated, filter: filter.clone() }
         }
         Condition::Group { any, negated, children } => Where::Group {
             any: *any,
             negated: *negated,
-            children: children.iter().map(|c| resolve(relation, c)).collect::<Result<_, _>>()?,
+            children: children.iter().map(|c| resolve(relation, embeds, c)).collect::<Result<_, _>>()?,
         },
     })
 }

@@ -260,6 +260,8 @@ pub enum Condition {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderTerm {
+    /// `rel(col)`: a column of a to-one embed (`order=clients(name).desc`).
+    pub related: Option<String>,
     pub column: String,
     pub path: JsonPath,
     pub descending: bool,
@@ -668,8 +670,16 @@ fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
         .split(',')
         .map(|term| {
             let mut parts = term.trim().split('.');
-            let (column, path) = split_field(parts.next().unwrap_or(""))?;
-            let mut t = OrderTerm { column, path, descending: false, nulls_first: None };
+            let field = parts.next().unwrap_or("");
+            let (related, field) = match field.strip_suffix(')').and_then(|f| f.split_once('(')) {
+                Some((relation, column)) => {
+                    check_identifier(relation, "relation")?;
+                    (Some(relation.to_owned()), column)
+                }
+                None => (None, field),
+            };
+            let (column, path) = split_field(field)?;
+            let mut t = OrderTerm { related, column, path, descending: false, nulls_first: None };
             for modifier in parts {
                 match modifier {
                     "asc" => t.descending = false,
@@ -966,8 +976,8 @@ mod tests {
     #[test]
     fn order_limit_offset() {
         let p = q("order=created_at.desc.nullslast,order_id&limit=10&offset=20");
-        assert_eq!(p.order[0], OrderTerm { column: "created_at".into(), path: vec![], descending: true, nulls_first: Some(false) });
-        assert_eq!(p.order[1], OrderTerm { column: "order_id".into(), path: vec![], descending: false, nulls_first: None });
+        assert_eq!(p.order[0], OrderTerm { related: None, column: "created_at".into(), path: vec![], descending: true, nulls_first: Some(false) });
+        assert_eq!(p.order[1], OrderTerm { related: None, column: "order_id".into(), path: vec![], descending: false, nulls_first: None });
         assert_eq!((p.limit, p.offset), (Some(10), Some(20)));
     }
 

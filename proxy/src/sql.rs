@@ -106,8 +106,13 @@ impl Builder {
         out
     }
 
-    fn condition(&mut self, w: &Where, alias: &str) -> String {
+    fn condition(&mut self, w: &Where, depth: usize) -> String {
+        let alias = &alias(depth);
         match w {
+            Where::Related { embed, exists } => {
+                let source = self.source(&embed.read, depth + 1, &embed.join);
+                format!("{}EXISTS (SELECT 1 FROM {source})", if *exists { "" } else { "NOT " })
+            }
             Where::Filter { column, path, negated, filter } => {
                 let col = self.field(alias, column, path);
                 // What a filter value is read as: the column's type, or
@@ -159,7 +164,7 @@ impl Builder {
                 if *negated { format!("NOT ({test})") } else { test }
             }
             Where::Group { any, negated, children } => {
-                let joined = children.iter().map(|c| self.condition(c, alias)).collect::<Vec<_>>().join(if *any { " OR " } else { " AND " });
+                let joined = children.iter().map(|c| self.condition(c, depth)).collect::<Vec<_>>().join(if *any { " OR " } else { " AND " });
                 let group = if children.is_empty() { "true".to_owned() } else { format!("({joined})") };
                 if *negated { format!("NOT {group}") } else { group }
             }
@@ -167,8 +172,8 @@ impl Builder {
     }
 
     /// ` WHERE …` of `filter` plus `extra` tests, or nothing.
-    fn where_clause(&mut self, filter: &[Where], alias: &str, extra: Vec<String>) -> String {
-        let mut tests: Vec<String> = filter.iter().map(|w| self.condition(w, alias)).collect();
+    fn where_clause(&mut self, filter: &[Where], depth: usize, extra: Vec<String>) -> String {
+        let mut tests: Vec<String> = filter.iter().map(|w| self.condition(w, depth)).collect();
         tests.extend(extra);
         if tests.is_empty() { String::new() } else { format!(" WHERE {}", tests.join(" AND ")) }
     }
@@ -221,7 +226,7 @@ impl Builder {
             }
             None => format!("{}.{} {me}", ident(&plan.relation.schema), ident(&plan.relation.name)),
         };
-        format!("{relation}{}", self.where_clause(&plan.filter, &me, extra))
+        format!("{relation}{}", self.where_clause(&plan.filter, depth, extra))
     }
 
     /// `"schema"."f"("a" := $1, …)`
@@ -255,7 +260,15 @@ impl Builder {
                         Some(false) => " NULLS LAST",
                         None => "",
                     };
-                    format!("{} {}{nulls}", self.field(&alias(depth), &o.column, &o.path), if o.descending { "DESC" } else { "ASC" })
+                    let key = match &o.through {
+                        // A to-one embed's column: its one row's value.
+                        Some(e) => {
+                            let source = self.source(&e.read, depth + 1, &e.join);
+                            format!("(SELECT {} FROM {source} LIMIT 1)", self.field(&alias(depth + 1), &o.column, &o.path))
+                        }
+                        None => self.field(&alias(depth), &o.column, &o.path),
+                    };
+                    format!("{key} {}{nulls}", if o.descending { "DESC" } else { "ASC" })
                 })
                 .collect();
             sql.push_str(&format!(" ORDER BY {}", terms.join(", ")));
@@ -370,10 +383,10 @@ pub fn write(plan: &WritePlan) -> Statement {
         WriteKind::Update { columns, row_json } => {
             let body = b.param(Some(row_json.clone()), "json");
             let cols = names(columns);
-            let filter = b.where_clause(&plan.filter, &alias(0), Vec::new());
+            let filter = b.where_clause(&plan.filter, 0, Vec::new());
             vec![format!("UPDATE {table} {} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){filter}", alias(0))]
         }
-        WriteKind::Delete => vec![format!("DELETE FROM {table} {}{}", alias(0), b.where_clause(&plan.filter, &alias(0), Vec::new()))],
+        WriteKind::Delete => vec![format!("DELETE FROM {table} {}{}", alias(0), b.where_clause(&plan.filter, 0, Vec::new()))],
     };
     // return=representation needs the rows (and SELECT rights); otherwise
     // only how many there were (headers-only: the primary key, for the
