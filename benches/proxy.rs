@@ -59,6 +59,7 @@ fn stages(c: &mut Criterion) {
         primary_key: n == "order_id",
         nullable: n != "order_id",
         has_default: n == "order_id" || n == "created_at",
+        computed_by: None,
     };
     let orders = Relation {
         schema: "public".into(),
@@ -70,6 +71,7 @@ fn stages(c: &mut Criterion) {
             .iter()
             .map(|s| s.split_once(':').map(|(n, t)| col(n, t)).unwrap())
             .collect(),
+        computed: vec![],
     };
     let cache = SchemaCache::new("public", vec![orders], vec![], vec![]);
     let query = "select=order_number,status,total_amount&status=in.(pending,shipped)&total_amount=gte.10&order=created_at.desc&limit=20";
