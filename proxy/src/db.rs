@@ -558,6 +558,7 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
                 return_type: r.get(11),
                 variadic: r.get(12),
                 row_argument_of: r.get(13),
+                one_row: r.get(14),
             }
             .into_function()
         })
@@ -590,7 +591,14 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
             .await
             .map_err(|e| format!("cannot read the foreign keys: {}", db_message(&e)))?
             .into_iter()
-            .map(|r| schema::ForeignKey { name: r.get(0), table: r.get(1), columns: r.get(2), referenced_table: r.get(3), referenced_columns: r.get(4) })
+            .map(|r| schema::ForeignKey {
+                name: r.get(0),
+                table: r.get(1),
+                columns: r.get(2),
+                referenced_table: r.get(3),
+                referenced_columns: r.get(4),
+                one_to_one: r.get(5),
+            })
             .collect();
         // `new` keeps the relations and functions of `name` only.
         let cache = SchemaCache::new(name, relations.clone(), functions.clone(), foreign_keys)

@@ -5,7 +5,7 @@
 use crate::request::{CompareOp, Condition, Embed, Filter, IsValue, JsonKey, JsonPath, Prefer, QueryParams, Resolution, Return, Scope, Target};
 use crate::action::WriteMethod;
 use crate::error::ApiError;
-use crate::schema::{Argument, Column, Function, RawBody, Relation, Returns, RowType, SchemaCache};
+use crate::schema::{Argument, Cardinality, Column, Function, RawBody, Relation, Relationship, Returns, RowType, SchemaCache};
 use serde_json::{Map, Value};
 
 impl Selected {
@@ -90,6 +90,18 @@ pub enum Body {
 /// The column of a function's scalar result, as PostgREST names it.
 pub const SCALAR_COLUMN: &str = "pgrst_scalar";
 
+/// How an embedded relation's rows belong to an outer row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    /// (outer column, embedded column) pairs that are equal.
+    Keys(Vec<(String, String)>),
+    /// Through a junction table: (outer column, junction column) pairs,
+    /// then the junction's (junction column, embedded column) pairs.
+    Junction { table: String, outer: Vec<(String, String)>, target: Vec<(String, String)> },
+    /// A computed relationship: the rows a function returns for the outer row.
+    Function { schema: String, name: String },
+}
+
 /// A related relation read for each row of the outer one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbedPlan {
@@ -99,8 +111,7 @@ pub struct EmbedPlan {
     pub inner: bool,
     /// An empty embed (`rel()`): it may filter, it is not answered.
     pub hidden: bool,
-    /// (outer column, embedded column) pairs.
-    pub join: Vec<(String, String)>,
+    pub link: Link,
     pub read: ReadPlan,
 }
 
@@ -219,19 +230,32 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
     let embeds: Vec<EmbedPlan> = embeds
         .iter()
         .map(|e| {
-            let target = cache.relation(&e.relation).ok_or_else(|| no_relationship(cache, relation, e))?;
-            let rel = relationship(cache, relation, e)?;
+            let (target, to_one, link) = match cache.computed_relationship(&relation.name, &e.relation) {
+                // A function of the outer row overrides a foreign key of that name, as in PostgREST.
+                Some(c) => (c.target.as_str(), c.to_one, Link::Function { schema: c.schema.clone(), name: c.name.clone() }),
+                None => {
+                    let rel = relationship(cache, relation, e)?;
+                    let to_one = rel.cardinality.to_one();
+                    let target = cache.relation(&rel.target).map(|r| r.name.as_str()).ok_or_else(|| no_relationship(cache, relation, e))?;
+                    let link = match rel.junction {
+                        None => Link::Keys(rel.join),
+                        Some(j) => Link::Junction { table: j.table, outer: rel.join, target: j.target_join },
+                    };
+                    (target, to_one, link)
+                }
+            };
+            let target = cache.relation(target).ok_or_else(|| no_relationship(cache, relation, e))?;
             let key_path = if path.is_empty() { e.key().to_owned() } else { format!("{path}.{}", e.key()) };
             let name_path = if path.is_empty() { e.relation.clone() } else { format!("{path}.{}", e.relation) };
             let empty = Scope::default();
             let scope = q.nested.get(&key_path).or_else(|| q.nested.get(&name_path)).unwrap_or(&empty);
             Ok(EmbedPlan {
                 key: e.key().to_owned(),
-                to_one: rel.to_one,
+                to_one,
                 inner: e.inner,
                 // `rel()`: filters the outer rows only, not in the answer (PostgREST).
                 hidden: e.select.is_empty() && e.embeds.is_empty(),
-                join: rel.join,
+                link,
                 read: level(cache, target, &e.select, &e.embeds, scope, q, &key_path)?,
             })
         })
@@ -289,29 +313,67 @@ fn no_relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> ApiError
     ApiError::no_relationship(&cache.default_schema, &outer.name, &e.relation, e.hint.as_deref(), related.iter().map(String::as_str))
 }
 
-/// The one foreign key `e` follows from `outer` (its `!hint` may name the
-/// constraint or one of its columns when there are several).
-fn relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> Result<crate::schema::Relationship, ApiError> {
-    let mut found = cache.relationships(&outer.name, &e.relation);
-    if let Some(hint) = &e.hint {
-        found.retain(|r| &r.constraint == hint || r.join.iter().any(|(a, b)| a == hint || b == hint));
-    }
+/// The one relationship `e` follows from `outer`, found as PostgREST
+/// finds it. Without a hint: by the embedded relation's name, else by a
+/// foreign key's name, else by the one column of a key on the outer side
+/// (a table's key to itself: its name embeds the children, the key column
+/// the parent). With `!hint`: the relation's name, and a foreign key's
+/// name, one of its columns (either side) or a junction table's name.
+fn relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> Result<Relationship, ApiError> {
+    let all = cache.relationships_of(&outer.name);
+    let target = e.relation.as_str();
+    let mut found: Vec<Relationship> = match &e.hint {
+        None => {
+            let by_name: Vec<Relationship> = all
+                .iter()
+                .filter(|r| r.target == target && (!r.is_self || r.junction.is_some() || r.cardinality == Cardinality::OneToMany))
+                .cloned()
+                .collect();
+            let by_constraint = || all.iter().filter(|r| r.junction.is_none() && !r.is_self && r.constraint == target).cloned().collect::<Vec<_>>();
+            let by_column = || {
+                let parent = |r: &&Relationship| !r.is_self || r.cardinality == Cardinality::ManyToOne;
+                all.iter().filter(|r| r.outer_column() == Some(target)).filter(parent).cloned().collect::<Vec<_>>()
+            };
+            [by_name, by_constraint(), by_column()].into_iter().find(|found| !found.is_empty()).unwrap_or_default()
+        }
+        Some(hint) => all
+            .into_iter()
+            .filter(|r| r.target == target)
+            .filter(|r| match &r.junction {
+                Some(j) => &j.table == hint,
+                None if r.is_self => r.cardinality == Cardinality::OneToMany && r.target_column() == Some(hint),
+                None => &r.constraint == hint || r.outer_column() == Some(hint) || r.target_column() == Some(hint),
+            })
+            .collect(),
+    };
     match found.len() {
         0 => Err(no_relationship(cache, outer, e)),
         1 => Ok(found.remove(0)),
         _ => {
+            let columns = |pairs: &[(String, String)], side: fn(&(String, String)) -> &String| pairs.iter().map(side).cloned().collect::<Vec<_>>().join(", ");
             let candidates: Vec<crate::error::Candidate> = found
                 .iter()
-                .map(|r| {
-                    let (outer_cols, inner_cols): (Vec<&str>, Vec<&str>) = r.join.iter().map(|(a, b)| (a.as_str(), b.as_str())).unzip();
-                    crate::error::Candidate {
-                        cardinality: if r.to_one { "many-to-one" } else { "one-to-many" },
-                        relationship: format!("{} using {}({}) and {}({})", r.constraint, outer.name, outer_cols.join(", "), e.relation, inner_cols.join(", ")),
+                .map(|r| match &r.junction {
+                    Some(j) => crate::error::Candidate {
+                        cardinality: r.cardinality.name(),
+                        relationship: format!(
+                            "{} using {}({}) and {}({})",
+                            j.table,
+                            j.outer_constraint,
+                            columns(&r.join, |p| &p.1),
+                            j.target_constraint,
+                            columns(&j.target_join, |p| &p.0)
+                        ),
+                        hint: j.table.clone(),
+                    },
+                    None => crate::error::Candidate {
+                        cardinality: r.cardinality.name(),
+                        relationship: format!("{} using {}({}) and {}({})", r.constraint, outer.name, columns(&r.join, |p| &p.0), r.target, columns(&r.join, |p| &p.1)),
                         hint: r.constraint.clone(),
-                    }
+                    },
                 })
                 .collect();
-            Err(ApiError::ambiguous_relationship(&outer.name, &e.relation, &candidates))
+            Err(ApiError::ambiguous_relationship(&outer.name, target, &candidates))
         }
     }
 }

@@ -182,6 +182,11 @@ pub struct Function {
     /// The relation (of the function's schema) whose row is its one
     /// argument, when it returns one value: a computed column of it.
     pub computes_column_of: Option<String>,
+    /// The relation whose row is its one argument (computed columns and
+    /// computed relationships).
+    pub row_argument_of: Option<String>,
+    /// `ROWS 1`: a set-returning function declared to return one row.
+    pub one_row: bool,
     /// `format_type` of the return type.
     pub return_type: String,
 }
@@ -195,18 +200,81 @@ pub struct ForeignKey {
     pub columns: Vec<String>,
     pub referenced_table: String,
     pub referenced_columns: Vec<String>,
+    /// Its columns are exactly a primary key or unique constraint of
+    /// `table`: one-to-one, an object from both sides.
+    pub one_to_one: bool,
+}
+
+/// How many rows of the embedded relation one outer row has, as PostgREST
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cardinality {
+    ManyToOne,
+    OneToMany,
+    OneToOne,
+    ManyToMany,
+}
+
+impl Cardinality {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cardinality::ManyToOne => "many-to-one",
+            Cardinality::OneToMany => "one-to-many",
+            Cardinality::OneToOne => "one-to-one",
+            Cardinality::ManyToMany => "many-to-many",
+        }
+    }
+
+    /// Embedded as an object (or null), not an array.
+    pub fn to_one(self) -> bool {
+        matches!(self, Cardinality::ManyToOne | Cardinality::OneToOne)
+    }
 }
 
 /// How a relation reaches another one it embeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relationship {
-    /// The foreign key's constraint name (what `!hint` may name).
+    pub cardinality: Cardinality,
+    /// The foreign key's constraint name (many-to-many: the junction's).
     pub constraint: String,
-    /// The embedded side holds at most one row per outer row (the outer
-    /// table has the foreign key): embedded as an object, not an array.
-    pub to_one: bool,
-    /// (outer column, embedded column) pairs that must be equal.
+    /// The relation embedded.
+    pub target: String,
+    /// (outer column, embedded column) pairs that must be equal; through a
+    /// junction, (outer column, junction column).
     pub join: Vec<(String, String)>,
+    pub junction: Option<Junction>,
+    /// The foreign key is from a table to itself.
+    pub is_self: bool,
+}
+
+/// The table between the two sides of a many-to-many relationship.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Junction {
+    pub table: String,
+    /// The junction's foreign keys to the outer and the embedded relation.
+    pub outer_constraint: String,
+    pub target_constraint: String,
+    /// (junction column, embedded column) pairs that must be equal.
+    pub target_join: Vec<(String, String)>,
+}
+
+impl Relationship {
+    /// The one column on the outer side, when the key has one (what
+    /// `rel!column` and `column(*)` name).
+    pub fn outer_column(&self) -> Option<&str> {
+        match self.join.as_slice() {
+            [(outer, _)] if self.junction.is_none() => Some(outer),
+            _ => None,
+        }
+    }
+
+    /// The one column on the embedded side, when the key has one.
+    pub fn target_column(&self) -> Option<&str> {
+        match self.join.as_slice() {
+            [(_, target)] if self.junction.is_none() => Some(target),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -223,6 +291,20 @@ pub struct SchemaCache {
     role_settings: HashMap<String, RoleSettings>,
     /// `pg_timezone_names`, for `Prefer: timezone=…`.
     timezones: std::collections::HashSet<String>,
+    /// Functions of a relation's row returning rows of another.
+    computed_relationships: Vec<ComputedRelationship>,
+}
+
+/// A computed relationship (PostgREST's): `f(outer) RETURNS [SETOF] target`,
+/// embedded as `f(…)`; to-one unless it returns a set of more than one row
+/// (`SETOF … ROWS 1` is to-one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputedRelationship {
+    pub schema: String,
+    pub name: String,
+    pub outer: String,
+    pub target: String,
+    pub to_one: bool,
 }
 
 /// The cache of every exposed schema (`db-schemas`), the first the
@@ -331,6 +413,20 @@ impl SchemaCache {
                 }
             }
         }
+        let computed_relationships = functions
+            .iter()
+            .filter(|f| f.schema == default_schema)
+            .filter_map(|f| match (&f.row_argument_of, &f.returns) {
+                (Some(outer), Returns::Rows { set, row: RowType::Relation(target) }) if relations.contains_key(target) => Some(ComputedRelationship {
+                    schema: f.schema.clone(),
+                    name: f.name.clone(),
+                    outer: outer.clone(),
+                    target: target.clone(),
+                    to_one: !set || f.one_row,
+                }),
+                _ => None,
+            })
+            .collect();
         let mut by_name: HashMap<String, Vec<Function>> = HashMap::new();
         // Arguments are passed by name: a function with an unnamed one
         // cannot be called through the API.
@@ -340,6 +436,7 @@ impl SchemaCache {
         SchemaCache {
             default_schema: default_schema.to_owned(),
             relations,
+            computed_relationships,
             functions: by_name,
             foreign_keys,
             types: HashMap::new(),
@@ -417,36 +514,66 @@ impl SchemaCache {
         all
     }
 
-    /// The ways `outer` can embed `embedded`, in both directions of every
-    /// foreign key between them.
-    pub fn relationships(&self, outer: &str, embedded: &str) -> Vec<Relationship> {
+    /// Every relationship `outer` has, as PostgREST infers them: each
+    /// foreign key from it (many-to-one, or one-to-one when the key's
+    /// columns are unique), each to it (one-to-many, or one-to-one), and
+    /// many-to-many through a junction table whose primary key holds the
+    /// columns of two foreign keys, one to each side.
+    pub fn relationships_of(&self, outer: &str) -> Vec<Relationship> {
+        let pairs = |a: &[String], b: &[String]| a.iter().cloned().zip(b.iter().cloned()).collect::<Vec<_>>();
         let mut found = Vec::new();
-        for fk in &self.foreign_keys {
-            let pairs = |flip: bool| -> Vec<(String, String)> {
-                let (a, b) = (fk.columns.iter().cloned(), fk.referenced_columns.iter().cloned());
-                if flip { b.zip(a).collect() } else { a.zip(b).collect() }
-            };
-            if fk.table == outer && fk.referenced_table == embedded {
-                found.push(Relationship { constraint: fk.name.clone(), to_one: true, join: pairs(false) });
-            }
-            if fk.referenced_table == outer && fk.table == embedded {
-                found.push(Relationship { constraint: fk.name.clone(), to_one: false, join: pairs(true) });
+        for fk in self.foreign_keys.iter().filter(|fk| fk.table == outer) {
+            found.push(Relationship {
+                cardinality: if fk.one_to_one { Cardinality::OneToOne } else { Cardinality::ManyToOne },
+                constraint: fk.name.clone(),
+                target: fk.referenced_table.clone(),
+                join: pairs(&fk.columns, &fk.referenced_columns),
+                junction: None,
+                is_self: fk.table == fk.referenced_table,
+            });
+        }
+        for fk in self.foreign_keys.iter().filter(|fk| fk.referenced_table == outer) {
+            found.push(Relationship {
+                cardinality: if fk.one_to_one { Cardinality::OneToOne } else { Cardinality::OneToMany },
+                constraint: fk.name.clone(),
+                target: fk.table.clone(),
+                join: pairs(&fk.referenced_columns, &fk.columns),
+                junction: None,
+                is_self: fk.table == fk.referenced_table,
+            });
+        }
+        for to_outer in self.foreign_keys.iter().filter(|fk| fk.referenced_table == outer && !fk.one_to_one) {
+            let Some(junction) = self.relations.get(&to_outer.table) else { continue };
+            let key: Vec<&str> = junction.columns.iter().filter(|c| c.primary_key).map(|c| c.name.as_str()).collect();
+            for to_target in self.foreign_keys.iter().filter(|fk| fk.table == to_outer.table && fk.name != to_outer.name && !fk.one_to_one) {
+                if to_outer.columns.iter().chain(&to_target.columns).all(|c| key.contains(&c.as_str())) {
+                    found.push(Relationship {
+                        cardinality: Cardinality::ManyToMany,
+                        constraint: junction.name.clone(),
+                        target: to_target.referenced_table.clone(),
+                        join: pairs(&to_outer.referenced_columns, &to_outer.columns),
+                        junction: Some(Junction {
+                            table: junction.name.clone(),
+                            outer_constraint: to_outer.name.clone(),
+                            target_constraint: to_target.name.clone(),
+                            target_join: pairs(&to_target.columns, &to_target.referenced_columns),
+                        }),
+                        is_self: to_target.referenced_table == outer,
+                    });
+                }
             }
         }
         found
     }
 
-    /// The relations `name` has a foreign key with, either way.
+    /// The computed relationship `name` of `outer`, if a function makes one.
+    pub fn computed_relationship(&self, outer: &str, name: &str) -> Option<&ComputedRelationship> {
+        self.computed_relationships.iter().find(|c| c.outer == outer && c.name == name)
+    }
+
+    /// The relations `name` has a relationship with (for "Perhaps you meant").
     pub fn related(&self, name: &str) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .foreign_keys
-            .iter()
-            .filter_map(|fk| match (fk.table == name, fk.referenced_table == name) {
-                (true, _) => Some(fk.referenced_table.clone()),
-                (false, true) => Some(fk.table.clone()),
-                (false, false) => None,
-            })
-            .collect();
+        let mut names: Vec<String> = self.relationships_of(name).into_iter().map(|r| r.target).collect();
         names.sort();
         names.dedup();
         names
@@ -541,7 +668,8 @@ SELECT n.nspname, p.proname,
        CASE WHEN out.names <> '{}' THEN out.types ELSE attrs.types END,
        format_type(p.prorettype, NULL), p.provariadic <> 0,
        (SELECT ac.relname::text FROM pg_type at JOIN pg_class ac ON ac.oid = at.typrelid
-         WHERE p.pronargs = 1 AND at.oid = p.proargtypes[0] AND ac.relnamespace = p.pronamespace)
+         WHERE p.pronargs = 1 AND at.oid = p.proargtypes[0] AND ac.relnamespace = p.pronamespace),
+       p.prorows = 1
   FROM pg_proc p
   JOIN pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_type t ON t.oid = p.prorettype
@@ -558,19 +686,23 @@ SELECT n.nspname, p.proname,
    AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)";
 
 /// Foreign keys whose both ends are exposed, one row each, columns in
-/// key order.
+/// key order; whether their columns are exactly a primary key or unique
+/// constraint of the referencing table (one-to-one).
 pub const FOREIGN_KEYS_SQL: &str = "
 SELECT con.conname::text, src.relname::text,
        ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, i)
                JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.i),
        dst.relname::text,
        ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, i)
-               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.i)
+               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.i),
+       EXISTS (SELECT 1 FROM pg_constraint u
+                WHERE u.conrelid = con.conrelid AND u.contype IN ('p', 'u')
+                  AND (SELECT array_agg(x ORDER BY x) FROM unnest(u.conkey) x) = (SELECT array_agg(x ORDER BY x) FROM unnest(con.conkey) x))
   FROM pg_constraint con
   JOIN pg_class src ON src.oid = con.conrelid
   JOIN pg_class dst ON dst.oid = con.confrelid
   JOIN pg_namespace n ON n.oid = src.relnamespace AND n.oid = dst.relnamespace
- WHERE con.contype = 'f' AND n.nspname = $1
+ WHERE con.contype = 'f' AND con.conparentid = 0 AND n.nspname = $1
  ORDER BY con.conname";
 
 /// One row of `RELATIONS_SQL`.
@@ -612,6 +744,8 @@ pub struct FunctionRow {
     pub return_type: String,
     pub variadic: bool,
     pub row_argument_of: Option<String>,
+    /// `prorows = 1`.
+    pub one_row: bool,
 }
 
 impl FunctionRow {
@@ -640,7 +774,9 @@ impl FunctionRow {
             },
             _ => Returns::Scalar { set, type_sql: self.return_type.clone() },
         };
-        let computes_column_of = self.row_argument_of.filter(|_| !set && returns != Returns::Void);
+        // A function returning a relation's rows is a computed relationship, not a column.
+        let computes_column_of =
+            self.row_argument_of.clone().filter(|_| !set && returns != Returns::Void && !matches!(returns, Returns::Rows { row: RowType::Relation(_), .. }));
         Function {
             schema: self.schema,
             name: self.name,
@@ -649,6 +785,8 @@ impl FunctionRow {
             volatile: self.volatile,
             variadic: self.variadic,
             computes_column_of,
+            row_argument_of: self.row_argument_of,
+            one_row: self.one_row,
             return_type: self.return_type,
         }
     }
@@ -673,6 +811,7 @@ pub fn test_function(name: &str, args: &[(&str, &str)], n_defaults: i32, returns
         return_type: "json".into(),
         variadic: false,
         row_argument_of: None,
+        one_row: false,
     };
     Function { returns, ..row.into_function() }
 }
@@ -716,6 +855,7 @@ pub fn test_cache() -> SchemaCache {
         columns: vec![column.into()],
         referenced_table: referenced.into(),
         referenced_columns: vec![column.into()],
+        one_to_one: false,
     };
     let redeem = test_function(
         "redeem_coupon",
@@ -821,12 +961,13 @@ mod tests {
     #[test]
     fn relationships_go_both_ways() {
         let c = test_cache();
-        let down = c.relationships("orders", "order_items");
+        let down: Vec<Relationship> = c.relationships_of("orders").into_iter().filter(|r| r.target == "order_items").collect();
         assert_eq!(down.len(), 1);
-        assert!(!down[0].to_one);
+        assert_eq!(down[0].cardinality, Cardinality::OneToMany);
         assert_eq!(down[0].join, [("order_id".to_owned(), "order_id".to_owned())]);
-        let up = c.relationships("order_items", "products");
-        assert!(up[0].to_one && up[0].constraint == "order_items_product_id_fkey");
-        assert!(c.relationships("orders", "products").is_empty());
+        let up: Vec<Relationship> = c.relationships_of("order_items").into_iter().filter(|r| r.target == "products").collect();
+        assert!(up[0].cardinality.to_one() && up[0].constraint == "order_items_product_id_fkey");
+        // order_items' key is its own id, not (order_id, product_id): no many-to-many.
+        assert!(!c.relationships_of("orders").iter().any(|r| r.target == "products"));
     }
 }

@@ -5,7 +5,7 @@
 //! is wanted), the number of rows, and the total count when asked for (a
 //! write: how many rows an upsert inserted).
 
-use crate::plan::{ArgValue, Body, CallPlan, EmbedPlan, ReadPlan, Selected, Where, WriteKind, WritePlan, SCALAR_COLUMN};
+use crate::plan::{ArgValue, Body, CallPlan, EmbedPlan, Link, ReadPlan, Selected, Where, WriteKind, WritePlan, SCALAR_COLUMN};
 use crate::request::{Count, Filter, IsValue, JsonKey, JsonStep, PatternOp, QuantifiedOp, Resolution, Return};
 use crate::schema::{Column, Returns};
 
@@ -110,7 +110,7 @@ impl Builder {
         let alias = &alias(depth);
         match w {
             Where::Related { embed, exists } => {
-                let source = self.source(&embed.read, depth + 1, &embed.join);
+                let source = self.source(&embed.read, depth + 1, Some(&embed.link));
                 format!("{}EXISTS (SELECT 1 FROM {source})", if *exists { "" } else { "NOT " })
             }
             Where::Filter { column, path, negated, filter } => {
@@ -203,14 +203,21 @@ impl Builder {
 
     /// `"schema"."table" alias WHERE …`: the rows of a level (joined to
     /// the outer level when embedded; `!inner` embeds must exist).
-    fn source(&mut self, plan: &ReadPlan, depth: usize, join: &[(String, String)]) -> String {
+    /// `link`: how an embedded level's rows belong to the outer row.
+    fn source(&mut self, plan: &ReadPlan, depth: usize, link: Option<&Link>) -> String {
         let me = alias(depth);
-        let mut extra: Vec<String> = join
-            .iter()
-            .map(|(outer, inner)| format!("{} = {}", column_ref(&me, inner), column_ref(&alias(depth - 1), outer)))
-            .collect();
+        let outer = || alias(depth - 1);
+        let equal = |pairs: &[(String, String)], left: &str, right: &str| {
+            pairs.iter().map(|(l, r)| format!("{} = {}", column_ref(right, r), column_ref(left, l))).collect::<Vec<_>>()
+        };
+        let junction = format!("_pgrst_j{depth}");
+        let mut extra: Vec<String> = match link {
+            None | Some(Link::Function { .. }) => Vec::new(),
+            Some(Link::Keys(pairs)) => equal(pairs, &outer(), &me),
+            Some(Link::Junction { outer: pairs, .. }) => equal(pairs, &outer(), &junction),
+        };
         for e in plan.embeds.iter().filter(|e| e.inner) {
-            let inner_source = self.source(&e.read, depth + 1, &e.join);
+            let inner_source = self.source(&e.read, depth + 1, Some(&e.link));
             extra.push(format!("EXISTS (SELECT 1 FROM {inner_source})"));
         }
         let relation = match &plan.call {
@@ -224,7 +231,19 @@ impl Builder {
                 self.call_cte = Some(format!("_pgrst_call AS MATERIALIZED ({rows})"));
                 format!("_pgrst_call {me}")
             }
-            None => format!("{}.{} {me}", ident(&plan.relation.schema), ident(&plan.relation.name)),
+            None => {
+                let table = format!("{}.{}", ident(&plan.relation.schema), ident(&plan.relation.name));
+                match link {
+                    Some(Link::Function { schema, name }) => format!("{}.{}({}) {me}", ident(schema), ident(name), outer()),
+                    Some(Link::Junction { table: j, target, .. }) => format!(
+                        "{table} {me} JOIN {}.{} {junction} ON {}",
+                        ident(&plan.relation.schema),
+                        ident(j),
+                        equal(target, &junction, &me).join(" AND ")
+                    ),
+                    None | Some(Link::Keys(_)) => format!("{table} {me}"),
+                }
+            }
         };
         format!("{relation}{}", self.where_clause(&plan.filter, depth, extra))
     }
@@ -263,7 +282,7 @@ impl Builder {
                     let key = match &o.through {
                         // A to-one embed's column: its one row's value.
                         Some(e) => {
-                            let source = self.source(&e.read, depth + 1, &e.join);
+                            let source = self.source(&e.read, depth + 1, Some(&e.link));
                             format!("(SELECT {} FROM {source} LIMIT 1)", self.field(&alias(depth + 1), &o.column, &o.path))
                         }
                         None => self.field(&alias(depth), &o.column, &o.path),
@@ -284,7 +303,7 @@ impl Builder {
 
     /// An embed as one JSON value: an array of rows, or one row (or NULL).
     fn embed(&mut self, e: &EmbedPlan, depth: usize) -> String {
-        let source = self.source(&e.read, depth, &e.join);
+        let source = self.source(&e.read, depth, Some(&e.link));
         let list = self.select_list(e.read.all_columns, &e.read.select, &e.read.embeds, depth);
         let rows = format!("_pgrst_e{depth}");
         if e.to_one {
@@ -314,7 +333,7 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
         // Rows of a table or view: computed columns take them as its row type.
         b.row_cast = Some(RowCast::Whole(format!("{}.{}", ident(&plan.relation.schema), ident(&plan.relation.name))));
     }
-    let source = b.source(plan, 0, &[]);
+    let source = b.source(plan, 0, None);
     let source_params = b.params.len();
     let list = b.select_list(plan.all_columns, &plan.select, &plan.embeds, 0);
     let tail = b.order_and_range(plan, 0);
