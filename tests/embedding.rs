@@ -49,6 +49,9 @@ CREATE FUNCTION public.computed_designers(public.videogames) RETURNS SETOF publi
   AS $$ SELECT * FROM public.designers WHERE id = $1.designer_id $$;
 CREATE FUNCTION public.computed_videogames(public.designers) RETURNS SETOF public.videogames LANGUAGE sql STABLE
   AS $$ SELECT * FROM public.videogames WHERE designer_id = $1.id $$;
+-- money to aggregate
+CREATE TABLE public.project_invoices (id integer PRIMARY KEY, invoice_total numeric NOT NULL, project_id integer REFERENCES public.projects(id));
+INSERT INTO public.project_invoices VALUES (1, 100, 1), (2, 200, 1), (3, 500, 2), (4, 1000, 3);
 GRANT USAGE ON SCHEMA public TO anon;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO anon;
 ";
@@ -112,8 +115,23 @@ impl<'de> serde::Deserialize<'de> for Strict {
     }
 }
 
+/// The same database, with `db-aggregates-enabled = true`.
+fn aggregating_proxy() -> u16 {
+    static P: OnceLock<(Running, u16)> = OnceLock::new();
+    P.get_or_init(|| {
+        proxy();
+        let dsn = pg_clerk_e2e::with_dbname(&pg_clerk_e2e::api_dsn(), DB);
+        start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\ndb-aggregates-enabled = true\njwt-secret = \"a-local-development-secret-of-32-bytes!\"\n"))
+    })
+    .1
+}
+
 fn get(path: &str) -> (u16, Value) {
-    let (status, _, body) = http(proxy(), "GET", path, &[], None);
+    get_from(proxy(), path)
+}
+
+fn get_from(port: u16, path: &str) -> (u16, Value) {
+    let (status, _, body) = http(port, "GET", path, &[], None);
     let Strict(value) = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
     (status, value)
 }
@@ -234,4 +252,76 @@ fn computed_relationships() {
     assert_eq!(get("/designers?select=name,computed_videogames!inner(name)&computed_videogames.name=like.*II&order=id").1.as_array().map(Vec::len), Some(2));
     let (status, err) = get("/designers?select=id,computed_videogames(id)&order=computed_videogames(id).desc");
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST118")), "{err}");
+}
+
+// SpreadQueriesSpec: a to-one embed's columns lifted into the row; of many
+// rows (v13), each an array, with aggregates enabled.
+#[test]
+fn spread_embeds() {
+    assert_eq!(
+        get("/projects?select=id,...clients(client_name:name)&order=id"),
+        (
+            200,
+            json!([{"id": 1, "client_name": "Microsoft"}, {"id": 2, "client_name": "Microsoft"}, {"id": 3, "client_name": "Apple"}, {"id": 4, "client_name": "Apple"}, {"id": 5, "client_name": null}])
+        )
+    );
+    assert_eq!(get("/country?select=name,...capital(capital:name)&order=id").1, json!([{"name": "Afghanistan", "capital": "Kabul"}, {"name": "Algeria", "capital": "Algiers"}]));
+    assert_eq!(
+        get("/tasks?select=name,...projects(project:name,...clients(client:name))&id=eq.1").1,
+        json!([{"name": "Design w7", "project": "Windows 7", "client": "Microsoft"}]),
+        "a spread inside a spread"
+    );
+    assert_eq!(
+        get("/users?select=*,tasks:users_tasks(...tasks(*))&id=eq.1&tasks.order=task_id").1,
+        json!([{"id": 1, "name": "Angela Martin", "tasks": [{"id": 1, "name": "Design w7", "project_id": 1}, {"id": 2, "name": "Code w7", "project_id": 1}]}]),
+        "the junction's columns left out"
+    );
+    let (status, err) = get("/clients?select=*,...projects(*)");
+    assert_eq!((status, err), (400, json!({"code": "PGRST123", "details": null, "hint": null, "message": "Use of aggregate functions is not allowed"})));
+    assert_eq!(
+        get_from(aggregating_proxy(), "/clients?select=name,...projects(project:name)&order=id&projects.order=id"),
+        (200, json!([{"name": "Microsoft", "project": ["Windows 7", "Windows 10"]}, {"name": "Apple", "project": ["IOS", "OSX"]}]))
+    );
+}
+
+// AggregateFunctionsSpec: off by default (PGRST123); grouped by the other
+// selected columns; inside embeds; `rel(count)`.
+#[test]
+fn aggregates() {
+    let (status, err) = get("/project_invoices?select=invoice_total.sum()");
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST123")));
+    let (status, err) = get("/projects?select=name,project_invoices(invoice_total.sum())");
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST123")), "inside an embed too");
+    assert_eq!(
+        get("/clients?select=name,projects(count)&order=id"),
+        (200, json!([{"name": "Microsoft", "projects": [{"count": 2}]}, {"name": "Apple", "projects": [{"count": 2}]}])),
+        "rel(count) is PostgreSQL's count(rel), not an aggregate of PostgREST's"
+    );
+    let on = aggregating_proxy();
+    assert_eq!(get_from(on, "/projects?select=count()"), (200, json!([{"count": 5}])));
+    assert_eq!(get_from(on, "/projects?select=cnt:count()::text").1, json!([{"cnt": "5"}]));
+    assert_eq!(get_from(on, "/project_invoices?select=invoice_total.sum()").1, json!([{"sum": 1800}]));
+    assert_eq!(
+        get_from(on, "/projects?select=c:count(),client_id&order=client_id.desc").1,
+        json!([{"c": 1, "client_id": null}, {"c": 2, "client_id": 2}, {"c": 2, "client_id": 1}])
+    );
+    assert_eq!(
+        get_from(on, "/project_invoices?select=total:invoice_total.sum()::text,project_id&order=project_id").1,
+        json!([{"total": "300", "project_id": 1}, {"total": "500", "project_id": 2}, {"total": "1000", "project_id": 3}])
+    );
+    assert_eq!(get_from(on, "/project_invoices?select=invoice_total::int.max()").1, json!([{"max": 1000}]));
+    assert_eq!(
+        get_from(on, "/projects?select=name,project_invoices(invoice_total.sum())&order=id").1,
+        json!([
+            {"name": "Windows 7", "project_invoices": [{"sum": 300}]},
+            {"name": "Windows 10", "project_invoices": [{"sum": 500}]},
+            {"name": "IOS", "project_invoices": [{"sum": 1000}]},
+            {"name": "OSX", "project_invoices": [{"sum": null}]},
+            {"name": "Orphan", "project_invoices": [{"sum": null}]}
+        ])
+    );
+    assert_eq!(
+        get_from(on, "/project_invoices?select=project_id,total:invoice_total.sum(),projects(name)&order=project_id&limit=1").1,
+        json!([{"project_id": 1, "total": 300, "projects": {"name": "Windows 7"}}])
+    );
 }

@@ -59,6 +59,7 @@ pub struct State {
 pub struct ApiOptions {
     pub max_rows: Option<u64>,
     pub allow_exact_count: bool,
+    pub aggregates_enabled: bool,
     pub tx_end: TxEnd,
     pub openapi_mode: OpenApiMode,
     pub openapi_server_url: String,
@@ -73,6 +74,7 @@ impl ApiOptions {
         ApiOptions {
             max_rows: c.db_max_rows,
             allow_exact_count: c.db_allow_exact_count,
+            aggregates_enabled: c.db_aggregates_enabled,
             tx_end: c.db_tx_end,
             openapi_mode: c.openapi_mode,
             openapi_server_url: c.openapi_server_proxy_uri.clone().unwrap_or_else(|| "/".into()),
@@ -340,8 +342,11 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
     let prefer = &api.prefer;
     let mut q = api.query.clone();
     let read_answer = |p: &plan::ReadPlan, q: &request::QueryParams| {
+        if p.aggregates() && !options.aggregates_enabled {
+            return Err(ApiError::aggregates_disabled());
+        }
         let answer = Answer::Rows { offset: q.offset.unwrap_or(0), columns: output_columns(p), body: p.body };
-        (sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls), answer)
+        Ok((sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls), answer))
     };
     // An upsert's resolution is applied when there is a key to match on.
     let mut resolution_applied = false;
@@ -356,12 +361,15 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
         Action::Read { relation, .. } => {
             bound_rows(&mut q, api.range, options.max_rows);
             let p = plan::read(schema, relation, &q)?;
-            let (statement, answer) = read_answer(&p, &q);
+            let (statement, answer) = read_answer(&p, &q)?;
             (statement, true, answer)
         }
         Action::Write { relation, method } => {
             let body = json_body(req)?;
             let p = plan::write(schema, relation, *method, &q, &body, prefer)?;
+            if !options.aggregates_enabled && p.returning.iter().any(|s| s.aggregate.is_some()) {
+                return Err(ApiError::aggregates_disabled());
+            }
             resolution_applied = *method == WriteMethod::Insert && matches!(p.kind, plan::WriteKind::Insert { on_conflict: Some(_), .. });
             (sql::write(&p), false, Answer::Written { method: *method, return_: prefer.return_ })
         }
@@ -374,7 +382,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
             // Every function's result is read as a relation, as PostgREST does.
             bound_rows(&mut q, api.range, options.max_rows);
             let p = plan::call_read(schema, call, &q, api.format == Format::Object)?;
-            let (statement, answer) = read_answer(&p, &q);
+            let (statement, answer) = read_answer(&p, &q)?;
             // GET calls run READ ONLY, so a volatile function cannot write through GET.
             (statement, *method != CallMethod::Post, answer)
         }

@@ -417,6 +417,11 @@ impl ApiError {
         )
     }
 
+    /// 400 PGRST123: an aggregate with `db-aggregates-enabled = false`.
+    pub fn aggregates_disabled() -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "PGRST123", "Use of aggregate functions is not allowed".into(), None, None)
+    }
+
     /// 400 PGRST124: `handling=strict, max-affected=N` and more rows (rolled back).
     pub fn max_affected_exceeded(rows: i64) -> ApiError {
         ApiError::bad_request("PGRST124", "Query result exceeds max-affected preference constraint".into(), Some(format!("The query affects {rows} rows")))

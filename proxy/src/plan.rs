@@ -2,18 +2,32 @@
 //! tables, columns, functions and arguments are refused here, before any
 //! SQL exists; what comes out names only things the cache holds.
 
-use crate::request::{CompareOp, Condition, Embed, Filter, IsValue, JsonKey, JsonPath, Prefer, QueryParams, Resolution, Return, Scope, Target};
+use crate::request::{AggregateFn, CompareOp, Condition, Embed, Filter, IsValue, JsonKey, JsonPath, Prefer, QueryParams, Resolution, Return, Scope, Target};
 use crate::action::WriteMethod;
 use crate::error::ApiError;
 use crate::schema::{Argument, Cardinality, Column, Function, RawBody, Relation, Relationship, Returns, RowType, SchemaCache};
 use serde_json::{Map, Value};
 
+impl ReadPlan {
+    /// Whether it aggregates (an aggregate in `select`, or the spread of an
+    /// embed of many rows), at any depth: `db-aggregates-enabled`. `count`
+    /// of an embed (`rel(count)`) is not one, as in PostgREST.
+    pub fn aggregates(&self) -> bool {
+        let named = |s: &Selected| matches!(s.aggregate, Some((f, _)) if !(f == AggregateFn::CountRows && s.column.name == "count"));
+        self.select.iter().any(named) || self.embeds.iter().any(|e| (e.spread && !e.to_one) || e.read.aggregates())
+    }
+}
+
 impl Selected {
-    /// The key in each JSON row: the alias, else PostgREST's name for a
-    /// JSON path (its last key; the column when there is none), else the column.
+    /// The key in each JSON row: the alias, else the aggregate's name, else
+    /// PostgREST's name for a JSON path (its last key; the column when there
+    /// is none), else the column.
     pub fn output_name(&self) -> &str {
         if let Some(alias) = &self.alias {
             return alias;
+        }
+        if let Some((function, _)) = &self.aggregate {
+            return function.name();
         }
         self.path
             .iter()
@@ -28,11 +42,14 @@ impl Selected {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selected {
+    /// Unused by `count()` (`AggregateFn::CountRows`).
     pub column: Column,
     pub path: JsonPath,
     pub alias: Option<String>,
     /// The cast's type, a quoted name from the schema cache.
     pub cast: Option<String>,
+    /// An aggregate of the column, and the cast of its result.
+    pub aggregate: Option<(AggregateFn, Option<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +128,9 @@ pub struct EmbedPlan {
     pub inner: bool,
     /// An empty embed (`rel()`): it may filter, it is not answered.
     pub hidden: bool,
+    /// `...rel(cols)`: its columns are lifted into the outer row (of an
+    /// embed of many rows: each an array of its values).
+    pub spread: bool,
     pub link: Link,
     pub read: ReadPlan,
 }
@@ -213,18 +233,23 @@ fn embeds_path(embeds: &[Embed], path: &str) -> bool {
 /// One level of a read: `relation` with its columns, embeds and scope.
 fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::SelectItem], embeds: &[Embed], scope: &Scope, q: &QueryParams, path: &str) -> Result<ReadPlan, ApiError> {
     let column = |n: &str| column_of(relation, n);
-    let is_star = |s: &&crate::request::SelectItem| s.column == "*" && s.path.is_empty() && s.alias.is_none() && s.cast.is_none();
+    let is_star = |s: &&crate::request::SelectItem| s.column == "*" && s.path.is_empty() && s.alias.is_none() && s.cast.is_none() && s.aggregate.is_none();
     let all_columns = select.iter().any(|s| is_star(&s));
     let select = select
         .iter()
         .filter(|s| !is_star(s))
         .map(|s| {
-            Ok(Selected {
-                column: column(&s.column)?,
-                path: s.path.clone(),
-                alias: s.alias.clone(),
-                cast: s.cast.as_deref().map(|t| cast_type(cache, t)).transpose()?,
-            })
+            let mut aggregate = s.aggregate.as_ref().map(|a| Ok::<_, ApiError>((a.function, a.cast.as_deref().map(|t| cast_type(cache, t)).transpose()?))).transpose()?;
+            // `rel(count)`: PostgreSQL reads `rel.count` as count(rel), as PostgREST leaves it to.
+            let legacy_count = s.column == "count" && s.path.is_empty() && aggregate.is_none() && relation.readable_column("count").is_none();
+            if legacy_count {
+                aggregate = Some((AggregateFn::CountRows, None));
+            }
+            let column = match aggregate {
+                Some((AggregateFn::CountRows, _)) => Column::of_result(if legacy_count { "count" } else { "*" }.into(), "bigint".into()),
+                _ => column(&s.column)?,
+            };
+            Ok(Selected { column, path: s.path.clone(), alias: s.alias.clone(), cast: s.cast.as_deref().map(|t| cast_type(cache, t)).transpose()?, aggregate })
         })
         .collect::<Result<_, ApiError>>()?;
     let embeds: Vec<EmbedPlan> = embeds
@@ -255,6 +280,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
                 inner: e.inner,
                 // `rel()`: filters the outer rows only, not in the answer (PostgREST).
                 hidden: e.select.is_empty() && e.embeds.is_empty(),
+                spread: e.spread,
                 link,
                 read: level(cache, target, &e.select, &e.embeds, scope, q, &key_path)?,
             })

@@ -19,6 +19,52 @@ pub struct SelectItem {
     pub path: JsonPath,
     pub alias: Option<String>,
     pub cast: Option<String>,
+    /// `amount.sum()`, `count()` (then `column` is `*`); `db-aggregates-enabled`.
+    pub aggregate: Option<Aggregate>,
+}
+
+/// An aggregate in `select`, PostgREST's: `col.sum()::text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    pub function: AggregateFn,
+    /// The cast of the result (`::text` after the parentheses).
+    pub cast: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateFn {
+    /// `count()`: the rows.
+    CountRows,
+    /// `col.count()`: the column's non-null values.
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl AggregateFn {
+    fn named(name: &str) -> Option<AggregateFn> {
+        Some(match name {
+            "count" => AggregateFn::Count,
+            "sum" => AggregateFn::Sum,
+            "avg" => AggregateFn::Avg,
+            "min" => AggregateFn::Min,
+            "max" => AggregateFn::Max,
+            _ => return None,
+        })
+    }
+
+    /// Its SQL function, and the key it answers under without an alias.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggregateFn::CountRows | AggregateFn::Count => "count",
+            AggregateFn::Sum => "sum",
+            AggregateFn::Avg => "avg",
+            AggregateFn::Min => "min",
+            AggregateFn::Max => "max",
+        }
+    }
 }
 
 /// `->key`, `->>key`, `->0`: steps into a JSON (or any, through
@@ -273,6 +319,8 @@ pub struct OrderTerm {
 pub struct Embed {
     pub relation: String,
     pub alias: Option<String>,
+    /// `...rel(cols)`: the columns lifted into the outer row.
+    pub spread: bool,
     /// A foreign key's name or column, to pick one of several relationships.
     pub hint: Option<String>,
     /// `!inner`: outer rows without a matching embedded row are left out.
@@ -449,6 +497,17 @@ fn count_embeds(embeds: &[Embed]) -> usize {
     embeds.iter().map(|e| 1 + count_embeds(&e.embeds)).sum()
 }
 
+impl QueryParams {
+    /// Whether `select` names an aggregate, or spreads an embed of many
+    /// rows (arrays, PostgREST v13), at any depth: `db-aggregates-enabled`.
+    pub fn has_aggregates(&self) -> bool {
+        fn any(items: &[SelectItem], embeds: &[Embed]) -> bool {
+            items.iter().any(|i| i.aggregate.is_some()) || embeds.iter().any(|e| any(&e.select, &e.embeds))
+        }
+        any(&self.select, &self.embeds)
+    }
+}
+
 /// A request the client got wrong: HTTP 400, PostgREST's PGRST100.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -616,8 +675,16 @@ fn parse_select(value: &str, depth: usize) -> Result<(Vec<SelectItem>, Vec<Embed
         if let Some(a) = &alias {
             check_identifier(a, "alias")?;
         }
-        if let Some(open) = rest.find('(') {
+        let (rest, aggregate) = split_aggregate(rest)?;
+        if let (Some(open), None) = (rest.find('('), &aggregate) {
             embeds.push(parse_embed(&rest[..open], &rest[open..], alias, depth)?);
+            continue;
+        }
+        if let Some(Aggregate { cast: Some(t), .. }) = &aggregate {
+            check_type_name(t)?;
+        }
+        if aggregate.as_ref().is_some_and(|a| a.function == AggregateFn::CountRows) {
+            items.push(SelectItem { column: "*".into(), path: Vec::new(), alias, cast: None, aggregate });
             continue;
         }
         let (column, cast) = match rest.split_once("::") {
@@ -626,16 +693,42 @@ fn parse_select(value: &str, depth: usize) -> Result<(Vec<SelectItem>, Vec<Embed
         };
         let (column, path) = split_field(column)?;
         if let Some(t) = &cast {
-            // PostgREST's grammar: letters, digits and '_', then `[]` for an
-            // array (the type itself is looked up in the schema cache by `plan`).
-            let base = t.trim_end_matches("[]");
-            if base.is_empty() || !base.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(err("Invalid query string", format!("\"{t}\" is not a type name")));
-            }
+            check_type_name(t)?;
         }
-        items.push(SelectItem { column, path, alias, cast });
+        items.push(SelectItem { column, path, alias, cast, aggregate });
     }
     Ok((items, embeds))
+}
+
+/// PostgREST's grammar of a cast: letters, digits and '_', then `[]` for an
+/// array (the type itself is looked up in the schema cache by `plan`).
+fn check_type_name(t: &str) -> Result<(), ParseError> {
+    let base = t.trim_end_matches("[]");
+    if base.is_empty() || !base.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(err("Invalid query string", format!("\"{t}\" is not a type name")));
+    }
+    Ok(())
+}
+
+/// `amount::int.sum()::text` → (`amount::int`, sum, cast text); `count()`
+/// → count of rows; anything else as it is.
+fn split_aggregate(item: &str) -> Result<(&str, Option<Aggregate>), ParseError> {
+    let (call, cast) = match item.rsplit_once("()::") {
+        Some((call, cast)) => (call, Some(cast.to_owned())),
+        None => match item.strip_suffix("()") {
+            Some(call) => (call, None),
+            None => return Ok((item, None)),
+        },
+    };
+    if call == "count" {
+        return Ok(("", Some(Aggregate { function: AggregateFn::CountRows, cast })));
+    }
+    match call.rsplit_once('.').and_then(|(field, f)| AggregateFn::named(f).map(|f| (field, f))) {
+        Some((field, function)) if !field.is_empty() => Ok((field, Some(Aggregate { function, cast }))),
+        // `rel()`: an empty embed.
+        _ if cast.is_none() && !call.contains('.') => Ok((item, None)),
+        _ => Err(err("Invalid select", format!("\"{item}\": an aggregate is column.sum(), .avg(), .count(), .min(), .max() or count()"))),
+    }
 }
 
 /// `order_items!inner` + `(product_name,quantity)`
@@ -644,9 +737,11 @@ fn parse_embed(head: &str, body: &str, alias: Option<String>, depth: usize) -> R
         .strip_prefix('(')
         .and_then(|b| b.strip_suffix(')'))
         .ok_or_else(|| err("Invalid select", format!("\"{head}{body}\": an embed is relation(columns), with nothing after the parenthesis")))?;
-    if head.starts_with("...") {
-        return Err(err("Spread embedding is not supported", format!("\"{head}\": embed the relation as an object instead")));
-    }
+    let (spread, head) = match head.strip_prefix("...") {
+        Some(_) if alias.is_some() => return Err(err("Invalid select", format!("\"{head}\": a spread embed takes no alias, its columns may"))),
+        Some(rest) => (true, rest),
+        None => (false, head),
+    };
     let mut parts = head.split('!');
     let relation = parts.next().unwrap_or("");
     check_identifier(relation, "relation")?;
@@ -662,7 +757,7 @@ fn parse_embed(head: &str, body: &str, alias: Option<String>, depth: usize) -> R
         }
     }
     let (select, embeds) = if inner_text.trim().is_empty() { (Vec::new(), Vec::new()) } else { parse_select(inner_text, depth + 1)? };
-    Ok(Embed { relation: relation.to_owned(), alias, hint, inner, select, embeds })
+    Ok(Embed { relation: relation.to_owned(), alias, spread, hint, inner, select, embeds })
 }
 
 fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
@@ -893,7 +988,7 @@ mod tests {
     fn select_with_aliases_and_casts() {
         let p = q("select=order_number,total:total_amount::text,status");
         assert_eq!(p.select.len(), 3);
-        assert_eq!(p.select[1], SelectItem { column: "total_amount".into(), path: vec![], alias: Some("total".into()), cast: Some("text".into()) });
+        assert_eq!(p.select[1], SelectItem { column: "total_amount".into(), path: vec![], alias: Some("total".into()), cast: Some("text".into()), aggregate: None });
         assert!(parse_query("select=a::text;drop", false).is_err());
         // Double-quoted names hold what a bare name cannot.
         assert_eq!(q("select=%22column%20with,comma%22").select[0].column, "column with,comma");
@@ -1021,9 +1116,17 @@ mod tests {
         assert_eq!(p.select[0].column, "*");
         assert!(matches!(p.nested["order_items"].conditions[0], Condition::Group { negated: true, any: true, .. }));
         assert!(matches!(p.conditions[0], Condition::Group { negated: true, any: false, .. }));
-        for bad in ["select=order_items(a", "select=order_items(a)x", "select=...order_items(a)", "select=a,,b", "select=\"x\"(a)"] {
+        for bad in ["select=order_items(a", "select=order_items(a)x", "select=x:...order_items(a)", "select=a,,b", "select=\"x\"(a)", "select=a.sum()x", "select=a.median()"] {
             assert!(parse_query(bad, false).is_err(), "{bad}");
         }
+        // Spreads and aggregates.
+        let p = q("select=...clients(name),total:amount::int.sum()::text,count()");
+        assert!(p.embeds[0].spread && p.embeds[0].relation == "clients");
+        assert_eq!(p.select[0].aggregate, Some(Aggregate { function: AggregateFn::Sum, cast: Some("text".into()) }));
+        assert_eq!((p.select[0].column.as_str(), p.select[0].cast.as_deref(), p.select[0].alias.as_deref()), ("amount", Some("int"), Some("total")));
+        assert_eq!(p.select[1].aggregate.as_ref().map(|a| a.function), Some(AggregateFn::CountRows));
+        assert!(p.has_aggregates());
+        assert!(!q("select=a,b(c)").has_aggregates());
         let p = q("columns=a,b&on_conflict=sku");
         assert_eq!(p.columns.unwrap(), ["a", "b"]);
         assert_eq!(p.on_conflict.unwrap(), ["sku"]);

@@ -6,7 +6,7 @@
 //! write: how many rows an upsert inserted).
 
 use crate::plan::{ArgValue, Body, CallPlan, EmbedPlan, Link, ReadPlan, Selected, Where, WriteKind, WritePlan, SCALAR_COLUMN};
-use crate::request::{Count, Filter, IsValue, JsonKey, JsonStep, PatternOp, QuantifiedOp, Resolution, Return};
+use crate::request::{AggregateFn, Count, Filter, IsValue, JsonKey, JsonStep, PatternOp, QuantifiedOp, Resolution, Return};
 use crate::schema::{Column, Returns};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +180,8 @@ impl Builder {
 
     /// What a level answers, read from `alias` (depth `depth`): every
     /// column when `all_columns`, the selected items, then one correlated
-    /// subquery per embed that is answered (not `rel()`).
+    /// subquery per embed that is answered (not `rel()`), or the columns of
+    /// a spread embed.
     fn select_list(&mut self, all_columns: bool, select: &[Selected], embeds: &[EmbedPlan], depth: usize) -> String {
         let from = alias(depth);
         let mut items: Vec<String> = Vec::new();
@@ -188,17 +189,87 @@ impl Builder {
             items.push(format!("{from}.*"));
         }
         for s in select {
-            let mut expr = self.field(&from, &s.column, &s.path);
-            if let Some(cast) = &s.cast {
-                // A JSON path binds looser than `::`.
-                expr = if s.path.is_empty() { format!("{expr}::{cast}") } else { format!("({expr})::{cast}") };
-            }
-            items.push(format!("{expr} AS {}", ident(s.output_name())));
+            items.push(format!("{} AS {}", self.selected(&from, s), ident(s.output_name())));
         }
-        for e in embeds.iter().filter(|e| !e.hidden) {
-            items.push(format!("{} AS {}", self.embed(e, depth + 1), ident(&e.key)));
+        for (name, expr) in self.embedded_items(embeds, depth) {
+            items.push(format!("{expr} AS {}", ident(&name)));
         }
         items.join(", ")
+    }
+
+    /// A selected item's expression: the column (or JSON path) with its
+    /// cast, in its aggregate with the result's cast.
+    fn selected(&mut self, from: &str, s: &Selected) -> String {
+        let value = |b: &mut Builder| {
+            let expr = b.field(from, &s.column, &s.path);
+            match &s.cast {
+                // A JSON path binds looser than `::`.
+                Some(cast) if s.path.is_empty() => format!("{expr}::{cast}"),
+                Some(cast) => format!("({expr})::{cast}"),
+                None => expr,
+            }
+        };
+        match &s.aggregate {
+            None => value(self),
+            Some((function, cast)) => {
+                let call = match function {
+                    AggregateFn::CountRows => "count(*)".to_owned(),
+                    f => format!("{}({})", f.name(), value(self)),
+                };
+                match cast {
+                    Some(cast) => format!("({call})::{cast}"),
+                    None => call,
+                }
+            }
+        }
+    }
+
+    /// ` GROUP BY …` when the level aggregates: every other selected item
+    /// (and every column, with `*`), as PostgREST groups.
+    fn group_by(&mut self, relation: &crate::schema::Relation, all_columns: bool, select: &[Selected], depth: usize) -> String {
+        if !select.iter().any(|s| s.aggregate.is_some()) {
+            return String::new();
+        }
+        let from = alias(depth);
+        let mut keys: Vec<String> = if all_columns { relation.columns.iter().map(|c| column_ref(&from, &c.name)).collect() } else { Vec::new() };
+        for s in select.iter().filter(|s| s.aggregate.is_none()) {
+            keys.push(self.selected(&from, s));
+        }
+        if keys.is_empty() { String::new() } else { format!(" GROUP BY {}", keys.join(", ")) }
+    }
+
+    /// The answered embeds of a level at `depth`, as (key, expression):
+    /// each embed as one JSON value, a spread embed's items lifted, each
+    /// its value in the one related row (or, of many rows, an array).
+    fn embedded_items(&mut self, embeds: &[EmbedPlan], depth: usize) -> Vec<(String, String)> {
+        let mut items = Vec::new();
+        for e in embeds.iter().filter(|e| !e.hidden) {
+            if !e.spread {
+                items.push((e.key.clone(), self.embed(e, depth + 1)));
+                continue;
+            }
+            let inner = depth + 1;
+            let from = alias(inner);
+            let mut lifted: Vec<(String, String)> = Vec::new();
+            if e.read.all_columns {
+                lifted.extend(e.read.relation.columns.iter().map(|c| (c.name.clone(), column_ref(&from, &c.name))));
+            }
+            for s in &e.read.select {
+                lifted.push((s.output_name().to_owned(), self.selected(&from, s)));
+            }
+            lifted.extend(self.embedded_items(&e.read.embeds, inner));
+            for (name, expr) in lifted {
+                let source = self.source(&e.read, inner, Some(&e.link));
+                let value = if e.to_one {
+                    format!("(SELECT {expr} FROM {source} LIMIT 1)")
+                } else {
+                    let tail = self.order_and_range(&e.read, inner);
+                    format!("(SELECT coalesce(json_agg(_pgrst_v), '[]') FROM (SELECT {expr} AS _pgrst_v FROM {source}{tail}) _pgrst_s)")
+                };
+                items.push((name, value));
+            }
+        }
+        items
     }
 
     /// `"schema"."table" alias WHERE …`: the rows of a level (joined to
@@ -305,12 +376,13 @@ impl Builder {
     fn embed(&mut self, e: &EmbedPlan, depth: usize) -> String {
         let source = self.source(&e.read, depth, Some(&e.link));
         let list = self.select_list(e.read.all_columns, &e.read.select, &e.read.embeds, depth);
+        let group = self.group_by(&e.read.relation, e.read.all_columns, &e.read.select, depth);
         let rows = format!("_pgrst_e{depth}");
         if e.to_one {
-            format!("(SELECT row_to_json({rows}) FROM (SELECT {list} FROM {source} LIMIT 1) {rows})")
+            format!("(SELECT row_to_json({rows}) FROM (SELECT {list} FROM {source}{group} LIMIT 1) {rows})")
         } else {
             let tail = self.order_and_range(&e.read, depth);
-            format!("(SELECT coalesce(json_agg({rows}), '[]') FROM (SELECT {list} FROM {source}{tail}) {rows})")
+            format!("(SELECT coalesce(json_agg({rows}), '[]') FROM (SELECT {list} FROM {source}{group}{tail}) {rows})")
         }
     }
 }
@@ -336,6 +408,7 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
     let source = b.source(plan, 0, None);
     let source_params = b.params.len();
     let list = b.select_list(plan.all_columns, &plan.select, &plan.embeds, 0);
+    let group = b.group_by(&plan.relation, plan.all_columns, &plan.select, 0);
     let tail = b.order_and_range(plan, 0);
     // The planner's estimate ignores RLS (a customer who sees one order
     // would learn how many there are in all): where it is not visible,
@@ -362,7 +435,7 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
         Body::Nothing => "NULL::text, 1::bigint".to_owned(),
     };
     let with = b.call_cte.as_ref().map(|cte| format!("WITH {cte} ")).unwrap_or_default();
-    Statement { sql: format!("{with}SELECT {aggregate}, {total} FROM (SELECT {list} FROM {source}{tail}) _pgrst_row"), params: b.params, explain }
+    Statement { sql: format!("{with}SELECT {aggregate}, {total} FROM (SELECT {list} FROM {source}{group}{tail}) _pgrst_row"), params: b.params, explain }
 }
 
 pub fn write(plan: &WritePlan) -> Statement {
@@ -442,7 +515,7 @@ pub fn write(plan: &WritePlan) -> Statement {
     let mut returned = plan.returning.clone();
     let mut returning_all = plan.returning_all;
     if flags_inserted && returning_all {
-        let every_column = plan.relation.columns.iter().map(|c| Selected { column: c.clone(), path: Vec::new(), alias: None, cast: None });
+        let every_column = plan.relation.columns.iter().map(|c| Selected { column: c.clone(), path: Vec::new(), alias: None, cast: None, aggregate: None });
         returned = every_column.chain(returned).collect();
         returning_all = false;
     }
