@@ -60,6 +60,31 @@ CREATE FUNCTION public.shout(public.tiobe_pls) RETURNS text LANGUAGE sql STABLE 
 CREATE TABLE public.call_log (id serial PRIMARY KEY, note text);
 CREATE FUNCTION public.log_calls(note text, times integer DEFAULT 1) RETURNS SETOF public.call_log LANGUAGE sql AS
   $$ INSERT INTO public.call_log (note) SELECT note FROM generate_series(1, times) RETURNING * $$;
+-- Answers set by functions (RpcSpec: response.headers / response.status, RAISE 'PGRST').
+CREATE FUNCTION public.get_projects_and_guc_headers() RETURNS SETOF public.projects LANGUAGE plpgsql STABLE AS $$ BEGIN
+  PERFORM set_config('response.headers', '[{\"X-Test\": \"key1=val1; someValue; key2=val2\"}, {\"X-Test-2\": \"key1=val1\"}]', true);
+  RETURN QUERY SELECT * FROM public.projects; END $$;
+CREATE FUNCTION public.send_body_status_403() RETURNS json LANGUAGE plpgsql STABLE AS $$ BEGIN
+  PERFORM set_config('response.status', '403', true); RETURN json_build_object('message', 'invalid user or password'); END $$;
+CREATE FUNCTION public.send_bad_status() RETURNS json LANGUAGE plpgsql STABLE AS $$ BEGIN
+  PERFORM set_config('response.status', 'bad', true); RETURN NULL; END $$;
+CREATE FUNCTION public.bad_guc_headers_1() RETURNS void LANGUAGE plpgsql STABLE AS $$ BEGIN
+  PERFORM set_config('response.headers', '{\"X-Test\": \"invalid structure for headers\"}', true); END $$;
+CREATE FUNCTION public.set_cookie_twice() RETURNS void LANGUAGE plpgsql STABLE AS $$ BEGIN
+  PERFORM set_config('response.headers', '[{\"Set-Cookie\": \"sessionid=38afes7a8; HttpOnly; Path=/\"}, {\"Set-Cookie\": \"id=a3fWa; Secure; HttpOnly\"}]', true); END $$;
+CREATE FUNCTION public.raise_pgrst() RETURNS void LANGUAGE plpgsql AS $$ BEGIN
+  RAISE SQLSTATE 'PGRST' USING message = '{\"code\":\"123\",\"message\":\"ABC\",\"details\":\"DEF\",\"hint\":\"XYZ\"}',
+    detail = '{\"status\":332,\"status_text\":\"My Custom Status\",\"headers\":{\"X-Header\":\"str\"}}'; END $$;
+CREATE FUNCTION public.raise_bad_pgrst() RETURNS void LANGUAGE plpgsql AS $$ BEGIN
+  RAISE SQLSTATE 'PGRST' USING message = '{\"code\":\"123\",\"message\":\"ABC\"}', detail = 'INVALID'; END $$;
+CREATE FUNCTION public.raise_pt402() RETURNS void LANGUAGE plpgsql AS $$ BEGIN
+  RAISE SQLSTATE 'PT402' USING message = 'Payment Required', detail = 'Quota exceeded', hint = 'Upgrade your plan'; END $$;
+-- db-pre-request: refuses a request that says x-block: yes, and sets a header.
+CREATE FUNCTION public.pre_check() RETURNS void LANGUAGE plpgsql STABLE AS $$ BEGIN
+  IF current_setting('request.headers', true)::json->>'x-block' = 'yes' THEN
+    RAISE SQLSTATE 'PT403' USING message = 'blocked by db-pre-request';
+  END IF;
+  PERFORM set_config('response.headers', '[{\"Cache-Control\": \"no-store\"}]', true); END $$;
 GRANT USAGE ON SCHEMA public TO anon;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO anon;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO anon;
@@ -406,4 +431,55 @@ fn embed_null_filters_and_related_order() {
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST108")), "{err}");
     let (status, err) = call("GET", "/projects?select=name,clients(name)&clients=eq.1", &[], None);
     assert_eq!((status, err["code"].as_str()), (400, Some("42703")), "{err}");
+}
+
+// RpcSpec: functions set the answer's headers and status; RAISE 'PGRST'
+// chooses the whole answer; db-pre-request runs first and may refuse.
+#[test]
+fn functions_set_headers_and_status() {
+    let (status, head, body) = raw("GET", "/rpc/get_projects_and_guc_headers?id=eq.2&select=id", &[], None);
+    assert_eq!((status, body.as_str()), (200, r#"[{"id":2}]"#));
+    assert_eq!(header(&head, "x-test").as_deref(), Some("key1=val1; someValue; key2=val2"));
+    assert_eq!(header(&head, "x-test-2").as_deref(), Some("key1=val1"));
+    assert_eq!(call("GET", "/rpc/send_body_status_403", &[], None), (403, json!({"message": "invalid user or password"})));
+    assert_eq!(
+        call("GET", "/rpc/send_bad_status", &[], None),
+        (500, json!({"code": "PGRST112", "details": null, "hint": null, "message": "response.status guc must be a valid status code"}))
+    );
+    let (status, err) = call("GET", "/rpc/bad_guc_headers_1", &[], None);
+    assert_eq!(
+        (status, err),
+        (500, json!({"code": "PGRST111", "details": null, "hint": null, "message": "response.headers guc must be a JSON array composed of objects with a single key and a string value"}))
+    );
+    let (status, head, _) = raw("GET", "/rpc/set_cookie_twice", &[], None);
+    assert_eq!((status, head.to_ascii_lowercase().matches("set-cookie:").count()), (204, 2), "{head}");
+    let (status, head, body) = raw("POST", "/rpc/raise_pgrst", &[], Some("{}"));
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, err, header(&head, "x-header")), (332, json!({"code": "123", "message": "ABC", "details": "DEF", "hint": "XYZ"}), Some("str".into())));
+    let (status, err) = call("POST", "/rpc/raise_bad_pgrst", &[], Some("{}"));
+    assert_eq!(
+        (status, err),
+        (
+            500,
+            json!({"code": "PGRST121", "message": "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error", "details": "Invalid JSON value for DETAIL: 'INVALID'",
+                   "hint": "DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional key: 'status_text'."})
+        )
+    );
+    assert_eq!(
+        call("POST", "/rpc/raise_pt402", &[], Some("{}")),
+        (402, json!({"code": "PT402", "details": "Quota exceeded", "hint": "Upgrade your plan", "message": "Payment Required"}))
+    );
+    // A later request on the same connections does not inherit them.
+    let (status, head, _) = raw("GET", "/projects?id=eq.1&select=id", &[], None);
+    assert_eq!((status, header(&head, "x-test")), (200, None));
+    // db-pre-request.
+    proxy();
+    let dsn = pg_clerk_e2e::with_dbname(&pg_clerk_e2e::api_dsn(), DB);
+    let (_running, port) = start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\ndb-pre-request = \"public.pre_check\"\njwt-secret = \"{SECRET}\"\n"));
+    let (status, head, _) = http(port, "GET", "/projects?id=eq.1&select=id", &[], None);
+    assert_eq!((status, header(&head, "cache-control").as_deref()), (200, Some("no-store")));
+    let blocked = vec![("X-Block".to_owned(), "yes".to_owned())];
+    let (status, _, body) = http(port, "DELETE", "/projects?id=eq.1", &blocked, None);
+    assert_eq!((status, body.contains("blocked by db-pre-request")), (403, true), "{body}");
+    assert_eq!(call("GET", "/projects?id=eq.1&select=id", &[], None), (200, json!([{"id": 1}])), "nothing deleted");
 }

@@ -185,7 +185,7 @@ pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>>
             "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
             vec![],
         );
-        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}", role_settings: None, anonymous: false, search_path: "", timezone: "" };
+        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}", role_settings: None, anonymous: false, search_path: "", timezone: "", api: false };
         let outbox: Option<Vec<(String, i64)>> = match state.pool.run_if_free(&ctx, true, &statement).await {
             Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
             Err(_) => None, // the outbox is optional (sql/007), the database may be down or the pool busy
@@ -226,6 +226,7 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
         anonymous: false,
         search_path: "",
         timezone: "",
+        api: false,
     };
     let outcome = state.pool.run(&ctx, false, &statement).await.inspect_err(|_| metrics::count(&metrics::WEBHOOK_FAILED))?;
     let applied: Option<Value> = outcome.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
@@ -289,6 +290,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         anonymous: matches!(caller, Caller::Anonymous { .. }),
         search_path: options.search_paths.get(&api.schema.default_schema).map_or("", String::as_str),
         timezone: api.prefer.timezone.as_deref().unwrap_or(""),
+        api: true,
     };
     let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
     let mut result = state.pool.run_and(&ctx, prepared.read_only, &prepared.statement, prepared.finish).await?;
@@ -300,6 +302,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         _ => result.total,
     };
     let head = api.action.head();
+    let (set_headers, set_status) = (result.response_headers.take(), result.response_status.take());
     let mut response = match prepared.answer {
         Answer::OpenApi => {
             let privileges = match options.openapi_mode {
@@ -314,6 +317,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         Answer::Rows { offset, columns, body } => response::rows(result, offset, api.format, &columns, body)?,
         Answer::Written { method, return_ } => response::written(result, method, return_, api.format == Format::Object, api.prefer.count.is_some(), &req.path)?,
     };
+    response::apply_settings(&mut response, set_headers.as_deref(), set_status.as_deref())?;
     if head {
         response.body_mut().clear();
     }

@@ -71,6 +71,11 @@ pub struct Config {
     /// by default: a plan is compiled without checking for cancellation, so
     /// a costly request outlasts `db-statement-timeout` while it compiles.
     pub db_jit: bool,
+    /// PostgREST's `db-pre-request`: a function (`schema.name` or `name`)
+    /// called in each API request's transaction after its settings, before
+    /// its statement; it may raise to refuse the request or set
+    /// `response.headers` / `response.status`.
+    pub db_pre_request: Option<String>,
     /// `db-allowed-roles`: the only database roles a request may run as
     /// (the role claim must name one); default `authenticated` and
     /// `db-anon-role`.
@@ -235,6 +240,7 @@ const KEYS: &[(&str, bool)] = &[
     ("rate-limit-per-ip", false),
     ("server-shutdown-grace", false),
     ("db-jit", false),
+    ("db-pre-request", true),
     ("db-allowed-roles", false),
     ("clerk-accept-jwt-templates", false),
     ("clerk-max-token-lifetime", false),
@@ -443,6 +449,11 @@ impl Config {
             rate_limit_per_ip: rate("rate-limit-per-ip")?,
             server_shutdown_grace_secs: bounded("server-shutdown-grace", 0, 3600, 10)?,
             db_jit: choice("db-jit", &["false", "true"], 0)? == 1,
+            db_pre_request: match text("db-pre-request") {
+                None => None,
+                Some(name) if name.split('.').count() <= 2 && name.split('.').all(|part| !part.is_empty() && !part.contains(['"', '(', ')', ';', ' '])) => Some(name),
+                Some(_) => return Err(bad("db-pre-request", &raw["db-pre-request"], "a function name: name or schema.name")),
+            },
             db_allowed_roles,
             clerk_accept_jwt_templates: choice("clerk-accept-jwt-templates", &["false", "true"], 0)? == 1,
             clerk_max_token_lifetime_secs: bounded("clerk-max-token-lifetime", 1, 366 * 86_400, 3600)?,
@@ -556,6 +567,7 @@ impl fmt::Debug for Config {
             .field("rate_limit_per_ip", &self.rate_limit_per_ip)
             .field("server_shutdown_grace_secs", &self.server_shutdown_grace_secs)
             .field("db_jit", &self.db_jit)
+            .field("db_pre_request", &self.db_pre_request)
             .field("db_allowed_roles", &self.db_allowed_roles)
             .field("clerk_accept_jwt_templates", &self.clerk_accept_jwt_templates)
             .field("clerk_max_token_lifetime_secs", &self.clerk_max_token_lifetime_secs)

@@ -38,6 +38,8 @@ pub struct RequestContext<'a> {
     pub cookies: &'a str,
     /// The role's own settings (`ALTER ROLE … SET`), applied last.
     pub role_settings: Option<&'a schema::RoleSettings>,
+    /// An API request: `db-pre-request` runs first (not for the proxy's own work).
+    pub api: bool,
 }
 
 pub struct Pool {
@@ -82,7 +84,7 @@ impl Drop for BackgroundRuntime {
 }
 
 /// The configuration keys that shape the pool and each transaction.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PoolOptions {
     /// `db-pool`: connections at most.
     pub size: u32,
@@ -96,6 +98,8 @@ pub struct PoolOptions {
     pub prepared_statements: bool,
     /// `db-jit`: leave PostgreSQL's JIT setting alone (else off per request).
     pub jit: bool,
+    /// `db-pre-request`, as the statement that calls it.
+    pub pre_request: Option<String>,
 }
 
 impl PoolOptions {
@@ -106,6 +110,10 @@ impl PoolOptions {
             statement_timeout: Some(Duration::from_millis(c.db_statement_timeout_ms)).filter(|t| !t.is_zero()),
             prepared_statements: c.db_prepared_statements,
             jit: c.db_jit,
+            pre_request: c.db_pre_request.as_deref().map(|name| {
+                let function = name.split('.').map(crate::sql::ident).collect::<Vec<_>>().join(".");
+                format!("SELECT {function}()")
+            }),
         }
     }
 }
@@ -123,13 +131,13 @@ impl Pool {
             config,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(options.size as usize)),
+            setup: setup_sql(&options),
             options,
             probe: tokio::sync::Mutex::new(None),
             runtime: BackgroundRuntime(Some(runtime)),
             lent: Mutex::new(HashMap::new()),
             next_conn_id: AtomicU64::new(0),
             cancelling: AtomicBool::new(false),
-            setup: setup_sql(&options),
         })
     }
 
@@ -346,6 +354,12 @@ impl Pool {
             (None, None)
         };
         let client = &conn.client.as_ref().expect("present until drop").client;
+        let pre_request = async {
+            match self.options.pre_request.as_deref().filter(|_| ctx.api) {
+                Some(sql) => client.batch_execute(sql).await,
+                None => Ok(()),
+            }
+        };
         let explain = async {
             match &statement.explain {
                 Some((sql, n)) => query(client, None, sql, &params[..*n]).await.map(Some),
@@ -365,6 +379,7 @@ impl Pool {
             tokio::join!(
                 client.batch_execute(begin),
                 query(client, setup_prepared.as_ref(), setup, setup_params),
+                pre_request,
                 explain,
                 query(client, statement_prepared.as_ref(), &statement.sql, &params),
                 async {
@@ -382,7 +397,7 @@ impl Pool {
         // If this future is dropped before the answer (the client hung up),
         // the statement is cancelled rather than left to run (and commit).
         let in_flight = CancelOnDrop(Some(conn.client.as_ref().expect("present until drop").cancel.clone()));
-        let (begun, set_up, estimate, result, ended) = match statement_timeout {
+        let (begun, set_up, pre_requested, estimate, result, ended) = match statement_timeout {
             None => pipeline.await,
             Some(limit) => match tokio::time::timeout(limit + DEADLINE_MARGIN, pipeline).await {
                 Ok(done) => done,
@@ -400,11 +415,15 @@ impl Pool {
         let outcome = (|| {
             begun.map_err(db_error)?;
             set_up.map_err(db_error)?;
+            pre_requested.map_err(db_error)?;
             let estimate = estimate.map_err(db_error)?;
             let rows = result.map_err(db_error)?;
             let row = rows.first().ok_or_else(|| ApiError::internal("the statement returned no row"))?;
             let planned = estimate.as_deref().and_then(planned_rows);
-            Ok(Outcome { body: row.get(0), rows: row.get(1), total: row.get(2), planned })
+            // API statements end with the `response.headers` and `response.status` a function set.
+            let (response_headers, response_status) =
+                if row.len() >= 5 { (row.get::<_, Option<String>>(3), row.get::<_, Option<String>>(4)) } else { (None, None) };
+            Ok(Outcome { body: row.get(0), rows: row.get(1), total: row.get(2), planned, response_headers, response_status })
         })();
         if let Finish::CommitIf(allowed) = finish {
             let rows = outcome.as_ref().map(|o| o.rows as u64).ok();
@@ -433,7 +452,8 @@ fn setup_sql(options: &PoolOptions) -> String {
                    set_config('request.method', $3, true), set_config('request.path', $4, true), \
                    set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
                    set_config('search_path', coalesce(nullif($8, ''), current_setting('search_path')), true), \
-                   set_config('timezone', coalesce(nullif($9, ''), current_setting('timezone')), true)"
+                   set_config('timezone', coalesce(nullif($9, ''), current_setting('timezone')), true), \
+                   set_config('response.headers', '', true), set_config('response.status', '', true)"
         .to_owned();
     if options.statement_timeout.is_some() {
         sql.push_str(", set_config('statement_timeout', $10, true)");
@@ -662,6 +682,9 @@ pub struct Outcome {
     pub total: Option<i64>,
     /// The planner's estimate, when `count=planned|estimated` asked.
     pub planned: Option<i64>,
+    /// `response.headers` / `response.status` as a function set them.
+    pub response_headers: Option<String>,
+    pub response_status: Option<String>,
 }
 
 /// A pooled connection and the statements prepared on it.

@@ -19,7 +19,7 @@ pub struct ApiError {
     pub hint: Option<String>,
     /// Headers the answer carries: a 401's `WWW-Authenticate`, a 416's
     /// `Content-Range`.
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(Cow<'static, str>, String)>,
 }
 
 impl ApiError {
@@ -151,7 +151,7 @@ impl ApiError {
     /// 416 PGRST103: an offset past the counted rows (`Content-Range: */N`).
     pub fn offset_past_end(offset: u64, total: i64) -> ApiError {
         ApiError {
-            headers: vec![("content-range", format!("*/{total}"))],
+            headers: vec![("content-range".into(), format!("*/{total}"))],
             ..ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "PGRST103",
@@ -183,6 +183,9 @@ impl ApiError {
             return ApiError::unavailable("Database connection error", &e.to_string());
         };
         let code = db.code().code();
+        if code == "PGRST" {
+            return raised(db.message(), db.detail());
+        }
         let status = status_for_sqlstate(code, anonymous);
         ApiError {
             status,
@@ -190,8 +193,45 @@ impl ApiError {
             message: db.message().to_owned(),
             details: db.detail().map(|d| d.into()),
             hint: db.hint().map(str::to_owned),
-            headers: if status == StatusCode::UNAUTHORIZED { vec![("www-authenticate", "Bearer".to_owned())] } else { Vec::new() },
+            headers: if status == StatusCode::UNAUTHORIZED { vec![("www-authenticate".into(), "Bearer".to_owned())] } else { Vec::new() },
         }
+    }
+}
+
+/// `RAISE SQLSTATE 'PGRST' USING message = '{"code": …, "message": …}',
+/// detail = '{"status": …, "headers": {…}}'`: the answer a function chose,
+/// as PostgREST gives it; else 500 `PGRST121`.
+fn raised(message: &str, detail: Option<&str>) -> ApiError {
+    use serde_json::Value;
+    let unparsable = |details: String, hint: &str| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "PGRST121", "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error".into(), Some(details), Some(hint.into()))
+    };
+    const MESSAGE_HINT: &str = "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'.";
+    const DETAIL_HINT: &str = "DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional key: 'status_text'.";
+    let body = match serde_json::from_str::<Value>(message) {
+        Ok(Value::Object(m)) if m.get("code").is_some_and(Value::is_string) && m.get("message").is_some_and(Value::is_string) => m,
+        _ => return unparsable(format!("Invalid JSON value for MESSAGE: '{message}'"), MESSAGE_HINT),
+    };
+    let Some(detail) = detail else {
+        return unparsable("DETAIL is missing in the RAISE statement".into(), DETAIL_HINT);
+    };
+    let parsed = serde_json::from_str::<Value>(detail).ok().and_then(|d| {
+        let status = StatusCode::from_u16(u16::try_from(d.get("status")?.as_u64()?).ok()?).ok()?;
+        let headers: Vec<(Cow<'static, str>, String)> =
+            d.get("headers")?.as_object()?.iter().map(|(k, v)| Some((Cow::Owned(k.to_ascii_lowercase()), v.as_str()?.to_owned()))).collect::<Option<_>>()?;
+        Some((status, headers))
+    });
+    let Some((status, headers)) = parsed else {
+        return unparsable(format!("Invalid JSON value for DETAIL: '{detail}'"), DETAIL_HINT);
+    };
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    ApiError {
+        status,
+        code: Cow::Owned(text("code").unwrap_or_default()),
+        message: text("message").unwrap_or_default(),
+        details: body.get("details").filter(|v| !v.is_null()).cloned(),
+        hint: text("hint"),
+        headers,
     }
 }
 
@@ -417,6 +457,22 @@ impl ApiError {
         )
     }
 
+    /// 500 PGRST111: `response.headers` is not what PostgREST reads.
+    pub fn bad_response_headers() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "PGRST111",
+            "response.headers guc must be a JSON array composed of objects with a single key and a string value".into(),
+            None,
+            None,
+        )
+    }
+
+    /// 500 PGRST112: `response.status` is not a status code.
+    pub fn bad_response_status() -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "PGRST112", "response.status guc must be a valid status code".into(), None, None)
+    }
+
     /// 400 PGRST123: an aggregate with `db-aggregates-enabled = false`.
     pub fn aggregates_disabled() -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "PGRST123", "Use of aggregate functions is not allowed".into(), None, None)
@@ -549,7 +605,7 @@ impl From<AuthError> for ApiError {
             AuthError::AnonymousDisabled => "Bearer",
             _ => "Bearer error=\"invalid_token\"",
         };
-        ApiError { headers: vec![("www-authenticate", challenge.to_owned())], ..ApiError::new(StatusCode::UNAUTHORIZED, code, message, None, hint) }
+        ApiError { headers: vec![("www-authenticate".into(), challenge.to_owned())], ..ApiError::new(StatusCode::UNAUTHORIZED, code, message, None, hint) }
     }
 }
 
@@ -568,7 +624,7 @@ impl From<WebhookError> for ApiError {
         let mut error = ApiError::new(status, code, message, None, None);
         // A 401 names how to authenticate (RFC 9110 §15.5.2): Svix's signature.
         if status == StatusCode::UNAUTHORIZED {
-            error.headers.push(("www-authenticate", "Svix realm=\"clerk-webhooks\"".to_owned()));
+            error.headers.push(("www-authenticate".into(), "Svix realm=\"clerk-webhooks\"".to_owned()));
         }
         error
     }

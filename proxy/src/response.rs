@@ -29,7 +29,7 @@ impl ApiError {
             &json!({"code": self.code, "message": self.message, "details": self.details, "hint": self.hint}),
         );
         for (name, value) in self.headers {
-            if let Ok(value) = http::HeaderValue::from_str(&value) {
+            if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(&value)) {
                 response.headers_mut().insert(name, value);
             }
         }
@@ -228,6 +228,40 @@ pub fn written(r: crate::db::Outcome, method: WriteMethod, return_: Return, sing
 /// What a `Location` query value escapes.
 const QUERY_VALUE: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// `response.headers` and `response.status` as a function of the request
+/// set them, as PostgREST applies them: each header (a JSON array of
+/// one-key objects) replaces ours of that name, repeated names are all
+/// sent; the status replaces ours. Malformed: 500 `PGRST111` / `PGRST112`.
+pub fn apply_settings(r: &mut Response<Vec<u8>>, headers: Option<&str>, status: Option<&str>) -> Result<(), ApiError> {
+    if let Some(text) = headers {
+        let pairs: Vec<(http::HeaderName, http::HeaderValue)> = serde_json::from_str::<Vec<serde_json::Map<String, Value>>>(text)
+            .ok()
+            .and_then(|objects| {
+                objects
+                    .into_iter()
+                    .map(|o| match o.into_iter().collect::<Vec<_>>().as_slice() {
+                        [(name, Value::String(value))] => {
+                            Some((http::HeaderName::from_bytes(name.as_bytes()).ok()?, http::HeaderValue::from_str(value).ok()?))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .ok_or_else(ApiError::bad_response_headers)?;
+        for (name, _) in &pairs {
+            r.headers_mut().remove(name);
+        }
+        for (name, value) in pairs {
+            r.headers_mut().append(name, value);
+        }
+    }
+    if let Some(text) = status {
+        let digits: String = text.trim().chars().take_while(char::is_ascii_digit).collect();
+        *r.status_mut() = digits.parse::<u16>().ok().and_then(|n| StatusCode::from_u16(n).ok()).ok_or_else(ApiError::bad_response_status)?;
+    }
+    Ok(())
+}
 
 /// A JSON value the database computed (the webhook's outcome).
 pub fn called(r: crate::db::Outcome) -> Result<Response<Vec<u8>>, ApiError> {

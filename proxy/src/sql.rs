@@ -395,6 +395,10 @@ fn array_literal(items: &[String]) -> String {
 
 const AGGREGATE: &str = "coalesce(json_agg(_pgrst_row), '[]')::text, count(*)";
 
+/// What functions the statement ran set for the answer (PostgREST's
+/// `response.headers` and `response.status`), read after the rows.
+const RESPONSE_SETTINGS: &str = "nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '')";
+
 /// `count`: also count the rows the filters match (for `Content-Range:
 /// 0-9/123`), ignoring limit and offset: exactly, by the planner's
 /// estimate, or exactly up to `estimate_above` rows and estimated beyond.
@@ -435,7 +439,11 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
         Body::Nothing => "NULL::text, 1::bigint".to_owned(),
     };
     let with = b.call_cte.as_ref().map(|cte| format!("WITH {cte} ")).unwrap_or_default();
-    Statement { sql: format!("{with}SELECT {aggregate}, {total} FROM (SELECT {list} FROM {source}{group}{tail}) _pgrst_row"), params: b.params, explain }
+    Statement {
+        sql: format!("{with}SELECT {aggregate}, {total}, {RESPONSE_SETTINGS} FROM (SELECT {list} FROM {source}{group}{tail}) _pgrst_row"),
+        params: b.params,
+        explain,
+    }
 }
 
 pub fn write(plan: &WritePlan) -> Statement {
@@ -528,14 +536,14 @@ pub fn write(plan: &WritePlan) -> Statement {
     });
     let sql = match plan.return_ {
         Return::Representation => format!(
-            "{rows_cte} SELECT {AGGREGATE}, {inserted} FROM (SELECT {} FROM _pgrst_rows {}) _pgrst_row",
+            "{rows_cte} SELECT {AGGREGATE}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {} FROM _pgrst_rows {}) _pgrst_row",
             b.select_list(returning_all, returned, &plan.returning_embeds, 0),
             alias(0)
         ),
         Return::HeadersOnly if !keys.is_empty() => {
-            format!("{rows_cte} SELECT {AGGREGATE}, {inserted} FROM (SELECT {} FROM _pgrst_rows) _pgrst_row", keys.join(", "))
+            format!("{rows_cte} SELECT {AGGREGATE}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {} FROM _pgrst_rows) _pgrst_row", keys.join(", "))
         }
-        Return::Minimal | Return::HeadersOnly => format!("{rows_cte} SELECT NULL::text, count(*), {inserted} FROM _pgrst_rows"),
+        Return::Minimal | Return::HeadersOnly => format!("{rows_cte} SELECT NULL::text, count(*), {inserted}, {RESPONSE_SETTINGS} FROM _pgrst_rows"),
     };
     Statement::new(sql, b.params)
 }
@@ -566,7 +574,7 @@ mod tests {
         let s = read_sql("select=order_number,total:total_amount::text&status=eq.x');DROP TABLE orders;--&user_id=in.(user_a,\"user_b\")&limit=5");
         assert_eq!(
             s.sql,
-            "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint FROM (SELECT _pgrst_t0.\"order_number\" AS \"order_number\", \
+            "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint, nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '') FROM (SELECT _pgrst_t0.\"order_number\" AS \"order_number\", \
              _pgrst_t0.\"total_amount\"::\"pg_catalog\".\"text\" AS \"total\" FROM \"public\".\"orders\" _pgrst_t0 WHERE _pgrst_t0.\"status\" = CAST($1 AS text) \
              AND _pgrst_t0.\"user_id\" = ANY(CAST($2 AS clerk_user_id[])) LIMIT CAST($3 AS bigint)) _pgrst_row"
         );
@@ -592,7 +600,7 @@ mod tests {
         assert_eq!(s.params.len(), 2);
         let s = read(&p, Some(Count::Planned), 1000, false);
         assert_eq!(s.explain, Some(("EXPLAIN (FORMAT JSON) SELECT 1 FROM \"public\".\"products\" _pgrst_t0 WHERE _pgrst_t0.\"name\" = CAST($1 AS text)".into(), 1)));
-        assert!(s.sql.contains("NULL::bigint FROM"), "planned counts nothing exactly");
+        assert!(s.sql.contains("NULL::bigint, nullif"), "planned counts nothing exactly");
         let s = read(&p, Some(Count::Estimated), 100, false);
         assert!(s.sql.contains("LIMIT 101) _pgrst_c)"), "{}", s.sql);
         assert!(s.explain.is_some());
@@ -623,7 +631,7 @@ mod tests {
         );
         assert_eq!(
             s.sql,
-            "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint FROM (SELECT _pgrst_t0.\"order_number\" AS \"order_number\", \
+            "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint, nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '') FROM (SELECT _pgrst_t0.\"order_number\" AS \"order_number\", \
              (SELECT coalesce(json_agg(_pgrst_e1), '[]') FROM (SELECT _pgrst_t1.\"quantity\" AS \"quantity\", \
              (SELECT row_to_json(_pgrst_e2) FROM (SELECT _pgrst_t2.\"name\" AS \"name\" FROM \"public\".\"products\" _pgrst_t2 \
              WHERE _pgrst_t2.\"product_id\" = _pgrst_t1.\"product_id\" LIMIT 1) _pgrst_e2) AS \"products\" \
@@ -653,12 +661,13 @@ mod tests {
         assert_eq!(
             s.sql,
             "WITH _pgrst_rows AS (UPDATE \"public\".\"orders\" _pgrst_t0 SET (\"status\") = (SELECT \"status\" FROM json_populate_record(NULL::\"public\".\"orders\", CAST($1 AS json))) \
-             WHERE _pgrst_t0.\"order_id\" = CAST($2 AS bigint) RETURNING *) SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint \
+             WHERE _pgrst_t0.\"order_id\" = CAST($2 AS bigint) RETURNING *) SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint, \
+             nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '') \
              FROM (SELECT _pgrst_t0.\"status\" AS \"status\" FROM _pgrst_rows _pgrst_t0) _pgrst_row"
         );
         let s = write_sql("POST", "", br#"[{"status": "a"}, {"notes": "b"}]"#, "").unwrap();
         assert!(s.sql.starts_with("WITH _pgrst_rows AS (INSERT INTO \"public\".\"orders\" (\"status\", \"notes\") SELECT \"status\", \"notes\" FROM json_populate_recordset"), "{}", s.sql);
-        assert!(s.sql.ends_with("RETURNING 1) SELECT NULL::text, count(*), NULL::bigint FROM _pgrst_rows"));
+        assert!(s.sql.ends_with("RETURNING 1) SELECT NULL::text, count(*), NULL::bigint, nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '') FROM _pgrst_rows"));
         assert_eq!(write_sql("POST", "", br#"{"password": 1}"#, "").unwrap_err().code, "PGRST204");
         assert!(write_sql("PATCH", "", b"{}", "").is_err());
         assert!(write_sql("POST", "", b"[1]", "").is_err());
@@ -716,7 +725,7 @@ mod tests {
         assert_eq!(
             s.sql,
             "WITH _pgrst_call AS MATERIALIZED (SELECT * FROM \"public\".\"redeem_coupon\"(\"code\" := CAST($1 AS text), \"order_id\" := CAST($2 AS bigint)) _pgrst_c) \
-             SELECT coalesce(json_agg(_pgrst_row)->0, 'null')::text, 1::bigint, NULL::bigint FROM (SELECT _pgrst_t0.* FROM _pgrst_call _pgrst_t0 \
+             SELECT coalesce(json_agg(_pgrst_row)->0, 'null')::text, 1::bigint, NULL::bigint, nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '') FROM (SELECT _pgrst_t0.* FROM _pgrst_call _pgrst_t0 \
              WHERE _pgrst_t0.\"discount\" > CAST($3 AS numeric)) _pgrst_row"
         );
         // Counted, the function still runs once: the count reads the CTE.
