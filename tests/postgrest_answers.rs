@@ -483,3 +483,39 @@ fn functions_set_headers_and_status() {
     assert_eq!((status, body.contains("blocked by db-pre-request")), (403, true), "{body}");
     assert_eq!(call("GET", "/projects?id=eq.1&select=id", &[], None), (200, json!([{"id": 1}])), "nothing deleted");
 }
+
+// Media types: q-values, CSV of calls and writes, PGRST107, and
+// (db-plan-enabled) the statement's plan (PlanSpec).
+#[test]
+fn media_types_and_plans() {
+    assert_eq!(
+        call("GET", "/projects?id=eq.1", &[("Accept", "text/plain")], None),
+        (406, json!({"code": "PGRST107", "details": null, "hint": null, "message": "None of these media types are available: text/plain"}))
+    );
+    let (status, head, body) = raw("GET", "/projects?select=id&id=eq.1", &[("Accept", "application/json;q=0.5, text/csv")], None);
+    assert_eq!((status, body.as_str(), header(&head, "content-type").as_deref()), (200, "id\n1", Some("text/csv; charset=utf-8")));
+    let csv = [("Accept", "text/csv")];
+    assert_eq!(raw("GET", "/rpc/getallprojects?select=id,name&id=lt.3&order=id", &csv, None).2, "id,name\n1,Windows 7\n2,Windows 10");
+    assert_eq!(raw("GET", "/rpc/ret_setof_integers", &csv, None).2, "pgrst_scalar\n1\n2\n3");
+    let (status, _, body) = raw("POST", "/no_pk?select=a,b", &[("Content-Type", "text/csv"), ("Accept", "text/csv"), ("Prefer", "return=representation")], Some("a,b\nbar,baz"));
+    assert_eq!((status, body.as_str()), (201, "a,b\nbar,baz"));
+    let plan = [("Accept", "application/vnd.pgrst.plan+json")];
+    let (status, err) = call("GET", "/projects?id=in.(1,2,3)", &plan, None);
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")), "off by default: {err}");
+    proxy();
+    let dsn = pg_clerk_e2e::with_dbname(&pg_clerk_e2e::api_dsn(), DB);
+    let (_running, port) = start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\ndb-plan-enabled = true\njwt-secret = \"{SECRET}\"\n"));
+    let with = |accept: &str| vec![("Accept".to_owned(), accept.to_owned())];
+    let (status, head, body) = http(port, "GET", "/projects?id=in.(1,2,3)", &with("application/vnd.pgrst.plan+json"), None);
+    let explained: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, header(&head, "content-type").as_deref()), (200, Some("application/vnd.pgrst.plan+json; for=\"application/json\"; charset=utf-8")));
+    assert!(explained[0]["Plan"]["Total Cost"].is_number(), "{body}");
+    let (status, _, body) = http(port, "GET", "/projects?id=in.(1,2,3)", &with("application/vnd.pgrst.plan"), None);
+    assert!(status == 200 && body.starts_with("Aggregate"), "{status} {body}");
+    // ANALYZE of a write runs it, and keeps nothing.
+    let (status, head, body) = http(port, "POST", "/rpc/log_calls", &with("application/vnd.pgrst.plan+json; options=analyze"), Some(r#"{"note": "explained"}"#));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&head, "content-type").as_deref(), Some("application/vnd.pgrst.plan+json; for=\"application/json\"; options=analyze; charset=utf-8"));
+    assert!(body.contains("\"Actual Rows\""), "{body}");
+    assert_eq!(admin_query_in(DB, "SELECT count(*)::int FROM call_log WHERE note = 'explained'")[0].get::<_, i32>(0), 0);
+}

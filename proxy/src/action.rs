@@ -144,8 +144,9 @@ pub struct ApiRequest {
 }
 
 impl ApiRequest {
-    /// `allow_exact_count`: `db-allow-exact-count` (off: exact counts are estimated).
-    pub fn read(action: Action, http: &HttpRequest, schemas: &Schemas, allow_exact_count: bool) -> Result<ApiRequest, ApiError> {
+    /// `options`: `db-allow-exact-count` (off: exact counts are estimated)
+    /// and `db-plan-enabled`.
+    pub fn read(action: Action, http: &HttpRequest, schemas: &Schemas, options: &crate::api::ApiOptions) -> Result<ApiRequest, ApiError> {
         let header = |name: &str| http.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         let profile = header(if action.reads() { "accept-profile" } else { "content-profile" }).map(str::trim);
         let schema = schemas.profile(profile).ok_or_else(|| ApiError::invalid_schema(profile.unwrap_or_default(), &schemas.names()))?;
@@ -163,12 +164,14 @@ impl ApiRequest {
         if prefer.strict && !prefer.unknown.is_empty() {
             return Err(ApiError::invalid_preferences(&prefer.unknown));
         }
-        if prefer.count == Some(request::Count::Exact) && !allow_exact_count {
+        if prefer.count == Some(request::Count::Exact) && !options.allow_exact_count {
             prefer.count = Some(request::Count::Estimated);
         }
-        let format = response::negotiate(header("accept"))?;
-        if format == Format::Csv && !matches!(action, Action::Read { .. }) {
-            return Err(crate::error::not_acceptable("text/csv", "text/csv is served for reads of tables and views only"));
+        let accept = header("accept");
+        let format = response::negotiate(accept, options.plans_enabled)?;
+        // The OpenAPI document is JSON only.
+        if format != Format::Json && matches!(action, Action::OpenApi { .. }) {
+            return Err(crate::error::not_acceptable(accept.unwrap_or_default()));
         }
         // Range is for reads only, as PostgREST reads it.
         let range = match (header("range"), action.reads()) {

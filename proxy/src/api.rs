@@ -60,6 +60,7 @@ pub struct ApiOptions {
     pub max_rows: Option<u64>,
     pub allow_exact_count: bool,
     pub aggregates_enabled: bool,
+    pub plans_enabled: bool,
     pub tx_end: TxEnd,
     pub openapi_mode: OpenApiMode,
     pub openapi_server_url: String,
@@ -75,6 +76,7 @@ impl ApiOptions {
             max_rows: c.db_max_rows,
             allow_exact_count: c.db_allow_exact_count,
             aggregates_enabled: c.db_aggregates_enabled,
+            plans_enabled: c.db_plan_enabled,
             tx_end: c.db_tx_end,
             openapi_mode: c.openapi_mode,
             openapi_server_url: c.openapi_server_proxy_uri.clone().unwrap_or_else(|| "/".into()),
@@ -276,7 +278,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         }
     }
     let options = &state.options;
-    let api = ApiRequest::read(action, req, &schemas, options.allow_exact_count)?;
+    let api = ApiRequest::read(action, req, &schemas, options)?;
     trace.route = known(&api.schema, &api.action);
     let prepared = prepare(&api, req, options)?;
     let ctx = RequestContext {
@@ -315,7 +317,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             r
         }
         Answer::Rows { offset, columns, body } => response::rows(result, offset, api.format, &columns, body)?,
-        Answer::Written { method, return_ } => response::written(result, method, return_, api.format == Format::Object, api.prefer.count.is_some(), &req.path)?,
+        Answer::Written { method, return_, columns } => response::written(result, method, return_, api.format, &columns, api.prefer.count.is_some(), &req.path)?,
     };
     response::apply_settings(&mut response, set_headers.as_deref(), set_status.as_deref())?;
     if head {
@@ -375,7 +377,9 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
                 return Err(ApiError::aggregates_disabled());
             }
             resolution_applied = *method == WriteMethod::Insert && matches!(p.kind, plan::WriteKind::Insert { on_conflict: Some(_), .. });
-            (sql::write(&p), false, Answer::Written { method: *method, return_: prefer.return_ })
+            let columns = p.relation.columns.iter().filter(|_| p.returning_all).map(|c| c.name.clone());
+            let columns = columns.chain(p.returning.iter().map(|s| s.output_name().to_owned())).chain(p.returning_embeds.iter().filter(|e| !e.hidden).map(|e| e.key.clone()));
+            (sql::write(&p), false, Answer::Written { method: *method, return_: prefer.return_, columns: columns.collect() })
         }
         Action::Call { function, method } => {
             let args = match method {
@@ -385,12 +389,22 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
             let call = plan::call(schema, function, &args)?;
             // Every function's result is read as a relation, as PostgREST does.
             bound_rows(&mut q, api.range, options.max_rows);
-            let p = plan::call_read(schema, call, &q, api.format == Format::Object)?;
+            let asked = match api.format {
+                Format::Object => plan::Asked::Object,
+                Format::Csv => plan::Asked::Rows,
+                Format::Json | Format::Plan(_) => plan::Asked::AsReturned,
+            };
+            let p = plan::call_read(schema, call, &q, asked)?;
             let (statement, answer) = read_answer(&p, &q)?;
             // GET calls run READ ONLY, so a volatile function cannot write through GET.
             (statement, *method != CallMethod::Post, answer)
         }
     };
+    // `Accept: application/vnd.pgrst.plan`: the statement's EXPLAIN instead
+    // (an ANALYZE of a write runs it: nothing is kept).
+    if let Format::Plan(plan) = api.format {
+        return Ok(Prepared { statement: sql::explain(statement, &plan), read_only, finish: Finish::Rollback, answer, applied: Vec::new() });
+    }
     let at_most = match (prefer.strict, prefer.max_affected, read_only) {
         (true, Some(max), false) => Some(max),
         _ => None,
@@ -476,7 +490,7 @@ fn request_cookies(req: &HttpRequest) -> String {
 /// How to answer once the statement has run.
 enum Answer {
     Rows { offset: u64, columns: Vec<String>, body: plan::Body },
-    Written { method: WriteMethod, return_: request::Return },
+    Written { method: WriteMethod, return_: request::Return, columns: Vec<String> },
     OpenApi,
 }
 

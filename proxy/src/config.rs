@@ -49,6 +49,9 @@ pub struct Config {
     /// PostgREST's: aggregates in `select` (`amount.sum()`, `count()`) and
     /// spreads of embeds of many rows; off, they are 400 `PGRST123`.
     pub db_aggregates_enabled: bool,
+    /// PostgREST's: `Accept: application/vnd.pgrst.plan` answers the
+    /// request's `EXPLAIN` (it shows the schema and data sizes: off by default).
+    pub db_plan_enabled: bool,
     pub db_tx_end: TxEnd,
     pub openapi_mode: OpenApiMode,
     pub openapi_server_proxy_uri: Option<String>,
@@ -229,6 +232,7 @@ const KEYS: &[(&str, bool)] = &[
     ("db-max-rows", true),
     ("db-allow-exact-count", false),
     ("db-aggregates-enabled", true),
+    ("db-plan-enabled", true),
     ("db-tx-end", true),
     ("openapi-mode", true),
     ("openapi-server-proxy-uri", true),
@@ -388,6 +392,7 @@ impl Config {
             [choice("openapi-mode", &["follow-privileges", "ignore-privileges", "disabled"], 0)?];
         let db_allow_exact_count = choice("db-allow-exact-count", &["false", "true"], 1)? == 1;
         let db_aggregates_enabled = choice("db-aggregates-enabled", &["false", "true"], 0)? == 1;
+        let db_plan_enabled = choice("db-plan-enabled", &["false", "true"], 0)? == 1;
         // 0 (or unset) turns a rate limit off.
         let rate = |key: &'static str| -> Result<Option<u32>, ConfigError> {
             Ok(Some(bounded(key, 0, 1_000_000, 0)? as u32).filter(|n| *n > 0))
@@ -412,6 +417,7 @@ impl Config {
             },
             db_allow_exact_count,
             db_aggregates_enabled,
+            db_plan_enabled,
             db_tx_end,
             openapi_mode,
             openapi_server_proxy_uri: text("openapi-server-proxy-uri"),
@@ -556,6 +562,7 @@ impl fmt::Debug for Config {
             .field("db_max_rows", &self.db_max_rows)
             .field("db_allow_exact_count", &self.db_allow_exact_count)
             .field("db_aggregates_enabled", &self.db_aggregates_enabled)
+            .field("db_plan_enabled", &self.db_plan_enabled)
             .field("db_tx_end", &self.db_tx_end)
             .field("openapi_mode", &self.openapi_mode)
             .field("openapi_server_proxy_uri", &self.openapi_server_proxy_uri)

@@ -418,6 +418,15 @@ impl Pool {
             pre_requested.map_err(db_error)?;
             let estimate = estimate.map_err(db_error)?;
             let rows = result.map_err(db_error)?;
+            if let Some(json) = statement.plan_json {
+                // EXPLAIN's output: one JSON document, or lines of text.
+                let body = if json {
+                    rows.first().and_then(|r| r.try_get::<_, JsonText>(0).ok()).map(|JsonText(t)| t)
+                } else {
+                    Some(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect::<Vec<_>>().join("\n"))
+                };
+                return Ok(Outcome { body, rows: 0, total: None, planned: None, response_headers: None, response_status: None });
+            }
             let row = rows.first().ok_or_else(|| ApiError::internal("the statement returned no row"))?;
             let planned = estimate.as_deref().and_then(planned_rows);
             // API statements end with the `response.headers` and `response.status` a function set.

@@ -235,16 +235,9 @@ fn raised(message: &str, detail: Option<&str>) -> ApiError {
     }
 }
 
-/// 406 `PGRST107`.
-pub fn not_acceptable(accept: &str, details: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_ACCEPTABLE,
-        code: Cow::Borrowed("PGRST107"),
-        message: format!("None of these media types are available: {accept}"),
-        details: Some(details.to_owned().into()),
-        hint: None,
-        headers: Vec::new(),
-    }
+/// 406 `PGRST107`: no media type of `Accept` can be served.
+pub fn not_acceptable(accept: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_ACCEPTABLE, "PGRST107", format!("None of these media types are available: {accept}"), None, None)
 }
 
 /// PGRST116: a single object was asked for and `rows` rows came.

@@ -104,6 +104,17 @@ pub enum Body {
     Nothing,
 }
 
+/// What the client's `Accept` makes of a function's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// JSON as the function returns it (a set, one row, one value).
+    AsReturned,
+    /// One object: a set of values answers rows (`{"pgrst_scalar": …}`).
+    Object,
+    /// Rows whatever it returns (CSV).
+    Rows,
+}
+
 /// The column of a function's scalar result, as PostgREST names it.
 pub const SCALAR_COLUMN: &str = "pgrst_scalar";
 
@@ -594,9 +605,10 @@ fn put_key(relation: &Relation, filter: &[Where], q: &QueryParams) -> Result<Vec
 /// A function's result read as a relation, as PostgREST reads every
 /// function's: `select`, filters, `order` and the range apply to its rows
 /// (a table's or view's, a composite type's, OUT parameters', or the one
-/// `pgrst_scalar` column of a scalar result). `object`: the client asked
-/// for one object (a set of scalars then answers rows).
-pub fn call_read(cache: &SchemaCache, call: CallPlan, q: &QueryParams, object: bool) -> Result<ReadPlan, ApiError> {
+/// `pgrst_scalar` column of a scalar result). `asked`: what the client's
+/// `Accept` makes of the result.
+pub fn call_read(cache: &SchemaCache, call: CallPlan, q: &QueryParams, asked: Asked) -> Result<ReadPlan, ApiError> {
+    let object = asked == Asked::Object;
     let f = &call.function;
     let result = |columns: Vec<Column>| Relation {
         schema: f.schema.clone(),
@@ -617,7 +629,7 @@ pub fn call_read(cache: &SchemaCache, call: CallPlan, q: &QueryParams, object: b
     };
     let mut plan = read_relation(cache, &relation, q)?;
     plan.call = Some(call);
-    plan.body = body;
+    plan.body = if asked == Asked::Rows && body != Body::Nothing { Body::Rows } else { body };
     Ok(plan)
 }
 

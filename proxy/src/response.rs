@@ -55,29 +55,129 @@ pub enum Format {
     Json,
     /// `application/vnd.pgrst.object+json`: exactly one row, as an object.
     Object,
-    /// `text/csv`: a header line, then one line per row (reads only).
+    /// `text/csv`: a header line, then one line per row.
     Csv,
+    /// `application/vnd.pgrst.plan`: the statement's `EXPLAIN`, not its rows.
+    Plan(PlanFormat),
 }
 
-/// The first media type of `Accept` that can be served (q-values are not
-/// weighed); 406 when none can.
-pub fn negotiate(accept: Option<&str>) -> Result<Format, ApiError> {
+/// `application/vnd.pgrst.plan[+json|+text]; for="…"; options=a|b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlanFormat {
+    /// `+json` (else text).
+    pub json: bool,
+    /// The `for` media type: the representation whose statement is explained.
+    pub of_object: bool,
+    pub of_csv: bool,
+    pub analyze: bool,
+    pub verbose: bool,
+    pub settings: bool,
+    pub buffers: bool,
+    pub wal: bool,
+}
+
+impl PlanFormat {
+    /// `EXPLAIN (…)`'s options.
+    pub fn explain_options(&self) -> String {
+        let mut options = vec![if self.json { "FORMAT JSON" } else { "FORMAT TEXT" }];
+        for (on, name) in [(self.analyze, "ANALYZE"), (self.verbose, "VERBOSE"), (self.settings, "SETTINGS"), (self.buffers, "BUFFERS"), (self.wal, "WAL")] {
+            if on {
+                options.push(name);
+            }
+        }
+        options.join(", ")
+    }
+
+    /// The answer's `Content-Type`, as PostgREST echoes it.
+    pub fn content_type(&self) -> String {
+        let of = if self.of_object {
+            "application/vnd.pgrst.object+json"
+        } else if self.of_csv {
+            "text/csv"
+        } else {
+            "application/json"
+        };
+        let options: Vec<&str> = [(self.analyze, "analyze"), (self.verbose, "verbose"), (self.settings, "settings"), (self.buffers, "buffers"), (self.wal, "wal")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        let options = if options.is_empty() { String::new() } else { format!("; options={}", options.join("|")) };
+        format!("application/vnd.pgrst.plan+{}; for=\"{of}\"{options}; charset=utf-8", if self.json { "json" } else { "text" })
+    }
+
+    /// From a media range's parameters; None when one is not understood.
+    fn parse<'a>(json: bool, params: impl Iterator<Item = &'a str>) -> Option<PlanFormat> {
+        let mut plan = PlanFormat { json, ..PlanFormat::default() };
+        for param in params {
+            let (name, value) = param.split_once('=')?;
+            let value = value.trim().trim_matches('"');
+            match name.trim() {
+                "for" => match value {
+                    "application/json" | "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" => {}
+                    "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => plan.of_object = true,
+                    "text/csv" => plan.of_csv = true,
+                    _ => return None,
+                },
+                "options" => {
+                    for option in value.split('|') {
+                        match option.trim() {
+                            "analyze" => plan.analyze = true,
+                            "verbose" => plan.verbose = true,
+                            "settings" => plan.settings = true,
+                            "buffers" => plan.buffers = true,
+                            "wal" => plan.wal = true,
+                            _ => return None,
+                        }
+                    }
+                }
+                "charset" | "q" => {}
+                _ => return None,
+            }
+        }
+        Some(plan)
+    }
+}
+
+/// The media type of `Accept` to answer with: the ranges by q-value
+/// (highest first, in order among equals; q=0 never), the first that can be
+/// served; 406 `PGRST107` when none can. `plans`: `db-plan-enabled`.
+pub fn negotiate(accept: Option<&str>, plans: bool) -> Result<Format, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Format::Json);
     };
-    for range in accept.split(',') {
-        match range.split(';').next().unwrap_or("").trim() {
-            "application/json" | "application/*" | "*/*" | "application/openapi+json" | "application/vnd.pgrst.array+json" => {
-                return Ok(Format::Json)
+    let mut ranges: Vec<(u16, &str)> = accept
+        .split(',')
+        .map(|range| {
+            let q = range
+                .split(';')
+                .skip(1)
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .map_or(1000, |q| (q.clamp(0.0, 1.0) * 1000.0) as u16);
+            (q, range)
+        })
+        .filter(|(q, _)| *q > 0)
+        .collect();
+    ranges.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, range) in ranges {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        let format = match media {
+            "application/json" | "application/*" | "*/*" | "application/openapi+json" | "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" => {
+                Some(Format::Json)
             }
-            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => return Ok(Format::Object),
-            "text/csv" => return Ok(Format::Csv),
-            _ => {}
+            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => Some(Format::Object),
+            "text/csv" => Some(Format::Csv),
+            "application/vnd.pgrst.plan" | "application/vnd.pgrst.plan+text" if plans => PlanFormat::parse(false, parts).map(Format::Plan),
+            "application/vnd.pgrst.plan+json" if plans => PlanFormat::parse(true, parts).map(Format::Plan),
+            _ => None,
+        };
+        if let Some(format) = format {
+            return Ok(format);
         }
     }
-    Err(not_acceptable(accept, "clerk-proxy serves application/json, application/vnd.pgrst.object+json and text/csv"))
+    Err(not_acceptable(accept))
 }
-
 
 /// `;nulls=stripped` on the chosen JSON media type (postgrest-js
 /// `stripNulls()`): fields that are null are left out of each row.
@@ -129,10 +229,15 @@ fn single_object(body: &str, rows: i64) -> Result<String, ApiError> {
 
 
 fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&str, String)]) -> Response<Vec<u8>> {
+    let plan_type;
     let content_type = match format {
         Format::Object => "application/vnd.pgrst.object+json; charset=utf-8",
         Format::Csv => "text/csv; charset=utf-8",
         Format::Json => "application/json; charset=utf-8",
+        Format::Plan(plan) => {
+            plan_type = plan.content_type();
+            plan_type.as_str()
+        }
     };
     let mut builder = Response::builder().status(status);
     if body.is_some() {
@@ -154,17 +259,13 @@ pub fn rows(r: crate::db::Outcome, offset: u64, format: Format, columns: &[Strin
     }
     let total = r.total.map(|t| t.to_string()).unwrap_or_else(|| "*".into());
     let range = if r.rows > 0 { format!("{}-{}/{total}", offset, offset + r.rows as u64 - 1) } else { format!("*/{total}") };
-    let body = match shape {
-        Body::Nothing => return Ok(respond(StatusCode::NO_CONTENT, None, format, &[("content-range", range)])),
-        Body::Row | Body::Value => r.body.unwrap_or_else(|| "null".into()),
-        Body::Rows | Body::Values => {
-            let body = r.body.unwrap_or_else(|| "[]".into());
-            match format {
-                Format::Object => single_object(&body, r.rows)?,
-                Format::Csv => csv(&body, columns)?,
-                Format::Json => body,
-            }
-        }
+    let body = match (shape, format) {
+        (_, Format::Plan(_)) => return Ok(respond(StatusCode::OK, r.body, format, &[])),
+        (Body::Nothing, _) => return Ok(respond(StatusCode::NO_CONTENT, None, format, &[("content-range", range)])),
+        (Body::Row | Body::Value, _) => r.body.unwrap_or_else(|| "null".into()),
+        (Body::Rows | Body::Values, Format::Object) => single_object(&r.body.unwrap_or_else(|| "[]".into()), r.rows)?,
+        (Body::Rows | Body::Values, Format::Csv) => csv(&r.body.unwrap_or_else(|| "[]".into()), columns)?,
+        (Body::Rows | Body::Values, Format::Json) => r.body.unwrap_or_else(|| "[]".into()),
     };
     let partial = r.total.is_some_and(|t| t > r.rows) && format != Format::Object;
     let status = if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
@@ -176,7 +277,12 @@ pub fn rows(r: crate::db::Outcome, offset: u64, format: Format, columns: &[Strin
 /// and DELETE 200 with rows, else 204. `path`: the table's path, for the
 /// `Location` of one created row (`return=headers-only`).
 /// `counted`: `Prefer: count=…` was given (the range then ends `/N`).
-pub fn written(r: crate::db::Outcome, method: WriteMethod, return_: Return, single: bool, counted: bool, path: &str) -> Result<Response<Vec<u8>>, ApiError> {
+/// `columns`: the CSV header of the rows (with `Accept: text/csv`).
+pub fn written(r: crate::db::Outcome, method: WriteMethod, return_: Return, format: Format, columns: &[String], counted: bool, path: &str) -> Result<Response<Vec<u8>>, ApiError> {
+    if let Format::Plan(_) = format {
+        return Ok(respond(StatusCode::OK, r.body, format, &[]));
+    }
+    let single = format == Format::Object;
     // Whatever the write answers with (its transaction was rolled back: `db::RowsAllowed`).
     if single && r.rows != 1 {
         return Err(not_one_row(r.rows));
@@ -218,8 +324,12 @@ pub fn written(r: crate::db::Outcome, method: WriteMethod, return_: Return, sing
             Ok(respond(status, None, Format::Json, &[range, location]))
         }
         (Return::Representation, Some(body)) => {
-            let body = if single { single_object(&body, r.rows)? } else { body };
-            Ok(respond(status, Some(body), if single { Format::Object } else { Format::Json }, &[range]))
+            let body = match format {
+                Format::Object => single_object(&body, r.rows)?,
+                Format::Csv => csv(&body, columns)?,
+                Format::Json | Format::Plan(_) => body,
+            };
+            Ok(respond(status, Some(body), format, &[range]))
         }
         _ => Ok(respond(status, None, Format::Json, &[range])),
     }
@@ -274,11 +384,24 @@ mod tests {
 
     #[test]
     fn accept_picks_the_first_servable_type() {
+        let negotiate = |a| negotiate(a, false);
         assert_eq!(negotiate(None).unwrap(), Format::Json);
         assert_eq!(negotiate(Some("text/html,application/xhtml+xml,*/*;q=0.8")).unwrap(), Format::Json);
         assert_eq!(negotiate(Some("text/csv")).unwrap(), Format::Csv);
         assert_eq!(negotiate(Some("application/vnd.pgrst.object+json")).unwrap(), Format::Object);
         assert_eq!(negotiate(Some("application/vnd.pgrst.array+json;nulls=stripped")).unwrap(), Format::Json);
+        // q-values: the highest first; q=0 never.
+        assert_eq!(negotiate(Some("application/json;q=0.5, text/csv")).unwrap(), Format::Csv);
+        assert_eq!(negotiate(Some("text/csv;q=0, application/json;q=0.1")).unwrap(), Format::Json);
+        assert!(negotiate(Some("text/csv;q=0")).is_err());
+        // Plans only with db-plan-enabled.
+        assert!(negotiate(Some("application/vnd.pgrst.plan+json")).is_err());
+        let plan = super::negotiate(Some("application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object\"; options=analyze|buffers"), true).unwrap();
+        let Format::Plan(plan) = plan else { panic!("{plan:?}") };
+        assert_eq!(plan.explain_options(), "FORMAT JSON, ANALYZE, BUFFERS");
+        assert_eq!(plan.content_type(), "application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object+json\"; options=analyze|buffers; charset=utf-8");
+        assert_eq!(super::negotiate(Some("application/vnd.pgrst.plan"), true).unwrap(), Format::Plan(PlanFormat::default()));
+        assert!(super::negotiate(Some("application/vnd.pgrst.plan; options=drop"), true).is_err());
         assert!(strips_nulls(Some("application/vnd.pgrst.array+json;nulls=stripped")));
         assert!(strips_nulls(Some("application/vnd.pgrst.object+json; nulls=stripped")));
         assert!(!strips_nulls(Some("application/json")));

@@ -16,11 +16,13 @@ pub struct Statement {
     /// `EXPLAIN` of the rows a read matches, for planned counts, and how
     /// many of `params` it uses.
     pub explain: Option<(String, usize)>,
+    /// The statement is an `EXPLAIN` whose output is the body (JSON or text).
+    pub plan_json: Option<bool>,
 }
 
 impl Statement {
     pub fn new(sql: String, params: Vec<Option<String>>) -> Statement {
-        Statement { sql, params, explain: None }
+        Statement { sql, params, explain: None, plan_json: None }
     }
 }
 
@@ -443,7 +445,13 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
         sql: format!("{with}SELECT {aggregate}, {total}, {RESPONSE_SETTINGS} FROM (SELECT {list} FROM {source}{group}{tail}) _pgrst_row"),
         params: b.params,
         explain,
+        plan_json: None,
     }
+}
+
+/// `Accept: application/vnd.pgrst.plan`: the statement's `EXPLAIN`.
+pub fn explain(statement: Statement, plan: &crate::response::PlanFormat) -> Statement {
+    Statement { sql: format!("EXPLAIN ({}) {}", plan.explain_options(), statement.sql), params: statement.params, explain: None, plan_json: Some(plan.json) }
 }
 
 pub fn write(plan: &WritePlan) -> Statement {
@@ -720,7 +728,7 @@ mod tests {
     fn function_calls_use_named_arguments() {
         let cache = test_cache();
         let args = plan::CallArgs::Json(json!({"order_id": 7, "code": "SPRING"}).as_object().unwrap().clone());
-        let p = plan::call_read(&cache, plan::call(&cache, "redeem_coupon", &args).unwrap(), &parse_query("discount=gt.1", true).unwrap(), false).unwrap();
+        let p = plan::call_read(&cache, plan::call(&cache, "redeem_coupon", &args).unwrap(), &parse_query("discount=gt.1", true).unwrap(), plan::Asked::AsReturned).unwrap();
         let s = read(&p, None, 1000, false);
         assert_eq!(
             s.sql,
