@@ -49,6 +49,10 @@ CREATE FUNCTION public.computed_designers(public.videogames) RETURNS SETOF publi
   AS $$ SELECT * FROM public.designers WHERE id = $1.designer_id $$;
 CREATE FUNCTION public.computed_videogames(public.designers) RETURNS SETOF public.videogames LANGUAGE sql STABLE
   AS $$ SELECT * FROM public.videogames WHERE designer_id = $1.id $$;
+-- views: relationships through columns that are plain references
+CREATE VIEW public.projects_view AS SELECT * FROM public.projects;
+CREATE VIEW public.projects_view_alt AS SELECT id AS t_id, name, client_id AS c_id FROM public.projects;
+CREATE VIEW public.clients_view AS SELECT id, upper(name) AS name FROM public.clients;
 -- money to aggregate
 CREATE TABLE public.project_invoices (id integer PRIMARY KEY, invoice_total numeric NOT NULL, project_id integer REFERENCES public.projects(id));
 INSERT INTO public.project_invoices VALUES (1, 100, 1), (2, 200, 1), (3, 500, 2), (4, 1000, 3);
@@ -324,4 +328,21 @@ fn aggregates() {
         get_from(on, "/project_invoices?select=project_id,total:invoice_total.sum(),projects(name)&order=project_id&limit=1").1,
         json!([{"project_id": 1, "total": 300, "projects": {"name": "Windows 7"}}])
     );
+}
+
+// Relationships through views whose columns are plain references to a
+// table's (QuerySpec / EmbedDisambiguationSpec on projects_view).
+#[test]
+fn embedding_through_views() {
+    let expected = json!([{"id": 1, "name": "Windows 7", "clients": {"id": 1, "name": "Microsoft"}, "tasks": [{"id": 1, "name": "Design w7"}, {"id": 2, "name": "Code w7"}]}]);
+    assert_eq!(get("/projects_view?id=eq.1&select=id,name,clients(*),tasks(id,name)&tasks.order=id"), (200, expected));
+    assert_eq!(
+        get("/projects_view_alt?t_id=eq.1&select=t_id,name,clients(*),tasks(id,name)&tasks.order=id").1,
+        json!([{"t_id": 1, "name": "Windows 7", "clients": {"id": 1, "name": "Microsoft"}, "tasks": [{"id": 1, "name": "Design w7"}, {"id": 2, "name": "Code w7"}]}])
+    );
+    assert_eq!(get("/tasks?id=eq.1&select=id,name,projects_view(id,name)").1, json!([{"id": 1, "name": "Design w7", "projects_view": {"id": 1, "name": "Windows 7"}}]));
+    assert_eq!(get("/clients_view?id=eq.2&select=name,projects(name)&projects.order=id").1, json!([{"name": "APPLE", "projects": [{"name": "IOS"}, {"name": "OSX"}]}]), "a view to a table");
+    assert_eq!(get("/projects_view?id=eq.3&select=name,clients_view(name)").1, json!([{"name": "IOS", "clients_view": {"name": "APPLE"}}]), "a view to a view");
+    // By the key's name: the table, not the views over it.
+    assert_eq!(get("/projects?id=eq.3&select=name,client(name)").1, json!([{"name": "IOS", "client": {"name": "Apple"}}]));
 }

@@ -629,8 +629,15 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
                 one_to_one: r.get(5),
             })
             .collect();
+        let view_columns = client
+            .query_typed(schema::VIEW_COLUMNS_SQL, &[(name, Type::TEXT)])
+            .await
+            .map_err(|e| format!("cannot read the views' columns: {}", db_message(&e)))?
+            .into_iter()
+            .map(|r| schema::ViewColumn { view: r.get(0), column: r.get(1), source: r.get(2), source_column: r.get(3) });
         // `new` keeps the relations and functions of `name` only.
         let cache = SchemaCache::new(name, relations.clone(), functions.clone(), foreign_keys)
+            .with_view_columns(view_columns)
             .with_types(types.clone())
             .with_role_settings(role_settings.clone())
             .with_timezones(timezones.clone());

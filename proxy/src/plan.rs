@@ -366,10 +366,12 @@ fn relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> Result<Rela
                 .filter(|r| r.target == target && (!r.is_self || r.junction.is_some() || r.cardinality == Cardinality::OneToMany))
                 .cloned()
                 .collect();
-            let by_constraint = || all.iter().filter(|r| r.junction.is_none() && !r.is_self && r.constraint == target).cloned().collect::<Vec<_>>();
+            // By a key's name or column only to a table, not to a view (PostgREST's rule).
+            let to_table = |r: &&Relationship| cache.relation(&r.target).is_some_and(|t| t.is_table);
+            let by_constraint = || all.iter().filter(|r| r.junction.is_none() && !r.is_self && r.constraint == target).filter(to_table).cloned().collect::<Vec<_>>();
             let by_column = || {
                 let parent = |r: &&Relationship| !r.is_self || r.cardinality == Cardinality::ManyToOne;
-                all.iter().filter(|r| r.outer_column() == Some(target)).filter(parent).cloned().collect::<Vec<_>>()
+                all.iter().filter(|r| r.outer_column() == Some(target)).filter(parent).filter(to_table).cloned().collect::<Vec<_>>()
             };
             [by_name, by_constraint(), by_column()].into_iter().find(|found| !found.is_empty()).unwrap_or_default()
         }

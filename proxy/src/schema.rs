@@ -445,6 +445,80 @@ impl SchemaCache {
         }
     }
 
+    /// The cache with the relationships of views, as PostgREST infers them:
+    /// a view whose columns reference all the columns of a table's foreign
+    /// key (or of the key it references) has that relationship too, under
+    /// the same name, with its own columns; one referencing all of a
+    /// table's primary key has that key.
+    pub fn with_view_columns(mut self, rows: impl IntoIterator<Item = ViewColumn>) -> SchemaCache {
+        // view → column → (relation, column), the last of a name winning.
+        let mut direct: HashMap<String, HashMap<String, (String, String)>> = HashMap::new();
+        for r in rows {
+            if self.relations.contains_key(&r.view) && r.view != r.source {
+                direct.entry(r.view).or_default().insert(r.column, (r.source, r.source_column));
+            }
+        }
+        // Through views of views, down to a table.
+        let resolve = |view: &str, column: &str| -> Option<(String, String)> {
+            let mut at = (view.to_owned(), column.to_owned());
+            for _ in 0..16 {
+                match direct.get(&at.0).and_then(|cols| cols.get(&at.1)) {
+                    Some(next) => at = next.clone(),
+                    None => return Some(at).filter(|(rel, _)| rel != view),
+                }
+            }
+            None
+        };
+        let mut by_view: Vec<(String, Vec<(String, String, String)>)> = Vec::new();
+        for (view, columns) in &direct {
+            let mut mapped: Vec<(String, String, String)> =
+                columns.keys().filter_map(|c| resolve(view, c).map(|(table, tc)| (c.clone(), table, tc))).collect();
+            mapped.sort();
+            by_view.push((view.clone(), mapped));
+        }
+        by_view.sort();
+        // The view's columns for all of `columns` of `table`, in order.
+        let cover = |mapped: &[(String, String, String)], table: &str, columns: &[String]| -> Option<Vec<String>> {
+            columns.iter().map(|c| mapped.iter().find(|(_, t, tc)| t == table && tc == c).map(|(vc, _, _)| vc.clone())).collect()
+        };
+        let base: Vec<ForeignKey> = self.foreign_keys.clone();
+        for fk in &base {
+            let from: Vec<(String, Vec<String>)> = std::iter::once((fk.table.clone(), fk.columns.clone()))
+                .chain(by_view.iter().filter_map(|(v, m)| cover(m, &fk.table, &fk.columns).map(|cols| (v.clone(), cols))))
+                .collect();
+            let to: Vec<(String, Vec<String>)> = std::iter::once((fk.referenced_table.clone(), fk.referenced_columns.clone()))
+                .chain(by_view.iter().filter_map(|(v, m)| cover(m, &fk.referenced_table, &fk.referenced_columns).map(|cols| (v.clone(), cols))))
+                .collect();
+            for (i, (table, columns)) in from.iter().enumerate() {
+                for (j, (referenced_table, referenced_columns)) in to.iter().enumerate() {
+                    if i == 0 && j == 0 {
+                        continue; // the table's own key, already there
+                    }
+                    self.foreign_keys.push(ForeignKey {
+                        name: fk.name.clone(),
+                        table: table.clone(),
+                        columns: columns.clone(),
+                        referenced_table: referenced_table.clone(),
+                        referenced_columns: referenced_columns.clone(),
+                        one_to_one: fk.one_to_one,
+                    });
+                }
+            }
+        }
+        for (view, mapped) in &by_view {
+            let Some(table) = mapped.first().map(|(_, t, _)| t.clone()) else { continue };
+            let key: Vec<String> = self.relations.get(&table).map(|r| r.columns.iter().filter(|c| c.primary_key).map(|c| c.name.clone()).collect()).unwrap_or_default();
+            if let (false, Some(columns)) = (key.is_empty(), cover(mapped, &table, &key)) {
+                if let Some(v) = self.relations.get_mut(view) {
+                    for c in v.columns.iter_mut().filter(|c| columns.contains(&c.name)) {
+                        c.primary_key = true;
+                    }
+                }
+            }
+        }
+        self
+    }
+
     /// The cache with the database's time zone names.
     pub fn with_timezones(mut self, names: impl IntoIterator<Item = String>) -> SchemaCache {
         self.timezones = names.into_iter().collect();
@@ -704,6 +778,32 @@ SELECT con.conname::text, src.relname::text,
   JOIN pg_namespace n ON n.oid = src.relnamespace AND n.oid = dst.relnamespace
  WHERE con.contype = 'f' AND con.conparentid = 0 AND n.nspname = $1
  ORDER BY con.conname";
+
+/// Columns of views (and materialized views) that are plain references to
+/// a column of a relation of the same schema, read from the view's rule as
+/// PostgREST reads it (`:resorigtbl` / `:resorigcol` of its target list;
+/// subqueries come first in the rule's text, so the last match of a name is
+/// the view's own). One row per (view, column, relation, column).
+pub const VIEW_COLUMNS_SQL: &str = "
+SELECT v.relname::text, m.m[1], t.relname::text, a.attname::text
+  FROM pg_class v
+  JOIN pg_namespace n ON n.oid = v.relnamespace
+  JOIN pg_rewrite r ON r.ev_class = v.oid AND r.rulename = '_RETURN'
+  CROSS JOIN LATERAL regexp_matches(r.ev_action::text, ':resname (\\S+) :ressortgroupref \\d+ :resorigtbl (\\d+) :resorigcol (\\d+) :resjunk false', 'g')
+       WITH ORDINALITY m(m, i)
+  JOIN pg_class t ON t.oid = m.m[2]::oid AND t.relnamespace = v.relnamespace
+  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = m.m[3]::int AND NOT a.attisdropped
+ WHERE v.relkind IN ('v', 'm') AND n.nspname = $1
+ ORDER BY v.relname, m.i";
+
+/// One row of `VIEW_COLUMNS_SQL`.
+#[derive(Debug, Clone)]
+pub struct ViewColumn {
+    pub view: String,
+    pub column: String,
+    pub source: String,
+    pub source_column: String,
+}
 
 /// One row of `RELATIONS_SQL`.
 pub struct ColumnRow {
