@@ -79,6 +79,12 @@ CREATE FUNCTION public.raise_bad_pgrst() RETURNS void LANGUAGE plpgsql AS $$ BEG
   RAISE SQLSTATE 'PGRST' USING message = '{\"code\":\"123\",\"message\":\"ABC\"}', detail = 'INVALID'; END $$;
 CREATE FUNCTION public.raise_pt402() RETURNS void LANGUAGE plpgsql AS $$ BEGIN
   RAISE SQLSTATE 'PT402' USING message = 'Payment Required', detail = 'Quota exceeded', hint = 'Upgrade your plan'; END $$;
+-- Media type handlers (CustomMediaSpec): domains named after a media type.
+CREATE DOMAIN public.\"text/plain\" AS text;
+CREATE DOMAIN public.\"image/png\" AS bytea;
+CREATE FUNCTION public.welcome() RETURNS public.\"text/plain\" LANGUAGE sql IMMUTABLE AS $$ SELECT 'Welcome to PostgREST' $$;
+CREATE FUNCTION public.welcome_twice() RETURNS SETOF public.\"text/plain\" LANGUAGE sql IMMUTABLE AS $$ VALUES ('Welcome'), ('Welcome') $$;
+CREATE FUNCTION public.ret_image() RETURNS public.\"image/png\" LANGUAGE sql IMMUTABLE AS $$ SELECT '\\x89504e47'::bytea $$;
 -- db-pre-request: refuses a request that says x-block: yes, and sets a header.
 CREATE FUNCTION public.pre_check() RETURNS void LANGUAGE plpgsql STABLE AS $$ BEGIN
   IF current_setting('request.headers', true)::json->>'x-block' = 'yes' THEN
@@ -518,4 +524,29 @@ fn media_types_and_plans() {
     assert_eq!(header(&head, "content-type").as_deref(), Some("application/vnd.pgrst.plan+json; for=\"application/json\"; options=analyze; charset=utf-8"));
     assert!(body.contains("\"Actual Rows\""), "{body}");
     assert_eq!(admin_query_in(DB, "SELECT count(*)::int FROM call_log WHERE note = 'explained'")[0].get::<_, i32>(0), 0);
+}
+
+// CustomMediaSpec: a function returning a domain named after a media type
+// answers its value as is when Accept asks for that type.
+#[test]
+fn media_type_handlers() {
+    let (status, head, body) = raw("GET", "/rpc/welcome", &[("Accept", "text/plain")], None);
+    assert_eq!((status, body.as_str(), header(&head, "content-type").as_deref()), (200, "Welcome to PostgREST", Some("text/plain; charset=utf-8")));
+    assert_eq!(call("GET", "/rpc/welcome", &[], None), (200, json!("Welcome to PostgREST")), "JSON by default");
+    let (status, err) = call("GET", "/rpc/welcome", &[("Accept", "text/xml")], None);
+    assert_eq!((status, err["message"].as_str()), (406, Some("None of these media types are available: text/xml")));
+    let (status, err) = call("GET", "/rpc/welcome_twice", &[("Accept", "text/plain")], None);
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")), "a set is not served raw");
+    // The bytes of a domain over bytea, as they are (read off the socket: not UTF-8).
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", proxy())).unwrap();
+    let accept = "text/html,application/xhtml+xml,application/xml;q=0.9,image/png,*/*;q=0.8";
+    write!(socket, "GET /rpc/ret_image HTTP/1.1\r\nHost: localhost\r\nAccept: {accept}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..split]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(header(&head, "content-type").as_deref(), Some("image/png"));
+    assert_eq!(&answer[split + 4..], &[0x89, 0x50, 0x4e, 0x47]);
 }

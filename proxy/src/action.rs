@@ -168,7 +168,12 @@ impl ApiRequest {
             prefer.count = Some(request::Count::Estimated);
         }
         let accept = header("accept");
-        let format = response::negotiate(accept, options.plans_enabled)?;
+        // A function returning a domain named after a media type answers in it.
+        let own = match &action {
+            Action::Call { function, .. } => schema.functions(function).iter().find_map(|f| f.media_type.as_ref()).map(|m| m.name.clone()),
+            _ => None,
+        };
+        let format = response::negotiate(accept, options.plans_enabled, own.as_deref())?;
         // The OpenAPI document is JSON only.
         if format != Format::Json && matches!(action, Action::OpenApi { .. }) {
             return Err(crate::error::not_acceptable(accept.unwrap_or_default()));

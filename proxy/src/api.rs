@@ -316,7 +316,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/openapi+json; charset=utf-8"));
             r
         }
-        Answer::Rows { offset, columns, body } => response::rows(result, offset, api.format, &columns, body)?,
+        Answer::Rows { offset, columns, body, media } => response::rows(result, offset, api.format, &columns, body, media.as_ref())?,
         Answer::Written { method, return_, columns } => response::written(result, method, return_, api.format, &columns, api.prefer.count.is_some(), &req.path)?,
     };
     response::apply_settings(&mut response, set_headers.as_deref(), set_status.as_deref())?;
@@ -351,7 +351,8 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
         if p.aggregates() && !options.aggregates_enabled {
             return Err(ApiError::aggregates_disabled());
         }
-        let answer = Answer::Rows { offset: q.offset.unwrap_or(0), columns: output_columns(p), body: p.body };
+        let media = p.call.as_ref().and_then(|c| c.function.media_type.clone());
+        let answer = Answer::Rows { offset: q.offset.unwrap_or(0), columns: output_columns(p), body: p.body, media };
         Ok((sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls), answer))
     };
     // An upsert's resolution is applied when there is a key to match on.
@@ -392,6 +393,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
             let asked = match api.format {
                 Format::Object => plan::Asked::Object,
                 Format::Csv => plan::Asked::Rows,
+                Format::Raw => plan::Asked::Raw,
                 Format::Json | Format::Plan(_) => plan::Asked::AsReturned,
             };
             let p = plan::call_read(schema, call, &q, asked)?;
@@ -489,7 +491,7 @@ fn request_cookies(req: &HttpRequest) -> String {
 
 /// How to answer once the statement has run.
 enum Answer {
-    Rows { offset: u64, columns: Vec<String>, body: plan::Body },
+    Rows { offset: u64, columns: Vec<String>, body: plan::Body, media: Option<crate::schema::MediaType> },
     Written { method: WriteMethod, return_: request::Return, columns: Vec<String> },
     OpenApi,
 }

@@ -588,6 +588,8 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
                 variadic: r.get(12),
                 row_argument_of: r.get(13),
                 one_row: r.get(14),
+                media_type: r.get(15),
+                media_type_binary: r.get(16),
             }
             .into_function()
         })

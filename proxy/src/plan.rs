@@ -102,6 +102,8 @@ pub enum Body {
     Value,
     /// Nothing (a `void` function): 204.
     Nothing,
+    /// The one value as is, in the function's own media type.
+    Raw,
 }
 
 /// What the client's `Accept` makes of a function's result.
@@ -113,6 +115,8 @@ pub enum Asked {
     Object,
     /// Rows whatever it returns (CSV).
     Rows,
+    /// Its one value as is, in the media type it returns (406 for a set).
+    Raw,
 }
 
 /// The column of a function's scalar result, as PostgREST names it.
@@ -629,9 +633,16 @@ pub fn call_read(cache: &SchemaCache, call: CallPlan, q: &QueryParams, asked: As
         Returns::Scalar { set: false, type_sql } => (result(vec![scalar(type_sql)]), Body::Value),
         Returns::Void => (result(vec![scalar("void")]), Body::Nothing),
     };
+    let body = match (asked, body) {
+        (Asked::Raw, Body::Value) => Body::Raw,
+        // A set in a media type of its own is not served (PostgREST's 406).
+        (Asked::Raw, _) => return Err(crate::error::not_acceptable(f.media_type.as_ref().map_or("", |m| m.name.as_str()))),
+        (Asked::Rows, body) if body != Body::Nothing => Body::Rows,
+        (_, body) => body,
+    };
     let mut plan = read_relation(cache, &relation, q)?;
     plan.call = Some(call);
-    plan.body = if asked == Asked::Rows && body != Body::Nothing { Body::Rows } else { body };
+    plan.body = body;
     Ok(plan)
 }
 

@@ -59,6 +59,9 @@ pub enum Format {
     Csv,
     /// `application/vnd.pgrst.plan`: the statement's `EXPLAIN`, not its rows.
     Plan(PlanFormat),
+    /// The media type of the function called (a domain named after it):
+    /// its value as is.
+    Raw,
 }
 
 /// `application/vnd.pgrst.plan[+json|+text]; for="…"; options=a|b`.
@@ -140,8 +143,9 @@ impl PlanFormat {
 
 /// The media type of `Accept` to answer with: the ranges by q-value
 /// (highest first, in order among equals; q=0 never), the first that can be
-/// served; 406 `PGRST107` when none can. `plans`: `db-plan-enabled`.
-pub fn negotiate(accept: Option<&str>, plans: bool) -> Result<Format, ApiError> {
+/// served; 406 `PGRST107` when none can. `plans`: `db-plan-enabled`;
+/// `own`: the media type the function called returns, if any.
+pub fn negotiate(accept: Option<&str>, plans: bool, own: Option<&str>) -> Result<Format, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Format::Json);
     };
@@ -170,6 +174,7 @@ pub fn negotiate(accept: Option<&str>, plans: bool) -> Result<Format, ApiError> 
             "text/csv" => Some(Format::Csv),
             "application/vnd.pgrst.plan" | "application/vnd.pgrst.plan+text" if plans => PlanFormat::parse(false, parts).map(Format::Plan),
             "application/vnd.pgrst.plan+json" if plans => PlanFormat::parse(true, parts).map(Format::Plan),
+            other if own.is_some_and(|own| own.eq_ignore_ascii_case(other)) => Some(Format::Raw),
             _ => None,
         };
         if let Some(format) = format {
@@ -238,6 +243,8 @@ fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&
             plan_type = plan.content_type();
             plan_type.as_str()
         }
+        // Set by `raw`.
+        Format::Raw => "application/octet-stream",
     };
     let mut builder = Response::builder().status(status);
     if body.is_some() {
@@ -253,7 +260,8 @@ fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&
 /// A read: `Content-Range: first-last/total`, 206 when the range is not
 /// the whole (counted) result. `columns`: the CSV header when there is no
 /// row. A function's one row or value is the body as is; `void` is 204.
-pub fn rows(r: crate::db::Outcome, offset: u64, format: Format, columns: &[String], shape: Body) -> Result<Response<Vec<u8>>, ApiError> {
+/// `media`: the function's own media type (`Body::Raw`).
+pub fn rows(r: crate::db::Outcome, offset: u64, format: Format, columns: &[String], shape: Body, media: Option<&crate::schema::MediaType>) -> Result<Response<Vec<u8>>, ApiError> {
     if let Some(total) = r.total.filter(|t| offset > 0 && offset > *t as u64) {
         return Err(ApiError::offset_past_end(offset, total));
     }
@@ -265,7 +273,8 @@ pub fn rows(r: crate::db::Outcome, offset: u64, format: Format, columns: &[Strin
         (Body::Row | Body::Value, _) => r.body.unwrap_or_else(|| "null".into()),
         (Body::Rows | Body::Values, Format::Object) => single_object(&r.body.unwrap_or_else(|| "[]".into()), r.rows)?,
         (Body::Rows | Body::Values, Format::Csv) => csv(&r.body.unwrap_or_else(|| "[]".into()), columns)?,
-        (Body::Rows | Body::Values, Format::Json) => r.body.unwrap_or_else(|| "[]".into()),
+        (Body::Rows | Body::Values, Format::Json | Format::Raw) => r.body.unwrap_or_else(|| "[]".into()),
+        (Body::Raw, _) => return media.map(|m| raw(r, m)).ok_or_else(|| ApiError::internal("no media type for a raw answer")),
     };
     let partial = r.total.is_some_and(|t| t > r.rows) && format != Format::Object;
     let status = if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
@@ -327,7 +336,7 @@ pub fn written(r: crate::db::Outcome, method: WriteMethod, return_: Return, form
             let body = match format {
                 Format::Object => single_object(&body, r.rows)?,
                 Format::Csv => csv(&body, columns)?,
-                Format::Json | Format::Plan(_) => body,
+                Format::Json | Format::Plan(_) | Format::Raw => body,
             };
             Ok(respond(status, Some(body), format, &[range]))
         }
@@ -373,6 +382,22 @@ pub fn apply_settings(r: &mut Response<Vec<u8>>, headers: Option<&str>, status: 
     Ok(())
 }
 
+/// A function's value in its own media type, as is (bytes came
+/// base64-encoded).
+fn raw(r: crate::db::Outcome, media: &crate::schema::MediaType) -> Response<Vec<u8>> {
+    use base64::Engine;
+    let (media, binary) = (media.name.as_str(), media.binary);
+    let text = r.body.unwrap_or_default();
+    let bytes = if binary { base64::engine::general_purpose::STANDARD.decode(text.replace('\n', "")).unwrap_or_default() } else { text.into_bytes() };
+    let content_type = if media.starts_with("text/") { format!("{media}; charset=utf-8") } else { media.to_owned() };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", content_type)
+        .header("content-length", bytes.len())
+        .body(bytes)
+        .expect("valid headers")
+}
+
 /// A JSON value the database computed (the webhook's outcome).
 pub fn called(r: crate::db::Outcome) -> Result<Response<Vec<u8>>, ApiError> {
     Ok(respond(StatusCode::OK, Some(r.body.unwrap_or_else(|| "null".into())), Format::Json, &[]))
@@ -384,7 +409,7 @@ mod tests {
 
     #[test]
     fn accept_picks_the_first_servable_type() {
-        let negotiate = |a| negotiate(a, false);
+        let negotiate = |a| negotiate(a, false, None);
         assert_eq!(negotiate(None).unwrap(), Format::Json);
         assert_eq!(negotiate(Some("text/html,application/xhtml+xml,*/*;q=0.8")).unwrap(), Format::Json);
         assert_eq!(negotiate(Some("text/csv")).unwrap(), Format::Csv);
@@ -396,12 +421,15 @@ mod tests {
         assert!(negotiate(Some("text/csv;q=0")).is_err());
         // Plans only with db-plan-enabled.
         assert!(negotiate(Some("application/vnd.pgrst.plan+json")).is_err());
-        let plan = super::negotiate(Some("application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object\"; options=analyze|buffers"), true).unwrap();
+        let plan = super::negotiate(Some("application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object\"; options=analyze|buffers"), true, None).unwrap();
         let Format::Plan(plan) = plan else { panic!("{plan:?}") };
         assert_eq!(plan.explain_options(), "FORMAT JSON, ANALYZE, BUFFERS");
         assert_eq!(plan.content_type(), "application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object+json\"; options=analyze|buffers; charset=utf-8");
-        assert_eq!(super::negotiate(Some("application/vnd.pgrst.plan"), true).unwrap(), Format::Plan(PlanFormat::default()));
-        assert!(super::negotiate(Some("application/vnd.pgrst.plan; options=drop"), true).is_err());
+        assert_eq!(super::negotiate(Some("application/vnd.pgrst.plan"), true, None).unwrap(), Format::Plan(PlanFormat::default()));
+        assert!(super::negotiate(Some("application/vnd.pgrst.plan; options=drop"), true, None).is_err());
+        // A function's own media type.
+        assert_eq!(super::negotiate(Some("text/html"), false, Some("text/html")).unwrap(), Format::Raw);
+        assert!(super::negotiate(Some("text/html"), false, Some("text/plain")).is_err());
         assert!(strips_nulls(Some("application/vnd.pgrst.array+json;nulls=stripped")));
         assert!(strips_nulls(Some("application/vnd.pgrst.object+json; nulls=stripped")));
         assert!(!strips_nulls(Some("application/json")));

@@ -82,6 +82,14 @@ impl Function {
     }
 }
 
+/// A media type a function's result is answered in, as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaType {
+    pub name: String,
+    /// A domain over `bytea`: the bytes (else the text).
+    pub binary: bool,
+}
+
 /// A POST body passed whole to a function's one unnamed parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawBody {
@@ -187,6 +195,10 @@ pub struct Function {
     pub row_argument_of: Option<String>,
     /// `ROWS 1`: a set-returning function declared to return one row.
     pub one_row: bool,
+    /// Returns a domain named after a media type (PostgREST's media type
+    /// handler: `CREATE DOMAIN "text/html" AS text`): answered as is, with
+    /// that `Content-Type`, when `Accept` asks for it.
+    pub media_type: Option<MediaType>,
     /// `format_type` of the return type.
     pub return_type: String,
 }
@@ -743,7 +755,9 @@ SELECT n.nspname, p.proname,
        format_type(p.prorettype, NULL), p.provariadic <> 0,
        (SELECT ac.relname::text FROM pg_type at JOIN pg_class ac ON ac.oid = at.typrelid
          WHERE p.pronargs = 1 AND at.oid = p.proargtypes[0] AND ac.relnamespace = p.pronamespace),
-       p.prorows = 1
+       p.prorows = 1,
+       CASE WHEN t.typtype = 'd' AND t.typname LIKE '%/%' THEN t.typname::text END,
+       t.typbasetype = 'bytea'::regtype
   FROM pg_proc p
   JOIN pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_type t ON t.oid = p.prorettype
@@ -846,6 +860,9 @@ pub struct FunctionRow {
     pub row_argument_of: Option<String>,
     /// `prorows = 1`.
     pub one_row: bool,
+    /// The return type's name when it is a domain named like a media type.
+    pub media_type: Option<String>,
+    pub media_type_binary: bool,
 }
 
 impl FunctionRow {
@@ -887,6 +904,7 @@ impl FunctionRow {
             computes_column_of,
             row_argument_of: self.row_argument_of,
             one_row: self.one_row,
+            media_type: self.media_type.map(|name| MediaType { name, binary: self.media_type_binary }),
             return_type: self.return_type,
         }
     }
@@ -912,6 +930,8 @@ pub fn test_function(name: &str, args: &[(&str, &str)], n_defaults: i32, returns
         variadic: false,
         row_argument_of: None,
         one_row: false,
+        media_type: None,
+        media_type_binary: false,
     };
     Function { returns, ..row.into_function() }
 }

@@ -439,6 +439,11 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
         Body::Values => "coalesce(json_agg(_pgrst_row.\"pgrst_scalar\"), '[]')::text, count(*)".to_owned(),
         Body::Value => "coalesce(json_agg(_pgrst_row.\"pgrst_scalar\")->0, 'null')::text, 1::bigint".to_owned(),
         Body::Nothing => "NULL::text, 1::bigint".to_owned(),
+        // The value's own text, or its bytes in base64 (a domain over bytea).
+        Body::Raw => match plan.call.as_ref().and_then(|c| c.function.media_type.as_ref()) {
+            Some(m) if m.binary => "encode((array_agg(_pgrst_row.\"pgrst_scalar\"))[1], 'base64'), 1::bigint".to_owned(),
+            _ => "(array_agg(_pgrst_row.\"pgrst_scalar\"))[1]::text, 1::bigint".to_owned(),
+        },
     };
     let with = b.call_cte.as_ref().map(|cte| format!("WITH {cte} ")).unwrap_or_default();
     Statement {
