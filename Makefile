@@ -8,9 +8,10 @@ SHELL := /bin/bash
 demo: setup
 	@scripts/demo.sh
 
-# Chromium: the browser tests of step 7 (Debian's package, headless).
+# Chromium: the browser tests of step 7 (Debian's package, headless);
+# PostGIS: the GeoJSON answers of step 5.
 test: setup
-	@EXTRA_APT_PACKAGES=chromium scripts/setup.sh
+	@EXTRA_APT_PACKAGES="chromium postgresql-15-postgis-3" scripts/setup.sh
 	@scripts/test.sh
 
 # oha: the open-loop load generator of benches/load.sh (pinned).

@@ -550,3 +550,30 @@ fn media_type_handlers() {
     assert_eq!(header(&head, "content-type").as_deref(), Some("image/png"));
     assert_eq!(&answer[split + 4..], &[0x89, 0x50, 0x4e, 0x47]);
 }
+
+// PostGIS (Debian's postgresql-15-postgis-3, installed by `make test`):
+// `Accept: application/geo+json` answers a FeatureCollection.
+#[test]
+fn geojson_with_postgis() {
+    let dsn = fresh_database(
+        "pg_clerk_geo",
+        "CREATE EXTENSION postgis;
+         CREATE TABLE public.shops (id integer PRIMARY KEY, address text, shop_geom geometry(POINT, 4326));
+         INSERT INTO public.shops VALUES (1, '1369 Cambridge St', 'SRID=4326;POINT(-71.10044 42.373695)'), (2, '757 Massachusetts Ave', 'SRID=4326;POINT(-71.10543 42.366432)');
+         GRANT USAGE ON SCHEMA public TO anon;
+         GRANT SELECT ON public.shops TO anon;",
+    );
+    let (_running, port) = start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\njwt-secret = \"{SECRET}\"\n"));
+    let geo = vec![("Accept".to_owned(), "application/geo+json".to_owned())];
+    let (status, head, body) = http(port, "GET", "/shops?id=eq.1", &geo, None);
+    assert_eq!((status, header(&head, "content-type").as_deref()), (200, Some("application/geo+json; charset=utf-8")), "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [-71.10044, 42.373695]}, "properties": {"id": 1, "address": "1369 Cambridge St"}}]})
+    );
+    let (status, _, body) = http(port, "GET", "/shops?id=eq.3", &geo, None);
+    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()), (200, json!({"type": "FeatureCollection", "features": []})));
+    // Without PostGIS the media type is not offered.
+    let (status, err) = call("GET", "/projects?id=eq.1", &[("Accept", "application/geo+json")], None);
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")));
+}

@@ -173,7 +173,8 @@ impl ApiRequest {
             Action::Call { function, .. } => schema.functions(function).iter().find_map(|f| f.media_type.as_ref()).map(|m| m.name.clone()),
             _ => None,
         };
-        let format = response::negotiate(accept, options.plans_enabled, own.as_deref())?;
+        let offered = response::Offered { plans: options.plans_enabled, geojson: schema.geojson().is_some(), own: own.as_deref() };
+        let format = response::negotiate(accept, offered)?;
         // The OpenAPI document is JSON only.
         if format != Format::Json && matches!(action, Action::OpenApi { .. }) {
             return Err(crate::error::not_acceptable(accept.unwrap_or_default()));

@@ -353,7 +353,8 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
         }
         let media = p.call.as_ref().and_then(|c| c.function.media_type.clone());
         let answer = Answer::Rows { offset: q.offset.unwrap_or(0), columns: output_columns(p), body: p.body, media };
-        Ok((sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls), answer))
+        let geojson = (api.format == Format::GeoJson).then(|| schema.geojson()).flatten();
+        Ok((sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls, geojson), answer))
     };
     // An upsert's resolution is applied when there is a key to match on.
     let mut resolution_applied = false;
@@ -394,6 +395,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
                 Format::Object => plan::Asked::Object,
                 Format::Csv => plan::Asked::Rows,
                 Format::Raw => plan::Asked::Raw,
+                Format::GeoJson => plan::Asked::Rows,
                 Format::Json | Format::Plan(_) => plan::Asked::AsReturned,
             };
             let p = plan::call_read(schema, call, &q, asked)?;

@@ -608,6 +608,12 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
         .into_iter()
         .map(|r| schema::TypeRow { schema: r.get(0), name: r.get(1) })
         .collect::<Vec<_>>();
+    let geojson: Option<String> = client
+        .query_typed(schema::GEOJSON_SQL, &[])
+        .await
+        .map_err(|e| format!("cannot look for PostGIS: {}", db_message(&e)))?
+        .first()
+        .map(|r| r.get(0));
     let timezones: Vec<String> = client
         .query_typed(schema::TIMEZONES_SQL, &[])
         .await
@@ -642,7 +648,8 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
             .with_view_columns(view_columns)
             .with_types(types.clone())
             .with_role_settings(role_settings.clone())
-            .with_timezones(timezones.clone());
+            .with_timezones(timezones.clone())
+            .with_geojson(geojson.clone());
         caches.push(cache);
     }
     Ok(Schemas::new(caches))

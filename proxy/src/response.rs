@@ -62,6 +62,19 @@ pub enum Format {
     /// The media type of the function called (a domain named after it):
     /// its value as is.
     Raw,
+    /// `application/geo+json` (PostGIS): the rows as a FeatureCollection.
+    GeoJson,
+}
+
+/// What a request can be answered in beyond JSON, CSV and one object.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offered<'a> {
+    /// `db-plan-enabled`.
+    pub plans: bool,
+    /// PostGIS is installed.
+    pub geojson: bool,
+    /// The media type the function called returns, if any.
+    pub own: Option<&'a str>,
 }
 
 /// `application/vnd.pgrst.plan[+json|+text]; for="…"; options=a|b`.
@@ -143,9 +156,9 @@ impl PlanFormat {
 
 /// The media type of `Accept` to answer with: the ranges by q-value
 /// (highest first, in order among equals; q=0 never), the first that can be
-/// served; 406 `PGRST107` when none can. `plans`: `db-plan-enabled`;
-/// `own`: the media type the function called returns, if any.
-pub fn negotiate(accept: Option<&str>, plans: bool, own: Option<&str>) -> Result<Format, ApiError> {
+/// served; 406 `PGRST107` when none can.
+pub fn negotiate(accept: Option<&str>, offered: Offered) -> Result<Format, ApiError> {
+    let Offered { plans, geojson, own } = offered;
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Format::Json);
     };
@@ -172,6 +185,7 @@ pub fn negotiate(accept: Option<&str>, plans: bool, own: Option<&str>) -> Result
             }
             "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => Some(Format::Object),
             "text/csv" => Some(Format::Csv),
+            "application/geo+json" if geojson => Some(Format::GeoJson),
             "application/vnd.pgrst.plan" | "application/vnd.pgrst.plan+text" if plans => PlanFormat::parse(false, parts).map(Format::Plan),
             "application/vnd.pgrst.plan+json" if plans => PlanFormat::parse(true, parts).map(Format::Plan),
             other if own.is_some_and(|own| own.eq_ignore_ascii_case(other)) => Some(Format::Raw),
@@ -245,6 +259,7 @@ fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&
         }
         // Set by `raw`.
         Format::Raw => "application/octet-stream",
+        Format::GeoJson => "application/geo+json; charset=utf-8",
     };
     let mut builder = Response::builder().status(status);
     if body.is_some() {
@@ -273,7 +288,7 @@ pub fn rows(r: crate::db::Outcome, offset: u64, format: Format, columns: &[Strin
         (Body::Row | Body::Value, _) => r.body.unwrap_or_else(|| "null".into()),
         (Body::Rows | Body::Values, Format::Object) => single_object(&r.body.unwrap_or_else(|| "[]".into()), r.rows)?,
         (Body::Rows | Body::Values, Format::Csv) => csv(&r.body.unwrap_or_else(|| "[]".into()), columns)?,
-        (Body::Rows | Body::Values, Format::Json | Format::Raw) => r.body.unwrap_or_else(|| "[]".into()),
+        (Body::Rows | Body::Values, Format::Json | Format::Raw | Format::GeoJson) => r.body.unwrap_or_else(|| "[]".into()),
         (Body::Raw, _) => return media.map(|m| raw(r, m)).ok_or_else(|| ApiError::internal("no media type for a raw answer")),
     };
     let partial = r.total.is_some_and(|t| t > r.rows) && format != Format::Object;
@@ -336,7 +351,7 @@ pub fn written(r: crate::db::Outcome, method: WriteMethod, return_: Return, form
             let body = match format {
                 Format::Object => single_object(&body, r.rows)?,
                 Format::Csv => csv(&body, columns)?,
-                Format::Json | Format::Plan(_) | Format::Raw => body,
+                Format::Json | Format::Plan(_) | Format::Raw | Format::GeoJson => body,
             };
             Ok(respond(status, Some(body), format, &[range]))
         }
@@ -409,7 +424,7 @@ mod tests {
 
     #[test]
     fn accept_picks_the_first_servable_type() {
-        let negotiate = |a| negotiate(a, false, None);
+        let negotiate = |a| negotiate(a, Offered::default());
         assert_eq!(negotiate(None).unwrap(), Format::Json);
         assert_eq!(negotiate(Some("text/html,application/xhtml+xml,*/*;q=0.8")).unwrap(), Format::Json);
         assert_eq!(negotiate(Some("text/csv")).unwrap(), Format::Csv);
@@ -421,15 +436,17 @@ mod tests {
         assert!(negotiate(Some("text/csv;q=0")).is_err());
         // Plans only with db-plan-enabled.
         assert!(negotiate(Some("application/vnd.pgrst.plan+json")).is_err());
-        let plan = super::negotiate(Some("application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object\"; options=analyze|buffers"), true, None).unwrap();
+        let plan = super::negotiate(Some("application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object\"; options=analyze|buffers"), Offered { plans: true, ..Offered::default() }).unwrap();
         let Format::Plan(plan) = plan else { panic!("{plan:?}") };
         assert_eq!(plan.explain_options(), "FORMAT JSON, ANALYZE, BUFFERS");
         assert_eq!(plan.content_type(), "application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object+json\"; options=analyze|buffers; charset=utf-8");
-        assert_eq!(super::negotiate(Some("application/vnd.pgrst.plan"), true, None).unwrap(), Format::Plan(PlanFormat::default()));
-        assert!(super::negotiate(Some("application/vnd.pgrst.plan; options=drop"), true, None).is_err());
+        assert_eq!(super::negotiate(Some("application/vnd.pgrst.plan"), Offered { plans: true, ..Offered::default() }).unwrap(), Format::Plan(PlanFormat::default()));
+        assert!(super::negotiate(Some("application/vnd.pgrst.plan; options=drop"), Offered { plans: true, ..Offered::default() }).is_err());
+        assert!(negotiate(Some("application/geo+json")).is_err());
+        assert_eq!(super::negotiate(Some("application/geo+json"), Offered { geojson: true, ..Offered::default() }).unwrap(), Format::GeoJson);
         // A function's own media type.
-        assert_eq!(super::negotiate(Some("text/html"), false, Some("text/html")).unwrap(), Format::Raw);
-        assert!(super::negotiate(Some("text/html"), false, Some("text/plain")).is_err());
+        assert_eq!(super::negotiate(Some("text/html"), Offered { own: Some("text/html"), ..Offered::default() }).unwrap(), Format::Raw);
+        assert!(super::negotiate(Some("text/html"), Offered { own: Some("text/plain"), ..Offered::default() }).is_err());
         assert!(strips_nulls(Some("application/vnd.pgrst.array+json;nulls=stripped")));
         assert!(strips_nulls(Some("application/vnd.pgrst.object+json; nulls=stripped")));
         assert!(!strips_nulls(Some("application/json")));

@@ -303,6 +303,9 @@ pub struct SchemaCache {
     role_settings: HashMap<String, RoleSettings>,
     /// `pg_timezone_names`, for `Prefer: timezone=…`.
     timezones: std::collections::HashSet<String>,
+    /// PostGIS's `ST_AsGeoJSON(record)`, schema-qualified, when installed:
+    /// `Accept: application/geo+json`.
+    geojson: Option<String>,
     /// Functions of a relation's row returning rows of another.
     computed_relationships: Vec<ComputedRelationship>,
 }
@@ -449,6 +452,7 @@ impl SchemaCache {
             default_schema: default_schema.to_owned(),
             relations,
             computed_relationships,
+            geojson: None,
             functions: by_name,
             foreign_keys,
             types: HashMap::new(),
@@ -529,6 +533,17 @@ impl SchemaCache {
             }
         }
         self
+    }
+
+    /// The cache with PostGIS's `ST_AsGeoJSON(record)` (GEOJSON_SQL).
+    pub fn with_geojson(mut self, function: Option<String>) -> SchemaCache {
+        self.geojson = function;
+        self
+    }
+
+    /// PostGIS's `ST_AsGeoJSON(record)`, when installed.
+    pub fn geojson(&self) -> Option<&str> {
+        self.geojson.as_deref()
     }
 
     /// The cache with the database's time zone names.
@@ -714,6 +729,13 @@ SELECT r.rolname::text, kv[1], kv[2]
  ORDER BY s.setdatabase, r.rolname";
 
 pub const TIMEZONES_SQL: &str = "SELECT name FROM pg_timezone_names";
+
+/// PostGIS's `ST_AsGeoJSON(record, …)`, schema-qualified, if installed.
+pub const GEOJSON_SQL: &str = "
+SELECT format('%I.%I', n.nspname, p.proname)
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.proname = 'st_asgeojson' AND p.proargtypes[0] = 'record'::regtype
+ LIMIT 1";
 
 pub const TYPES_SQL: &str = "
 SELECT n.nspname::text, t.typname::text
