@@ -53,6 +53,8 @@ CREATE FUNCTION public.computed_videogames(public.designers) RETURNS SETOF publi
 CREATE VIEW public.projects_view AS SELECT * FROM public.projects;
 CREATE VIEW public.projects_view_alt AS SELECT id AS t_id, name, client_id AS c_id FROM public.projects;
 CREATE VIEW public.clients_view AS SELECT id, upper(name) AS name FROM public.clients;
+CREATE TABLE public.addresses (id integer PRIMARY KEY, info jsonb);
+INSERT INTO public.addresses VALUES (1, '{\"city\": \"Paris\"}'), (2, '{\"city\": \"Paris\"}'), (3, '{\"city\": \"Oslo\"}');
 -- money to aggregate
 CREATE TABLE public.project_invoices (id integer PRIMARY KEY, invoice_total numeric NOT NULL, project_id integer REFERENCES public.projects(id));
 INSERT INTO public.project_invoices VALUES (1, 100, 1), (2, 200, 1), (3, 500, 2), (4, 1000, 3);
@@ -328,6 +330,21 @@ fn aggregates() {
         get_from(on, "/project_invoices?select=project_id,total:invoice_total.sum(),projects(name)&order=project_id&limit=1").1,
         json!([{"project_id": 1, "total": 300, "projects": {"name": "Windows 7"}}])
     );
+    // Grouped by an embed, a spread's columns and a JSON path, as PostgREST groups.
+    assert_eq!(
+        get_from(on, "/projects?select=client_id,n:count(),clients(name)&order=client_id").1,
+        json!([{"client_id": 1, "n": 2, "clients": {"name": "Microsoft"}}, {"client_id": 2, "n": 2, "clients": {"name": "Apple"}}, {"client_id": null, "n": 1, "clients": null}])
+    );
+    let sorted = |v: Value, key: &str| {
+        let mut rows = v.as_array().unwrap().clone();
+        rows.sort_by_key(|r| r[key].to_string());
+        Value::Array(rows)
+    };
+    assert_eq!(
+        sorted(get_from(on, "/project_invoices?select=total:invoice_total.sum(),...projects(name)").1, "name"),
+        json!([{"total": 1000, "name": "IOS"}, {"total": 500, "name": "Windows 10"}, {"total": 300, "name": "Windows 7"}])
+    );
+    assert_eq!(sorted(get_from(on, "/addresses?select=info-%3E%3Ecity,count()").1, "city"), json!([{"city": "Oslo", "count": 1}, {"city": "Paris", "count": 2}]));
 }
 
 // Relationships through views whose columns are plain references to a

@@ -79,6 +79,10 @@ CREATE FUNCTION public.raise_bad_pgrst() RETURNS void LANGUAGE plpgsql AS $$ BEG
   RAISE SQLSTATE 'PGRST' USING message = '{\"code\":\"123\",\"message\":\"ABC\"}', detail = 'INVALID'; END $$;
 CREATE FUNCTION public.raise_pt402() RETURNS void LANGUAGE plpgsql AS $$ BEGIN
   RAISE SQLSTATE 'PT402' USING message = 'Payment Required', detail = 'Quota exceeded', hint = 'Upgrade your plan'; END $$;
+CREATE FUNCTION public.framing_headers() RETURNS text LANGUAGE plpgsql STABLE AS $$ BEGIN
+  PERFORM set_config('response.headers', '[{\"Content-Length\": \"500\"}, {\"Transfer-Encoding\": \"chunked\"}, {\"X-Ok\": \"1\"}]', true); RETURN 'x'; END $$;
+CREATE FUNCTION public.informational_status() RETURNS text LANGUAGE plpgsql STABLE AS $$ BEGIN
+  PERFORM set_config('response.status', '101', true); RETURN 'x'; END $$;
 -- Media type handlers (CustomMediaSpec): domains named after a media type.
 CREATE DOMAIN public.\"text/plain\" AS text;
 CREATE DOMAIN public.\"image/png\" AS bytea;
@@ -475,6 +479,11 @@ fn functions_set_headers_and_status() {
         call("POST", "/rpc/raise_pt402", &[], Some("{}")),
         (402, json!({"code": "PT402", "details": "Quota exceeded", "hint": "Upgrade your plan", "message": "Payment Required"}))
     );
+    // The message's framing stays the proxy's; a status is a final one.
+    let (status, head, body) = raw("GET", "/rpc/framing_headers", &[], None);
+    assert_eq!((status, body.as_str(), header(&head, "x-ok").as_deref(), header(&head, "content-length").as_deref()), (200, "\"x\"", Some("1"), Some("3")));
+    assert_eq!(header(&head, "transfer-encoding"), None);
+    assert_eq!(call("GET", "/rpc/informational_status", &[], None).1["code"], "PGRST112");
     // A later request on the same connections does not inherit them.
     let (status, head, _) = raw("GET", "/projects?id=eq.1&select=id", &[], None);
     assert_eq!((status, header(&head, "x-test")), (200, None));

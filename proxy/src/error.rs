@@ -466,6 +466,15 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "PGRST112", "response.status guc must be a valid status code".into(), None, None)
     }
 
+    /// 400 PGRST100: a request whose statement would have too many subqueries.
+    pub fn too_complex(subqueries: usize, limit: usize) -> ApiError {
+        ApiError::bad_request(
+            "PGRST100",
+            "The request is too complex".into(),
+            Some(format!("its embeds, embed filters (rel=is.null) and related orders make {subqueries} subqueries; the limit is {limit}")),
+        )
+    }
+
     /// 400 PGRST123: an aggregate with `db-aggregates-enabled = false`.
     pub fn aggregates_disabled() -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "PGRST123", "Use of aggregate functions is not allowed".into(), None, None)

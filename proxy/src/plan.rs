@@ -9,6 +9,22 @@ use crate::schema::{Argument, Cardinality, Column, Function, RawBody, Relation, 
 use serde_json::{Map, Value};
 
 impl ReadPlan {
+    /// The subqueries its statement has: one per embed, embed filter and
+    /// related order, each with those of the embed it reads.
+    pub fn subqueries(&self) -> usize {
+        fn within(w: &Where) -> usize {
+            match w {
+                Where::Filter { .. } => 0,
+                Where::Group { children, .. } => children.iter().map(within).sum(),
+                Where::Related { embed, .. } => 1 + embed.read.subqueries(),
+            }
+        }
+        let embeds: usize = self.embeds.iter().map(|e| 1 + e.read.subqueries()).sum();
+        let filters: usize = self.filter.iter().map(within).sum();
+        let orders: usize = self.order.iter().filter_map(|o| o.through.as_ref()).map(|e| 1 + e.read.subqueries()).sum();
+        embeds + filters + orders
+    }
+
     /// Whether it aggregates (an aggregate in `select`, or the spread of an
     /// embed of many rows), at any depth: `db-aggregates-enabled`. `count`
     /// of an embed (`rel(count)`) is not one, as in PostgREST.
@@ -267,6 +283,11 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
             Ok(Selected { column, path: s.path.clone(), alias: s.alias.clone(), cast: s.cast.as_deref().map(|t| cast_type(cache, t)).transpose()?, aggregate })
         })
         .collect::<Result<_, ApiError>>()?;
+    // Each embed, embed filter (`rel=is.null`) and related order is a
+    // subquery, and one over an embed repeats that embed's own: counted
+    // level by level, from the deepest, before anything is copied, so no
+    // request builds a plan or a statement that grows as the product of its
+    // references.
     let embeds: Vec<EmbedPlan> = embeds
         .iter()
         .map(|e| {
@@ -301,7 +322,21 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    let filter = scope.conditions.iter().map(|c| resolve(relation, &embeds, c)).collect::<Result<_, _>>()?;
+    // The subqueries the filters and orders over embeds would add, counted
+    // before they are built (each copies its embed's plan).
+    fn over_embeds(c: &Condition, embeds: &[EmbedPlan]) -> usize {
+        match c {
+            Condition::Filter { column, .. } => embeds.iter().find(|e| &e.key == column).map_or(0, |e| 1 + e.read.subqueries()),
+            Condition::Group { children, .. } => children.iter().map(|c| over_embeds(c, embeds)).sum(),
+        }
+    }
+    let embedded: usize = embeds.iter().map(|e| 1 + e.read.subqueries()).sum::<usize>()
+        + scope.conditions.iter().map(|c| over_embeds(c, &embeds)).sum::<usize>()
+        + scope.order.iter().filter_map(|o| o.related.as_ref()).filter_map(|k| embeds.iter().find(|e| &e.key == k)).map(|e| 1 + e.read.subqueries()).sum::<usize>();
+    if embedded > MAX_SUBQUERIES {
+        return Err(ApiError::too_complex(embedded, MAX_SUBQUERIES));
+    }
+    let filter: Vec<Where> = scope.conditions.iter().map(|c| resolve(relation, &embeds, c)).collect::<Result<_, _>>()?;
     let order = scope
         .order
         .iter()
@@ -323,7 +358,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
             Ok(Ordering { through, column, path: o.path.clone(), descending: o.descending, nulls_first: o.nulls_first })
         })
         .collect::<Result<_, ApiError>>()?;
-    Ok(ReadPlan {
+    let plan = ReadPlan {
         relation: relation.clone(),
         call: None,
         all_columns,
@@ -334,8 +369,12 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
         limit: scope.limit,
         offset: scope.offset,
         body: Body::Rows,
-    })
+    };
+    Ok(plan)
 }
+
+/// Most subqueries one statement may have (`ReadPlan::subqueries`).
+pub const MAX_SUBQUERIES: usize = 256;
 
 /// A cast's type as SQL (see `SchemaCache::cast_type`); PostgREST passes
 /// the name to PostgreSQL, which answers 42704 for an unknown type.
@@ -766,6 +805,33 @@ mod tests {
             let e = read(&cache, "orders", &parse_query(query, false).unwrap()).unwrap_err();
             assert_eq!((e.status, e.code.as_ref()), (StatusCode::BAD_REQUEST, "42703"), "{query}");
         }
+    }
+
+    #[test]
+    fn references_to_embeds_cannot_multiply_a_statement() {
+        let cache = test_cache();
+        // order_items(orders(order_items(…))), each level with three filters on its embed.
+        let nested = |depth: usize| {
+            let mut select = String::new();
+            let mut filters = Vec::new();
+            let mut path = Vec::new();
+            for level in 0..depth {
+                let name = if level % 2 == 0 { "order_items" } else { "orders" };
+                select.push_str(&format!("{name}(*,"));
+                let scope = path.join(".");
+                let prefix = if scope.is_empty() { String::new() } else { format!("{scope}.") };
+                filters.push(format!("{prefix}or=({name}.is.null,{name}.not.is.null,{name}.is.null)"));
+                path.push(name);
+            }
+            select.push_str("order_id");
+            select.push_str(&")".repeat(depth));
+            format!("select=order_id,{select}&{}", filters.join("&"))
+        };
+        let started = std::time::Instant::now();
+        let e = read(&cache, "orders", &parse_query(&nested(10), false).unwrap()).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.message.as_str()), (400, "The request is too complex"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused before it grows: {:?}", started.elapsed());
+        assert!(read(&cache, "orders", &parse_query(&nested(3), false).unwrap()).is_ok());
     }
 
     #[test]

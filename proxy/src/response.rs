@@ -366,7 +366,8 @@ const QUERY_VALUE: &percent_encoding::AsciiSet =
 /// `response.headers` and `response.status` as a function of the request
 /// set them, as PostgREST applies them: each header (a JSON array of
 /// one-key objects) replaces ours of that name, repeated names are all
-/// sent; the status replaces ours. Malformed: 500 `PGRST111` / `PGRST112`.
+/// sent, except those that frame the message; the status (200 to 599)
+/// replaces ours. Malformed: 500 `PGRST111` / `PGRST112`.
 pub fn apply_settings(r: &mut Response<Vec<u8>>, headers: Option<&str>, status: Option<&str>) -> Result<(), ApiError> {
     if let Some(text) = headers {
         let pairs: Vec<(http::HeaderName, http::HeaderValue)> = serde_json::from_str::<Vec<serde_json::Map<String, Value>>>(text)
@@ -383,6 +384,12 @@ pub fn apply_settings(r: &mut Response<Vec<u8>>, headers: Option<&str>, status: 
                     .collect()
             })
             .ok_or_else(ApiError::bad_response_headers)?;
+        // The message's framing and the connection are the proxy's: a
+        // function cannot make one answer read as two.
+        let framing = |n: &http::HeaderName| {
+            matches!(n.as_str(), "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade" | "te" | "trailer" | "proxy-connection")
+        };
+        let pairs: Vec<_> = pairs.into_iter().filter(|(n, _)| !framing(n)).collect();
         for (name, _) in &pairs {
             r.headers_mut().remove(name);
         }
@@ -392,7 +399,9 @@ pub fn apply_settings(r: &mut Response<Vec<u8>>, headers: Option<&str>, status: 
     }
     if let Some(text) = status {
         let digits: String = text.trim().chars().take_while(char::is_ascii_digit).collect();
-        *r.status_mut() = digits.parse::<u16>().ok().and_then(|n| StatusCode::from_u16(n).ok()).ok_or_else(ApiError::bad_response_status)?;
+        // A final answer's status: not 1xx (the body would be lost), not past 599.
+        let status = digits.parse::<u16>().ok().filter(|n| (200..=599).contains(n));
+        *r.status_mut() = status.and_then(|n| StatusCode::from_u16(n).ok()).ok_or_else(ApiError::bad_response_status)?;
     }
     Ok(())
 }

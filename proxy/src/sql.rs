@@ -227,16 +227,26 @@ impl Builder {
     }
 
     /// ` GROUP BY …` when the level aggregates: every other selected item
-    /// (and every column, with `*`), as PostgREST groups.
-    fn group_by(&mut self, relation: &crate::schema::Relation, all_columns: bool, select: &[Selected], depth: usize) -> String {
+    /// (by position, so a JSON path's bound keys match), and for each embed
+    /// or spread the outer columns it is joined on (it is one value per
+    /// those: JSON values cannot be grouped themselves).
+    fn group_by(&mut self, relation: &crate::schema::Relation, all_columns: bool, select: &[Selected], embeds: &[EmbedPlan], depth: usize) -> String {
         if !select.iter().any(|s| s.aggregate.is_some()) {
             return String::new();
         }
         let from = alias(depth);
         let mut keys: Vec<String> = if all_columns { relation.columns.iter().map(|c| column_ref(&from, &c.name)).collect() } else { Vec::new() };
-        for s in select.iter().filter(|s| s.aggregate.is_none()) {
-            keys.push(self.selected(&from, s));
+        let first = if all_columns { relation.columns.len() } else { 0 } + 1;
+        keys.extend(select.iter().enumerate().filter(|(_, s)| s.aggregate.is_none()).map(|(i, _)| (first + i).to_string()));
+        for e in embeds.iter().filter(|e| !e.hidden) {
+            let joined: Vec<&str> = match &e.link {
+                Link::Keys(pairs) | Link::Junction { outer: pairs, .. } => pairs.iter().map(|(outer, _)| outer.as_str()).collect(),
+                // A function of the row: the row, by its key.
+                Link::Function { .. } => relation.columns.iter().filter(|c| c.primary_key).map(|c| c.name.as_str()).collect(),
+            };
+            keys.extend(joined.into_iter().map(|c| column_ref(&from, c)));
         }
+        keys.dedup();
         if keys.is_empty() { String::new() } else { format!(" GROUP BY {}", keys.join(", ")) }
     }
 
@@ -378,7 +388,7 @@ impl Builder {
     fn embed(&mut self, e: &EmbedPlan, depth: usize) -> String {
         let source = self.source(&e.read, depth, Some(&e.link));
         let list = self.select_list(e.read.all_columns, &e.read.select, &e.read.embeds, depth);
-        let group = self.group_by(&e.read.relation, e.read.all_columns, &e.read.select, depth);
+        let group = self.group_by(&e.read.relation, e.read.all_columns, &e.read.select, &e.read.embeds, depth);
         let rows = format!("_pgrst_e{depth}");
         if e.to_one {
             format!("(SELECT row_to_json({rows}) FROM (SELECT {list} FROM {source}{group} LIMIT 1) {rows})")
@@ -416,7 +426,7 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
     let source = b.source(plan, 0, None);
     let source_params = b.params.len();
     let list = b.select_list(plan.all_columns, &plan.select, &plan.embeds, 0);
-    let group = b.group_by(&plan.relation, plan.all_columns, &plan.select, 0);
+    let group = b.group_by(&plan.relation, plan.all_columns, &plan.select, &plan.embeds, 0);
     let tail = b.order_and_range(plan, 0);
     // The planner's estimate ignores RLS (a customer who sees one order
     // would learn how many there are in all): where it is not visible,
