@@ -79,7 +79,7 @@ fn stages(c: &mut Criterion) {
         b.iter(|| {
             let q = request::parse_query(black_box(query), false).unwrap();
             let p = plan::read(&cache, "orders", &q).unwrap();
-            sql::read(&p, None, 1000, false, None)
+            sql::read(&p, None, 1000, false, sql::RowsAs::Json)
         })
     });
 }

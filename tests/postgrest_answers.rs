@@ -89,6 +89,16 @@ CREATE DOMAIN public.\"image/png\" AS bytea;
 CREATE FUNCTION public.welcome() RETURNS public.\"text/plain\" LANGUAGE sql IMMUTABLE AS $$ SELECT 'Welcome to PostgREST' $$;
 CREATE FUNCTION public.welcome_twice() RETURNS SETOF public.\"text/plain\" LANGUAGE sql IMMUTABLE AS $$ VALUES ('Welcome'), ('Welcome') $$;
 CREATE FUNCTION public.ret_image() RETURNS public.\"image/png\" LANGUAGE sql IMMUTABLE AS $$ SELECT '\\x89504e47'::bytea $$;
+CREATE DOMAIN public.\"text/tab-separated-values\" AS text;
+CREATE FUNCTION public.projects_tsv_step(acc text, p public.projects) RETURNS text LANGUAGE sql IMMUTABLE AS
+  $$ SELECT coalesce(acc, '') || p.id || E'\\t' || p.name || E'\\n' $$;
+CREATE FUNCTION public.projects_tsv_final(acc text) RETURNS public.\"text/tab-separated-values\" LANGUAGE sql IMMUTABLE AS $$ SELECT acc $$;
+CREATE AGGREGATE public.projects_tsv(public.projects) (sfunc = public.projects_tsv_step, stype = text, finalfunc = public.projects_tsv_final);
+CREATE DOMAIN public.\"application/x-names\" AS text;
+CREATE FUNCTION public.names_step(acc text, r anyelement) RETURNS text LANGUAGE sql IMMUTABLE AS
+  $$ SELECT CASE WHEN acc IS NULL THEN '' ELSE acc || ', ' END || (to_jsonb(r)->>'name') $$;
+CREATE FUNCTION public.names_final(acc text) RETURNS public.\"application/x-names\" LANGUAGE sql IMMUTABLE AS $$ SELECT acc $$;
+CREATE AGGREGATE public.names_of(anyelement) (sfunc = public.names_step, stype = text, finalfunc = public.names_final);
 -- db-pre-request: refuses a request that says x-block: yes, and sets a header.
 CREATE FUNCTION public.pre_check() RETURNS void LANGUAGE plpgsql STABLE AS $$ BEGIN
   IF current_setting('request.headers', true)::json->>'x-block' = 'yes' THEN
@@ -585,4 +595,17 @@ fn geojson_with_postgis() {
     // Without PostGIS the media type is not offered.
     let (status, err) = call("GET", "/projects?id=eq.1", &[("Accept", "application/geo+json")], None);
     assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")));
+}
+
+// CustomMediaSpec: handler aggregates for a relation's rows (its own when
+// `select` is all columns, else any relation's).
+#[test]
+fn media_type_handler_aggregates() {
+    let (status, head, body) = raw("GET", "/projects?id=lt.3&order=id", &[("Accept", "text/tab-separated-values")], None);
+    assert_eq!((status, header(&head, "content-type").as_deref()), (200, Some("text/tab-separated-values; charset=utf-8")), "{body}");
+    assert_eq!(body, "1\tWindows 7\n2\tWindows 10\n");
+    let (status, _, body) = raw("GET", "/projects?select=name&id=eq.1", &[("Accept", "text/tab-separated-values")], None);
+    assert_eq!((status, body.as_str()), (406, r#"{"code":"PGRST107","details":null,"hint":null,"message":"None of these media types are available: text/tab-separated-values"}"#), "the relation's own handler needs select=*");
+    let (status, _, body) = raw("GET", "/clients?select=name&order=id", &[("Accept", "application/x-names")], None);
+    assert_eq!((status, body.as_str()), (200, "Microsoft, Apple"), "a handler of any relation");
 }

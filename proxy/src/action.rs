@@ -141,6 +141,17 @@ pub struct ApiRequest {
     pub strip_nulls: bool,
     /// `Range: a-b`: (offset, limit).
     pub range: Option<(u64, Option<u64>)>,
+    /// The media type of the target's own the client asked for (`Format::Raw`).
+    pub own_media: Option<OwnMedia>,
+}
+
+/// A media type a target answers in as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnMedia {
+    pub media: crate::schema::MediaType,
+    /// For a read: the handler aggregate, and whether it takes the
+    /// relation's row type (else any).
+    pub aggregate: Option<(String, bool)>,
 }
 
 impl ApiRequest {
@@ -168,13 +179,29 @@ impl ApiRequest {
             prefer.count = Some(request::Count::Estimated);
         }
         let accept = header("accept");
-        // A function returning a domain named after a media type answers in it.
-        let own = match &action {
-            Action::Call { function, .. } => schema.functions(function).iter().find_map(|f| f.media_type.as_ref()).map(|m| m.name.clone()),
+        // Media types of the target's own: a function returning a domain
+        // named after one, or a handler aggregate of the relation read.
+        let own: Vec<OwnMedia> = match &action {
+            Action::Call { function, .. } => {
+                schema.functions(function).iter().find_map(|f| f.media_type.clone()).map(|media| OwnMedia { media, aggregate: None }).into_iter().collect()
+            }
+            Action::Read { relation, .. } => {
+                let all_columns = query.select.is_empty() && query.embeds.is_empty() || query.select.iter().all(|s| s.column == "*" && s.alias.is_none());
+                schema
+                    .media_handlers(relation, all_columns && query.embeds.is_empty())
+                    .into_iter()
+                    .map(|h| OwnMedia { media: h.media.clone(), aggregate: Some((h.aggregate.clone(), h.relation.is_some())) })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let names: Vec<&str> = own.iter().map(|o| o.media.name.as_str()).collect();
+        let offered = response::Offered { plans: options.plans_enabled, geojson: schema.geojson().is_some(), own: &names };
+        let format = response::negotiate(accept, offered)?;
+        let own_media = match format {
+            Format::Raw(i) => own.get(i).cloned(),
             _ => None,
         };
-        let offered = response::Offered { plans: options.plans_enabled, geojson: schema.geojson().is_some(), own: own.as_deref() };
-        let format = response::negotiate(accept, offered)?;
         // The OpenAPI document is JSON only.
         if format != Format::Json && matches!(action, Action::OpenApi { .. }) {
             return Err(crate::error::not_acceptable(accept.unwrap_or_default()));
@@ -184,7 +211,7 @@ impl ApiRequest {
             (Some(range), true) => Some(request::parse_range(range).map_err(ApiError::parse)?),
             _ => None,
         };
-        Ok(ApiRequest { action, schema, query, prefer, format, strip_nulls: response::strips_nulls(header("accept")), range })
+        Ok(ApiRequest { action, schema, query, prefer, format, strip_nulls: response::strips_nulls(header("accept")), range, own_media })
     }
 }
 

@@ -351,10 +351,16 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
         if p.aggregates() && !options.aggregates_enabled {
             return Err(ApiError::aggregates_disabled());
         }
-        let media = p.call.as_ref().and_then(|c| c.function.media_type.clone());
+        let media = api.own_media.as_ref().map(|o| o.media.clone());
         let answer = Answer::Rows { offset: q.offset.unwrap_or(0), columns: output_columns(p), body: p.body, media };
-        let geojson = (api.format == Format::GeoJson).then(|| schema.geojson()).flatten();
-        Ok((sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls, geojson), answer))
+        let rows_as = match (api.format, &api.own_media) {
+            (Format::GeoJson, _) => schema.geojson().map_or(sql::RowsAs::Json, sql::RowsAs::GeoJson),
+            (Format::Raw(_), Some(crate::action::OwnMedia { media, aggregate: Some((aggregate, typed)) })) => {
+                sql::RowsAs::Handler { aggregate, binary: media.binary, row_type: typed.then(|| sql::qualified(&p.relation.schema, &p.relation.name)) }
+            }
+            _ => sql::RowsAs::Json,
+        };
+        Ok((sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls, rows_as), answer))
     };
     // An upsert's resolution is applied when there is a key to match on.
     let mut resolution_applied = false;
@@ -394,7 +400,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
             let asked = match api.format {
                 Format::Object => plan::Asked::Object,
                 Format::Csv => plan::Asked::Rows,
-                Format::Raw => plan::Asked::Raw,
+                Format::Raw(_) => plan::Asked::Raw,
                 Format::GeoJson => plan::Asked::Rows,
                 Format::Json | Format::Plan(_) => plan::Asked::AsReturned,
             };

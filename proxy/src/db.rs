@@ -643,13 +643,21 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
             .map_err(|e| format!("cannot read the views' columns: {}", db_message(&e)))?
             .into_iter()
             .map(|r| schema::ViewColumn { view: r.get(0), column: r.get(1), source: r.get(2), source_column: r.get(3) });
+        let handlers = client
+            .query_typed(schema::MEDIA_HANDLERS_SQL, &[(name, Type::TEXT)])
+            .await
+            .map_err(|e| format!("cannot read the media type handlers: {}", db_message(&e)))?
+            .into_iter()
+            .map(|r| schema::MediaHandler { aggregate: r.get(0), media: schema::MediaType { name: r.get(1), binary: r.get(2) }, relation: r.get(3) })
+            .collect();
         // `new` keeps the relations and functions of `name` only.
         let cache = SchemaCache::new(name, relations.clone(), functions.clone(), foreign_keys)
             .with_view_columns(view_columns)
             .with_types(types.clone())
             .with_role_settings(role_settings.clone())
             .with_timezones(timezones.clone())
-            .with_geojson(geojson.clone());
+            .with_geojson(geojson.clone())
+            .with_media_handlers(handlers);
         caches.push(cache);
     }
     Ok(Schemas::new(caches))

@@ -59,9 +59,8 @@ pub enum Format {
     Csv,
     /// `application/vnd.pgrst.plan`: the statement's `EXPLAIN`, not its rows.
     Plan(PlanFormat),
-    /// The media type of the function called (a domain named after it):
-    /// its value as is.
-    Raw,
+    /// One of `Offered::own` (by its index): the value as is.
+    Raw(usize),
     /// `application/geo+json` (PostGIS): the rows as a FeatureCollection.
     GeoJson,
 }
@@ -73,8 +72,9 @@ pub struct Offered<'a> {
     pub plans: bool,
     /// PostGIS is installed.
     pub geojson: bool,
-    /// The media type the function called returns, if any.
-    pub own: Option<&'a str>,
+    /// Media types of the target's own: the function's return domain, or
+    /// its handler aggregates.
+    pub own: &'a [&'a str],
 }
 
 /// `application/vnd.pgrst.plan[+json|+text]; for="…"; options=a|b`.
@@ -188,8 +188,8 @@ pub fn negotiate(accept: Option<&str>, offered: Offered) -> Result<Format, ApiEr
             "application/geo+json" if geojson => Some(Format::GeoJson),
             "application/vnd.pgrst.plan" | "application/vnd.pgrst.plan+text" if plans => PlanFormat::parse(false, parts).map(Format::Plan),
             "application/vnd.pgrst.plan+json" if plans => PlanFormat::parse(true, parts).map(Format::Plan),
-            other if own.is_some_and(|own| own.eq_ignore_ascii_case(other)) => Some(Format::Raw),
-            _ => None,
+            // The target's own, or none.
+            other => own.iter().position(|own| own.eq_ignore_ascii_case(other)).map(Format::Raw),
         };
         if let Some(format) = format {
             return Ok(format);
@@ -258,7 +258,7 @@ fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&
             plan_type.as_str()
         }
         // Set by `raw`.
-        Format::Raw => "application/octet-stream",
+        Format::Raw(_) => "application/octet-stream",
         Format::GeoJson => "application/geo+json; charset=utf-8",
     };
     let mut builder = Response::builder().status(status);
@@ -275,21 +275,25 @@ fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&
 /// A read: `Content-Range: first-last/total`, 206 when the range is not
 /// the whole (counted) result. `columns`: the CSV header when there is no
 /// row. A function's one row or value is the body as is; `void` is 204.
-/// `media`: the function's own media type (`Body::Raw`).
+/// `media`: the media type of a `Body::Raw` answer.
 pub fn rows(r: crate::db::Outcome, offset: u64, format: Format, columns: &[String], shape: Body, media: Option<&crate::schema::MediaType>) -> Result<Response<Vec<u8>>, ApiError> {
     if let Some(total) = r.total.filter(|t| offset > 0 && offset > *t as u64) {
         return Err(ApiError::offset_past_end(offset, total));
     }
     let total = r.total.map(|t| t.to_string()).unwrap_or_else(|| "*".into());
     let range = if r.rows > 0 { format!("{}-{}/{total}", offset, offset + r.rows as u64 - 1) } else { format!("*/{total}") };
+    // A value of the target's own media type, as is.
+    if let (Format::Raw(_), Some(media)) = (format, media) {
+        return Ok(raw(r, media));
+    }
     let body = match (shape, format) {
         (_, Format::Plan(_)) => return Ok(respond(StatusCode::OK, r.body, format, &[])),
         (Body::Nothing, _) => return Ok(respond(StatusCode::NO_CONTENT, None, format, &[("content-range", range)])),
         (Body::Row | Body::Value, _) => r.body.unwrap_or_else(|| "null".into()),
         (Body::Rows | Body::Values, Format::Object) => single_object(&r.body.unwrap_or_else(|| "[]".into()), r.rows)?,
         (Body::Rows | Body::Values, Format::Csv) => csv(&r.body.unwrap_or_else(|| "[]".into()), columns)?,
-        (Body::Rows | Body::Values, Format::Json | Format::Raw | Format::GeoJson) => r.body.unwrap_or_else(|| "[]".into()),
-        (Body::Raw, _) => return media.map(|m| raw(r, m)).ok_or_else(|| ApiError::internal("no media type for a raw answer")),
+        (Body::Rows | Body::Values, Format::Json | Format::Raw(_) | Format::GeoJson) => r.body.unwrap_or_else(|| "[]".into()),
+        (Body::Raw, _) => return Err(ApiError::internal("no media type for a raw answer")),
     };
     let partial = r.total.is_some_and(|t| t > r.rows) && format != Format::Object;
     let status = if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
@@ -351,7 +355,7 @@ pub fn written(r: crate::db::Outcome, method: WriteMethod, return_: Return, form
             let body = match format {
                 Format::Object => single_object(&body, r.rows)?,
                 Format::Csv => csv(&body, columns)?,
-                Format::Json | Format::Plan(_) | Format::Raw | Format::GeoJson => body,
+                Format::Json | Format::Plan(_) | Format::Raw(_) | Format::GeoJson => body,
             };
             Ok(respond(status, Some(body), format, &[range]))
         }
@@ -454,8 +458,8 @@ mod tests {
         assert!(negotiate(Some("application/geo+json")).is_err());
         assert_eq!(super::negotiate(Some("application/geo+json"), Offered { geojson: true, ..Offered::default() }).unwrap(), Format::GeoJson);
         // A function's own media type.
-        assert_eq!(super::negotiate(Some("text/html"), Offered { own: Some("text/html"), ..Offered::default() }).unwrap(), Format::Raw);
-        assert!(super::negotiate(Some("text/html"), Offered { own: Some("text/plain"), ..Offered::default() }).is_err());
+        assert_eq!(super::negotiate(Some("text/html"), Offered { own: &["text/plain", "text/html"], ..Offered::default() }).unwrap(), Format::Raw(1));
+        assert!(super::negotiate(Some("text/html"), Offered { own: &["text/plain"], ..Offered::default() }).is_err());
         assert!(strips_nulls(Some("application/vnd.pgrst.array+json;nulls=stripped")));
         assert!(strips_nulls(Some("application/vnd.pgrst.object+json; nulls=stripped")));
         assert!(!strips_nulls(Some("application/json")));

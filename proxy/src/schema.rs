@@ -90,6 +90,28 @@ pub struct MediaType {
     pub binary: bool,
 }
 
+/// A media type handler (PostgREST v12's): an aggregate returning a domain
+/// named after a media type, of one relation's rows or of any
+/// (`anyelement`); a read asking for that type gets its value as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaHandler {
+    pub media: MediaType,
+    /// The aggregate, schema-qualified and quoted.
+    pub aggregate: String,
+    /// The relation it aggregates the rows of; None: any.
+    pub relation: Option<String>,
+}
+
+/// Aggregates returning a media-type domain, of the exposed schema.
+pub const MEDIA_HANDLERS_SQL: &str = "
+SELECT format('%I.%I', n.nspname, p.proname), t.typname::text, t.typbasetype = 'bytea'::regtype,
+       (SELECT c.relname::text FROM pg_type it JOIN pg_class c ON c.oid = it.typrelid WHERE it.oid = p.proargtypes[0])
+  FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+  JOIN pg_type t ON t.oid = p.prorettype
+ WHERE p.prokind = 'a' AND p.pronargs = 1 AND t.typtype = 'd' AND t.typname LIKE '%/%' AND n.nspname = $1
+   AND (p.proargtypes[0] = 'anyelement'::regtype OR EXISTS (SELECT 1 FROM pg_type it WHERE it.oid = p.proargtypes[0] AND it.typrelid <> 0))";
+
 /// A POST body passed whole to a function's one unnamed parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawBody {
@@ -306,6 +328,7 @@ pub struct SchemaCache {
     /// PostGIS's `ST_AsGeoJSON(record)`, schema-qualified, when installed:
     /// `Accept: application/geo+json`.
     geojson: Option<String>,
+    media_handlers: Vec<MediaHandler>,
     /// Functions of a relation's row returning rows of another.
     computed_relationships: Vec<ComputedRelationship>,
 }
@@ -453,6 +476,7 @@ impl SchemaCache {
             relations,
             computed_relationships,
             geojson: None,
+            media_handlers: Vec::new(),
             functions: by_name,
             foreign_keys,
             types: HashMap::new(),
@@ -539,6 +563,20 @@ impl SchemaCache {
     pub fn with_geojson(mut self, function: Option<String>) -> SchemaCache {
         self.geojson = function;
         self
+    }
+
+    /// The cache with the media type handlers (MEDIA_HANDLERS_SQL).
+    pub fn with_media_handlers(mut self, handlers: Vec<MediaHandler>) -> SchemaCache {
+        self.media_handlers = handlers;
+        self
+    }
+
+    /// The handlers a read of `relation` may answer with, as PostgREST looks
+    /// them up: the relation's own (only when `select` is all columns), then
+    /// those of any relation.
+    pub fn media_handlers(&self, relation: &str, all_columns: bool) -> Vec<&MediaHandler> {
+        let own = self.media_handlers.iter().filter(|h| all_columns && h.relation.as_deref() == Some(relation));
+        own.chain(self.media_handlers.iter().filter(|h| h.relation.is_none())).collect()
     }
 
     /// PostGIS's `ST_AsGeoJSON(record)`, when installed.

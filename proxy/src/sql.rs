@@ -415,9 +415,23 @@ const RESPONSE_SETTINGS: &str = "nullif(current_setting('response.headers', true
 /// 0-9/123`), ignoring limit and offset: exactly, by the planner's
 /// estimate, or exactly up to `estimate_above` rows and estimated beyond.
 /// `strip_nulls`: leave null fields out of each row (top level).
-/// `geojson`: PostGIS's `ST_AsGeoJSON(record)`, for a FeatureCollection of
-/// the rows (`Accept: application/geo+json`).
-pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nulls: bool, geojson: Option<&str>) -> Statement {
+/// How a read's rows become the body (beyond `plan.body`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowsAs<'a> {
+    Json,
+    /// A FeatureCollection through PostGIS's `ST_AsGeoJSON(record)` (this function).
+    GeoJson(&'a str),
+    /// One value, a media type handler aggregate's of the rows (`row_type`:
+    /// the rows as the relation's type, for an aggregate of that type).
+    Handler { aggregate: &'a str, binary: bool, row_type: Option<String> },
+}
+
+/// `"schema"."name"`
+pub fn qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", ident(schema), ident(name))
+}
+
+pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nulls: bool, rows_as: RowsAs) -> Statement {
     let mut b = Builder::default();
     if plan.call.as_ref().is_some_and(|c| matches!(c.function.returns, Returns::Rows { row: crate::schema::RowType::Relation(_), .. })) {
         // Rows of a table or view: computed columns take them as its row type.
@@ -445,11 +459,15 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
     let row = if strip_nulls { "json_strip_nulls(row_to_json(_pgrst_row))" } else { "_pgrst_row" };
     // As PostgREST: a function's one row or value is the body itself, and
     // counts as one row whatever the filters left.
-    let aggregate = match plan.body {
-        Body::Rows if geojson.is_some() => format!(
-            "json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg({}(_pgrst_row)::json), '[]'))::text, count(*)",
-            geojson.unwrap_or_default()
-        ),
+    let aggregate = match (&rows_as, plan.body) {
+        (RowsAs::GeoJson(function), Body::Rows) => {
+            format!("json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg({function}(_pgrst_row)::json), '[]'))::text, count(*)")
+        }
+        (RowsAs::Handler { aggregate, binary, row_type }, _) => {
+            let row = row_type.as_ref().map_or("_pgrst_row".to_owned(), |t| format!("_pgrst_row::{t}"));
+            if *binary { format!("encode({aggregate}({row}), 'base64'), count(*)") } else { format!("{aggregate}({row})::text, count(*)") }
+        }
+        (_, body) => match body {
         Body::Rows => format!("coalesce(json_agg({row}), '[]')::text, count(*)"),
         Body::Row => format!("coalesce(json_agg({row})->0, 'null')::text, 1::bigint"),
         Body::Values => "coalesce(json_agg(_pgrst_row.\"pgrst_scalar\"), '[]')::text, count(*)".to_owned(),
@@ -459,6 +477,7 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
         Body::Raw => match plan.call.as_ref().and_then(|c| c.function.media_type.as_ref()) {
             Some(m) if m.binary => "encode((array_agg(_pgrst_row.\"pgrst_scalar\"))[1], 'base64'), 1::bigint".to_owned(),
             _ => "(array_agg(_pgrst_row.\"pgrst_scalar\"))[1]::text, 1::bigint".to_owned(),
+        },
         },
     };
     let with = b.call_cte.as_ref().map(|cte| format!("WITH {cte} ")).unwrap_or_default();
@@ -586,7 +605,7 @@ mod tests {
     use serde_json::json;
 
     fn read_sql(query: &str) -> Statement {
-        read(&plan::read(&test_cache(), "orders", &parse_query(query, false).unwrap()).unwrap(), None, 1000, false, None)
+        read(&plan::read(&test_cache(), "orders", &parse_query(query, false).unwrap()).unwrap(), None, 1000, false, RowsAs::Json)
     }
 
     fn write_sql(method: &str, query: &str, body: &[u8], prefer: &str) -> Result<Statement, crate::error::ApiError> {
@@ -624,13 +643,13 @@ mod tests {
     #[test]
     fn counts_reuse_the_filters() {
         let p = plan::read(&test_cache(), "products", &parse_query("name=eq.a&limit=1", false).unwrap()).unwrap();
-        let s = read(&p, Some(Count::Exact), 1000, false, None);
+        let s = read(&p, Some(Count::Exact), 1000, false, RowsAs::Json);
         assert!(s.sql.contains("(SELECT count(*) FROM \"public\".\"products\" _pgrst_t0 WHERE _pgrst_t0.\"name\" = CAST($1 AS text))"), "{}", s.sql);
         assert_eq!(s.params.len(), 2);
-        let s = read(&p, Some(Count::Planned), 1000, false, None);
+        let s = read(&p, Some(Count::Planned), 1000, false, RowsAs::Json);
         assert_eq!(s.explain, Some(("EXPLAIN (FORMAT JSON) SELECT 1 FROM \"public\".\"products\" _pgrst_t0 WHERE _pgrst_t0.\"name\" = CAST($1 AS text)".into(), 1)));
         assert!(s.sql.contains("NULL::bigint, nullif"), "planned counts nothing exactly");
-        let s = read(&p, Some(Count::Estimated), 100, false, None);
+        let s = read(&p, Some(Count::Estimated), 100, false, RowsAs::Json);
         assert!(s.sql.contains("LIMIT 101) _pgrst_c)"), "{}", s.sql);
         assert!(s.explain.is_some());
     }
@@ -639,7 +658,7 @@ mod tests {
     fn no_planner_counts_where_row_security_hides_rows() {
         let p = plan::read(&test_cache(), "orders", &parse_query("status=eq.a", false).unwrap()).unwrap();
         for count in [Count::Planned, Count::Estimated] {
-            let s = read(&p, Some(count), 100, false, None);
+            let s = read(&p, Some(count), 100, false, RowsAs::Json);
             assert_eq!(s.explain, None, "{count:?}");
             assert!(s.sql.contains("LIMIT 101) _pgrst_c)"), "{}", s.sql);
         }
@@ -657,7 +676,7 @@ mod tests {
             None,
             1000,
             false,
-            None,
+            RowsAs::Json,
         );
         assert_eq!(
             s.sql,
@@ -751,7 +770,7 @@ mod tests {
         let cache = test_cache();
         let args = plan::CallArgs::Json(json!({"order_id": 7, "code": "SPRING"}).as_object().unwrap().clone());
         let p = plan::call_read(&cache, plan::call(&cache, "redeem_coupon", &args).unwrap(), &parse_query("discount=gt.1", true).unwrap(), plan::Asked::AsReturned).unwrap();
-        let s = read(&p, None, 1000, false, None);
+        let s = read(&p, None, 1000, false, RowsAs::Json);
         assert_eq!(
             s.sql,
             "WITH _pgrst_call AS MATERIALIZED (SELECT * FROM \"public\".\"redeem_coupon\"(\"code\" := CAST($1 AS text), \"order_id\" := CAST($2 AS bigint)) _pgrst_c) \
@@ -759,7 +778,7 @@ mod tests {
              WHERE _pgrst_t0.\"discount\" > CAST($3 AS numeric)) _pgrst_row"
         );
         // Counted, the function still runs once: the count reads the CTE.
-        let counted = read(&p, Some(Count::Exact), 1000, false, None);
+        let counted = read(&p, Some(Count::Exact), 1000, false, RowsAs::Json);
         assert_eq!(counted.sql.matches("redeem_coupon").count(), 1, "{}", counted.sql);
         assert_eq!(s.params, [Some("SPRING".into()), Some("7".into()), Some("1".into())]);
         let _ = QueryParams::default();
