@@ -7,7 +7,7 @@
 //! foreign key's column or constraint name. Every answer is parsed by a
 //! strict parser that refuses duplicate keys.
 
-use pg_clerk_e2e::{fresh_database, http, start_proxy, Running};
+use pg_clerk_e2e::{fresh_database, http, parse_strict, start_proxy, Running};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -71,56 +71,6 @@ fn proxy() -> u16 {
     .1
 }
 
-/// A JSON value that refuses an object with the same key twice.
-struct Strict(Value);
-
-impl<'de> serde::Deserialize<'de> for Strict {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Strict;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("JSON")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
-                Ok(Strict(Value::Bool(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
-                Ok(Strict(v.into()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
-                Ok(Strict(v.into()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
-                Ok(Strict(v.into()))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
-                Ok(Strict(Value::String(v.to_owned())))
-            }
-            fn visit_unit<E>(self) -> Result<Strict, E> {
-                Ok(Strict(Value::Null))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
-                let mut items = Vec::new();
-                while let Some(Strict(v)) = seq.next_element()? {
-                    items.push(v);
-                }
-                Ok(Strict(Value::Array(items)))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
-                let mut object = serde_json::Map::new();
-                while let Some((k, Strict(v))) = map.next_entry::<String, Strict>()? {
-                    if object.insert(k.clone(), v).is_some() {
-                        return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
-                    }
-                }
-                Ok(Strict(Value::Object(object)))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// The same database, with `db-aggregates-enabled = true`.
 fn aggregating_proxy() -> u16 {
     static P: OnceLock<(Running, u16)> = OnceLock::new();
@@ -138,14 +88,26 @@ fn get(path: &str) -> (u16, Value) {
 
 fn get_from(port: u16, path: &str) -> (u16, Value) {
     let (status, _, body) = http(port, "GET", path, &[], None);
-    let Strict(value) = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+    let value = parse_strict(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
     (status, value)
 }
 
 #[test]
 fn the_strict_parser_refuses_duplicate_keys() {
-    assert!(serde_json::from_str::<Strict>(r#"[{"a": 1, "a": 2}]"#).is_err());
-    assert!(serde_json::from_str::<Strict>(r#"[{"a": {"b": 1}, "b": {"b": 2}}]"#).is_ok());
+    assert!(parse_strict(r#"[{"a": 1, "a": 2}]"#).is_err());
+    assert!(parse_strict(r#"[{"a": {"b": 1}, "b": {"b": 2}}]"#).is_ok());
+}
+
+// No answer has a key twice: an item named again is answered once; two
+// items under one key are refused.
+#[test]
+fn no_key_twice() {
+    assert_eq!(get("/projects?select=id,id&id=eq.1"), (200, json!([{"id": 1}])));
+    assert_eq!(get("/projects?select=*,id&id=eq.1").1, json!([{"id": 1, "name": "Windows 7", "client_id": 1}]));
+    for path in ["/projects?select=*,name:client_id&id=eq.1", "/projects?select=client_id,client_id:clients(name)", "/projects?select=name,...clients(name)"] {
+        let (status, err) = get(path);
+        assert_eq!((status, err["code"].as_str()), (400, Some("PGRST100")), "{path}: {err}");
+    }
 }
 
 // QuerySpec "one to one relationships": an object from both sides.
@@ -282,7 +244,7 @@ fn spread_embeds() {
         json!([{"id": 1, "name": "Angela Martin", "tasks": [{"id": 1, "name": "Design w7", "project_id": 1}, {"id": 2, "name": "Code w7", "project_id": 1}]}]),
         "the junction's columns left out"
     );
-    let (status, err) = get("/clients?select=*,...projects(*)");
+    let (status, err) = get("/clients?select=name,...projects(project:name)");
     assert_eq!((status, err), (400, json!({"code": "PGRST123", "details": null, "hint": null, "message": "Use of aggregate functions is not allowed"})));
     assert_eq!(
         get_from(aggregating_proxy(), "/clients?select=name,...projects(project:name)&order=id&projects.order=id"),

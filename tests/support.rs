@@ -378,3 +378,61 @@ pub fn head_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 pub const REQUEST_SETTING_FUNCTION: &str =
     "CREATE FUNCTION public.request_setting(name text) RETURNS text LANGUAGE sql STABLE AS $$ SELECT current_setting(name, true) $$;
      GRANT EXECUTE ON FUNCTION public.request_setting(text) TO anon, authenticated;";
+
+/// JSON text as a value, refusing an object with the same key twice (which
+/// `serde_json` would keep silently, the last one winning): what every API
+/// answer must parse as.
+pub fn parse_strict(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str::<Strict>(text).map(|Strict(v)| v).map_err(|e| e.to_string())
+}
+
+/// A JSON value that refuses an object with the same key twice.
+struct Strict(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Strict;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+                Ok(Strict(serde_json::Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+                Ok(Strict(serde_json::Value::String(v.to_owned())))
+            }
+            fn visit_unit<E>(self) -> Result<Strict, E> {
+                Ok(Strict(serde_json::Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+                let mut items = Vec::new();
+                while let Some(Strict(v)) = seq.next_element()? {
+                    items.push(v);
+                }
+                Ok(Strict(serde_json::Value::Array(items)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some((k, Strict(v))) = map.next_entry::<String, Strict>()? {
+                    if object.insert(k.clone(), v).is_some() {
+                        return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                    }
+                }
+                Ok(Strict(serde_json::Value::Object(object)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+

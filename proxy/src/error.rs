@@ -475,6 +475,15 @@ impl ApiError {
         )
     }
 
+    /// 400 PGRST100: two items of `select` would answer under one key.
+    pub fn key_twice(key: &str) -> ApiError {
+        ApiError::bad_request(
+            "PGRST100",
+            "Invalid select".into(),
+            Some(format!("two items of select are answered as \"{key}\": give one of them another alias (alias:column)")),
+        )
+    }
+
     /// 400 PGRST123: an aggregate with `db-aggregates-enabled = false`.
     pub fn aggregates_disabled() -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "PGRST123", "Use of aggregate functions is not allowed".into(), None, None)

@@ -9,6 +9,44 @@ use crate::schema::{Argument, Cardinality, Column, Function, RawBody, Relation, 
 use serde_json::{Map, Value};
 
 impl ReadPlan {
+    /// No answer has the same key twice: an item named again as it was
+    /// (`select=id,id`, `select=*,id`) is answered once; two items under
+    /// one key (`select=*,status:notes`) are a 400.
+    fn one_key_each(&mut self) -> Result<(), ApiError> {
+        let mut seen: Vec<Selected> = Vec::new();
+        let all_columns = self.all_columns;
+        self.select.retain(|s| {
+            // A stored column as it is, which `*` answers already.
+            let in_star = all_columns && s.alias.is_none() && s.path.is_empty() && s.cast.is_none() && s.aggregate.is_none() && s.column.computed_by.is_none();
+            let again = in_star || seen.contains(s);
+            seen.push(s.clone());
+            !again
+        });
+        let mut keys: Vec<String> = Vec::new();
+        self.keys(&mut keys);
+        let mut sorted = keys.clone();
+        sorted.sort();
+        match sorted.windows(2).find(|w| w[0] == w[1]) {
+            Some(twice) => Err(ApiError::key_twice(&twice[0])),
+            None => Ok(()),
+        }
+    }
+
+    /// The keys of each answered row, spread embeds' lifted ones included.
+    fn keys(&self, out: &mut Vec<String>) {
+        if self.all_columns {
+            out.extend(self.relation.columns.iter().map(|c| c.name.clone()));
+        }
+        out.extend(self.select.iter().map(|s| s.output_name().to_owned()));
+        for e in self.embeds.iter().filter(|e| !e.hidden) {
+            if e.spread {
+                e.read.keys(out);
+            } else {
+                out.push(e.key.clone());
+            }
+        }
+    }
+
     /// The subqueries its statement has: one per embed, embed filter and
     /// related order, each with those of the embed it reads.
     pub fn subqueries(&self) -> usize {
@@ -358,7 +396,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
             Ok(Ordering { through, column, path: o.path.clone(), descending: o.descending, nulls_first: o.nulls_first })
         })
         .collect::<Result<_, ApiError>>()?;
-    let plan = ReadPlan {
+    let mut plan = ReadPlan {
         relation: relation.clone(),
         call: None,
         all_columns,
@@ -370,6 +408,7 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
         offset: scope.offset,
         body: Body::Rows,
     };
+    plan.one_key_each()?;
     Ok(plan)
 }
 
