@@ -60,6 +60,7 @@ token=$(head -1 "$work/tokens.txt")
 cat >"$work/proxy.conf" <<CONF
 db-uri = "postgres://authenticator@127.0.0.1:$PORT/$DB"
 db-anon-role = "anon"
+db-staff-role = "clerk_staff"
 db-pool = $DB_POOL
 server-port = $API_PORT
 admin-server-port = $ADMIN_PORT

@@ -45,6 +45,7 @@ cat >"$work/clerk-proxy.conf" <<CONF
 db-uri = "postgres://authenticator@127.0.0.1:$PORT/$DB"
 db-schemas = "public"
 db-anon-role = "anon"
+db-staff-role = "clerk_staff"
 server-host = "127.0.0.1"
 server-port = $API_PORT
 admin-server-port = $ADMIN_PORT

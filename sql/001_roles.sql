@@ -4,6 +4,10 @@
 --                  of its own and can only SET ROLE to the roles below
 --   anon           requests without a token
 --   authenticated  requests with a verified Clerk token (RLS decides rows)
+--   clerk_staff    requests of the shop's staff (the proxy's db-role-map):
+--                  a member of authenticated, and the only role the staff
+--                  policies (has_permission()) apply to, so customers'
+--                  requests meet plain, indexable owner conditions only
 --   bi_reader      BI tools: the analytics views only
 --   clerk_webhook  what clerk-proxy becomes to apply a verified Clerk webhook
 --   clerk_sync     what the metadata sync worker becomes to work the outbox
@@ -11,7 +15,7 @@ DO $roles$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'bi_reader', 'clerk_webhook', 'clerk_sync'] LOOP
+    FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'clerk_staff', 'bi_reader', 'clerk_webhook', 'clerk_sync'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
         END IF;
@@ -22,4 +26,5 @@ BEGIN
 END
 $roles$;
 
-GRANT anon, authenticated, clerk_webhook, clerk_sync TO authenticator;
+GRANT authenticated TO clerk_staff;
+GRANT anon, authenticated, clerk_staff, clerk_webhook, clerk_sync TO authenticator;

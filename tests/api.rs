@@ -18,7 +18,7 @@ fn proxy() -> &'static (Running, u16) {
         // Keys come over HTTP, as from Clerk's /.well-known/jwks.json.
         let jwks_url = serve_jwks(clerk_jwt::test_keys::JWKS);
         start_proxy(&format!(
-            "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-jwks-url = \"{jwks_url}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
+            "db-uri = \"{}\"\ndb-anon-role = \"anon\"\ndb-staff-role = \"clerk_staff\"\nclerk-jwks-url = \"{jwks_url}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
              clerk-authorized-parties = \"https://app.example.com\"\nclerk-webhook-secret = \"{WEBHOOK_SECRET}\"\nadmin-server-port = {}",
             api_dsn(),
             admin_port()
@@ -350,7 +350,7 @@ fn guarded_proxy() -> u16 {
         .get_or_init(|| {
             let jwks_url = serve_jwks(clerk_jwt::test_keys::JWKS);
             start_proxy(&format!(
-                "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-jwks-url = \"{jwks_url}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
+                "db-uri = \"{}\"\ndb-anon-role = \"anon\"\ndb-staff-role = \"clerk_staff\"\nclerk-jwks-url = \"{jwks_url}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
                  db-max-rows = 5\ndb-allow-exact-count = false\ndb-tx-end = \"commit-allow-override\"\nopenapi-mode = \"disabled\"",
                 api_dsn()
             ))

@@ -30,7 +30,7 @@ fn database() -> &'static str {
 fn proxy_with(extra: &str) -> (Running, u16) {
     let jwks = format!("{}/../tests/fixtures/test_jwks.json", env!("CARGO_MANIFEST_DIR"));
     start_proxy(&format!(
-        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-jwks-file = \"{jwks}\"\nclerk-issuer = \"{ISSUER}\"\nserver-max-body = 4096\n{extra}",
+        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\ndb-staff-role = \"clerk_staff\"\nclerk-jwks-file = \"{jwks}\"\nclerk-issuer = \"{ISSUER}\"\nserver-max-body = 4096\n{extra}",
         database()
     ))
 }

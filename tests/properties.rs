@@ -116,7 +116,7 @@ impl Admin {
 fn proxy() -> (Running, u16, Arc<Mutex<Vec<u8>>>) {
     let jwks_url = serve_jwks(clerk_jwt::test_keys::JWKS);
     let (mut running, port) = start_proxy(&format!(
-        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-jwks-url = \"{jwks_url}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
+        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\ndb-staff-role = \"clerk_staff\"\nclerk-jwks-url = \"{jwks_url}\"\nclerk-issuer = \"https://clerk.example.com\"\n\
          clerk-authorized-parties = \"https://app.example.com\"\ndb-tx-end = \"commit-allow-override\"",
         database()
     ));

@@ -59,7 +59,7 @@ fn pem_path() -> String {
 /// A proxy on `database()`, networkless (the PEM key), plus `extra` lines.
 fn proxy_with(extra: &str, admin_port: u16) -> (Running, u16) {
     start_proxy(&format!(
-        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-public-key = \"@{}\"\nclerk-issuer = \"{ISSUER}\"\n\
+        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\ndb-staff-role = \"clerk_staff\"\nclerk-staff-org = \"org_2secStaff\"\nclerk-public-key = \"@{}\"\nclerk-issuer = \"{ISSUER}\"\n\
          clerk-authorized-parties = \"{PARTY}\"\nclerk-clock-skew = 0\nadmin-server-port = {admin_port}\n{extra}",
         database(),
         pem_path()

@@ -83,6 +83,13 @@ pub struct Config {
     /// (the role claim must name one); default `authenticated` and
     /// `db-anon-role`.
     pub db_allowed_roles: Vec<String>,
+    /// The database role the shop's staff run as (`auth::StaffRule`), so
+    /// staff policies can be `TO` it and customers' requests never meet
+    /// them; unset, staff run as `authenticated` with everyone.
+    pub db_staff_role: Option<String>,
+    /// The staff organization's id: its members are staff while it is
+    /// their active organization.
+    pub clerk_staff_org: Option<String>,
     /// `clerk-accept-jwt-templates`: accept tokens of Clerk JWT templates
     /// (no `sid`, an `aud`) besides session tokens.
     pub clerk_accept_jwt_templates: bool,
@@ -246,6 +253,8 @@ const KEYS: &[(&str, bool)] = &[
     ("db-jit", false),
     ("db-pre-request", true),
     ("db-allowed-roles", false),
+    ("db-staff-role", false),
+    ("clerk-staff-org", false),
     ("clerk-accept-jwt-templates", false),
     ("clerk-max-token-lifetime", false),
     ("server-header-timeout", false),
@@ -399,10 +408,15 @@ impl Config {
         };
 
         let db_anon_role = text("db-anon-role");
-        let db_allowed_roles = match list("db-allowed-roles") {
+        let db_staff_role = text("db-staff-role");
+        let mut db_allowed_roles = match list("db-allowed-roles") {
             roles if roles.is_empty() => std::iter::once("authenticated".to_owned()).chain(db_anon_role.clone()).collect(),
             roles => roles,
         };
+        // The staff role is one a request may run as.
+        if let Some(staff) = db_staff_role.as_ref().filter(|r| !db_allowed_roles.contains(r)) {
+            db_allowed_roles.push(staff.clone());
+        }
         for role in db_allowed_roles.iter().chain(&db_anon_role) {
             if NEVER_ALLOWED_ROLES.contains(&role.as_str()) {
                 let r = raw.get("db-allowed-roles").or(raw.get("db-anon-role")).expect("a role came from one of them");
@@ -461,6 +475,8 @@ impl Config {
                 Some(_) => return Err(bad("db-pre-request", &raw["db-pre-request"], "a function name: name or schema.name")),
             },
             db_allowed_roles,
+            db_staff_role,
+            clerk_staff_org: text("clerk-staff-org"),
             clerk_accept_jwt_templates: choice("clerk-accept-jwt-templates", &["false", "true"], 0)? == 1,
             clerk_max_token_lifetime_secs: bounded("clerk-max-token-lifetime", 1, 366 * 86_400, 3600)?,
             server_header_timeout_secs: bounded("server-header-timeout", 1, 3600, 10)?,
@@ -576,6 +592,8 @@ impl fmt::Debug for Config {
             .field("db_jit", &self.db_jit)
             .field("db_pre_request", &self.db_pre_request)
             .field("db_allowed_roles", &self.db_allowed_roles)
+            .field("db_staff_role", &self.db_staff_role)
+            .field("clerk_staff_org", &self.clerk_staff_org)
             .field("clerk_accept_jwt_templates", &self.clerk_accept_jwt_templates)
             .field("clerk_max_token_lifetime_secs", &self.clerk_max_token_lifetime_secs)
             .field("server_header_timeout_secs", &self.server_header_timeout_secs)

@@ -315,7 +315,8 @@ async function askClerk(tok) {
  * 403 28000 without WWW-Authenticate is the database refusing the user.
  * Anything else is reported as such and fails. */
 async function askProxy(url, tok) {
-  const r = await fetch(`${url}/products?select=product_id&limit=1`, { headers: { Authorization: `Bearer ${tok}` } });
+  // A read whose policy asks who the caller is (orders: their own rows).
+  const r = await fetch(`${url}/orders?select=order_id&limit=1`, { headers: { Authorization: `Bearer ${tok}` } });
   const text = await r.text();
   let body;
   try { body = JSON.parse(text); } catch { body = text; }

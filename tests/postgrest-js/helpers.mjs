@@ -60,6 +60,7 @@ export async function startProxy(extra = '', { keys = `clerk-jwks-file = "${join
   writeFileSync(config, [
     `db-uri = "${dsn}"`,
     'db-anon-role = "anon"',
+    'db-staff-role = "clerk_staff"',
     'db-pool = 4',
     keys,
     `clerk-issuer = "${ISSUER}"`,

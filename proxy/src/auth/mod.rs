@@ -48,6 +48,8 @@ pub struct Authenticator {
     refresh_interval: std::time::Duration,
     cache: TokenCache,
     role_claim_key: Option<role::ClaimPath>,
+    /// `db-staff-role`: who runs as it.
+    staff: Option<StaffRule>,
     anon_role: Option<String>,
     /// `db-allowed-roles`: what a token's role may be.
     allowed_roles: Vec<String>,
@@ -117,6 +119,7 @@ impl Authenticator {
             refresh_interval: Duration::from_secs(config.clerk_jwks_refresh_interval_secs),
             cache: TokenCache::new(config.jwt_cache_max_entries as usize),
             role_claim_key,
+            staff: config.db_staff_role.clone().map(|role| StaffRule { role, staff_org: config.clerk_staff_org.clone() }),
             anon_role: config.db_anon_role.clone(),
             allowed_roles: config.db_allowed_roles.clone(),
             publishable_key: config.clerk_publishable_key.clone(),
@@ -202,14 +205,45 @@ impl Authenticator {
                 self.cache.insert(token, claims)
             }
         };
-        let role = match &self.role_claim_key {
-            Some(path) => path.lookup(&claims).map_err(AuthError::BadRoleClaim)?,
-            None => "authenticated".to_owned(),
+        let role = match (&self.role_claim_key, &self.staff) {
+            (Some(path), _) => path.lookup(&claims).map_err(AuthError::BadRoleClaim)?,
+            (None, Some(staff)) if staff.is_staff(&claims) => staff.role.clone(),
+            (None, _) => "authenticated".to_owned(),
         };
         if !self.allowed_roles.contains(&role) {
             return Err(AuthError::RoleNotAllowed(role));
         }
         Ok(Caller::User { role, claims, claims_json, credential })
+    }
+}
+
+/// Who runs as `db-staff-role`: a token that says its holder is staff the
+/// way the reference schema's `app_role()` and `has_permission()` read it —
+/// an application role other than `customer` in `metadata` or
+/// `public_metadata` (a session-token template's claims, from what only the
+/// shop writes), a template's non-empty `permissions`, or a role in the
+/// staff organization while it is the active one. The database still
+/// decides what that role may see (its policies check the permissions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffRule {
+    pub role: String,
+    pub staff_org: Option<String>,
+}
+
+impl StaffRule {
+    pub fn is_staff(&self, claims: &Claims) -> bool {
+        use serde_json::Value;
+        let app_role = ["metadata", "public_metadata"].iter().find_map(|k| claims.get(*k)?.get("role")?.as_str().filter(|r| !r.is_empty()));
+        if app_role.is_some_and(|r| r != "customer") {
+            return true;
+        }
+        if claims.get("permissions").and_then(Value::as_array).is_some_and(|p| !p.is_empty()) {
+            return true;
+        }
+        // Clerk's session token v1 (`org_id`, `org_role`) and v2 (`o.id`, `o.rol`).
+        let org = claims.get("org_id").or_else(|| claims.get("o")?.get("id")).and_then(Value::as_str);
+        let org_role = claims.get("org_role").or_else(|| claims.get("o")?.get("rol")).and_then(Value::as_str);
+        matches!((&self.staff_org, org, org_role), (Some(staff), Some(org), Some(role)) if staff == org && !role.is_empty())
     }
 }
 
@@ -336,6 +370,27 @@ mod tests {
         assert_eq!(caller.role(), "staff");
         let missing = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({})))), None)).unwrap_err();
         assert!(matches!(missing, AuthError::BadRoleClaim(_)));
+    }
+
+    #[test]
+    fn staff_are_told_by_what_only_the_shop_writes() {
+        let rule = StaffRule { role: "clerk_staff".into(), staff_org: Some("org_staff".into()) };
+        let staff = |claims: serde_json::Value| rule.is_staff(claims.as_object().unwrap());
+        assert!(staff(serde_json::json!({"metadata": {"role": "admin"}})));
+        assert!(staff(serde_json::json!({"public_metadata": {"role": "employee"}})));
+        assert!(staff(serde_json::json!({"permissions": ["orders:read"]})));
+        assert!(staff(serde_json::json!({"org_id": "org_staff", "org_role": "org:manager"})));
+        assert!(staff(serde_json::json!({"o": {"id": "org_staff", "rol": "admin"}})));
+        for customer in [
+            serde_json::json!({}),
+            serde_json::json!({"metadata": {"role": "customer"}}),
+            serde_json::json!({"metadata": {"role": ""}, "permissions": []}),
+            serde_json::json!({"org_id": "org_other", "org_role": "org:admin"}),
+            serde_json::json!({"o": {"id": "org_staff"}}),
+            serde_json::json!({"role": "admin"}),
+        ] {
+            assert!(!staff(customer.clone()), "{customer}");
+        }
     }
 
     #[test]

@@ -21,11 +21,19 @@ END
 $$;
 
 -- Acts, for the rest of the transaction, as the proxy would for a Clerk
--- user: role `authenticated` and the token's claims.
+-- user: the token's claims, and role `authenticated`, or `clerk_staff` for
+-- the shop's staff, as the proxy's db-staff-role decides: an application
+-- role other than customer (metadata, or the staff organization's role),
+-- or a template's permissions claim.
 CREATE FUNCTION regress.act_as(claims text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM set_config('request.jwt.claims', claims, true);
-    SET LOCAL ROLE authenticated;
+    IF coalesce(app_role(), 'customer') <> 'customer'
+       OR (jsonb_typeof(claims::jsonb -> 'permissions') = 'array' AND jsonb_array_length(claims::jsonb -> 'permissions') > 0) THEN
+        SET LOCAL ROLE clerk_staff;
+    ELSE
+        SET LOCAL ROLE authenticated;
+    END IF;
 END
 $$;
 -- How many rows a statement returned or changed, or the SQLSTATE it failed with.
