@@ -173,6 +173,7 @@ pg_version=$(psql_su "$PORT" "$DB" -Atc "SHOW server_version")
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo "+changes")
 mkdir -p "$(dirname "$OUT")"
 {
+  echo "Dataset: $(psql_su "$PORT" "$DB" -Atc "SELECT count(*) FROM orders") orders, $(psql_su "$PORT" "$DB" -Atc "SELECT count(*) FROM order_items") order lines (LOAD_SHOP_ORDERS=${LOAD_SHOP_ORDERS:-0})."
   echo "Machine: $(nproc) cores ($cpu), PostgreSQL $pg_version; clerk-proxy (release, commit $commit, db-pool $DB_POOL, $(nproc) Pingora threads), PostgreSQL and the load generators all on this machine. Command: \`make bench\` (\`benches/load.sh\`), $(date -u +%Y-%m-%d), ${SECONDS_EACH}s per closed-loop run, ${OPEN_SECONDS}s per open-loop run."
   echo
   for w in $WORKLOADS; do echo "- ${NAME[$w]}"; done

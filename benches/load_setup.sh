@@ -11,6 +11,10 @@
 #                           building target/release/clerk-proxy (A/B runs)
 #   LOAD_CPU_GROUP          1 (default): everything in one cpu cgroup
 #                           (join_cpu_group in scripts/lib.sh); 0: not
+#   LOAD_SHOP_ORDERS        orders of other customers to add (0): the shop's
+#                           size (3 lines each, 20 orders per customer),
+#                           so the customers' requests are measured against
+#                           a table of that size
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 source "$ROOT/scripts/jwt.sh"
 cd "$ROOT"
@@ -46,6 +50,23 @@ SELECT format('user_load%s', lpad(u::text, 3, '0')), 'Load ' || u, format('load%
   FROM generate_series(1, $USERS) u, generate_series(1, 2) k;
 ANALYZE;
 SQL
+SHOP_ORDERS=${LOAD_SHOP_ORDERS:-0}
+if [ "$SHOP_ORDERS" -gt 0 ]; then
+  say "adding $SHOP_ORDERS orders ($((3 * SHOP_ORDERS)) lines) of $((SHOP_ORDERS / 20)) other customers"
+  # Without the triggers (order numbers, audit): seconds, not minutes.
+  psql_su "$PORT" "$DB" >/dev/null <<SQL
+SET session_replication_role = replica;
+INSERT INTO orders (order_number, user_id, billing_name, billing_email, billing_address, subtotal, total_amount, status, payment_status, created_at)
+SELECT 'ORD-SHOP-' || n, ('user_2shop' || (n % greatest($SHOP_ORDERS / 20, 1)))::clerk_user_id, 'Shop', 'shop@example.com', '{}', 30, 30,
+       'delivered', 'paid', now() - make_interval(mins => n)
+  FROM generate_series(1, $SHOP_ORDERS) n;
+INSERT INTO order_items (order_id, product_id, product_name, quantity, unit_price, total_price)
+SELECT o.order_id, 1 + (o.order_id + k) % 8, 'Shop line', 1, 10, 10
+  FROM orders o CROSS JOIN generate_series(1, 3) k
+ WHERE o.order_number LIKE 'ORD-SHOP-%';
+ANALYZE;
+SQL
+fi
 
 openssl genrsa -out "$work/key.pem" 2048 2>/dev/null
 openssl rsa -in "$work/key.pem" -pubout -out "$work/pub.pem" 2>/dev/null

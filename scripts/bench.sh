@@ -22,3 +22,11 @@ say "SQL benchmarks (benches/identity_sql.sh)"
 
 say "HTTP load: clerk-proxy next to pgbench (benches/load.sh)"
 "$ROOT/benches/load.sh"
+
+# Issue 19: the customers' workloads against a shop-sized orders table, next
+# to the same at 10k orders (each run its own cluster and pgbench baseline).
+for orders in 10000 1000000; do
+  say "RLS at shop size: B and C with $orders other orders (benches/load.sh, LOAD_SHOP_ORDERS)"
+  LOAD_SHOP_ORDERS=$orders LOAD_WORKLOADS="B C" LOAD_CONCURRENCY=${LOAD_SHOP_CONCURRENCY:-"8 32"} \
+    LOAD_OUT="$ROOT/target/bench/load_shop_$orders.md" "$ROOT/benches/load.sh"
+done
