@@ -221,7 +221,7 @@ impl Authenticator {
 /// way the reference schema's `app_role()` and `has_permission()` read it —
 /// an application role other than `customer` in `metadata` or
 /// `public_metadata` (a session-token template's claims, from what only the
-/// shop writes), a template's non-empty `permissions`, or a role in the
+/// shop writes), a template's non-empty `permissions`, or membership of the
 /// staff organization while it is the active one. The database still
 /// decides what that role may see (its policies check the permissions).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,10 +240,14 @@ impl StaffRule {
         if claims.get("permissions").and_then(Value::as_array).is_some_and(|p| !p.is_empty()) {
             return true;
         }
-        // Clerk's session token v1 (`org_id`, `org_role`) and v2 (`o.id`, `o.rol`).
-        let org = claims.get("org_id").or_else(|| claims.get("o")?.get("id")).and_then(Value::as_str);
-        let org_role = claims.get("org_role").or_else(|| claims.get("o")?.get("rol")).and_then(Value::as_str);
-        matches!((&self.staff_org, org, org_role), (Some(staff), Some(org), Some(role)) if staff == org && !role.is_empty())
+        // The active organization as pg_clerk reads it: v2's `o.id` when `o`
+        // is an object, else v1's `org_id`. Any member of the staff
+        // organization is staff (its role and permissions decide the rest).
+        let org = match claims.get("o") {
+            Some(Value::Object(o)) => o.get("id").and_then(Value::as_str),
+            _ => claims.get("org_id").and_then(Value::as_str),
+        };
+        matches!((&self.staff_org, org), (Some(staff), Some(org)) if staff == org)
     }
 }
 
@@ -381,12 +385,15 @@ mod tests {
         assert!(staff(serde_json::json!({"permissions": ["orders:read"]})));
         assert!(staff(serde_json::json!({"org_id": "org_staff", "org_role": "org:manager"})));
         assert!(staff(serde_json::json!({"o": {"id": "org_staff", "rol": "admin"}})));
+        assert!(staff(serde_json::json!({"o": {"id": "org_staff", "per": "orders:read"}})), "permissions without a role");
+        assert!(staff(serde_json::json!({"org_id": "org_staff", "org_role": null, "o": {"id": "org_staff"}})));
         for customer in [
             serde_json::json!({}),
             serde_json::json!({"metadata": {"role": "customer"}}),
             serde_json::json!({"metadata": {"role": ""}, "permissions": []}),
             serde_json::json!({"org_id": "org_other", "org_role": "org:admin"}),
-            serde_json::json!({"o": {"id": "org_staff"}}),
+            // v2 wins over v1, as pg_clerk reads them.
+            serde_json::json!({"org_id": "org_staff", "o": {"id": "org_other", "rol": "admin"}}),
             serde_json::json!({"role": "admin"}),
         ] {
             assert!(!staff(customer.clone()), "{customer}");
