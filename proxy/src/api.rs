@@ -352,7 +352,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
             return Err(ApiError::aggregates_disabled());
         }
         let media = api.own_media.as_ref().map(|o| o.media.clone());
-        let answer = Answer::Rows { offset: q.offset.unwrap_or(0), columns: output_columns(p), body: p.body, media };
+        let answer = Answer::Rows { offset: q.offset.unwrap_or(0), columns: p.keys(), body: p.body, media };
         let rows_as = match (api.format, &api.own_media) {
             (Format::GeoJson, _) => schema.geojson().map_or(sql::RowsAs::Json, sql::RowsAs::GeoJson),
             (Format::Raw(_), Some(crate::action::OwnMedia { media, aggregate: Some((aggregate, typed)) })) => {
@@ -385,9 +385,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
                 return Err(ApiError::aggregates_disabled());
             }
             resolution_applied = *method == WriteMethod::Insert && matches!(p.kind, plan::WriteKind::Insert { on_conflict: Some(_), .. });
-            let columns = p.relation.columns.iter().filter(|_| p.returning_all).map(|c| c.name.clone());
-            let columns = columns.chain(p.returning.iter().map(|s| s.output_name().to_owned())).chain(p.returning_embeds.iter().filter(|e| !e.hidden).map(|e| e.key.clone()));
-            (sql::write(&p), false, Answer::Written { method: *method, return_: prefer.return_, columns: columns.collect() })
+            (sql::write(&p), false, Answer::Written { method: *method, return_: prefer.return_, columns: p.keys() })
         }
         Action::Call { function, method } => {
             let args = match method {
@@ -511,14 +509,6 @@ fn min_limit(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-
-/// The keys of each returned row, in order (the CSV header).
-fn output_columns(p: &plan::ReadPlan) -> Vec<String> {
-    let all = p.relation.columns.iter().map(|c| c.name.clone()).filter(|_| p.all_columns);
-    all.chain(p.select.iter().map(|s| s.output_name().to_owned()))
-        .chain(p.embeds.iter().filter(|e| !e.hidden).map(|e| e.key.clone()))
-        .collect()
-}
 
 /// A `POST /rpc/…`'s arguments: a JSON object (of an array, the first
 /// object, as PostgREST takes it), a form, or a raw body for a function's

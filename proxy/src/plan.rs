@@ -8,6 +8,31 @@ use crate::error::ApiError;
 use crate::schema::{Argument, Cardinality, Column, Function, RawBody, Relation, Relationship, Returns, RowType, SchemaCache};
 use serde_json::{Map, Value};
 
+/// The keys of each row a level answers (`relation` with `*` when
+/// `all_columns`, the selected items, the embeds or a spread's own keys).
+fn answered_keys(relation: &Relation, all_columns: bool, select: &[Selected], embeds: &[EmbedPlan], out: &mut Vec<String>) {
+    if all_columns {
+        out.extend(relation.columns.iter().map(|c| c.name.clone()));
+    }
+    out.extend(select.iter().map(|s| s.output_name().to_owned()));
+    for e in embeds.iter().filter(|e| !e.hidden) {
+        if e.spread {
+            answered_keys(&e.read.relation, e.read.all_columns, &e.read.select, &e.read.embeds, out);
+        } else {
+            out.push(e.key.clone());
+        }
+    }
+}
+
+impl WritePlan {
+    /// The keys of each returned row, in order (the CSV header).
+    pub fn keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        answered_keys(&self.relation, self.returning_all, &self.returning, &self.returning_embeds, &mut out);
+        out
+    }
+}
+
 impl ReadPlan {
     /// No answer has the same key twice: an item named again as it was
     /// (`select=id,id`, `select=*,id`) is answered once; two items under
@@ -22,9 +47,7 @@ impl ReadPlan {
             seen.push(s.clone());
             !again
         });
-        let mut keys: Vec<String> = Vec::new();
-        self.keys(&mut keys);
-        let mut sorted = keys.clone();
+        let mut sorted = self.keys();
         sorted.sort();
         match sorted.windows(2).find(|w| w[0] == w[1]) {
             Some(twice) => Err(ApiError::key_twice(&twice[0])),
@@ -32,19 +55,12 @@ impl ReadPlan {
         }
     }
 
-    /// The keys of each answered row, spread embeds' lifted ones included.
-    fn keys(&self, out: &mut Vec<String>) {
-        if self.all_columns {
-            out.extend(self.relation.columns.iter().map(|c| c.name.clone()));
-        }
-        out.extend(self.select.iter().map(|s| s.output_name().to_owned()));
-        for e in self.embeds.iter().filter(|e| !e.hidden) {
-            if e.spread {
-                e.read.keys(out);
-            } else {
-                out.push(e.key.clone());
-            }
-        }
+    /// The keys of each answered row, in order (the CSV header), spread
+    /// embeds' lifted ones included.
+    pub fn keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        answered_keys(&self.relation, self.all_columns, &self.select, &self.embeds, &mut out);
+        out
     }
 
     /// The subqueries its statement has: one per embed, embed filter and
