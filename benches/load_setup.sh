@@ -12,7 +12,7 @@
 #   LOAD_CPU_GROUP          1 (default): everything in one cpu cgroup
 #                           (join_cpu_group in scripts/lib.sh); 0: not
 #   LOAD_SHOP_ORDERS        orders of other customers to add (0): the shop's
-#                           size (3 lines each, 20 orders per customer),
+#                           size (3 lines each, 10 orders per customer),
 #                           so the customers' requests are measured against
 #                           a table of that size
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -52,12 +52,12 @@ ANALYZE;
 SQL
 SHOP_ORDERS=${LOAD_SHOP_ORDERS:-0}
 if [ "$SHOP_ORDERS" -gt 0 ]; then
-  say "adding $SHOP_ORDERS orders ($((3 * SHOP_ORDERS)) lines) of $((SHOP_ORDERS / 20)) other customers"
+  say "adding $SHOP_ORDERS orders ($((3 * SHOP_ORDERS)) lines) of $((SHOP_ORDERS / 10)) other customers"
   # Without the triggers (order numbers, audit): seconds, not minutes.
   psql_su "$PORT" "$DB" >/dev/null <<SQL
 SET session_replication_role = replica;
 INSERT INTO orders (order_number, user_id, billing_name, billing_email, billing_address, subtotal, total_amount, status, payment_status, created_at)
-SELECT 'ORD-SHOP-' || n, ('user_2shop' || (n % greatest($SHOP_ORDERS / 20, 1)))::clerk_user_id, 'Shop', 'shop@example.com', '{}', 30, 30,
+SELECT 'ORD-SHOP-' || n, ('user_2shop' || (n % greatest($SHOP_ORDERS / 10, 1)))::clerk_user_id, 'Shop', 'shop@example.com', '{}', 30, 30,
        'delivered', 'paid', now() - make_interval(mins => n)
   FROM generate_series(1, $SHOP_ORDERS) n;
 INSERT INTO order_items (order_id, product_id, product_name, quantity, unit_price, total_price)

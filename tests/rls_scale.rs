@@ -3,9 +3,11 @@
 //! 5,000 customers, the plans of a customer's typical requests, as the
 //! proxy sends them (`Accept: application/vnd.pgrst.plan+json` with
 //! `db-plan-enabled`, under the customer's role and claims), find the
-//! user-data rows through an index on the owner or the key, never by a
-//! sequential scan or an index read to the end; and staff, who run as
-//! `clerk_staff`, still see the whole shop.
+//! user-data rows through an index on the owner, the organization or the
+//! key, never by a sequential scan or an index read to the end; and staff
+//! (admin, manager, employee), who run as `clerk_staff`, see exactly what
+//! the permission model gives them: every row where their role has the
+//! permission, their own rows elsewhere.
 
 use clerk_jwt::test_keys::{now, sign_hs256};
 use pg_clerk_e2e::{admin_execute, admin_query_in, fresh_api_database, http, start_proxy};
@@ -17,7 +19,8 @@ const ORDERS: i64 = 100_000;
 const CUSTOMERS: i64 = 5_000;
 
 /// Relations whose sequential scan in a customer's plan is a bug.
-const USER_DATA: [&str; 6] = ["orders", "order_items", "cart", "wishlist", "product_reviews", "coupon_usage"];
+const USER_DATA: [&str; 8] =
+    ["orders", "order_items", "cart", "wishlist", "product_reviews", "coupon_usage", "audit_log", "projects"];
 
 /// Every scan of a user-data table in an EXPLAIN (FORMAT JSON) plan that
 /// does not find its rows through an index on the owner or the key: a
@@ -29,7 +32,7 @@ fn unindexed(plan: &Value, found: &mut Vec<String>) {
         Value::Object(node) => {
             if let Some(rel) = node.get("Relation Name").and_then(Value::as_str).filter(|r| USER_DATA.contains(r)) {
                 let text = |k: &str| node.get(k).and_then(Value::as_str).unwrap_or("");
-                let keyed = |cond: &str| cond.contains("user_id") || cond.contains("order_id");
+                let keyed = |cond: &str| ["user_id", "order_id", "org_id"].iter().any(|k| cond.contains(k));
                 let ok = match text("Node Type") {
                     "Index Scan" | "Index Only Scan" => keyed(text("Index Cond")),
                     "Bitmap Heap Scan" => keyed(text("Recheck Cond")),
@@ -67,6 +70,14 @@ fn a_customers_requests_use_indexes_at_100k_orders_and_staff_see_the_shop() {
              INSERT INTO coupon_usage (coupon_id, user_id, order_id, discount_applied)
              SELECT (SELECT coupon_id FROM coupons WHERE code = 'SCALE'), user_id, order_id, 1
                FROM orders WHERE order_number LIKE 'ORD-S-%' ORDER BY order_id LIMIT {CUSTOMERS};
+             INSERT INTO projects (org_id, name, created_by)
+             SELECT ('org_2scale' || (n % {CUSTOMERS}))::clerk_org_id, 'P' || n, ('user_2scale' || (n % {CUSTOMERS}))::clerk_user_id
+               FROM generate_series(1, {ORDERS}) n;
+             INSERT INTO audit_log (user_id, action, resource_type, resource_id)
+             SELECT ('user_2scale' || (n % {CUSTOMERS}))::clerk_user_id, 'UPDATE', 'orders', n::text FROM generate_series(1, {ORDERS}) n;
+             -- The staff member's own rows, which a role without the permission still sees.
+             UPDATE orders SET user_id = 'user_2scaleStaff' WHERE order_id IN (SELECT order_id FROM orders ORDER BY order_id LIMIT 3);
+             UPDATE product_reviews SET user_id = 'user_2scaleStaff' WHERE review_id = (SELECT min(review_id) FROM product_reviews);
              ANALYZE;"
         ),
     );
@@ -95,12 +106,21 @@ fn a_customers_requests_use_indexes_at_100k_orders_and_staff_see_the_shop() {
         "/wishlist?select=product_id".to_owned(),
         "/product_reviews?select=review_id,rating".to_owned(),
         "/coupon_usage?select=coupon_id".to_owned(),
+        "/audit_log?select=audit_id&order=created_at.desc&limit=20".to_owned(),
     ] {
         let plan = get(&path, &customer, "application/vnd.pgrst.plan+json");
         let mut found = Vec::new();
         unindexed(&plan, &mut found);
         assert!(found.is_empty(), "{path}: {found:?} at {ORDERS} orders:\n{plan:#}");
     }
+    let member = bearer(json!({"org_id": "org_2scale42", "org_role": "org:member"}));
+    let path = "/projects?select=project_id,name&order=created_at.desc&limit=20";
+    let mut found = Vec::new();
+    unindexed(&get(path, &member, "application/vnd.pgrst.plan+json"), &mut found);
+    assert!(found.is_empty(), "{path}: {found:?}");
+    let projects = get("/projects?select=org_id", &member, "application/json");
+    assert_eq!(projects.as_array().map(Vec::len), Some((ORDERS / CUSTOMERS) as usize));
+    assert!(projects.as_array().unwrap().iter().all(|r| r["org_id"] == "org_2scale42"), "{projects}");
     // The answers themselves: their rows only.
     let rows = get("/orders?select=user_id&order=created_at.desc&limit=20", &customer, "application/json");
     assert_eq!(rows.as_array().map(Vec::len), Some(20));
@@ -111,4 +131,38 @@ fn a_customers_requests_use_indexes_at_100k_orders_and_staff_see_the_shop() {
     assert_eq!(newest.as_array().map(Vec::len), Some(50));
     let shop_newest: i64 = admin_query_in(DB, "SELECT order_id FROM orders ORDER BY created_at DESC LIMIT 1")[0].get(0);
     assert_eq!(newest[0]["order_id"], shop_newest, "the newest order of the shop, not the staff member's own");
+
+    // Each staff role sees, table by table, what the permission model of
+    // the old policies (permission OR owner) gave: counted by the proxy
+    // under the role, computed here from role_permissions as superuser.
+    let table_rules = [
+        ("orders", "orders:read", "user_id = 'user_2scaleStaff'"),
+        ("order_items", "orders:read", "order_id IN (SELECT order_id FROM orders WHERE user_id = 'user_2scaleStaff')"),
+        ("coupon_usage", "orders:read", "user_id = 'user_2scaleStaff'"),
+        ("product_reviews", "reviews:moderate", "user_id = 'user_2scaleStaff'"),
+        ("coupons", "coupons:read", "false"),
+        ("audit_log", "audit:read", "false"),
+        ("product_costs", "products:write", "false"),
+    ];
+    for role in ["admin", "manager", "employee"] {
+        let staff = bearer(json!({"sub": "user_2scaleStaff", "metadata": {"role": role}}));
+        for (table, permission, own) in table_rules {
+            let expected: i64 = admin_query_in(
+                DB,
+                &format!(
+                    "SELECT count(*) FROM {table} WHERE EXISTS (SELECT FROM role_permissions
+                      WHERE role = '{role}' AND permission IN ('{permission}', '*')) OR {own}"
+                ),
+            )[0]
+            .get(0);
+            let headers = vec![("Authorization".to_owned(), staff.clone()), ("Prefer".to_owned(), "count=exact".to_owned())];
+            let (status, head, body) = http(port, "GET", &format!("/{table}?select=*&limit=0"), &headers, None);
+            assert!(status == 200 || status == 206, "{role} {table}: {status} {body}");
+            let total = head
+                .to_ascii_lowercase()
+                .lines()
+                .find_map(|l| l.strip_prefix("content-range: ")?.rsplit('/').next()?.trim().parse::<i64>().ok());
+            assert_eq!(total, Some(expected), "{role} sees {table}: {head}");
+        }
+    }
 }
