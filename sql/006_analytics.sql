@@ -14,15 +14,16 @@
 --     (k = analytics_private.settings.min_group_size, default 5).
 -- Safe to re-run.
 
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
-
 CREATE SCHEMA IF NOT EXISTS analytics_private;
 REVOKE ALL ON SCHEMA analytics_private FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS analytics_private.settings (
     singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    pseudonym_key   bytea NOT NULL DEFAULT gen_random_bytes(32),
+    pseudonym_key   bytea NOT NULL DEFAULT clerk_random_bytes(32),
     min_group_size  integer NOT NULL DEFAULT 5 CHECK (min_group_size >= 1)
 );
+-- (Earlier versions used pgcrypto's gen_random_bytes() and hmac(); the
+-- key stays, and clerk_hmac_sha256() gives the same pseudonyms.)
+ALTER TABLE analytics_private.settings ALTER COLUMN pseudonym_key SET DEFAULT clerk_random_bytes(32);
 INSERT INTO analytics_private.settings DEFAULT VALUES ON CONFLICT DO NOTHING;
 
 CREATE SCHEMA IF NOT EXISTS analytics;
@@ -31,7 +32,7 @@ REVOKE ALL ON SCHEMA analytics FROM PUBLIC;
 -- The pseudonym expression every view uses (inlined, so bi_reader needs no
 -- right on a function that could be fed candidate ids).
 CREATE OR REPLACE VIEW analytics_private.customer_keys AS
-SELECT u.user_id, 'c_' || left(encode(hmac(convert_to(u.user_id::text, 'UTF8'), s.pseudonym_key, 'sha256'), 'hex'), 24) AS customer
+SELECT u.user_id, 'c_' || left(encode(clerk_hmac_sha256(convert_to(u.user_id::text, 'UTF8'), s.pseudonym_key), 'hex'), 24) AS customer
   FROM (SELECT user_id FROM orders UNION SELECT user_id FROM product_reviews UNION SELECT user_id FROM coupon_usage) u
  CROSS JOIN analytics_private.settings s;
 
@@ -101,7 +102,7 @@ BEGIN
               WHERE attrelid = source AND attnum > 0 AND NOT attisdropped ORDER BY attnum LOOP
         IF a.attname = user_column THEN
             cols := cols || format('%s AS customer',
-                format($e$'c_' || left(encode(hmac(convert_to(src.%I::text, 'UTF8'), (SELECT pseudonym_key FROM analytics_private.settings), 'sha256'), 'hex'), 24)$e$, a.attname));
+                format($e$'c_' || left(encode(clerk_hmac_sha256(convert_to(src.%I::text, 'UTF8'), (SELECT pseudonym_key FROM analytics_private.settings)), 'hex'), 24)$e$, a.attname));
         ELSIF a.attname = ANY (keep) THEN
             cols := cols || format('src.%I', a.attname);
         ELSIF a.t IN ('timestamptz'::regtype, 'timestamp'::regtype) THEN

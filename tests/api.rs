@@ -100,7 +100,8 @@ fn filters_ranges_and_single_objects() {
     assert_eq!((status, rows), (200, json!([{"status": "shipped"}])));
     let (status, rows) = get("/orders?select=n:order_id&status=not.in.(shipped,cancelled)", Some(&alice));
     assert_eq!((status, rows), (200, json!([{"n": 1}])));
-    let (status, one) = call("GET", "/orders?select=status&order_id=eq.2", Some(&alice), &[("Accept", "application/vnd.pgrst.object+json")], None);
+    let (status, one) =
+        call("GET", "/orders?select=status&order_id=eq.2", Some(&alice), &[("Accept", "application/vnd.pgrst.object+json")], None);
     assert_eq!((status, one), (200, json!({"status": "shipped"})));
     let (status, err) = call("GET", "/orders", Some(&alice), &[("Accept", "application/vnd.pgrst.object+json")], None);
     assert_eq!((status, err["code"].as_str()), (406, Some("PGRST116")));
@@ -204,7 +205,13 @@ fn writes_go_through_rls() {
     let (alice, bob) = (token_for(ALICE), token_for(BOB));
     let representation = [("Prefer", "return=representation")];
     // Insert: the owner comes from the token (column default current_clerk_user()).
-    let (status, rows) = call("POST", "/cart?select=user_id,product_id,quantity", Some(&alice), &representation, Some(&json!({"product_id": 5, "quantity": 1})));
+    let (status, rows) = call(
+        "POST",
+        "/cart?select=user_id,product_id,quantity",
+        Some(&alice),
+        &representation,
+        Some(&json!({"product_id": 5, "quantity": 1})),
+    );
     assert_eq!((status, rows), (201, json!([{"user_id": ALICE, "product_id": 5, "quantity": 1}])));
     // Inserting a row for someone else is refused by the policy.
     let (status, err) = call("POST", "/cart", Some(&alice), &[], Some(&json!({"user_id": BOB, "product_id": 6})));
@@ -217,12 +224,19 @@ fn writes_go_through_rls() {
     let (status, headers, _) = http(port, "DELETE", "/cart?product_id=eq.5", &auth(&bob), None);
     assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/*")));
     // Alice's own update and delete work.
-    let (status, rows) = call("PATCH", "/cart?product_id=eq.5&select=quantity", Some(&alice), &representation, Some(&json!({"quantity": 3})));
+    let (status, rows) =
+        call("PATCH", "/cart?product_id=eq.5&select=quantity", Some(&alice), &representation, Some(&json!({"quantity": 3})));
     assert_eq!((status, rows), (200, json!([{"quantity": 3}])));
     let (status, headers, _) = http(port, "DELETE", "/cart?product_id=eq.5", &auth(&alice), None);
     assert_eq!((status, header_of(&headers, "content-range").as_deref()), (204, Some("*/*")), "PostgREST's Content-Range of a DELETE");
     // return=headers-only: 201 and the new row's Location, by primary key.
-    let (status, headers, body) = http(port, "POST", "/wishlist", &[auth(&alice), vec![("Prefer".to_owned(), "return=headers-only".to_owned())]].concat(), Some(r#"{"product_id": 7}"#));
+    let (status, headers, body) = http(
+        port,
+        "POST",
+        "/wishlist",
+        &[auth(&alice), vec![("Prefer".to_owned(), "return=headers-only".to_owned())]].concat(),
+        Some(r#"{"product_id": 7}"#),
+    );
     assert_eq!(status, 201, "{body}");
     let location = header_of(&headers, "location").expect("a Location header");
     assert!(location.starts_with("/wishlist?wishlist_id=eq."), "{location}");
@@ -294,7 +308,6 @@ fn deliver(id: &str, ts: i64, body: &Value, secret: &str) -> (u16, Value) {
     let (status, _, body) = http(proxy().1, "POST", "/webhooks/clerk", &headers, Some(&body));
     (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
 }
-
 
 #[test]
 fn signed_clerk_webhooks_sync_users_once_and_erase_on_delete() {
@@ -387,8 +400,12 @@ fn embedding_follows_foreign_keys_and_rls() {
     // order and limit inside an embed apply to it alone.
     let path = "/orders?select=order_id,order_items!inner(product_name)&order_items.product_name=eq.Stoneware%20Cup&order_id=lte.3";
     assert_eq!(get(path, Some(&alice)), (200, json!([{"order_id": 2, "order_items": [{"product_name": "Stoneware Cup"}]}])));
-    let path = "/orders?select=order_id,order_items(product_name)&order_items.product_name=eq.Stoneware%20Cup&order_id=lte.3&order=order_id";
-    assert_eq!(get(path, Some(&alice)).1, json!([{"order_id": 1, "order_items": []}, {"order_id": 2, "order_items": [{"product_name": "Stoneware Cup"}]}]));
+    let path =
+        "/orders?select=order_id,order_items(product_name)&order_items.product_name=eq.Stoneware%20Cup&order_id=lte.3&order=order_id";
+    assert_eq!(
+        get(path, Some(&alice)).1,
+        json!([{"order_id": 1, "order_items": []}, {"order_id": 2, "order_items": [{"product_name": "Stoneware Cup"}]}])
+    );
     let path = "/orders?select=order_id,order_items(product_name,products(slug))&order_items.order=unit_price.desc&order_items.limit=1&order_id=eq.2";
     assert_eq!(
         get(path, Some(&alice)).1,
@@ -432,12 +449,25 @@ fn upsert_put_and_write_preferences() {
     // PUT: insert, then replace, by primary key (customers cannot choose
     // generated keys, so a staff member on the catalogue); a customer's PUT
     // is refused by the catalogue's policy.
-    let staff = sign(&json!({"sub": "user_2demoStaff", "sid": "sess_e2e", "iss": "https://clerk.example.com", "azp": "https://app.example.com",
+    let staff =
+        sign(&json!({"sub": "user_2demoStaff", "sid": "sess_e2e", "iss": "https://clerk.example.com", "azp": "https://app.example.com",
                              "iat": now() - 5, "exp": now() + 600, "metadata": {"role": "admin"}}));
     let path = "/categories?category_id=eq.9001";
-    let (status, rows) = call("PUT", &format!("{path}&select=category_id,slug"), Some(&staff), &[("Prefer", "return=representation")], Some(&json!({"name": "Put", "slug": "put"})));
+    let (status, rows) = call(
+        "PUT",
+        &format!("{path}&select=category_id,slug"),
+        Some(&staff),
+        &[("Prefer", "return=representation")],
+        Some(&json!({"name": "Put", "slug": "put"})),
+    );
     assert_eq!((status, rows), (201, json!([{"category_id": 9001, "slug": "put"}])), "PUT inserted");
-    let (status, rows) = call("PUT", &format!("{path}&select=slug"), Some(&staff), &[("Prefer", "return=representation")], Some(&json!({"name": "Put", "slug": "put-1"})));
+    let (status, rows) = call(
+        "PUT",
+        &format!("{path}&select=slug"),
+        Some(&staff),
+        &[("Prefer", "return=representation")],
+        Some(&json!({"name": "Put", "slug": "put-1"})),
+    );
     assert_eq!((status, rows), (200, json!([{"slug": "put-1"}])), "PUT replaced");
     let (status, _) = call("PUT", path, Some(&staff), &[], Some(&json!({"category_id": 9001, "name": "Put again", "slug": "put-again"})));
     assert_eq!(status, 204);
@@ -458,21 +488,43 @@ fn upsert_put_and_write_preferences() {
     let rows_body = json!([{"product_id": 8}, {"product_id": 7, "quantity": 2}]);
     let (status, err) = call("POST", "/cart", Some(&bob), &[], Some(&rows_body));
     assert_eq!((status, err["code"].as_str()), (400, Some("23502")), "{err}");
-    let (status, rows) = call("POST", "/cart?select=product_id,quantity", Some(&bob), &[("Prefer", "missing=default,return=representation")], Some(&rows_body));
+    let (status, rows) = call(
+        "POST",
+        "/cart?select=product_id,quantity",
+        Some(&bob),
+        &[("Prefer", "missing=default,return=representation")],
+        Some(&rows_body),
+    );
     assert_eq!((status, rows), (201, json!([{"product_id": 8, "quantity": 1}, {"product_id": 7, "quantity": 2}])));
     // max-affected with handling=strict: too many rows → 400, nothing changed.
-    let (status, err) = call("PATCH", "/cart", Some(&alice), &[("Prefer", "handling=strict,max-affected=1")], Some(&json!({"quantity": 42})));
+    let (status, err) =
+        call("PATCH", "/cart", Some(&alice), &[("Prefer", "handling=strict,max-affected=1")], Some(&json!({"quantity": 42})));
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST124")), "{err}");
     assert!(!get("/cart?select=quantity", Some(&alice)).1.as_array().unwrap().iter().any(|r| r["quantity"] == 42));
-    let (status, headers, _) = http(port, "PATCH", "/cart?product_id=eq.1", &with_token(&alice, &[("Prefer", "handling=strict, max-affected=1")]), Some(r#"{"quantity": 4}"#));
+    let (status, headers, _) = http(
+        port,
+        "PATCH",
+        "/cart?product_id=eq.1",
+        &with_token(&alice, &[("Prefer", "handling=strict, max-affected=1")]),
+        Some(r#"{"quantity": 4}"#),
+    );
     assert_eq!((status, header_of(&headers, "preference-applied").as_deref()), (204, Some("handling=strict, max-affected=1")));
     let (status, err) = call("GET", "/products", None, &[("Prefer", "handling=strict, count=maybe")], None);
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST122")), "{err}");
     // tx=rollback: ignored with the default db-tx-end = commit; honoured
     // with commit-allow-override (the row is answered, then not kept).
     let guarded = guarded_proxy();
-    let (status, headers, body) = http(guarded, "POST", "/wishlist?select=product_id", &with_token(&bob, &[("Prefer", "tx=rollback,return=representation")]), Some(r#"{"product_id": 1}"#));
-    assert_eq!((status, header_of(&headers, "preference-applied").as_deref(), body.as_str()), (201, Some("return=representation, tx=rollback"), r#"[{"product_id":1}]"#));
+    let (status, headers, body) = http(
+        guarded,
+        "POST",
+        "/wishlist?select=product_id",
+        &with_token(&bob, &[("Prefer", "tx=rollback,return=representation")]),
+        Some(r#"{"product_id": 1}"#),
+    );
+    assert_eq!(
+        (status, header_of(&headers, "preference-applied").as_deref(), body.as_str()),
+        (201, Some("return=representation, tx=rollback"), r#"[{"product_id":1}]"#)
+    );
     assert_eq!(get("/wishlist?product_id=eq.1", Some(&bob)).1, json!([]));
     let (status, _, _) = http(port, "POST", "/wishlist", &with_token(&bob, &[("Prefer", "tx=rollback")]), Some(r#"{"product_id": 1}"#));
     assert_eq!(status, 201);
@@ -500,7 +552,8 @@ fn csv_counts_and_row_limits() {
         h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         h
     };
-    let (status, _, body) = http(port, "POST", "/wishlist?select=product_id", &as_bob(&[("Prefer", "return=representation")]), Some(r#"{"product_id": 8}"#));
+    let (status, _, body) =
+        http(port, "POST", "/wishlist?select=product_id", &as_bob(&[("Prefer", "return=representation")]), Some(r#"{"product_id": 8}"#));
     assert_eq!((status, body.as_str()), (201, "product_id\n8"));
     admin_query("DELETE FROM wishlist WHERE user_id = 'user_2demoBob' AND product_id = 8");
     let (status, _, body) = http(port, "POST", "/rpc/customer_tier", &as_bob(&[]), Some("{}"));

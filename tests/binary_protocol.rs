@@ -19,10 +19,7 @@ async fn ids_round_trip_in_binary() {
     let client = connect().await;
     fresh_table(&client, "bin_round_trip").await;
     let (user, org, sess) = (ClerkId("user_2NNEqL2nrIRdJ194ndJqAHwEfxC".into()), ClerkId("org_1".into()), ClerkId("sess_1".into()));
-    client
-        .execute("INSERT INTO bin_round_trip VALUES ($1, $2, $3)", &[&user, &org, &sess])
-        .await
-        .unwrap();
+    client.execute("INSERT INTO bin_round_trip VALUES ($1, $2, $3)", &[&user, &org, &sess]).await.unwrap();
     let row = client.query_one("SELECT user_id, org_id, session_id FROM bin_round_trip WHERE user_id = $1", &[&user]).await.unwrap();
     assert_eq!(row.get::<_, ClerkId>(0), user);
     assert_eq!(row.get::<_, ClerkId>(1), org);
@@ -34,10 +31,7 @@ async fn binary_receive_validates_like_text_input() {
     let client = connect().await;
     fresh_table(&client, "bin_validation").await;
     for bad in ["usr_1", "user_", "user_a b", "USER_a", "org_1"] {
-        let err = client
-            .execute("INSERT INTO bin_validation (user_id) VALUES ($1)", &[&ClerkId(bad.into())])
-            .await
-            .expect_err(bad);
+        let err = client.execute("INSERT INTO bin_validation (user_id) VALUES ($1)", &[&ClerkId(bad.into())]).await.expect_err(bad);
         let db = err.as_db_error().expect("a database error");
         assert_eq!(db.code(), &SqlState::INVALID_TEXT_REPRESENTATION, "{bad}");
         assert!(db.message().contains("clerk_user_id") && db.message().contains(bad), "{}", db.message());
@@ -54,9 +48,7 @@ async fn binary_receive_validates_like_text_input() {
 async fn current_clerk_user_reads_over_binary_protocol() {
     let mut client = connect().await;
     let tx = client.transaction().await.unwrap();
-    tx.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&r#"{"sub":"user_bin","org_id":"org_bin"}"#])
-        .await
-        .unwrap();
+    tx.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&r#"{"sub":"user_bin","org_id":"org_bin"}"#]).await.unwrap();
     let row = tx.query_one("SELECT current_clerk_user(), current_clerk_org(), current_clerk_claims()->>'sub'", &[]).await.unwrap();
     assert_eq!(row.get::<_, ClerkId>(0), ClerkId("user_bin".into()));
     assert_eq!(row.get::<_, ClerkId>(1), ClerkId("org_bin".into()));

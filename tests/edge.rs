@@ -8,7 +8,10 @@
 
 use base64::Engine;
 use clerk_jwt::test_keys::{now, sign, JWKS};
-use pg_clerk_e2e::{admin_execute, admin_query_in, fresh_api_database, free_port, head_value, http, raw_http, serve_jwks, start_proxy, Running, REQUEST_SETTING_FUNCTION};
+use pg_clerk_e2e::{
+    admin_execute, admin_query_in, free_port, fresh_api_database, head_value, http, raw_http, serve_jwks, start_proxy, Running,
+    REQUEST_SETTING_FUNCTION,
+};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -59,7 +62,8 @@ fn call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Opt
     (status, head, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-const EXPOSED: &str = "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit";
+const EXPOSED: &str =
+    "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit";
 
 // PostgREST's CorsSpec, and what supabase-js asks for.
 #[test]
@@ -91,7 +95,11 @@ fn preflights_are_answered_as_postgrest_does() {
         ("/", "OPTIONS,GET,HEAD"),
     ] {
         let (status, head, _) = call(port, "OPTIONS", path, &[("Accept", "application/json")], None);
-        assert_eq!((status, head_value(&head, "allow"), head_value(&head, "access-control-allow-origin")), (200, Some(allow), Some("*")), "{path}");
+        assert_eq!(
+            (status, head_value(&head, "allow"), head_value(&head, "access-control-allow-origin")),
+            (200, Some(allow), Some("*")),
+            "{path}"
+        );
     }
     assert_eq!(call(port, "OPTIONS", "/nope", &[], None).0, 404);
 }
@@ -128,13 +136,22 @@ fn every_answer_errors_included_carries_cors_headers() {
 fn listed_origins_are_echoed_with_credentials_and_others_get_nothing() {
     let port = listed_proxy();
     let (status, head, _) = call(port, "OPTIONS", "/cart", &[("Origin", SHOP), ("Access-Control-Request-Method", "POST")], None);
-    assert_eq!((status, head_value(&head, "access-control-allow-origin"), head_value(&head, "access-control-allow-credentials")), (200, Some(SHOP), Some("true")));
+    assert_eq!(
+        (status, head_value(&head, "access-control-allow-origin"), head_value(&head, "access-control-allow-credentials")),
+        (200, Some(SHOP), Some("true"))
+    );
     let (status, head, _) = call(port, "GET", "/products?limit=1", &[("Origin", SHOP)], None);
-    assert_eq!((status, head_value(&head, "access-control-allow-origin"), head_value(&head, "access-control-allow-credentials")), (200, Some(SHOP), Some("true")));
+    assert_eq!(
+        (status, head_value(&head, "access-control-allow-origin"), head_value(&head, "access-control-allow-credentials")),
+        (200, Some(SHOP), Some("true"))
+    );
     // Never an arbitrary origin echoed with credentials; the request is
     // still answered (the browser keeps it from the page).
     let (status, head, _) = call(port, "GET", "/products?limit=1", &[("Origin", "http://invalid.com")], None);
-    assert_eq!((status, head_value(&head, "access-control-allow-origin"), head_value(&head, "access-control-allow-credentials")), (200, None, None));
+    assert_eq!(
+        (status, head_value(&head, "access-control-allow-origin"), head_value(&head, "access-control-allow-credentials")),
+        (200, None, None)
+    );
 }
 
 #[test]
@@ -144,7 +161,8 @@ fn supabase_js_paths_under_rest_v1_are_the_api() {
     let root = call(port, "GET", "/products?select=product_id&order=product_id&limit=3", &[], None);
     let prefixed = call(port, "GET", "/rest/v1/products?select=product_id&order=product_id&limit=3", &[], None);
     assert_eq!((prefixed.0, &prefixed.2), (200, &root.2));
-    let (status, _, tier) = call(port, "POST", "/rest/v1/rpc/customer_tier", &[("Authorization", &alice), ("Content-Type", "application/json")], Some("{}"));
+    let (status, _, tier) =
+        call(port, "POST", "/rest/v1/rpc/customer_tier", &[("Authorization", &alice), ("Content-Type", "application/json")], Some("{}"));
     assert_eq!((status, tier), (200, json!("Gold")));
     let (status, head, doc) = call(port, "GET", "/rest/v1/", &[], None);
     assert_eq!(status, 200, "{head}");
@@ -160,7 +178,8 @@ fn the_publishable_key_is_no_user_and_names_the_frontend_api() {
     let jwks_url = serve_jwks(JWKS);
     let host = jwks_url.trim_start_matches("http://").trim_end_matches("/.well-known/jwks.json").to_owned();
     let pk = format!("pk_test_{}", base64::engine::general_purpose::STANDARD.encode(format!("{host}$")));
-    let (_running, port) = start_proxy(&format!("db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-publishable-key = \"{pk}\"\n", database()));
+    let (_running, port) =
+        start_proxy(&format!("db-uri = \"{}\"\ndb-anon-role = \"anon\"\nclerk-publishable-key = \"{pk}\"\n", database()));
     let issuer = format!("http://{host}");
     let t = now();
     let alice = sign(&json!({"sub": ALICE, "sid": "sess_pk", "iss": issuer, "iat": t, "nbf": t - 5, "exp": t + 60}));
@@ -180,7 +199,11 @@ fn the_publishable_key_is_no_user_and_names_the_frontend_api() {
     assert_eq!(call(port, "GET", "/orders", &[("Authorization", &format!("Bearer {other}"))], None).0, 401);
     // A malformed key stops start-up, naming the key.
     let conf = std::env::temp_dir().join(format!("clerk-proxy-edge-pk-{}.conf", std::process::id()));
-    std::fs::write(&conf, format!("db-uri = \"{}\"\nclerk-publishable-key = \"pk_live_bm90LWEta2V5\"\nserver-port = {}\n", database(), free_port())).unwrap();
+    std::fs::write(
+        &conf,
+        format!("db-uri = \"{}\"\nclerk-publishable-key = \"pk_live_bm90LWEta2V5\"\nserver-port = {}\n", database(), free_port()),
+    )
+    .unwrap();
     let out = std::process::Command::new(pg_clerk_e2e::proxy_bin()).args(["--config", conf.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("clerk-publishable-key"), "{out:?}");
@@ -220,7 +243,13 @@ fn the_session_cookie_writes_only_from_the_api_or_listed_origins() {
     assert_eq!((status, head_value(&head, "access-control-allow-origin")), (200, None));
     // A bearer token is sent on purpose: any origin may write with it.
     let bearer = format!("Bearer {}", token(BOB));
-    let (status, _, body) = call(port, "PATCH", "/cart?product_id=eq.8", &[("Authorization", &bearer), ("Origin", "https://evil.example"), ("Content-Type", "application/json")], Some(r#"{"quantity": 2}"#));
+    let (status, _, body) = call(
+        port,
+        "PATCH",
+        "/cart?product_id=eq.8",
+        &[("Authorization", &bearer), ("Origin", "https://evil.example"), ("Content-Type", "application/json")],
+        Some(r#"{"quantity": 2}"#),
+    );
     assert_eq!(status, 204, "{body}");
 }
 
@@ -229,11 +258,16 @@ fn write_bodies_must_be_json_a_form_or_csv() {
     let port = open_proxy();
     let alice = format!("Bearer {}", token(ALICE));
     for media in ["text/plain", "text/xml", "application/xml", "application/octet-stream"] {
-        let (status, _, err) = call(port, "POST", "/wishlist", &[("Authorization", &alice), ("Content-Type", media)], Some(r#"{"product_id": 3}"#));
-        assert_eq!((status, err), (400, json!({"code": "PGRST102", "details": null, "hint": null, "message": format!("Content-Type not acceptable: {media}")})));
+        let (status, _, err) =
+            call(port, "POST", "/wishlist", &[("Authorization", &alice), ("Content-Type", media)], Some(r#"{"product_id": 3}"#));
+        assert_eq!(
+            (status, err),
+            (400, json!({"code": "PGRST102", "details": null, "hint": null, "message": format!("Content-Type not acceptable: {media}")}))
+        );
     }
     // A raw text body goes to a function's one unnamed text parameter only, as PostgREST passes it.
-    let (status, _, err) = call(port, "POST", "/rpc/customer_tier", &[("Authorization", &alice), ("Content-Type", "text/plain; charset=utf-8")], Some("{}"));
+    let (status, _, err) =
+        call(port, "POST", "/rpc/customer_tier", &[("Authorization", &alice), ("Content-Type", "text/plain; charset=utf-8")], Some("{}"));
     assert_eq!(
         (status, err),
         (
@@ -244,9 +278,21 @@ fn write_bodies_must_be_json_a_form_or_csv() {
     );
     assert!(admin_query_in(DB, &format!("SELECT 1 FROM wishlist WHERE user_id = '{ALICE}' AND product_id = 3")).is_empty());
     // JSON with a charset, no Content-Type at all, and a form are accepted.
-    let (status, _, _) = call(port, "POST", "/wishlist", &[("Authorization", &alice), ("Content-Type", "application/json; charset=utf-8")], Some(r#"{"product_id": 3}"#));
+    let (status, _, _) = call(
+        port,
+        "POST",
+        "/wishlist",
+        &[("Authorization", &alice), ("Content-Type", "application/json; charset=utf-8")],
+        Some(r#"{"product_id": 3}"#),
+    );
     assert_eq!(status, 201);
-    let (status, _, rows) = call(port, "POST", "/wishlist?select=product_id", &[("Authorization", &alice), ("Content-Type", "application/x-www-form-urlencoded"), ("Prefer", "return=representation")], Some("product_id=5"));
+    let (status, _, rows) = call(
+        port,
+        "POST",
+        "/wishlist?select=product_id",
+        &[("Authorization", &alice), ("Content-Type", "application/x-www-form-urlencoded"), ("Prefer", "return=representation")],
+        Some("product_id=5"),
+    );
     assert_eq!((status, rows), (201, json!([{"product_id": 5}])));
     let (status, _, _) = call(port, "DELETE", "/wishlist?product_id=in.(3,5)", &[("Authorization", &alice)], None);
     assert_eq!(status, 204);
@@ -284,23 +330,43 @@ fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let headers: Value = serde_json::from_str(said.as_str().unwrap()).unwrap();
     assert_eq!((&headers["x-forwarded-for"], &headers["x-real-ip"]), (&json!("127.0.0.1"), &json!("127.0.0.1")));
     // A write's audit row: the peer, not the forged address.
-    admin_execute(DB, "INSERT INTO orders (order_id, user_id, billing_name, billing_email, billing_address, subtotal, total_amount)
-                       VALUES (9901, 'user_2edgeXff', 'X', 'x@example.com', '{}', 1, 1) ON CONFLICT DO NOTHING");
+    admin_execute(
+        DB,
+        "INSERT INTO orders (order_id, user_id, billing_name, billing_email, billing_address, subtotal, total_amount)
+                       VALUES (9901, 'user_2edgeXff', 'X', 'x@example.com', '{}', 1, 1) ON CONFLICT DO NOTHING",
+    );
     let xff = token("user_2edgeXff");
     let auth = format!("Bearer {xff}");
-    let (status, _, body) = call(open_proxy(), "POST", "/rpc/cancel_order", &[("Authorization", &auth), ("X-Forwarded-For", "203.0.113.66"), ("Content-Type", "application/json")], Some(r#"{"order_id": 9901}"#));
+    let (status, _, body) = call(
+        open_proxy(),
+        "POST",
+        "/rpc/cancel_order",
+        &[("Authorization", &auth), ("X-Forwarded-For", "203.0.113.66"), ("Content-Type", "application/json")],
+        Some(r#"{"order_id": 9901}"#),
+    );
     assert_eq!(status, 200, "{body}");
-    let ip: String = admin_query_in(DB, "SELECT host(ip_address) FROM audit_log WHERE resource_type = 'orders' AND resource_id = '9901' ORDER BY audit_id DESC LIMIT 1")[0].get(0);
+    let ip: String = admin_query_in(
+        DB,
+        "SELECT host(ip_address) FROM audit_log WHERE resource_type = 'orders' AND resource_id = '9901' ORDER BY audit_id DESC LIMIT 1",
+    )[0]
+    .get(0);
     assert_eq!(ip, "127.0.0.1");
     // Behind a trusted proxy (the test's own address), its X-Forwarded-For holds.
     let (_trusting, port) = proxy_with("server-trusted-proxies = \"127.0.0.1/32\"");
-    let (_, _, said) = call(port, "GET", "/rpc/request_setting?name=request.headers", &[("X-Forwarded-For", "198.51.100.9, 203.0.113.66")], None);
+    let (_, _, said) =
+        call(port, "GET", "/rpc/request_setting?name=request.headers", &[("X-Forwarded-For", "198.51.100.9, 203.0.113.66")], None);
     let headers: Value = serde_json::from_str(said.as_str().unwrap()).unwrap();
     assert_eq!(headers["x-forwarded-for"], "203.0.113.66", "the hop the trusted proxy saw");
     // A proxy that sets X-Real-IP passes X-Forwarded-For on as the client
     // wrote it: only the configured header is believed.
     let (_real_ip, port) = proxy_with("server-trusted-proxies = \"127.0.0.1/32\"\nserver-trusted-proxy-header = \"x-real-ip\"");
-    let (_, _, said) = call(port, "GET", "/rpc/request_setting?name=request.headers", &[("X-Forwarded-For", "1.2.3.4"), ("X-Real-IP", "198.51.100.8")], None);
+    let (_, _, said) = call(
+        port,
+        "GET",
+        "/rpc/request_setting?name=request.headers",
+        &[("X-Forwarded-For", "1.2.3.4"), ("X-Real-IP", "198.51.100.8")],
+        None,
+    );
     let headers: Value = serde_json::from_str(said.as_str().unwrap()).unwrap();
     assert_eq!((&headers["x-forwarded-for"], &headers["x-real-ip"]), (&json!("198.51.100.8"), &json!("198.51.100.8")));
 }

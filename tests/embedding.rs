@@ -104,7 +104,11 @@ fn the_strict_parser_refuses_duplicate_keys() {
 fn no_key_twice() {
     assert_eq!(get("/projects?select=id,id&id=eq.1"), (200, json!([{"id": 1}])));
     assert_eq!(get("/projects?select=*,id&id=eq.1").1, json!([{"id": 1, "name": "Windows 7", "client_id": 1}]));
-    for path in ["/projects?select=*,name:client_id&id=eq.1", "/projects?select=client_id,client_id:clients(name)", "/projects?select=name,...clients(name)"] {
+    for path in [
+        "/projects?select=*,name:client_id&id=eq.1",
+        "/projects?select=client_id,client_id:clients(name)",
+        "/projects?select=name,...clients(name)",
+    ] {
         let (status, err) = get(path);
         assert_eq!((status, err["code"].as_str()), (400, Some("PGRST100")), "{path}: {err}");
     }
@@ -124,9 +128,15 @@ fn one_to_one_is_an_object_from_both_sides() {
     // By the key's constraint name and by the referenced column.
     assert_eq!(
         get("/capital?select=name,capital_country_id_fkey(name)&order=id"),
-        (200, json!([{"name": "Kabul", "capital_country_id_fkey": {"name": "Afghanistan"}}, {"name": "Algiers", "capital_country_id_fkey": {"name": "Algeria"}}]))
+        (
+            200,
+            json!([{"name": "Kabul", "capital_country_id_fkey": {"name": "Afghanistan"}}, {"name": "Algiers", "capital_country_id_fkey": {"name": "Algeria"}}])
+        )
     );
-    assert_eq!(get("/country?select=name,id(name)&order=id").1, json!([{"name": "Afghanistan", "id": {"name": "Kabul"}}, {"name": "Algeria", "id": {"name": "Algiers"}}]));
+    assert_eq!(
+        get("/country?select=name,id(name)&order=id").1,
+        json!([{"name": "Afghanistan", "id": {"name": "Kabul"}}, {"name": "Algeria", "id": {"name": "Algiers"}}])
+    );
 }
 
 // QuerySpec "many to many": through users_tasks.
@@ -134,13 +144,20 @@ fn one_to_one_is_an_object_from_both_sides() {
 fn many_to_many_through_a_junction() {
     assert_eq!(
         get("/tasks?select=id,users(id)&order=id&users.order=id"),
-        (200, json!([{"id": 1, "users": [{"id": 1}, {"id": 3}]}, {"id": 2, "users": [{"id": 1}]}, {"id": 3, "users": [{"id": 2}]}, {"id": 4, "users": []}]))
+        (
+            200,
+            json!([{"id": 1, "users": [{"id": 1}, {"id": 3}]}, {"id": 2, "users": [{"id": 1}]}, {"id": 3, "users": [{"id": 2}]}, {"id": 4, "users": []}])
+        )
     );
     assert_eq!(
         get("/users?select=name,tasks(name)&id=eq.1&tasks.order=id"),
         (200, json!([{"name": "Angela Martin", "tasks": [{"name": "Design w7"}, {"name": "Code w7"}]}]))
     );
-    assert_eq!(get("/users?select=name,tasks!users_tasks(id)&id=eq.2").1, json!([{"name": "Michael Scott", "tasks": [{"id": 3}]}]), "the junction as hint");
+    assert_eq!(
+        get("/users?select=name,tasks!users_tasks(id)&id=eq.2").1,
+        json!([{"name": "Michael Scott", "tasks": [{"id": 3}]}]),
+        "the junction as hint"
+    );
     // RelatedQueriesSpec: a many-to-many embed as a filter.
     assert_eq!(get("/users?select=name,tasks()&tasks.id=eq.1&tasks=is.null&order=id").1, json!([{"name": "Michael Scott"}]));
     assert_eq!(get("/users?select=name,tasks!inner(id)&tasks.id=eq.3").1, json!([{"name": "Michael Scott", "tasks": [{"id": 3}]}]));
@@ -169,7 +186,11 @@ fn a_table_that_references_itself() {
             ]}])
         )
     );
-    assert_eq!(get("/family_tree?id=eq.2&select=id,kids:family_tree(id)").1, json!([{"id": "2", "kids": [{"id": "4"}]}]), "the table's name: its children");
+    assert_eq!(
+        get("/family_tree?id=eq.2&select=id,kids:family_tree(id)").1,
+        json!([{"id": "2", "kids": [{"id": "4"}]}]),
+        "the table's name: its children"
+    );
 }
 
 // Two keys to the same table: the column, the constraint or the alias picks.
@@ -177,11 +198,21 @@ fn a_table_that_references_itself() {
 fn hints_and_embedding_by_column_or_constraint() {
     assert_eq!(
         get("/message?select=id,body,sender:person!sender(name),recipient:person!recipient(name)&order=id"),
-        (200, json!([{"id": 1, "body": "Hello Jane", "sender": {"name": "John"}, "recipient": {"name": "Jane"}}, {"id": 2, "body": "Hi John", "sender": {"name": "Jane"}, "recipient": {"name": "John"}}]))
+        (
+            200,
+            json!([{"id": 1, "body": "Hello Jane", "sender": {"name": "John"}, "recipient": {"name": "Jane"}}, {"id": 2, "body": "Hi John", "sender": {"name": "Jane"}, "recipient": {"name": "John"}}])
+        )
     );
     assert_eq!(get("/message?select=id,sender(name)&id=eq.1").1, json!([{"id": 1, "sender": {"name": "John"}}]), "the key column itself");
-    assert_eq!(get("/projects?id=in.(1,3)&select=id,name,client_id(id,name)&order=id").1, json!([{"id": 1, "name": "Windows 7", "client_id": {"id": 1, "name": "Microsoft"}}, {"id": 3, "name": "IOS", "client_id": {"id": 2, "name": "Apple"}}]));
-    assert_eq!(get("/projects?id=in.(1,3)&select=id,client(name)&order=id").1, json!([{"id": 1, "client": {"name": "Microsoft"}}, {"id": 3, "client": {"name": "Apple"}}]), "the constraint's name");
+    assert_eq!(
+        get("/projects?id=in.(1,3)&select=id,name,client_id(id,name)&order=id").1,
+        json!([{"id": 1, "name": "Windows 7", "client_id": {"id": 1, "name": "Microsoft"}}, {"id": 3, "name": "IOS", "client_id": {"id": 2, "name": "Apple"}}])
+    );
+    assert_eq!(
+        get("/projects?id=in.(1,3)&select=id,client(name)&order=id").1,
+        json!([{"id": 1, "client": {"name": "Microsoft"}}, {"id": 3, "client": {"name": "Apple"}}]),
+        "the constraint's name"
+    );
     let (status, err) = get("/message?select=id,sender:person!space(name)");
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST200")), "{err}");
     let (status, err) = get("/message?select=id,person(name)");
@@ -217,7 +248,10 @@ fn computed_relationships() {
             ])
         )
     );
-    assert_eq!(get("/designers?select=name,computed_videogames!inner(name)&computed_videogames.name=like.*II&order=id").1.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        get("/designers?select=name,computed_videogames!inner(name)&computed_videogames.name=like.*II&order=id").1.as_array().map(Vec::len),
+        Some(2)
+    );
     let (status, err) = get("/designers?select=id,computed_videogames(id)&order=computed_videogames(id).desc");
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST118")), "{err}");
 }
@@ -233,7 +267,10 @@ fn spread_embeds() {
             json!([{"id": 1, "client_name": "Microsoft"}, {"id": 2, "client_name": "Microsoft"}, {"id": 3, "client_name": "Apple"}, {"id": 4, "client_name": "Apple"}, {"id": 5, "client_name": null}])
         )
     );
-    assert_eq!(get("/country?select=name,...capital(capital:name)&order=id").1, json!([{"name": "Afghanistan", "capital": "Kabul"}, {"name": "Algeria", "capital": "Algiers"}]));
+    assert_eq!(
+        get("/country?select=name,...capital(capital:name)&order=id").1,
+        json!([{"name": "Afghanistan", "capital": "Kabul"}, {"name": "Algeria", "capital": "Algiers"}])
+    );
     assert_eq!(
         get("/tasks?select=name,...projects(project:name,...clients(client:name))&id=eq.1").1,
         json!([{"name": "Design w7", "project": "Windows 7", "client": "Microsoft"}]),
@@ -245,7 +282,10 @@ fn spread_embeds() {
         "the junction's columns left out"
     );
     let (status, err) = get("/clients?select=name,...projects(project:name)");
-    assert_eq!((status, err), (400, json!({"code": "PGRST123", "details": null, "hint": null, "message": "Use of aggregate functions is not allowed"})));
+    assert_eq!(
+        (status, err),
+        (400, json!({"code": "PGRST123", "details": null, "hint": null, "message": "Use of aggregate functions is not allowed"}))
+    );
     assert_eq!(
         get_from(aggregating_proxy(), "/clients?select=name,...projects(project:name)&order=id&projects.order=id"),
         (200, json!([{"name": "Microsoft", "project": ["Windows 7", "Windows 10"]}, {"name": "Apple", "project": ["IOS", "OSX"]}]))
@@ -306,7 +346,10 @@ fn aggregates() {
         sorted(get_from(on, "/project_invoices?select=total:invoice_total.sum(),...projects(name)").1, "name"),
         json!([{"total": 1000, "name": "IOS"}, {"total": 500, "name": "Windows 10"}, {"total": 300, "name": "Windows 7"}])
     );
-    assert_eq!(sorted(get_from(on, "/addresses?select=info-%3E%3Ecity,count()").1, "city"), json!([{"city": "Oslo", "count": 1}, {"city": "Paris", "count": 2}]));
+    assert_eq!(
+        sorted(get_from(on, "/addresses?select=info-%3E%3Ecity,count()").1, "city"),
+        json!([{"city": "Oslo", "count": 1}, {"city": "Paris", "count": 2}])
+    );
 }
 
 // Relationships through views whose columns are plain references to a
@@ -319,9 +362,20 @@ fn embedding_through_views() {
         get("/projects_view_alt?t_id=eq.1&select=t_id,name,clients(*),tasks(id,name)&tasks.order=id").1,
         json!([{"t_id": 1, "name": "Windows 7", "clients": {"id": 1, "name": "Microsoft"}, "tasks": [{"id": 1, "name": "Design w7"}, {"id": 2, "name": "Code w7"}]}])
     );
-    assert_eq!(get("/tasks?id=eq.1&select=id,name,projects_view(id,name)").1, json!([{"id": 1, "name": "Design w7", "projects_view": {"id": 1, "name": "Windows 7"}}]));
-    assert_eq!(get("/clients_view?id=eq.2&select=name,projects(name)&projects.order=id").1, json!([{"name": "APPLE", "projects": [{"name": "IOS"}, {"name": "OSX"}]}]), "a view to a table");
-    assert_eq!(get("/projects_view?id=eq.3&select=name,clients_view(name)").1, json!([{"name": "IOS", "clients_view": {"name": "APPLE"}}]), "a view to a view");
+    assert_eq!(
+        get("/tasks?id=eq.1&select=id,name,projects_view(id,name)").1,
+        json!([{"id": 1, "name": "Design w7", "projects_view": {"id": 1, "name": "Windows 7"}}])
+    );
+    assert_eq!(
+        get("/clients_view?id=eq.2&select=name,projects(name)&projects.order=id").1,
+        json!([{"name": "APPLE", "projects": [{"name": "IOS"}, {"name": "OSX"}]}]),
+        "a view to a table"
+    );
+    assert_eq!(
+        get("/projects_view?id=eq.3&select=name,clients_view(name)").1,
+        json!([{"name": "IOS", "clients_view": {"name": "APPLE"}}]),
+        "a view to a view"
+    );
     // By the key's name: the table, not the views over it.
     assert_eq!(get("/projects?id=eq.3&select=name,client(name)").1, json!([{"name": "IOS", "client": {"name": "Apple"}}]));
 }

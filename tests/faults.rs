@@ -5,7 +5,7 @@
 //! has a database of its own, so it can take it away.
 
 use clerk_jwt::test_keys::{now, sign, sign_with, JWKS};
-use pg_clerk_e2e::{admin_execute, admin_query, fresh_database, free_port, http, metric_sample, serve_jwks_while, start_proxy};
+use pg_clerk_e2e::{admin_execute, admin_query, free_port, fresh_database, http, metric_sample, serve_jwks_while, start_proxy};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -148,7 +148,11 @@ fn postgres_stopped_under_load_is_a_fast_503_and_serving_resumes_when_it_starts_
         let (status, _, body) = http(port, "GET", "/items", &[], None);
         assert_eq!(status, 503, "{body}");
         let error: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!((error["code"].as_str(), error["message"].as_str()), (Some("PGRST000"), Some("Could not connect to the database")), "{error}");
+        assert_eq!(
+            (error["code"].as_str(), error["message"].as_str()),
+            (Some("PGRST000"), Some("Could not connect to the database")),
+            "{error}"
+        );
         cluster.up();
     });
     assert_fast_503s_then_200s(&seen);

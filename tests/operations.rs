@@ -5,7 +5,7 @@
 //! on a small database of its own (`clerk_ops`), so counters are exact.
 
 use clerk_jwt::test_keys::{now, sign_hs256};
-use pg_clerk_e2e::{admin_execute, admin_query_in, fresh_database, free_port, http, metric_sample, raw_http, start_proxy, Running};
+use pg_clerk_e2e::{admin_execute, admin_query_in, free_port, fresh_database, http, metric_sample, raw_http, start_proxy, Running};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -228,7 +228,11 @@ fn sigterm_lets_the_request_in_flight_finish_refuses_new_connections_and_exits_0
     let (status, _, body) = slow.join().unwrap();
     assert_eq!((status, body), (200, json!(2000)), "the request in flight completed");
     assert_eq!(wait_for_exit(&mut proxy, signalled, Duration::from_secs(10)), Some(0));
-    assert!(signalled.elapsed() < Duration::from_secs(5), "exits once drained, not after the whole grace period: {:?}", signalled.elapsed());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "exits once drained, not after the whole grace period: {:?}",
+        signalled.elapsed()
+    );
 }
 
 #[test]

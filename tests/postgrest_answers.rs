@@ -142,8 +142,12 @@ fn functions_returning_rows_take_select_filters_order_and_ranges() {
     assert_eq!((status, rows), (200, json!([{"id": 2}, {"id": 3}, {"id": 4}])));
     // The issue's silent wrong answer: filters on a RETURNS TABLE function were ignored.
     let (status, rows) = call("POST", "/rpc/get_username_and_status?status=neq.ONLINE&order=username", &[], Some("{}"));
-    assert_eq!((status, rows), (200, json!([{"username": "dragarcia", "status": "OFFLINE"}, {"username": "kiwicopple", "status": "OFFLINE"}])));
-    let (status, rows) = call("GET", "/rpc/get_username_and_status?select=username&status=eq.ONLINE&order=username.desc&limit=1", &[], None);
+    assert_eq!(
+        (status, rows),
+        (200, json!([{"username": "dragarcia", "status": "OFFLINE"}, {"username": "kiwicopple", "status": "OFFLINE"}]))
+    );
+    let (status, rows) =
+        call("GET", "/rpc/get_username_and_status?select=username&status=eq.ONLINE&order=username.desc&limit=1", &[], None);
     assert_eq!((status, rows), (200, json!([{"username": "supabot"}])));
     let (status, row) = call("GET", "/rpc/get_username_and_status?name_param=awailas", &[OBJECT], None);
     assert_eq!((status, row), (200, json!({"username": "awailas", "status": "ONLINE"})));
@@ -200,7 +204,10 @@ fn scalar_functions_answer_values_and_void_answers_204() {
 #[test]
 fn arguments_of_every_shape() {
     // Variadic: a JSON array, or repeated keys of a GET.
-    assert_eq!(call("POST", "/rpc/variadic_param", &[], Some(r#"{"v": ["hi", "hello", "there"]}"#)), (200, json!(["hi", "hello", "there"])));
+    assert_eq!(
+        call("POST", "/rpc/variadic_param", &[], Some(r#"{"v": ["hi", "hello", "there"]}"#)),
+        (200, json!(["hi", "hello", "there"]))
+    );
     assert_eq!(call("GET", "/rpc/variadic_param?v=hi&v=there", &[], None), (200, json!(["hi", "there"])));
     assert_eq!(call("GET", "/rpc/variadic_param?v=hi", &[], None), (200, json!(["hi"])));
     assert_eq!(call("GET", "/rpc/variadic_param", &[], None), (200, json!([])));
@@ -211,7 +218,10 @@ fn arguments_of_every_shape() {
     // An array body: its first object.
     assert_eq!(call("POST", "/rpc/add_them", &[], Some(r#"[{"a": 1, "b": 2}, {"a": 4, "b": 8}]"#)), (200, json!(3)));
     // Raw bodies to one unnamed text, xml or bytea parameter.
-    assert_eq!(call("POST", "/rpc/unnamed_text_param", &[("Content-Type", "text/plain")], Some("unnamed text arg")), (200, json!("unnamed text arg")));
+    assert_eq!(
+        call("POST", "/rpc/unnamed_text_param", &[("Content-Type", "text/plain")], Some("unnamed text arg")),
+        (200, json!("unnamed text arg"))
+    );
     assert_eq!(call("POST", "/rpc/unnamed_xml_param", &[("Content-Type", "text/xml")], Some("<a>text</a>")), (200, json!("<a>text</a>")));
     let (status, err) = call("POST", "/rpc/unnamed_xml_param", &[("Content-Type", "text/xml")], Some("<"));
     assert_eq!((status, err["code"].as_str()), (400, Some("2200N")), "{err}");
@@ -230,7 +240,8 @@ fn computed_columns() {
     assert_eq!((status, rows), (200, json!([{"id": 3, "name": "IOS", "client_id": 2}])));
     let (status, rows) = call("GET", "/rpc/getallprojects?select=shout:name_upper&id=eq.4", &[], None);
     assert_eq!((status, rows), (200, json!([{"shout": "OSX"}])));
-    let (status, rows) = call("PATCH", "/projects?id=eq.4&select=name_upper", &[("Prefer", "return=representation")], Some(r#"{"name": "macOS"}"#));
+    let (status, rows) =
+        call("PATCH", "/projects?id=eq.4&select=name_upper", &[("Prefer", "return=representation")], Some(r#"{"name": "macOS"}"#));
     assert_eq!((status, rows), (200, json!([{"name_upper": "MACOS"}])));
     // A computed column is never written.
     let (status, err) = call("POST", "/projects", &[], Some(r#"{"id": 9, "name": "x", "name_upper": "X"}"#));
@@ -243,12 +254,18 @@ fn error_messages_as_postgrest_words_them() {
     let (status, err) = call("GET", "/projcts", &[], None);
     assert_eq!(
         (status, err),
-        (404, json!({"code": "PGRST205", "details": null, "hint": "Perhaps you meant the table 'public.projects'", "message": "Could not find the table 'public.projcts' in the schema cache"}))
+        (
+            404,
+            json!({"code": "PGRST205", "details": null, "hint": "Perhaps you meant the table 'public.projects'", "message": "Could not find the table 'public.projcts' in the schema cache"})
+        )
     );
     let (status, err) = call("GET", "/projects?select=nme", &[], None);
     assert_eq!(
         (status, err),
-        (400, json!({"code": "42703", "details": null, "hint": "Perhaps you meant to reference the column \"projects.name\".", "message": "column projects.nme does not exist"}))
+        (
+            400,
+            json!({"code": "42703", "details": null, "hint": "Perhaps you meant to reference the column \"projects.name\".", "message": "column projects.nme does not exist"})
+        )
     );
     let (status, err) = call("GET", "/projects?select=*,client(*)", &[], None);
     assert_eq!(
@@ -313,27 +330,44 @@ fn write_statuses_and_headers() {
     assert_eq!(header(&head, "content-range").as_deref(), Some("*/*"));
     let (status, body) = call("POST", "/tiobe_pls", &[merge], Some(r#"[{"name": "C", "rank": 5}]"#));
     assert_eq!((status, body), (200, json!([{"name": "C", "rank": 5}])), "nothing inserted: 200");
-    let (status, body) = call("POST", "/tiobe_pls", &[("Prefer", "return=representation, resolution=ignore-duplicates")], Some(r#"[{"name": "C", "rank": 9}]"#));
+    let (status, body) = call(
+        "POST",
+        "/tiobe_pls",
+        &[("Prefer", "return=representation, resolution=ignore-duplicates")],
+        Some(r#"[{"name": "C", "rank": 9}]"#),
+    );
     assert_eq!((status, body), (201, json!([])), "ignore-duplicates stays 201");
     // A table without a key: the resolution is not applied (nor echoed).
-    let (status, head, _) = raw("POST", "/no_pk", &[("Prefer", "return=representation, resolution=merge-duplicates")], Some(r#"{"a": "1", "b": "0"}"#));
+    let (status, head, _) =
+        raw("POST", "/no_pk", &[("Prefer", "return=representation, resolution=merge-duplicates")], Some(r#"{"a": "1", "b": "0"}"#));
     assert_eq!((status, header(&head, "preference-applied").as_deref()), (201, Some("return=representation")));
     raw("POST", "/no_pk", &[], Some(r#"{"a": "2", "b": "0"}"#));
     // PATCH: 204 and the rows' range.
     let (status, head, body) = raw("PATCH", "/no_pk?b=eq.0", &[], Some(r#"{"b": "1"}"#));
-    assert_eq!((status, header(&head, "content-range").as_deref(), body.as_str(), header(&head, "content-type")), (204, Some("0-1/*"), "", None));
+    assert_eq!(
+        (status, header(&head, "content-range").as_deref(), body.as_str(), header(&head, "content-type")),
+        (204, Some("0-1/*"), "", None)
+    );
     // PUT: 201 inserted, 200 replaced (with the row), 204 without.
     let representation = ("Prefer", "return=representation");
-    assert_eq!(call("PUT", "/tiobe_pls?name=eq.Go", &[representation], Some(r#"{"name": "Go", "rank": 8}"#)), (201, json!([{"name": "Go", "rank": 8}])));
-    assert_eq!(call("PUT", "/tiobe_pls?name=eq.Go", &[representation], Some(r#"{"name": "Go", "rank": 7}"#)), (200, json!([{"name": "Go", "rank": 7}])));
+    assert_eq!(
+        call("PUT", "/tiobe_pls?name=eq.Go", &[representation], Some(r#"{"name": "Go", "rank": 8}"#)),
+        (201, json!([{"name": "Go", "rank": 8}]))
+    );
+    assert_eq!(
+        call("PUT", "/tiobe_pls?name=eq.Go", &[representation], Some(r#"{"name": "Go", "rank": 7}"#)),
+        (200, json!([{"name": "Go", "rank": 7}]))
+    );
     assert_eq!(call("PUT", "/tiobe_pls?name=eq.Go", &[], Some(r#"{"name": "Go", "rank": 6}"#)).0, 204);
     // return=headers-only: the new row's Location, its key escaped.
-    let (status, head, body) = raw("POST", "/car_models", &[("Prefer", "return=headers-only")], Some(r#"{"name": "Enzo & co", "year": 2021}"#));
+    let (status, head, body) =
+        raw("POST", "/car_models", &[("Prefer", "return=headers-only")], Some(r#"{"name": "Enzo & co", "year": 2021}"#));
     assert_eq!((status, body.as_str()), (201, ""));
     assert_eq!(header(&head, "location").as_deref(), Some("/car_models?name=eq.Enzo%20%26%20co&year=eq.2021"));
     assert_eq!(header(&head, "preference-applied").as_deref(), Some("return=headers-only"));
     // CSV bodies: NULL is null, an empty field the empty string.
-    let (status, rows) = call("POST", "/no_pk?select=a,b", &[("Content-Type", "text/csv"), representation], Some("a,b\nNULL,foo\n\"x,y\",\n"));
+    let (status, rows) =
+        call("POST", "/no_pk?select=a,b", &[("Content-Type", "text/csv"), representation], Some("a,b\nNULL,foo\n\"x,y\",\n"));
     assert_eq!((status, rows), (201, json!([{"a": null, "b": "foo"}, {"a": "x,y", "b": ""}])));
     let (status, err) = call("POST", "/no_pk", &[("Content-Type", "text/csv")], Some("a,b\n1\n"));
     assert_eq!((status, err["message"].as_str()), (400, Some("All lines must have same number of fields")));
@@ -346,12 +380,19 @@ fn unsatisfiable_ranges_are_416() {
     let err: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         (status, err, header(&head, "content-range")),
-        (416, json!({"code": "PGRST103", "details": "An offset of 100 was requested, but there are only 5 rows.", "hint": null, "message": "Requested range not satisfiable"}), Some("*/5".into()))
+        (
+            416,
+            json!({"code": "PGRST103", "details": "An offset of 100 was requested, but there are only 5 rows.", "hint": null, "message": "Requested range not satisfiable"}),
+            Some("*/5".into())
+        )
     );
     let (status, head, _) = raw("GET", "/projects?offset=5", &[("Prefer", "count=exact")], None);
     assert_eq!((status, header(&head, "content-range").as_deref()), (206, Some("*/5")), "an offset at the end is 206");
     let (status, err) = call("GET", "/projects", &[("Range", "1-0")], None);
-    assert_eq!((status, err["details"].as_str()), (416, Some("The lower boundary must be lower than or equal to the upper boundary in the Range header.")));
+    assert_eq!(
+        (status, err["details"].as_str()),
+        (416, Some("The lower boundary must be lower than or equal to the upper boundary in the Range header."))
+    );
     let (status, err) = call("GET", "/projects?limit=-1", &[], None);
     assert_eq!((status, err["details"].as_str()), (416, Some("Limit should be greater than or equal to zero.")));
     // Without a count nothing is known to be past the end.
@@ -370,7 +411,10 @@ fn role_claim_key_in_postgrest_jspath() {
     ));
     let t = now();
     let role_of = |roles: Value| {
-        let token = sign_hs256(&json!({"sub": "user_2jspath", "sid": "sess_j", "iat": t, "exp": t + 60, "app": {"roles": roles}}), SECRET.as_bytes());
+        let token = sign_hs256(
+            &json!({"sub": "user_2jspath", "sid": "sess_j", "iat": t, "exp": t + 60, "app": {"roles": roles}}),
+            SECRET.as_bytes(),
+        );
         let headers = vec![("Authorization".to_owned(), format!("Bearer {token}"))];
         let (status, _, body) = http(port, "GET", "/rpc/request_setting?name=role", &headers, None);
         (status, body)
@@ -396,7 +440,8 @@ fn select_answers_exactly_what_it_names() {
     assert_eq!((status, rows), (200, json!([{"id": 3, "name": "IOS", "client_id": 2, "up": "IOS"}])));
     let (status, head, body) = raw("GET", "/projects?select=projects:clients(id)&id=eq.2", &[], None);
     assert_eq!((status, body.matches("\"projects\"").count()), (200, 1), "{head}{body}");
-    let (status, body) = call("POST", "/clients?select=projects(id)", &[("Prefer", "return=representation")], Some(r#"{"id": 3, "name": "Nokia"}"#));
+    let (status, body) =
+        call("POST", "/clients?select=projects(id)", &[("Prefer", "return=representation")], Some(r#"{"id": 3, "name": "Nokia"}"#));
     assert_eq!((status, body), (201, json!([{"projects": []}])), "a write's representation too");
 }
 
@@ -415,9 +460,19 @@ fn a_writing_call_runs_once_and_errors_keep_nothing() {
     let (status, err) = call("POST", "/rpc/log_calls?offset=5", &[("Prefer", "count=exact")], Some(r#"{"note": "past", "times": 2}"#));
     assert_eq!((status, err["code"].as_str(), logged("past")), (416, Some("PGRST103"), 0), "{err}");
     // Computed columns of an upsert's rows (merge: the rows carry the inserted flag).
-    let (status, rows) = call("POST", "/tiobe_pls?select=name,shout", &[("Prefer", "return=representation, resolution=merge-duplicates")], Some(r#"{"name": "Rust", "rank": 9}"#));
+    let (status, rows) = call(
+        "POST",
+        "/tiobe_pls?select=name,shout",
+        &[("Prefer", "return=representation, resolution=merge-duplicates")],
+        Some(r#"{"name": "Rust", "rank": 9}"#),
+    );
     assert_eq!((status, rows), (201, json!([{"name": "Rust", "shout": "RUST"}])));
-    let (status, rows) = call("POST", "/tiobe_pls?select=*,shout", &[("Prefer", "return=representation, resolution=merge-duplicates")], Some(r#"{"name": "Rust", "rank": 10}"#));
+    let (status, rows) = call(
+        "POST",
+        "/tiobe_pls?select=*,shout",
+        &[("Prefer", "return=representation, resolution=merge-duplicates")],
+        Some(r#"{"name": "Rust", "rank": 10}"#),
+    );
     assert_eq!((status, rows), (200, json!([{"name": "Rust", "rank": 10, "shout": "RUST"}])));
 }
 
@@ -469,13 +524,19 @@ fn functions_set_headers_and_status() {
     let (status, err) = call("GET", "/rpc/bad_guc_headers_1", &[], None);
     assert_eq!(
         (status, err),
-        (500, json!({"code": "PGRST111", "details": null, "hint": null, "message": "response.headers guc must be a JSON array composed of objects with a single key and a string value"}))
+        (
+            500,
+            json!({"code": "PGRST111", "details": null, "hint": null, "message": "response.headers guc must be a JSON array composed of objects with a single key and a string value"})
+        )
     );
     let (status, head, _) = raw("GET", "/rpc/set_cookie_twice", &[], None);
     assert_eq!((status, head.to_ascii_lowercase().matches("set-cookie:").count()), (204, 2), "{head}");
     let (status, head, body) = raw("POST", "/rpc/raise_pgrst", &[], Some("{}"));
     let err: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((status, err, header(&head, "x-header")), (332, json!({"code": "123", "message": "ABC", "details": "DEF", "hint": "XYZ"}), Some("str".into())));
+    assert_eq!(
+        (status, err, header(&head, "x-header")),
+        (332, json!({"code": "123", "message": "ABC", "details": "DEF", "hint": "XYZ"}), Some("str".into()))
+    );
     let (status, err) = call("POST", "/rpc/raise_bad_pgrst", &[], Some("{}"));
     assert_eq!(
         (status, err),
@@ -491,7 +552,10 @@ fn functions_set_headers_and_status() {
     );
     // The message's framing stays the proxy's; a status is a final one.
     let (status, head, body) = raw("GET", "/rpc/framing_headers", &[], None);
-    assert_eq!((status, body.as_str(), header(&head, "x-ok").as_deref(), header(&head, "content-length").as_deref()), (200, "\"x\"", Some("1"), Some("3")));
+    assert_eq!(
+        (status, body.as_str(), header(&head, "x-ok").as_deref(), header(&head, "content-length").as_deref()),
+        (200, "\"x\"", Some("1"), Some("3"))
+    );
     assert_eq!(header(&head, "transfer-encoding"), None);
     assert_eq!(call("GET", "/rpc/informational_status", &[], None).1["code"], "PGRST112");
     // A later request on the same connections does not inherit them.
@@ -500,7 +564,9 @@ fn functions_set_headers_and_status() {
     // db-pre-request.
     proxy();
     let dsn = pg_clerk_e2e::with_dbname(&pg_clerk_e2e::api_dsn(), DB);
-    let (_running, port) = start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\ndb-pre-request = \"public.pre_check\"\njwt-secret = \"{SECRET}\"\n"));
+    let (_running, port) = start_proxy(&format!(
+        "db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\ndb-pre-request = \"public.pre_check\"\njwt-secret = \"{SECRET}\"\n"
+    ));
     let (status, head, _) = http(port, "GET", "/projects?id=eq.1&select=id", &[], None);
     assert_eq!((status, header(&head, "cache-control").as_deref()), (200, Some("no-store")));
     let blocked = vec![("X-Block".to_owned(), "yes".to_owned())];
@@ -522,25 +588,38 @@ fn media_types_and_plans() {
     let csv = [("Accept", "text/csv")];
     assert_eq!(raw("GET", "/rpc/getallprojects?select=id,name&id=lt.3&order=id", &csv, None).2, "id,name\n1,Windows 7\n2,Windows 10");
     assert_eq!(raw("GET", "/rpc/ret_setof_integers", &csv, None).2, "pgrst_scalar\n1\n2\n3");
-    let (status, _, body) = raw("POST", "/no_pk?select=a,b", &[("Content-Type", "text/csv"), ("Accept", "text/csv"), ("Prefer", "return=representation")], Some("a,b\nbar,baz"));
+    let (status, _, body) = raw(
+        "POST",
+        "/no_pk?select=a,b",
+        &[("Content-Type", "text/csv"), ("Accept", "text/csv"), ("Prefer", "return=representation")],
+        Some("a,b\nbar,baz"),
+    );
     assert_eq!((status, body.as_str()), (201, "a,b\nbar,baz"));
     let plan = [("Accept", "application/vnd.pgrst.plan+json")];
     let (status, err) = call("GET", "/projects?id=in.(1,2,3)", &plan, None);
     assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")), "off by default: {err}");
     proxy();
     let dsn = pg_clerk_e2e::with_dbname(&pg_clerk_e2e::api_dsn(), DB);
-    let (_running, port) = start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\ndb-plan-enabled = true\njwt-secret = \"{SECRET}\"\n"));
+    let (_running, port) =
+        start_proxy(&format!("db-uri = \"{dsn}\"\ndb-anon-role = \"anon\"\ndb-plan-enabled = true\njwt-secret = \"{SECRET}\"\n"));
     let with = |accept: &str| vec![("Accept".to_owned(), accept.to_owned())];
     let (status, head, body) = http(port, "GET", "/projects?id=in.(1,2,3)", &with("application/vnd.pgrst.plan+json"), None);
     let explained: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((status, header(&head, "content-type").as_deref()), (200, Some("application/vnd.pgrst.plan+json; for=\"application/json\"; charset=utf-8")));
+    assert_eq!(
+        (status, header(&head, "content-type").as_deref()),
+        (200, Some("application/vnd.pgrst.plan+json; for=\"application/json\"; charset=utf-8"))
+    );
     assert!(explained[0]["Plan"]["Total Cost"].is_number(), "{body}");
     let (status, _, body) = http(port, "GET", "/projects?id=in.(1,2,3)", &with("application/vnd.pgrst.plan"), None);
     assert!(status == 200 && body.starts_with("Aggregate"), "{status} {body}");
     // ANALYZE of a write runs it, and keeps nothing.
-    let (status, head, body) = http(port, "POST", "/rpc/log_calls", &with("application/vnd.pgrst.plan+json; options=analyze"), Some(r#"{"note": "explained"}"#));
+    let (status, head, body) =
+        http(port, "POST", "/rpc/log_calls", &with("application/vnd.pgrst.plan+json; options=analyze"), Some(r#"{"note": "explained"}"#));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(header(&head, "content-type").as_deref(), Some("application/vnd.pgrst.plan+json; for=\"application/json\"; options=analyze; charset=utf-8"));
+    assert_eq!(
+        header(&head, "content-type").as_deref(),
+        Some("application/vnd.pgrst.plan+json; for=\"application/json\"; options=analyze; charset=utf-8")
+    );
     assert!(body.contains("\"Actual Rows\""), "{body}");
     assert_eq!(admin_query_in(DB, "SELECT count(*)::int FROM call_log WHERE note = 'explained'")[0].get::<_, i32>(0), 0);
 }
@@ -550,7 +629,10 @@ fn media_types_and_plans() {
 #[test]
 fn media_type_handlers() {
     let (status, head, body) = raw("GET", "/rpc/welcome", &[("Accept", "text/plain")], None);
-    assert_eq!((status, body.as_str(), header(&head, "content-type").as_deref()), (200, "Welcome to PostgREST", Some("text/plain; charset=utf-8")));
+    assert_eq!(
+        (status, body.as_str(), header(&head, "content-type").as_deref()),
+        (200, "Welcome to PostgREST", Some("text/plain; charset=utf-8"))
+    );
     assert_eq!(call("GET", "/rpc/welcome", &[], None), (200, json!("Welcome to PostgREST")), "JSON by default");
     let (status, err) = call("GET", "/rpc/welcome", &[("Accept", "text/xml")], None);
     assert_eq!((status, err["message"].as_str()), (406, Some("None of these media types are available: text/xml")));
@@ -571,9 +653,23 @@ fn media_type_handlers() {
 }
 
 // PostGIS (Debian's postgresql-15-postgis-3, installed by `make test`):
-// `Accept: application/geo+json` answers a FeatureCollection.
+// `Accept: application/geo+json` answers a FeatureCollection. The
+// PostgreSQL 18 that `make test` also runs (PyPI's build) has no PostGIS:
+// there, and only when PG_CLERK_TEST_NO_POSTGIS says so, the test checks
+// that the media type is not offered and stops.
 #[test]
 fn geojson_with_postgis() {
+    // Without PostGIS the media type is not offered.
+    let (status, err) = call("GET", "/projects?id=eq.1", &[("Accept", "application/geo+json")], None);
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")));
+    if admin_query_in("postgres", "SELECT FROM pg_available_extensions WHERE name = 'postgis'").is_empty() {
+        assert!(
+            std::env::var_os("PG_CLERK_TEST_NO_POSTGIS").is_some(),
+            "this PostgreSQL has no PostGIS: install postgresql-15-postgis-3 (make test does)"
+        );
+        eprintln!("geojson_with_postgis: no PostGIS on this server (PG_CLERK_TEST_NO_POSTGIS): geo+json answers not tested here");
+        return;
+    }
     let dsn = fresh_database(
         "pg_clerk_geo",
         "CREATE EXTENSION postgis;
@@ -592,9 +688,6 @@ fn geojson_with_postgis() {
     );
     let (status, _, body) = http(port, "GET", "/shops?id=eq.3", &geo, None);
     assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()), (200, json!({"type": "FeatureCollection", "features": []})));
-    // Without PostGIS the media type is not offered.
-    let (status, err) = call("GET", "/projects?id=eq.1", &[("Accept", "application/geo+json")], None);
-    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST107")));
 }
 
 // CustomMediaSpec: handler aggregates for a relation's rows (its own when
@@ -605,7 +698,14 @@ fn media_type_handler_aggregates() {
     assert_eq!((status, header(&head, "content-type").as_deref()), (200, Some("text/tab-separated-values; charset=utf-8")), "{body}");
     assert_eq!(body, "1\tWindows 7\n2\tWindows 10\n");
     let (status, _, body) = raw("GET", "/projects?select=name&id=eq.1", &[("Accept", "text/tab-separated-values")], None);
-    assert_eq!((status, body.as_str()), (406, r#"{"code":"PGRST107","details":null,"hint":null,"message":"None of these media types are available: text/tab-separated-values"}"#), "the relation's own handler needs select=*");
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            406,
+            r#"{"code":"PGRST107","details":null,"hint":null,"message":"None of these media types are available: text/tab-separated-values"}"#
+        ),
+        "the relation's own handler needs select=*"
+    );
     let (status, _, body) = raw("GET", "/clients?select=name&order=id", &[("Accept", "application/x-names")], None);
     assert_eq!((status, body.as_str()), (200, "Microsoft, Apple"), "a handler of any relation");
 }

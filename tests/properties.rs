@@ -23,7 +23,7 @@
 //!   PG_CLERK_PROPERTY_CASES  requests per property and seed (default 1000)
 
 use clerk_jwt::test_keys::{now, sign};
-use pg_clerk_e2e::{fresh_api_database, http, raw_http, serve_jwks, start_proxy, with_dbname, api_admin_dsn, Running};
+use pg_clerk_e2e::{api_admin_dsn, fresh_api_database, http, raw_http, serve_jwks, start_proxy, with_dbname, Running};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -314,22 +314,61 @@ struct Table {
 }
 
 const TABLES: &[Table] = &[
-    Table { name: "orders", key: "order_id", must: &["user_id"], other: &["order_number", "status", "total_amount", "notes", "created_at"],
-            embeds: &["order_items(order_item_id,order_id,quantity)", "coupon_usage(user_id,discount_applied)", "product_reviews(user_id,is_approved)"] },
-    Table { name: "order_items", key: "order_item_id", must: &["order_id"], other: &["product_name", "quantity", "unit_price"],
-            embeds: &["orders(order_id,user_id)", "orders!inner(user_id,status)", "products(product_id,is_active)"] },
-    Table { name: "cart", key: "cart_id", must: &["user_id"], other: &["product_id", "quantity", "selected_attributes"],
-            embeds: &["products(name,is_active)"] },
-    Table { name: "wishlist", key: "wishlist_id", must: &["user_id"], other: &["product_id", "created_at"],
-            embeds: &["products(name,is_active)"] },
-    Table { name: "product_reviews", key: "review_id", must: &["user_id", "is_approved"], other: &["product_id", "rating", "title", "order_id"],
-            embeds: &["orders(user_id,order_number)", "products(product_id,is_active)"] },
-    Table { name: "coupon_usage", key: "usage_id", must: &["user_id"], other: &["order_id", "discount_applied"],
-            embeds: &["orders(user_id)", "coupons(code)"] },
+    Table {
+        name: "orders",
+        key: "order_id",
+        must: &["user_id"],
+        other: &["order_number", "status", "total_amount", "notes", "created_at"],
+        embeds: &[
+            "order_items(order_item_id,order_id,quantity)",
+            "coupon_usage(user_id,discount_applied)",
+            "product_reviews(user_id,is_approved)",
+        ],
+    },
+    Table {
+        name: "order_items",
+        key: "order_item_id",
+        must: &["order_id"],
+        other: &["product_name", "quantity", "unit_price"],
+        embeds: &["orders(order_id,user_id)", "orders!inner(user_id,status)", "products(product_id,is_active)"],
+    },
+    Table {
+        name: "cart",
+        key: "cart_id",
+        must: &["user_id"],
+        other: &["product_id", "quantity", "selected_attributes"],
+        embeds: &["products(name,is_active)"],
+    },
+    Table {
+        name: "wishlist",
+        key: "wishlist_id",
+        must: &["user_id"],
+        other: &["product_id", "created_at"],
+        embeds: &["products(name,is_active)"],
+    },
+    Table {
+        name: "product_reviews",
+        key: "review_id",
+        must: &["user_id", "is_approved"],
+        other: &["product_id", "rating", "title", "order_id"],
+        embeds: &["orders(user_id,order_number)", "products(product_id,is_active)"],
+    },
+    Table {
+        name: "coupon_usage",
+        key: "usage_id",
+        must: &["user_id"],
+        other: &["order_id", "discount_applied"],
+        embeds: &["orders(user_id)", "coupons(code)"],
+    },
     Table { name: "clerk_users", key: "user_id", must: &["user_id"], other: &["email"], embeds: &[] },
     Table { name: "projects", key: "project_id", must: &["org_id"], other: &["name", "created_by"], embeds: &[] },
-    Table { name: "products", key: "product_id", must: &["is_active"], other: &["name", "price", "stock_quantity"],
-            embeds: &["cart(user_id,quantity)", "wishlist(user_id)", "product_reviews(user_id,is_approved)", "order_items(order_id,quantity)"] },
+    Table {
+        name: "products",
+        key: "product_id",
+        must: &["is_active"],
+        other: &["name", "price", "stock_quantity"],
+        embeds: &["cart(user_id,quantity)", "wishlist(user_id)", "product_reviews(user_id,is_approved)", "order_items(order_id,quantity)"],
+    },
     Table { name: "coupons", key: "coupon_id", must: &[], other: &["code", "used_count"], embeds: &[] },
 ];
 
@@ -340,7 +379,9 @@ fn enc(s: &str) -> String {
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'(' | b')' | b',' | b'*' | b':' | b'!' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'(' | b')' | b',' | b'*' | b':' | b'!' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -473,7 +514,9 @@ fn random_request(rng: &mut Rng, users: &[User], me: Option<usize>, pools: &Hash
             let mut row = match name {
                 "cart" => json!({"product_id": product, "quantity": rng.range(0, 4)}),
                 "wishlist" => json!({"product_id": product}),
-                _ => json!({"product_id": product, "rating": rng.range(0, 6), "title": format!("t{}", rng.below(100)), "is_approved": rng.chance(50)}),
+                _ => {
+                    json!({"product_id": product, "rating": rng.range(0, 6), "title": format!("t{}", rng.below(100)), "is_approved": rng.chance(50)})
+                }
             };
             if rng.chance(25) {
                 row["user_id"] = json!(other);
@@ -561,10 +604,16 @@ fn random_request(rng: &mut Rng, users: &[User], me: Option<usize>, pools: &Hash
             let (p, m, b) = match rng.below(6) {
                 0 => ("rpc/customer_tier".to_owned(), "GET", None),
                 1 => ("rpc/customer_tier_of".to_owned(), "POST", Some(json!({"customer": other}))),
-                2 | 3 => ("rpc/redeem_coupon".to_owned(), "POST",
-                          Some(json!({"code": rng.pick(&["SPRING", "WELCOME10", "WINTER", "LAUNCH", "NOPE"]), "order_id": order}))),
-                4 => ("rpc/place_order".to_owned(), "POST",
-                      Some(json!({"billing_name": "Prop", "billing_email": "p@example.com", "billing_address": {"city": "X"}}))),
+                2 | 3 => (
+                    "rpc/redeem_coupon".to_owned(),
+                    "POST",
+                    Some(json!({"code": rng.pick(&["SPRING", "WELCOME10", "WINTER", "LAUNCH", "NOPE"]), "order_id": order})),
+                ),
+                4 => (
+                    "rpc/place_order".to_owned(),
+                    "POST",
+                    Some(json!({"billing_name": "Prop", "billing_email": "p@example.com", "billing_address": {"city": "X"}})),
+                ),
                 _ => (format!("rpc/redeem_coupon?code=SPRING&order_id={order}"), "GET", None),
             };
             path_table = p;
@@ -694,7 +743,8 @@ fn ownership_holds_for(seed: u64) {
         }
         // Nobody else's rows changed (own rows and own org's may have).
         let after = owners_digest(&admin);
-        let allowed: BTreeSet<String> = me.map(|i| [users[i].id.clone()].into_iter().chain(users[i].org.map(|o| format!("org:{o}"))).collect()).unwrap_or_default();
+        let allowed: BTreeSet<String> =
+            me.map(|i| [users[i].id.clone()].into_iter().chain(users[i].org.map(|o| format!("org:{o}"))).collect()).unwrap_or_default();
         let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
         for k in keys {
             if before.get(k) != after.get(k) && !allowed.contains(k) {
@@ -719,7 +769,11 @@ fn ownership_holds_for(seed: u64) {
         let org = u.org.unwrap_or("none");
         for (table, key, sql) in [
             ("orders", "order_id", format!("SELECT order_id::text FROM orders WHERE user_id = '{id}'")),
-            ("order_items", "order_item_id", format!("SELECT order_item_id::text FROM order_items JOIN orders USING (order_id) WHERE user_id = '{id}'")),
+            (
+                "order_items",
+                "order_item_id",
+                format!("SELECT order_item_id::text FROM order_items JOIN orders USING (order_id) WHERE user_id = '{id}'"),
+            ),
             ("cart", "cart_id", format!("SELECT cart_id::text FROM cart WHERE user_id = '{id}'")),
             ("wishlist", "wishlist_id", format!("SELECT wishlist_id::text FROM wishlist WHERE user_id = '{id}'")),
             ("product_reviews", "review_id", format!("SELECT review_id::text FROM product_reviews WHERE user_id = '{id}'")),
@@ -736,13 +790,16 @@ fn ownership_holds_for(seed: u64) {
                     failures.push(format!("final read by {id}: {e}"));
                 }
             }
-            let seen: BTreeSet<String> = rows.iter().map(|r| match &r[key] { Value::String(s) => s.clone(), v => v.to_string() }).collect();
+            let seen: BTreeSet<String> = rows
+                .iter()
+                .map(|r| match &r[key] {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                })
+                .collect();
             // An employee reads every order (orders:read), and owns what a customer does.
-            let owned = if u.staff && EMPLOYEE_READS.contains(&table) {
-                expect(&format!("SELECT {key}::text FROM {table}"))
-            } else {
-                expect(&sql)
-            };
+            let owned =
+                if u.staff && EMPLOYEE_READS.contains(&table) { expect(&format!("SELECT {key}::text FROM {table}")) } else { expect(&sql) };
             if seen != owned {
                 failures.push(format!("{id} GET /{table} sees {seen:?}, owns {owned:?}"));
             }
@@ -761,14 +818,92 @@ fn ownership_holds_for(seed: u64) {
 // ------------------------------------------------------------- garbage
 
 const TOKENS: &[&str] = &[
-    "select=", "order=", "limit=", "offset=", "or=(", "and=(", "not.", ")", "(", ",", ".", "eq.", "neq.", "in.(", "is.", "null", "like.",
-    "%22", "%", "%00", "%FF", "%2C", "&", "=", "::", "!inner", "!", "*", "user_id", "order_id", "status", "orders", "order_items", "x",
-    "18446744073709551615", "18446744073709551616", "-1", "0", "9999999999999999999999", "'", "\"", ";", "--", "\\", "..", "+", " ",
-    "é", "💥", "columns=", "on_conflict=", "order_items.limit=", "a.b.c.", "not.or=(", "...", ":", "user_2demoAlice",
+    "select=",
+    "order=",
+    "limit=",
+    "offset=",
+    "or=(",
+    "and=(",
+    "not.",
+    ")",
+    "(",
+    ",",
+    ".",
+    "eq.",
+    "neq.",
+    "in.(",
+    "is.",
+    "null",
+    "like.",
+    "%22",
+    "%",
+    "%00",
+    "%FF",
+    "%2C",
+    "&",
+    "=",
+    "::",
+    "!inner",
+    "!",
+    "*",
+    "user_id",
+    "order_id",
+    "status",
+    "orders",
+    "order_items",
+    "x",
+    "18446744073709551615",
+    "18446744073709551616",
+    "-1",
+    "0",
+    "9999999999999999999999",
+    "'",
+    "\"",
+    ";",
+    "--",
+    "\\",
+    "..",
+    "+",
+    " ",
+    "é",
+    "💥",
+    "columns=",
+    "on_conflict=",
+    "order_items.limit=",
+    "a.b.c.",
+    "not.or=(",
+    "...",
+    ":",
+    "user_2demoAlice",
     // The rest of PostgREST's filter grammar: JSON paths, quantifiers, full
     // text, range and array operators, quoted names.
-    "->", "->>", "attributes->", "->0", "pgrst_scalar", "select=pgrst_scalar", "cs.", "cd.", "ov.", "sl.", "adj.", "fts(", "english", "wfts.", "plfts(simple).", "eq(any).{",
-    "like(all).{", "{", "}", "[", "]", "is.not_null", "is.NULL", "isdistinct.", "match.", "imatch.", "%22order%20id%22",
+    "->",
+    "->>",
+    "attributes->",
+    "->0",
+    "pgrst_scalar",
+    "select=pgrst_scalar",
+    "cs.",
+    "cd.",
+    "ov.",
+    "sl.",
+    "adj.",
+    "fts(",
+    "english",
+    "wfts.",
+    "plfts(simple).",
+    "eq(any).{",
+    "like(all).{",
+    "{",
+    "}",
+    "[",
+    "]",
+    "is.not_null",
+    "is.NULL",
+    "isdistinct.",
+    "match.",
+    "imatch.",
+    "%22order%20id%22",
 ];
 
 fn garbage_text(rng: &mut Rng, max_tokens: usize) -> String {
@@ -801,12 +936,16 @@ fn garbage_body(rng: &mut Rng) -> Vec<u8> {
         1 => (0..rng.below(200)).map(|_| rng.next() as u8).collect(),
         2 => format!("{}1{}", "[".repeat(rng.below(5000)), "]".repeat(rng.below(5000))).into_bytes(),
         3 => json!({"product_id": rng.pick(&[json!(1), json!("x"), json!(null), json!(1e300), json!(-1), json!([1]), json!({"a": 1})]),
-                    "quantity": rng.range(-5, 5), "user_id": "user_2demoBob"}).to_string().into_bytes(),
+                    "quantity": rng.range(-5, 5), "user_id": "user_2demoBob"})
+        .to_string()
+        .into_bytes(),
         4 => json!([{"a": 1}, {"b": 2}, 3]).to_string().into_bytes(),
         5 => "{\"title\": \"nul \\u0000 byte\", \"product_id\": 1, \"rating\": 3}".as_bytes().to_vec(),
         6 => format!("{{\"{}\": {}}}", garbage_text(rng, 3).replace('"', ""), rng.range(-9, 9)).into_bytes(),
         7 => b"{\"product_id\": 1,".to_vec(),
-        _ => json!({"code": garbage_text(rng, 4), "order_id": rng.pick(&[json!(1), json!("1"), json!(1.5), json!(i64::MAX)])}).to_string().into_bytes(),
+        _ => json!({"code": garbage_text(rng, 4), "order_id": rng.pick(&[json!(1), json!("1"), json!(1.5), json!(i64::MAX)])})
+            .to_string()
+            .into_bytes(),
     }
 }
 
@@ -842,10 +981,37 @@ fn garbage_request(rng: &mut Rng, valid_token: &str) -> (Vec<u8>, bool) {
     let method = *rng.pick(&["GET", "GET", "POST", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO", "get"]);
     let path = match rng.below(8) {
         0 => format!("/{}", target_safe(&garbage_text(rng, 3).replace('?', "%3F"))),
-        1 => format!("/rpc/{}", rng.pick(&["redeem_coupon", "place_order", "customer_tier", "nope", "", "a/b", "cancel_order", "customer_tier?pgrst_scalar=eq.x"])),
+        1 => format!(
+            "/rpc/{}",
+            rng.pick(&[
+                "redeem_coupon",
+                "place_order",
+                "customer_tier",
+                "nope",
+                "",
+                "a/b",
+                "cancel_order",
+                "customer_tier?pgrst_scalar=eq.x"
+            ])
+        ),
         2 if rng.chance(30) => format!("/rest/v1/{}", rng.pick(&["orders", "products", "rpc/customer_tier", "", "/", "../orders"])),
-        2 => rng.pick(&["/", "//", "/../../etc/passwd", "/%00", "/%ff%fe", "/orders/1", "/rpc", "/webhooks/clerk", "/metrics", "/live"]).to_string(),
-        _ => format!("/{}", rng.pick(&["orders", "order_items", "cart", "wishlist", "product_reviews", "products", "coupons", "audit_log", "role_permissions"])),
+        2 => rng
+            .pick(&["/", "//", "/../../etc/passwd", "/%00", "/%ff%fe", "/orders/1", "/rpc", "/webhooks/clerk", "/metrics", "/live"])
+            .to_string(),
+        _ => format!(
+            "/{}",
+            rng.pick(&[
+                "orders",
+                "order_items",
+                "cart",
+                "wishlist",
+                "product_reviews",
+                "products",
+                "coupons",
+                "audit_log",
+                "role_permissions"
+            ])
+        ),
     };
     let query = match rng.below(6) {
         0 => String::new(),
@@ -862,10 +1028,21 @@ fn garbage_request(rng: &mut Rng, valid_token: &str) -> (Vec<u8>, bool) {
     }
     let mut headers: Vec<(String, String)> = vec![("Host".into(), "localhost".into()), ("Connection".into(), "close".into())];
     if rng.chance(70) {
-        headers.push(("Authorization".into(), format!("{}{}", rng.pick(&["Bearer ", "Bearer ", "Bearer ", "Bearer ", "bearer ", "Basic ", "Bearer  ", ""]), garbage_token(rng, valid_token))));
+        headers.push((
+            "Authorization".into(),
+            format!(
+                "{}{}",
+                rng.pick(&["Bearer ", "Bearer ", "Bearer ", "Bearer ", "bearer ", "Basic ", "Bearer  ", ""]),
+                garbage_token(rng, valid_token)
+            ),
+        ));
     }
     if rng.chance(40) {
-        headers.push(("Prefer".into(), garbage_text(rng, 4) + *rng.pick(&["", ",return=representation", ",count=exact", ",tx=rollback", ",max-affected=0", ",handling=strict"])));
+        headers.push((
+            "Prefer".into(),
+            garbage_text(rng, 4)
+                + *rng.pick(&["", ",return=representation", ",count=exact", ",tx=rollback", ",max-affected=0", ",handling=strict"]),
+        ));
     }
     if rng.chance(20) {
         let profile = *rng.pick(&["public", "analytics", "pg_catalog", "", "nope", "public, other", "\"public\""]);
@@ -878,14 +1055,42 @@ fn garbage_request(rng: &mut Rng, valid_token: &str) -> (Vec<u8>, bool) {
         }
     }
     if rng.chance(30) {
-        headers.push(("Range".into(), rng.pick(&["0-9", "9-0", "a-b", "-", "5-", "items=0-", "0-18446744073709551615", "18446744073709551615-", "1-1-1", ""]).to_string()));
+        headers.push((
+            "Range".into(),
+            rng.pick(&["0-9", "9-0", "a-b", "-", "5-", "items=0-", "0-18446744073709551615", "18446744073709551615-", "1-1-1", ""])
+                .to_string(),
+        ));
     }
     if rng.chance(30) {
-        headers.push(("Accept".into(), rng.pick(&["application/vnd.pgrst.object+json", "text/csv", "*/*", "application/openapi+json", "image/png", "text/csv;q=0.1, application/json", ""]).to_string()));
+        headers.push((
+            "Accept".into(),
+            rng.pick(&[
+                "application/vnd.pgrst.object+json",
+                "text/csv",
+                "*/*",
+                "application/openapi+json",
+                "image/png",
+                "text/csv;q=0.1, application/json",
+                "",
+            ])
+            .to_string(),
+        ));
     }
     let body = if method == "GET" && rng.chance(80) { vec![] } else { garbage_body(rng) };
     if !body.is_empty() || rng.chance(30) {
-        headers.push(("Content-Type".into(), rng.pick(&["application/json", "text/csv", "application/x-www-form-urlencoded", "text/plain", "text/xml", "application/octet-stream", "application/json; charset=latin1"]).to_string()));
+        headers.push((
+            "Content-Type".into(),
+            rng.pick(&[
+                "application/json",
+                "text/csv",
+                "application/x-www-form-urlencoded",
+                "text/plain",
+                "text/xml",
+                "application/octet-stream",
+                "application/json; charset=latin1",
+            ])
+            .to_string(),
+        ));
     }
     headers.push(("Content-Length".into(), body.len().to_string()));
     let mut request = format!("{method} {target} HTTP/1.1\r\n");
@@ -903,7 +1108,8 @@ fn garbage_request(rng: &mut Rng, valid_token: &str) -> (Vec<u8>, bool) {
 fn show(request: &[u8], valid: &str) -> String {
     let text = String::from_utf8_lossy(request).replace(valid, "<valid token>");
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let cut = |s: &str, n: usize| if s.chars().count() > n { format!("{}…", s.chars().take(n).collect::<String>()) } else { s.to_owned() };
+    let cut =
+        |s: &str, n: usize| if s.chars().count() > n { format!("{}…", s.chars().take(n).collect::<String>()) } else { s.to_owned() };
     format!("{}\n    body: {:?}", head.lines().map(|l| cut(l, 300)).collect::<Vec<_>>().join("\n    "), cut(body, 200))
 }
 
@@ -939,7 +1145,11 @@ fn garbage_is_refused_for(seed: u64) {
         let patience = if status == 0 && well_formed { 30 } else { 1 };
         for _ in 0..patience {
             if let Ok(Some(exit)) = running.0.try_wait() {
-                panic!("clerk-proxy exited ({exit}) after seed {seed} case {case}:\n    {shown}\n{}\nearlier failures:\n{}", tail(&log), failures.join("\n"));
+                panic!(
+                    "clerk-proxy exited ({exit}) after seed {seed} case {case}:\n    {shown}\n{}\nearlier failures:\n{}",
+                    tail(&log),
+                    failures.join("\n")
+                );
             }
             if patience > 1 {
                 std::thread::sleep(std::time::Duration::from_millis(100));
@@ -951,7 +1161,8 @@ fn garbage_is_refused_for(seed: u64) {
     assert!(running.0.try_wait().unwrap().is_none(), "clerk-proxy exited\n{}", tail(&log));
     let (status, _, body) = http(port, "GET", "/products?select=product_id&limit=1", &[], None);
     assert_eq!(status, 200, "{body}");
-    let (status, _, body) = http(port, "GET", "/orders?select=order_id", &[("Authorization".into(), format!("Bearer {}", token(ALICE, None, false)))], None);
+    let (status, _, body) =
+        http(port, "GET", "/orders?select=order_id", &[("Authorization".into(), format!("Bearer {}", token(ALICE, None, false)))], None);
     assert_eq!(status, 200, "{body}");
     eprintln!("garbage property: seed {seed}, {} requests in {:.1}s; statuses {statuses:?}", cases(), started.elapsed().as_secs_f64());
     assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));

@@ -69,7 +69,8 @@ fn a_single_object_write_touching_two_rows_keeps_nothing() {
     proxy();
     let before = statuses();
     let object = ("Accept", "application/vnd.pgrst.object+json");
-    let (status, err) = call("PATCH", "/people?status=eq.IDLE", &[object, ("Prefer", "return=representation")], Some(r#"{"status": "AWAY"}"#));
+    let (status, err) =
+        call("PATCH", "/people?status=eq.IDLE", &[object, ("Prefer", "return=representation")], Some(r#"{"status": "AWAY"}"#));
     assert_eq!(status, 406, "{err}");
     assert_eq!(
         err,
@@ -80,7 +81,8 @@ fn a_single_object_write_touching_two_rows_keeps_nothing() {
     let (status, err) = call("DELETE", "/people?username=eq.nobody", &[object], None);
     assert_eq!((status, err["code"].as_str()), (406, Some("PGRST116")));
     // Exactly one row: kept, and answered as an object.
-    let (status, row) = call("PATCH", "/people?username=eq.ann", &[object, ("Prefer", "return=representation")], Some(r#"{"status": "BUSY"}"#));
+    let (status, row) =
+        call("PATCH", "/people?username=eq.ann", &[object, ("Prefer", "return=representation")], Some(r#"{"status": "BUSY"}"#));
     assert_eq!((status, row), (200, json!({"username": "ann", "status": "BUSY"})));
     assert!(statuses().contains(&"ann:BUSY".to_owned()));
 }
@@ -126,7 +128,8 @@ fn a_function_returning_rows_of_a_table_is_read_as_that_table() {
     assert_eq!((status, rows), (200, json!([{"username": "bob"}])));
     let (status, row) = call("GET", "/rpc/get_people?username=eq.bob", &[("Accept", "application/vnd.pgrst.object+json")], None);
     assert_eq!((status, row["username"].as_str()), (200, Some("bob")));
-    let headers: Vec<(String, String)> = [("Prefer", "count=exact"), ("Range", "0-0")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let headers: Vec<(String, String)> =
+        [("Prefer", "count=exact"), ("Range", "0-0")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let (status, head, body) = http(proxy(), "GET", "/rpc/get_people?username=in.(bob,cy)&order=username", &headers, None);
     assert_eq!(status, 206, "{body}");
     assert!(head.to_ascii_lowercase().contains("content-range: 0-0/2"), "{head}");
@@ -172,7 +175,10 @@ fn an_unexposed_schema_is_406_not_the_default_one() {
     let (status, err) = call("GET", "/people", &[("Accept-Profile", "nope")], None);
     assert_eq!(
         (status, err),
-        (406, json!({"code": "PGRST106", "message": "Invalid schema: nope", "details": null, "hint": "Only the following schemas are exposed: public, other"}))
+        (
+            406,
+            json!({"code": "PGRST106", "message": "Invalid schema: nope", "details": null, "hint": "Only the following schemas are exposed: public, other"})
+        )
     );
     let (status, err) = call("POST", "/people", &[("Content-Profile", "nope")], Some(r#"{"username": "zed"}"#));
     assert_eq!((status, err["code"].as_str()), (406, Some("PGRST106")));
@@ -182,7 +188,8 @@ fn an_unexposed_schema_is_406_not_the_default_one() {
 // PostgREST's double-quoted names: a column name with spaces or commas.
 #[test]
 fn double_quoted_column_names() {
-    let (status, rows) = call("GET", "/odd?select=%22column%20whitespace%22,%22a,b%22&%22a,b%22=eq.2&order=%22column%20whitespace%22", &[], None);
+    let (status, rows) =
+        call("GET", "/odd?select=%22column%20whitespace%22,%22a,b%22&%22a,b%22=eq.2&order=%22column%20whitespace%22", &[], None);
     assert_eq!((status, rows), (200, json!([{"column whitespace": "two", "a,b": 2}])));
 }
 

@@ -19,8 +19,7 @@ const ORDERS: i64 = 100_000;
 const CUSTOMERS: i64 = 5_000;
 
 /// Relations whose sequential scan in a customer's plan is a bug.
-const USER_DATA: [&str; 8] =
-    ["orders", "order_items", "cart", "wishlist", "product_reviews", "coupon_usage", "audit_log", "projects"];
+const USER_DATA: [&str; 8] = ["orders", "order_items", "cart", "wishlist", "product_reviews", "coupon_usage", "audit_log", "projects"];
 
 /// Every scan of a user-data table in an EXPLAIN (FORMAT JSON) plan that
 /// does not find its rows through an index on the owner or the key: a
@@ -97,7 +96,8 @@ fn a_customers_requests_use_indexes_at_100k_orders_and_staff_see_the_shop() {
         assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str::<Value>(&body).unwrap()
     };
-    let one_of_theirs: i64 = admin_query_in(DB, "SELECT order_id FROM orders WHERE user_id = 'user_2scale42' ORDER BY order_id DESC LIMIT 1")[0].get(0);
+    let one_of_theirs: i64 =
+        admin_query_in(DB, "SELECT order_id FROM orders WHERE user_id = 'user_2scale42' ORDER BY order_id DESC LIMIT 1")[0].get(0);
     for path in [
         "/orders?select=order_id,order_number,total_amount,status,created_at&order=created_at.desc&limit=20".to_owned(),
         format!("/orders?order_id=eq.{one_of_theirs}"),

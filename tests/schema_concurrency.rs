@@ -56,8 +56,10 @@ async fn order_numbers_stay_unique_with_8_parallel_writers() {
         tasks.push(tokio::spawn(async move {
             let db = connect().await;
             let insert = db
-                .prepare("INSERT INTO orders (user_id, billing_name, billing_email, billing_address, subtotal, total_amount)
-                          VALUES ($1::text::clerk_user_id, 'Load', 'load@example.com', '{}', 1, 1)")
+                .prepare(
+                    "INSERT INTO orders (user_id, billing_name, billing_email, billing_address, subtotal, total_amount)
+                          VALUES ($1::text::clerk_user_id, 'Load', 'load@example.com', '{}', 1, 1)",
+                )
                 .await
                 .unwrap();
             let user = format!("user_numbers{s}");
@@ -89,11 +91,9 @@ async fn order_numbers_stay_unique_with_8_parallel_writers() {
 async fn usage_limit_holds_with_50_parallel_redemptions() {
     const USERS: usize = 50;
     let db = connect().await;
-    db.batch_execute(
-        "INSERT INTO coupons (code, discount_type, discount_value, usage_limit) VALUES ('RUSH10', 'fixed_amount', 5, 10)",
-    )
-    .await
-    .unwrap();
+    db.batch_execute("INSERT INTO coupons (code, discount_type, discount_value, usage_limit) VALUES ('RUSH10', 'fixed_amount', 5, 10)")
+        .await
+        .unwrap();
     let mut orders = Vec::new();
     for u in 0..USERS {
         orders.push(pending_order(&db, &format!("user_rush{u}"), "40.00").await);
@@ -132,9 +132,7 @@ async fn usage_limit_holds_with_50_parallel_redemptions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_user_redeeming_twice_at_once_succeeds_once() {
     let db = connect().await;
-    db.batch_execute("INSERT INTO coupons (code, discount_type, discount_value) VALUES ('TWICE', 'percentage', 10)")
-        .await
-        .unwrap();
+    db.batch_execute("INSERT INTO coupons (code, discount_type, discount_value) VALUES ('TWICE', 'percentage', 10)").await.unwrap();
     let first = pending_order(&db, "user_twice", "100.00").await;
     let second = pending_order(&db, "user_twice", "100.00").await;
     let barrier = Arc::new(Barrier::new(2));
@@ -196,7 +194,10 @@ async fn an_order_total_matches_its_lines_while_the_cart_changes() {
                 flip = !flip;
                 // A deadlock victim (each side retries) is not what this checks.
                 if let Err(e) = db
-                    .execute("UPDATE cart SET product_id = $1, quantity = $2 WHERE user_id = $3::text::clerk_user_id", &[&product, &quantity, &user])
+                    .execute(
+                        "UPDATE cart SET product_id = $1, quantity = $2 WHERE user_id = $3::text::clerk_user_id",
+                        &[&product, &quantity, &user],
+                    )
                     .await
                 {
                     assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED), "{e:?}");
@@ -242,6 +243,7 @@ async fn an_order_total_matches_its_lines_while_the_cart_changes() {
         )
         .await
         .unwrap();
-    let shown: Vec<String> = wrong.iter().map(|r| format!("order {} total {}: {}", r.get::<_, i64>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect();
+    let shown: Vec<String> =
+        wrong.iter().map(|r| format!("order {} total {}: {}", r.get::<_, i64>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect();
     assert!(shown.is_empty(), "{} of {ORDERS} orders disagree with their lines:\n{}", shown.len(), shown.join("\n"));
 }

@@ -4,7 +4,10 @@
 //! anonymous. Each one failed before its fix.
 
 use clerk_jwt::test_keys::{now, sign, sign_header, KID};
-use pg_clerk_e2e::{admin_execute, admin_query_in, fresh_api_database, free_port, head_value, http, metric_sample, start_proxy, Running, REQUEST_SETTING_FUNCTION};
+use pg_clerk_e2e::{
+    admin_execute, admin_query_in, free_port, fresh_api_database, head_value, http, metric_sample, start_proxy, Running,
+    REQUEST_SETTING_FUNCTION,
+};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -23,7 +26,8 @@ fn database() -> &'static str {
         let dsn = fresh_api_database(DB);
         admin_execute(
             DB,
-            &format!("{REQUEST_SETTING_FUNCTION}
+            &format!(
+                "{REQUEST_SETTING_FUNCTION}
              -- Ignores the statement timeout's cancel once, as JIT compilation does.
              CREATE FUNCTION public.outlast_timeout() RETURNS text LANGUAGE plpgsql AS $$
              BEGIN
@@ -46,7 +50,8 @@ fn database() -> &'static str {
              -- customers get a role setting of their own.
              ALTER ROLE anon IN DATABASE pg_clerk_security RESET statement_timeout;
              ALTER ROLE authenticated IN DATABASE pg_clerk_security SET statement_timeout = '2s';
-             ALTER ROLE authenticated IN DATABASE pg_clerk_security SET work_mem = '2MB';"),
+             ALTER ROLE authenticated IN DATABASE pg_clerk_security SET work_mem = '2MB';"
+            ),
         );
         dsn
     })
@@ -93,7 +98,14 @@ fn token(user: &str, extra: Value) -> String {
 }
 
 /// (status, head, JSON body)
-fn request(port: u16, method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<&Value>) -> (u16, String, Value) {
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> (u16, String, Value) {
     let mut all: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     if let Some(t) = token {
         all.push(("Authorization".into(), format!("Bearer {t}")));
@@ -110,7 +122,8 @@ fn get(path: &str, token: Option<&str>) -> (u16, Value) {
 // 2. SQL through `::cast` in select, open to anonymous callers.
 #[test]
 fn a_cast_cannot_carry_sql() {
-    let attack = "/products?select=name::text%20FROM%20products%20_pgrst_t0%20UNION%20SELECT%20rolname%20FROM%20pg_roles%20UNION%20SELECT%20name";
+    let attack =
+        "/products?select=name::text%20FROM%20products%20_pgrst_t0%20UNION%20SELECT%20rolname%20FROM%20pg_roles%20UNION%20SELECT%20name";
     let (status, body) = get(attack, None);
     assert_eq!(status, 400, "{body}");
     assert!(!body.to_string().contains("authenticator"), "{body}");
@@ -176,7 +189,12 @@ fn a_role_claim_reaches_only_allowed_roles() {
     let conf = std::env::temp_dir().join("clerk-proxy-sec-bypass.conf");
     std::fs::write(
         &conf,
-        format!("db-uri = \"{}\"\nclerk-public-key = \"@{}\"\ndb-allowed-roles = \"authenticated,sec_bypass\"\nserver-port = {}\n", database(), pem_path(), free_port()),
+        format!(
+            "db-uri = \"{}\"\nclerk-public-key = \"@{}\"\ndb-allowed-roles = \"authenticated,sec_bypass\"\nserver-port = {}\n",
+            database(),
+            pem_path(),
+            free_port()
+        ),
     )
     .unwrap();
     let out = std::process::Command::new(pg_clerk_e2e::proxy_bin()).args(["--config", conf.to_str().unwrap()]).output().unwrap();
@@ -230,7 +248,8 @@ fn only_session_tokens_checked_as_clerk_checks_them_get_in() {
 fn planned_and_estimated_counts_do_not_see_through_row_security() {
     let alice = token(ALICE, json!({}));
     for count in ["planned", "estimated", "exact"] {
-        let (status, head, rows) = request(proxy().1, "GET", "/orders?select=order_id", Some(&alice), &[("Prefer", &format!("count={count}"))], None);
+        let (status, head, rows) =
+            request(proxy().1, "GET", "/orders?select=order_id", Some(&alice), &[("Prefer", &format!("count={count}"))], None);
         assert_eq!(status, 200, "{rows}");
         let visible = rows.as_array().unwrap().len();
         assert_eq!(head_value(&head, "content-range"), Some(format!("0-{}/{visible}", visible - 1).as_str()), "count={count}");
@@ -283,7 +302,8 @@ fn slow_clients_and_connection_floods_get_a_status_and_let_go() {
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     // A body that never arrives: 408 too.
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    slow.write_all(b"POST /rpc/request_setting HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"na").unwrap();
+    slow.write_all(b"POST /rpc/request_setting HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"na")
+        .unwrap();
     let text = answer(&mut slow);
     assert!(text.starts_with("HTTP/1.1 408") && text.contains("server-body-timeout"), "{text}");
 
@@ -340,9 +360,18 @@ fn an_organization_role_grants_nothing_shop_wide() {
     let mallory = "user_2secMallory";
     let order = customer_with_order(mallory);
     let org_tokens = [
-        ("v2 org:admin", token(mallory, json!({"o": {"id": "org_2secOwn", "rol": "admin", "per": "orders:read,orders:write,users:erase"}}))),
-        ("v1 org:admin", token(mallory, json!({"v": null, "org_id": "org_2secOwn", "org_role": "org:admin",
-                                               "org_permissions": ["org:orders:read", "org:products:write", "coupons:write"]}))),
+        (
+            "v2 org:admin",
+            token(mallory, json!({"o": {"id": "org_2secOwn", "rol": "admin", "per": "orders:read,orders:write,users:erase"}})),
+        ),
+        (
+            "v1 org:admin",
+            token(
+                mallory,
+                json!({"v": null, "org_id": "org_2secOwn", "org_role": "org:admin",
+                                               "org_permissions": ["org:orders:read", "org:products:write", "coupons:write"]}),
+            ),
+        ),
         ("v1 org:manager", token(mallory, json!({"v": null, "org_id": "org_2secOwn", "org_role": "org:manager"}))),
         ("v2 org:employee", token(mallory, json!({"o": {"id": "org_2secOwn", "rol": "employee"}}))),
     ];
@@ -514,7 +543,8 @@ fn members_products_and_coupons_cannot_be_abused() {
     let order = customer_with_order("user_2secCarol");
     let mut statuses = vec![];
     for i in 0..12 {
-        let (status, _, _) = request(port, "POST", "/rpc/redeem_coupon", Some(&carol), &[], Some(&json!({"code": format!("GUESS{i}"), "order_id": order})));
+        let (status, _, _) =
+            request(port, "POST", "/rpc/redeem_coupon", Some(&carol), &[], Some(&json!({"code": format!("GUESS{i}"), "order_id": order})));
         statuses.push(status);
     }
     assert_eq!(statuses[..10], [404; 10], "{statuses:?}");
@@ -530,11 +560,22 @@ fn a_statement_whose_client_hangs_up_is_cancelled_and_rolled_back() {
     let (_running, port) = proxy_with("db-statement-timeout = 0", admin);
     let body = r#"{"slug": "client-gone"}"#;
     let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(socket, "POST /rpc/slow_write HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    write!(
+        socket,
+        "POST /rpc/slow_write HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     drop(socket);
     let started = Instant::now();
-    let running = || !admin_query_in(DB, "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%slow_write%' AND state = 'active' AND pid <> pg_backend_pid()").is_empty();
+    let running = || {
+        !admin_query_in(
+            DB,
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%slow_write%' AND state = 'active' AND pid <> pg_backend_pid()",
+        )
+        .is_empty()
+    };
     while running() && started.elapsed() < Duration::from_secs(2) {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -560,8 +601,11 @@ fn each_role_runs_with_its_own_settings() {
     let (status, answer) = get("/rpc/sleep_for?ms=1000", Some(&alice));
     assert_eq!((status, answer), (200, json!("slept")));
     // sql/ bounds anonymous requests in the shop's database.
-    let setting = admin_query_in(DB, "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
-                                       WHERE d.datname = 'pg_clerk_api' AND s.setrole = 'anon'::regrole");
+    let setting = admin_query_in(
+        DB,
+        "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+                                       WHERE d.datname = 'pg_clerk_api' AND s.setrole = 'anon'::regrole",
+    );
     assert_eq!(setting.first().map(|r| r.get::<_, String>(0)).as_deref(), Some("statement_timeout=3s"));
 }
 
@@ -571,10 +615,15 @@ fn each_role_runs_with_its_own_settings() {
 fn one_client_cannot_take_the_whole_pool() {
     let admin = free_port();
     let (_running, port) = proxy_with("db-pool = 4\ndb-max-connections-per-client = 2\ndb-statement-timeout = 0", admin);
-    let slow = |token: Option<String>| {
-        std::thread::spawn(move || request(port, "GET", "/rpc/sleep_for?ms=1500", token.as_deref(), &[], None))
-    };
-    let anonymous: Vec<_> = (0..3).map(|_| { let t = slow(None); std::thread::sleep(Duration::from_millis(100)); t }).collect();
+    let slow =
+        |token: Option<String>| std::thread::spawn(move || request(port, "GET", "/rpc/sleep_for?ms=1500", token.as_deref(), &[], None));
+    let anonymous: Vec<_> = (0..3)
+        .map(|_| {
+            let t = slow(None);
+            std::thread::sleep(Duration::from_millis(100));
+            t
+        })
+        .collect();
     let alice = slow(Some(token(ALICE, json!({"exp": now() + 60}))));
     let mut statuses: Vec<u16> = anonymous.into_iter().map(|t| t.join().unwrap().0).collect();
     statuses.sort();

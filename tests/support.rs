@@ -203,7 +203,8 @@ pub fn start_proxy(config: &str) -> (Running, u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     // Every listener: the API port and, when configured, the admin port
     // (they open one after the other).
-    let admin = config.lines().find_map(|l| l.trim().strip_prefix("admin-server-port")?.trim().strip_prefix('=')?.trim().parse::<u16>().ok());
+    let admin =
+        config.lines().find_map(|l| l.trim().strip_prefix("admin-server-port")?.trim().strip_prefix('=')?.trim().parse::<u16>().ok());
     let listening = |p: u16| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok();
     while !(listening(port) && admin.is_none_or(listening)) {
         if let Ok(Some(status)) = child.try_wait() {
@@ -326,11 +327,18 @@ impl FakeClerk {
                     // Read the head, then Content-Length bytes of body.
                     loop {
                         let n = stream.read(&mut buf).unwrap_or(0);
-                        if n == 0 { return; }
+                        if n == 0 {
+                            return;
+                        }
                         raw.extend_from_slice(&buf[..n]);
                         let text = String::from_utf8_lossy(&raw).to_string();
                         if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                            let len = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+                            let len = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
                             if body.len() >= len {
                                 let path = head.split(' ').nth(1).unwrap_or("").to_owned();
                                 let user = path.trim_start_matches("/v1/users/").trim_end_matches("/metadata").to_owned();
@@ -435,4 +443,3 @@ impl<'de> serde::Deserialize<'de> for Strict {
         d.deserialize_any(V)
     }
 }
-

@@ -6,7 +6,6 @@ use pg_clerk_e2e::{admin_query as admin, api_dsn, free_port, http, start_proxy, 
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-
 fn paid_order(user: &str, amount: u32) {
     admin(&format!(
         "INSERT INTO orders (user_id, billing_name, billing_email, billing_address, subtotal, total_amount, status, payment_status)
@@ -87,7 +86,9 @@ fn metadata_reaches_clerk_once_through_failures_restarts_and_two_workers() {
          SELECT ('user_syncMany' || g)::clerk_user_id, 'S', 's@example.com', '{}', 5, 5, 'confirmed', 'paid' FROM generate_series(1, 40) g",
     );
     wait_until("40 users delivered", || {
-        admin("SELECT count(*) FROM clerk_metadata_outbox WHERE user_id::text LIKE 'user_syncMany%' AND state = 'delivered'")[0].get::<_, i64>(0) == 40
+        admin("SELECT count(*) FROM clerk_metadata_outbox WHERE user_id::text LIKE 'user_syncMany%' AND state = 'delivered'")[0]
+            .get::<_, i64>(0)
+            == 40
     });
     std::thread::sleep(Duration::from_secs(1));
     for g in 1..=40 {

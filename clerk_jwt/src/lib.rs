@@ -191,7 +191,10 @@ pub enum TokenError {
     /// Not a session token (no `sid`, or an `aud`), and JWT templates are not accepted.
     NotASessionToken(&'static str),
     /// `exp - iat` beyond `Rules::max_lifetime_secs`.
-    TooLongLived { lifetime: i64, limit: u64 },
+    TooLongLived {
+        lifetime: i64,
+        limit: u64,
+    },
 }
 
 impl TokenError {
@@ -287,11 +290,8 @@ impl Verifier {
         }
         let key = self.keys.find(alg, header.get("kid").and_then(Value::as_str))?;
         // There is one for every algorithm a key is for, so this always finds it.
-        let (_, validation) = self
-            .validations
-            .iter()
-            .find(|(a, _)| *a == alg)
-            .ok_or_else(|| TokenError::UnsupportedAlgorithm(alg_name.to_owned()))?;
+        let (_, validation) =
+            self.validations.iter().find(|(a, _)| *a == alg).ok_or_else(|| TokenError::UnsupportedAlgorithm(alg_name.to_owned()))?;
         let claims = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::InvalidSignature => TokenError::BadSignature,
@@ -547,7 +547,10 @@ mod tests {
     fn hs256_works_only_with_a_configured_secret() {
         let v = Verifier::new(KeySet::hs256(SECRET), rules());
         assert!(v.verify(&sign_hs256(&claims(json!({})), SECRET)).is_ok());
-        assert_eq!(v.verify(&sign_hs256(&claims(json!({})), b"another-secret-of-the-same-length!!!!!")).unwrap_err(), TokenError::BadSignature);
+        assert_eq!(
+            v.verify(&sign_hs256(&claims(json!({})), b"another-secret-of-the-same-length!!!!!")).unwrap_err(),
+            TokenError::BadSignature
+        );
         // An RS256 token is not accepted by a secret-only verifier.
         assert_eq!(v.verify(&sign(&claims(json!({})))).unwrap_err(), TokenError::UnsupportedAlgorithm("RS256".into()));
     }
@@ -623,8 +626,14 @@ mod tests {
         no_sid.as_object_mut().unwrap().remove("sid");
         assert_eq!(v.verify(&sign(&no_sid)).unwrap_err(), TokenError::NotASessionToken("it has no sid"));
         assert_eq!(v.verify(&sign(&claims(json!({"aud": "supabase"})))).unwrap_err(), TokenError::NotASessionToken("it has an aud"));
-        assert!(matches!(v.verify(&sign(&claims(json!({"exp": now() + 7200})))).unwrap_err(), TokenError::TooLongLived { limit: 3600, .. }));
-        let templates = Verifier::new(KeySet::from_jwks(JWKS).unwrap(), Rules { accept_jwt_templates: true, max_lifetime_secs: 400 * 86_400, ..rules() });
+        assert!(matches!(
+            v.verify(&sign(&claims(json!({"exp": now() + 7200})))).unwrap_err(),
+            TokenError::TooLongLived { limit: 3600, .. }
+        ));
+        let templates = Verifier::new(
+            KeySet::from_jwks(JWKS).unwrap(),
+            Rules { accept_jwt_templates: true, max_lifetime_secs: 400 * 86_400, ..rules() },
+        );
         assert!(templates.verify(&sign(&template)).is_ok());
         let mut no_iat = claims(json!({}));
         no_iat.as_object_mut().unwrap().remove("iat");

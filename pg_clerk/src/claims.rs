@@ -103,9 +103,7 @@ impl Identity {
             .map(|(_, name)| name)
             .collect();
         for (feature, mask) in features.iter().zip(fpm) {
-            let mask: u64 = mask
-                .parse()
-                .map_err(|_| ClaimsError::WrongType { claim: "o.fpm", expected: "comma-separated integers" })?;
+            let mask: u64 = mask.parse().map_err(|_| ClaimsError::WrongType { claim: "o.fpm", expected: "comma-separated integers" })?;
             for (bit, name) in per.iter().enumerate().take(64) {
                 if mask & (1 << bit) != 0 {
                     self.permissions.push(format!("org:{feature}:{name}"));
@@ -128,7 +126,11 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 fn org_prefixed(role: &str) -> String {
-    if role.starts_with("org:") { role.to_owned() } else { format!("org:{role}") }
+    if role.starts_with("org:") {
+        role.to_owned()
+    } else {
+        format!("org:{role}")
+    }
 }
 
 fn comma_list(s: Option<&str>) -> Vec<&str> {

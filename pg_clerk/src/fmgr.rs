@@ -37,7 +37,7 @@ pub(crate) use c_function;
 /// # Safety
 /// Argument `n` must exist, be non-NULL and be a varlena.
 pub unsafe fn arg_bytes<'a>(fcinfo: FunctionCallInfo, n: usize) -> &'a [u8] {
-    use pgrx::varlena::{vardata_any, varatt_is_1b, varatt_is_1b_e, varatt_is_4b_u, varsize_any_exhdr};
+    use pgrx::varlena::{varatt_is_1b, varatt_is_1b_e, varatt_is_4b_u, vardata_any, varsize_any_exhdr};
     unsafe {
         let mut v: *const pg_sys::varlena = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n).cast_mut_ptr();
         let inline = varatt_is_4b_u(v) || (varatt_is_1b(v) && !varatt_is_1b_e(v));

@@ -78,11 +78,19 @@ pub fn raw_bytes(setting: &'static GucSetting<Option<CString>>) -> &'static [u8]
     // changes, which cannot happen while our function runs.
     unsafe {
         let ptr = *setting.as_ptr();
-        if ptr.is_null() { &[] } else { CStr::from_ptr(ptr).to_bytes() }
+        if ptr.is_null() {
+            &[]
+        } else {
+            CStr::from_ptr(ptr).to_bytes()
+        }
     }
 }
 
 pub fn string(setting: &'static GucSetting<Option<CString>>) -> Option<String> {
     let bytes = raw_bytes(setting);
-    if bytes.is_empty() { None } else { Some(String::from_utf8_lossy(bytes).into_owned()) }
+    if bytes.is_empty() {
+        None
+    } else {
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    }
 }

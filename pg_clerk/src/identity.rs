@@ -40,7 +40,11 @@ fn claims_text() -> &'static [u8] {
     // the setting changes; we only read it during this call.
     unsafe {
         let ptr = pg_sys::GetConfigOption(REQUEST_CLAIMS.as_ptr(), true, false);
-        if ptr.is_null() { &[] } else { CStr::from_ptr(ptr).to_bytes() }
+        if ptr.is_null() {
+            &[]
+        } else {
+            CStr::from_ptr(ptr).to_bytes()
+        }
     }
 }
 
@@ -49,9 +53,8 @@ fn with_identity<R>(f: impl FnOnce(&Identity) -> R) -> R {
     let text = claims_text();
     let identity = LAST_CLAIMS.with_borrow_mut(|last| {
         if last.as_ref().is_none_or(|p| p.text != text) {
-            let parsed = std::str::from_utf8(text)
-                .map_err(|e| e.to_string())
-                .and_then(|s| Identity::from_claims_json(s).map_err(|e| e.to_string()));
+            let parsed =
+                std::str::from_utf8(text).map_err(|e| e.to_string()).and_then(|s| Identity::from_claims_json(s).map_err(|e| e.to_string()));
             *last = Some(Parsed { text: text.to_vec(), identity: parsed.map(Rc::new) });
         }
         last.as_ref().map(|p| p.identity.clone()).expect("just filled")
@@ -126,7 +129,9 @@ fn verifier() -> Rc<Verifier> {
     let parties = gucs::string(&gucs::AUTHORIZED_PARTIES).map(|p| split_list(&p)).unwrap_or_default();
     let skew = gucs::CLOCK_SKEW.get().max(0) as u64;
     // The cache key covers every setting the verifier is built from.
-    let key = [jwks, b"\0", issuer.as_deref().unwrap_or("").as_bytes(), b"\0", parties.join(",").as_bytes(), b"\0", skew.to_string().as_bytes()].concat();
+    let key =
+        [jwks, b"\0", issuer.as_deref().unwrap_or("").as_bytes(), b"\0", parties.join(",").as_bytes(), b"\0", skew.to_string().as_bytes()]
+            .concat();
     LAST_VERIFIER.with_borrow_mut(|last| {
         if let Some((_, v)) = last.as_ref().filter(|(k, _)| *k == key) {
             return v.clone();

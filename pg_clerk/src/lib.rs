@@ -12,6 +12,7 @@ pub mod clerk_id;
 mod fmgr;
 mod gucs;
 mod identity;
+mod pseudonym;
 mod types;
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -27,7 +28,8 @@ pub extern "C-unwind" fn _PG_init() {
 pgrx::extension_sql_file!("sql/types.sql", name = "types", bootstrap);
 pgrx::extension_sql_file!("sql/identity.sql", name = "identity", requires = ["types"]);
 pgrx::extension_sql_file!("sql/business.sql", name = "business", requires = ["identity"]);
-pgrx::extension_sql_file!("sql/rls.sql", name = "rls", requires = ["business"], finalize);
+pgrx::extension_sql_file!("sql/pseudonym.sql", name = "pseudonym", requires = ["business"]);
+pgrx::extension_sql_file!("sql/rls.sql", name = "rls", requires = ["pseudonym"], finalize);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

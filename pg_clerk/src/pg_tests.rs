@@ -44,9 +44,7 @@ mod tests {
     fn a_bad_sub_is_an_error_every_time_not_anonymous() {
         set_claims(r#"{"sub":"usr_1"}"#);
         // The first call fails inside a subtransaction; the cached parse must fail again.
-        let first = PgTryBuilder::new(|| one("SELECT current_clerk_user()::text"))
-            .catch_others(|_| Some("caught".into()))
-            .execute();
+        let first = PgTryBuilder::new(|| one("SELECT current_clerk_user()::text")).catch_others(|_| Some("caught".into())).execute();
         assert_eq!(first.as_deref(), Some("caught"));
         one("SELECT current_clerk_user()::text");
     }
@@ -59,10 +57,7 @@ mod tests {
         assert_eq!(one("SELECT current_clerk_user()::text").as_deref(), Some("user_verified"));
         assert_eq!(one("SELECT current_clerk_session()::text").as_deref(), Some("sess_1"));
         // The PostgREST convention is filled too, for policies that read it.
-        assert_eq!(
-            one("SELECT current_setting('request.jwt.claims')::jsonb->>'sub'").as_deref(),
-            Some("user_verified")
-        );
+        assert_eq!(one("SELECT current_setting('request.jwt.claims')::jsonb->>'sub'").as_deref(), Some("user_verified"));
         // Verified claims win over a hand-set request.jwt.claims.
         set_claims(r#"{"sub":"user_forged"}"#);
         assert_eq!(one("SELECT current_clerk_user()::text").as_deref(), Some("user_verified"));
@@ -104,9 +99,39 @@ mod tests {
         let t = token("user_1", 60);
         Spi::run(&format!("SELECT clerk_authenticate('{t}')")).unwrap();
         Spi::run("SET LOCAL pg_clerk.issuer = 'https://other.example.com'").unwrap();
-        let after = PgTryBuilder::new(|| Spi::run(&format!("SELECT clerk_authenticate('{t}')")).is_ok())
-            .catch_others(|_| false)
-            .execute();
+        let after = PgTryBuilder::new(|| Spi::run(&format!("SELECT clerk_authenticate('{t}')")).is_ok()).catch_others(|_| false).execute();
         assert!(!after, "a changed issuer must be enforced at once");
+    }
+
+    /// Existing pseudonyms keep their values: clerk_hmac_sha256() gives
+    /// pgcrypto's hmac(…, 'sha256') bytes for empty, short and long data
+    /// and for keys shorter and longer than SHA-256's 64-byte block.
+    /// (PostgreSQL 15 from Debian has pgcrypto; the PG 18 build has not.)
+    #[cfg(feature = "pg15")]
+    #[pg_test]
+    fn hmac_sha256_is_pgcrypto_hmac() {
+        Spi::run("CREATE EXTENSION IF NOT EXISTS pgcrypto").unwrap();
+        let differ = Spi::get_one::<i64>(
+            "SELECT count(*) FROM (
+                 SELECT convert_to(repeat('user_' || md5(n::text), n % 9), 'UTF8') AS data,
+                        substring(decode(repeat(md5((7 * n)::text), 6), 'hex') FOR 1 + n % 96) AS key
+                   FROM generate_series(0, 999) n) c
+              WHERE clerk_hmac_sha256(data, key) <> hmac(data, key, 'sha256')",
+        )
+        .unwrap();
+        assert_eq!(differ, Some(0));
+    }
+
+    #[pg_test]
+    fn random_bytes_are_the_length_asked_and_differ() {
+        let same = Spi::get_one::<bool>("SELECT clerk_random_bytes(32) = clerk_random_bytes(32)").unwrap();
+        assert_eq!(same, Some(false));
+        let len = Spi::get_one::<i32>("SELECT length(clerk_random_bytes(32))").unwrap();
+        assert_eq!(len, Some(32));
+    }
+
+    #[pg_test(error = "clerk_random_bytes: length must be 1 to 1024, got 0")]
+    fn random_bytes_refuse_a_length_out_of_range() {
+        Spi::run("SELECT clerk_random_bytes(0)").unwrap();
     }
 }

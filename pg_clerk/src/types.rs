@@ -9,8 +9,8 @@
 use crate::clerk_id::IdKind;
 use crate::fmgr::{arg_bytes, c_function, raise, text_datum};
 use pgrx::pg_sys::{self, Datum};
-use std::cmp::Ordering;
 use pgrx::PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION;
+use std::cmp::Ordering;
 
 fn validated(kind: IdKind, bytes: &[u8]) -> pg_sys::Datum {
     if let Err(e) = kind.validate(bytes) {

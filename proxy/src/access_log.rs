@@ -102,12 +102,18 @@ mod tests {
         };
         assert_eq!(request_fields(&e), "msg=request method=GET path=/orders status=200 duration_ms=3.1 route=orders user=anon ip=10.0.0.7");
         let e = Entry { user: Some("user_2abc"), ip: None, path: "/a b\"\n", ..e };
-        assert_eq!(request_fields(&e), "msg=request method=GET path=\"/a b\\\"\\n\" status=200 duration_ms=3.1 route=orders user=user_2abc");
+        assert_eq!(
+            request_fields(&e),
+            "msg=request method=GET path=\"/a b\\\"\\n\" status=200 duration_ms=3.1 route=orders user=user_2abc"
+        );
     }
 
     #[test]
     fn other_records_quote_their_message() {
-        assert_eq!(record_fields(log::Level::Warn, "clerk_proxy::db", "closed: x=1"), "level=warn target=clerk_proxy::db msg=\"closed: x=1\"");
+        assert_eq!(
+            record_fields(log::Level::Warn, "clerk_proxy::db", "closed: x=1"),
+            "level=warn target=clerk_proxy::db msg=\"closed: x=1\""
+        );
         assert_eq!(record_fields(log::Level::Info, TARGET, "msg=request status=200"), "level=info msg=request status=200");
         assert_eq!(value("a\u{1b}b"), "\"a\\u{1b}b\"");
         assert_eq!(value(""), "\"\"");

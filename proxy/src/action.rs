@@ -82,12 +82,25 @@ pub enum CallMethod {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// `GET /`: the OpenAPI document of the schema.
-    OpenApi { head: bool },
-    Read { relation: String, head: bool },
-    Write { relation: String, method: WriteMethod },
-    Call { function: String, method: CallMethod },
+    OpenApi {
+        head: bool,
+    },
+    Read {
+        relation: String,
+        head: bool,
+    },
+    Write {
+        relation: String,
+        method: WriteMethod,
+    },
+    Call {
+        function: String,
+        method: CallMethod,
+    },
     /// `OPTIONS` on a path: what it allows.
-    Options { target: Option<Target> },
+    Options {
+        target: Option<Target>,
+    },
 }
 
 impl Action {
@@ -104,7 +117,9 @@ impl Action {
             (Method::Options, target) => Action::Options { target },
             (Method::Get | Method::Head, None) => Action::OpenApi { head: method == Method::Head },
             (Method::Get | Method::Head, Some(Target::Relation(relation))) => Action::Read { relation, head: method == Method::Head },
-            (Method::Get | Method::Head, Some(Target::Rpc(function))) => Action::Call { function, method: CallMethod::Read { head: method == Method::Head } },
+            (Method::Get | Method::Head, Some(Target::Rpc(function))) => {
+                Action::Call { function, method: CallMethod::Read { head: method == Method::Head } }
+            }
             (Method::Post, Some(Target::Rpc(function))) => Action::Call { function, method: CallMethod::Post },
             (Method::Post, Some(Target::Relation(relation))) => Action::Write { relation, method: WriteMethod::Insert },
             (Method::Put, Some(Target::Relation(relation))) => Action::Write { relation, method: WriteMethod::Upsert },
@@ -125,7 +140,10 @@ impl Action {
 
     /// HEAD: the headers of the GET, no body.
     pub fn head(&self) -> bool {
-        matches!(self, Action::OpenApi { head: true } | Action::Read { head: true, .. } | Action::Call { method: CallMethod::Read { head: true }, .. })
+        matches!(
+            self,
+            Action::OpenApi { head: true } | Action::Read { head: true, .. } | Action::Call { method: CallMethod::Read { head: true }, .. }
+        )
     }
 }
 
@@ -182,11 +200,16 @@ impl ApiRequest {
         // Media types of the target's own: a function returning a domain
         // named after one, or a handler aggregate of the relation read.
         let own: Vec<OwnMedia> = match &action {
-            Action::Call { function, .. } => {
-                schema.functions(function).iter().find_map(|f| f.media_type.clone()).map(|media| OwnMedia { media, aggregate: None }).into_iter().collect()
-            }
+            Action::Call { function, .. } => schema
+                .functions(function)
+                .iter()
+                .find_map(|f| f.media_type.clone())
+                .map(|media| OwnMedia { media, aggregate: None })
+                .into_iter()
+                .collect(),
             Action::Read { relation, .. } => {
-                let all_columns = query.select.is_empty() && query.embeds.is_empty() || query.select.iter().all(|s| s.column == "*" && s.alias.is_none());
+                let all_columns =
+                    query.select.is_empty() && query.embeds.is_empty() || query.select.iter().all(|s| s.column == "*" && s.alias.is_none());
                 schema
                     .media_handlers(relation, all_columns && query.embeds.is_empty())
                     .into_iter()
@@ -224,7 +247,10 @@ mod tests {
         assert_eq!(Action::from_http("GET", "/").unwrap(), Action::OpenApi { head: false });
         assert_eq!(Action::from_http("HEAD", "/orders").unwrap(), Action::Read { relation: "orders".into(), head: true });
         assert_eq!(Action::from_http("PUT", "/orders").unwrap(), Action::Write { relation: "orders".into(), method: WriteMethod::Upsert });
-        assert_eq!(Action::from_http("GET", "/rpc/f").unwrap(), Action::Call { function: "f".into(), method: CallMethod::Read { head: false } });
+        assert_eq!(
+            Action::from_http("GET", "/rpc/f").unwrap(),
+            Action::Call { function: "f".into(), method: CallMethod::Read { head: false } }
+        );
         assert_eq!(Action::from_http("OPTIONS", "/").unwrap(), Action::Options { target: None });
         for (method, path) in [("PATCH", "/rpc/f"), ("DELETE", "/"), ("TRACE", "/orders"), ("PUT", "/rpc/f")] {
             assert_eq!(Action::from_http(method, path).unwrap_err().code, "PGRST117", "{method} {path}");

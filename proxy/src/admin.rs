@@ -44,13 +44,16 @@ impl Readiness {
         };
         let keys = match self.keys_loaded {
             true => j!({"ok": true, "keys": self.key_count}),
-            false => j!({"ok": false, "keys": 0, "error": "no key to verify tokens with and no db-anon-role: every request would be refused"}),
+            false => {
+                j!({"ok": false, "keys": 0, "error": "no key to verify tokens with and no db-anon-role: every request would be refused"})
+            }
         };
-        let failed: Vec<&str> = [("database", self.database.is_ok()), ("schema_cache", self.schema_relations.is_some()), ("keys", self.keys_loaded)]
-            .into_iter()
-            .filter(|(_, ok)| !ok)
-            .map(|(name, _)| name)
-            .collect();
+        let failed: Vec<&str> =
+            [("database", self.database.is_ok()), ("schema_cache", self.schema_relations.is_some()), ("keys", self.keys_loaded)]
+                .into_iter()
+                .filter(|(_, ok)| !ok)
+                .map(|(name, _)| name)
+                .collect();
         let (status, word) = if failed.is_empty() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "unavailable") };
         json(status, &j!({"status": word, "failed": failed, "checks": {"database": database, "schema_cache": schema, "keys": keys}}))
     }

@@ -6,11 +6,11 @@ use crate::action::{Action, ApiRequest, CallMethod, WriteMethod};
 use crate::auth::{Authenticator, Caller, Credential};
 use crate::config::{Config, OpenApiMode, TxEnd};
 use crate::db::{Finish, Pool, RequestContext, RowsAllowed};
-use crate::request::{self, Count, Target};
-use crate::schema::{RawBody, SchemaCache};
 use crate::error::ApiError;
+use crate::request::{self, Count, Target};
 use crate::response::{self, Format};
 use crate::schema::Schemas;
+use crate::schema::{RawBody, SchemaCache};
 use crate::webhooks::{self, WebhookVerifier};
 use crate::{access_log, admin, edge, limits, metrics, plan, sql};
 use http::Response;
@@ -187,7 +187,19 @@ pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>>
             "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
             vec![],
         );
-        let ctx = RequestContext { role: "clerk_sync", claims: "", method: "GET", path: "/metrics", headers: "{}", cookies: "{}", role_settings: None, anonymous: false, search_path: "", timezone: "", api: false };
+        let ctx = RequestContext {
+            role: "clerk_sync",
+            claims: "",
+            method: "GET",
+            path: "/metrics",
+            headers: "{}",
+            cookies: "{}",
+            role_settings: None,
+            anonymous: false,
+            search_path: "",
+            timezone: "",
+            api: false,
+        };
         let outbox: Option<Vec<(String, i64)>> = match state.pool.run_if_free(&ctx, true, &statement).await {
             Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
             Err(_) => None, // the outbox is optional (sql/007), the database may be down or the pool busy
@@ -252,7 +264,9 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         {
             relation.clone()
         }
-        Action::Call { function, .. } | Action::Options { target: Some(Target::Rpc(function)) } if !schema.functions(function).is_empty() => {
+        Action::Call { function, .. } | Action::Options { target: Some(Target::Rpc(function)) }
+            if !schema.functions(function).is_empty() =>
+        {
             format!("rpc/{function}")
         }
         _ => "other".into(),
@@ -263,11 +277,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         let schema = schemas.profile(profile).ok_or_else(|| ApiError::invalid_schema(profile.unwrap_or_default(), &schemas.names()))?;
         return Ok(response::options(&plan::allow(&schema, target.as_ref())?));
     }
-    let caller = state
-        .authenticator
-        .authenticate(req.header("authorization"), req.header("cookie"))
-        .await
-        .map_err(ApiError::from)?;
+    let caller = state.authenticator.authenticate(req.header("authorization"), req.header("cookie")).await.map_err(ApiError::from)?;
     if let Caller::User { credential: Credential::SessionCookie, .. } = &caller {
         edge::check_cookie_write(&state.options.cors, &req.method, req.header("origin"), req.header("host"), req.header("sec-fetch-site"))?;
     }
@@ -317,7 +327,9 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             r
         }
         Answer::Rows { offset, columns, body, media } => response::rows(result, offset, api.format, &columns, body, media.as_ref())?,
-        Answer::Written { method, return_, columns } => response::written(result, method, return_, api.format, &columns, api.prefer.count.is_some(), &req.path)?,
+        Answer::Written { method, return_, columns } => {
+            response::written(result, method, return_, api.format, &columns, api.prefer.count.is_some(), &req.path)?
+        }
     };
     response::apply_settings(&mut response, set_headers.as_deref(), set_status.as_deref())?;
     if head {
@@ -355,9 +367,11 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
         let answer = Answer::Rows { offset: q.offset.unwrap_or(0), columns: p.keys(), body: p.body, media };
         let rows_as = match (api.format, &api.own_media) {
             (Format::GeoJson, _) => schema.geojson().map_or(sql::RowsAs::Json, sql::RowsAs::GeoJson),
-            (Format::Raw(_), Some(crate::action::OwnMedia { media, aggregate: Some((aggregate, typed)) })) => {
-                sql::RowsAs::Handler { aggregate, binary: media.binary, row_type: typed.then(|| sql::qualified(&p.relation.schema, &p.relation.name)) }
-            }
+            (Format::Raw(_), Some(crate::action::OwnMedia { media, aggregate: Some((aggregate, typed)) })) => sql::RowsAs::Handler {
+                aggregate,
+                binary: media.binary,
+                row_type: typed.then(|| sql::qualified(&p.relation.schema, &p.relation.name)),
+            },
             _ => sql::RowsAs::Json,
         };
         Ok((sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls, rows_as), answer))
@@ -411,7 +425,13 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
     // `Accept: application/vnd.pgrst.plan`: the statement's EXPLAIN instead
     // (an ANALYZE of a write runs it: nothing is kept).
     if let Format::Plan(plan) = api.format {
-        return Ok(Prepared { statement: sql::explain(statement, &plan), read_only, finish: Finish::Rollback, answer, applied: Vec::new() });
+        return Ok(Prepared {
+            statement: sql::explain(statement, &plan),
+            read_only,
+            finish: Finish::Rollback,
+            answer,
+            applied: Vec::new(),
+        });
     }
     let at_most = match (prefer.strict, prefer.max_affected, read_only) {
         (true, Some(max), false) => Some(max),
@@ -509,7 +529,6 @@ fn min_limit(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-
 /// A `POST /rpc/…`'s arguments: a JSON object (of an array, the first
 /// object, as PostgREST takes it), a form, or a raw body for a function's
 /// one unnamed text, xml or bytea parameter.
@@ -540,11 +559,7 @@ fn media_type(req: &HttpRequest) -> Option<String> {
 
 /// `"schema", "extra", …` for `search_path`.
 fn search_path(schema: &str, extra: &[String]) -> String {
-    std::iter::once(schema)
-        .chain(extra.iter().map(String::as_str).filter(|e| *e != schema))
-        .map(sql::ident)
-        .collect::<Vec<_>>()
-        .join(", ")
+    std::iter::once(schema).chain(extra.iter().map(String::as_str).filter(|e| *e != schema)).map(sql::ident).collect::<Vec<_>>().join(", ")
 }
 
 /// `limit`/`offset` from `Range`, capped by `db-max-rows`.
@@ -572,7 +587,8 @@ fn json_body(req: &HttpRequest) -> Result<std::borrow::Cow<'_, [u8]>, ApiError> 
             Ok(std::borrow::Cow::Owned(json_object(pairs).into_bytes()))
         }
         Some("text/csv") => {
-            let text = std::str::from_utf8(&req.body).map_err(|_| ApiError::invalid_body("The CSV body is not valid UTF-8".into(), None))?;
+            let text =
+                std::str::from_utf8(&req.body).map_err(|_| ApiError::invalid_body("The CSV body is not valid UTF-8".into(), None))?;
             let rows = crate::body::csv_rows(text).map_err(|e| ApiError::invalid_body(e.0, None))?;
             Ok(std::borrow::Cow::Owned(rows.to_string().into_bytes()))
         }
@@ -589,4 +605,3 @@ fn json_object(pairs: impl Iterator<Item = (String, String)>) -> String {
 fn is_credential_cookie(name: &str) -> bool {
     name == "__session" || name.starts_with("__session_") || name.starts_with("__clerk_db_jwt")
 }
-

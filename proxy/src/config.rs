@@ -279,28 +279,24 @@ impl Config {
     /// Reads `path` (if given) and the process environment.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let file = match path {
-            Some(p) => std::fs::read_to_string(p)
-                .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", p.display())))?,
+            Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigError(format!("cannot read config file {}: {e}", p.display())))?,
             None => String::new(),
         };
         let origin = path.map(|p| p.display().to_string()).unwrap_or_default();
         Config::from_sources(&file, &origin, std::env::vars())
     }
 
-    pub fn from_sources(
-        file: &str,
-        file_name: &str,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Config, ConfigError> {
+    pub fn from_sources(file: &str, file_name: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let mut raw = parse_file(file, file_name)?;
         let env: BTreeMap<String, String> = env.into_iter().collect();
         for (key, in_postgrest) in KEYS {
             let suffix = key.to_uppercase().replace('-', "_");
             let ours = format!("CLERK_PROXY_{suffix}");
             let theirs = format!("PGRST_{suffix}");
-            let found = env.get(&ours).map(|v| (ours.clone(), v)).or_else(|| {
-                in_postgrest.then(|| env.get(&theirs).map(|v| (theirs.clone(), v))).flatten()
-            });
+            let found = env
+                .get(&ours)
+                .map(|v| (ours.clone(), v))
+                .or_else(|| in_postgrest.then(|| env.get(&theirs).map(|v| (theirs.clone(), v))).flatten());
             if let Some((var, value)) = found {
                 raw.insert(key, Raw { value: value.clone(), origin: format!("environment variable {var}") });
             }
@@ -311,9 +307,7 @@ impl Config {
     fn from_raw(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         let text = |key: &str| raw.get(key).map(|r| r.value.clone()).filter(|v| !v.is_empty());
         let parsed = |key: &'static str, what: &str| -> Result<Option<u64>, ConfigError> {
-            raw.get(key)
-                .map(|r| r.value.trim().parse::<u64>().map_err(|_| bad(key, r, what)))
-                .transpose()
+            raw.get(key).map(|r| r.value.trim().parse::<u64>().map_err(|_| bad(key, r, what))).transpose()
         };
         let bounded = |key: &'static str, min: u64, max: u64, default: u64| -> Result<u64, ConfigError> {
             let what = format!("an integer from {min} to {max}");
@@ -325,7 +319,9 @@ impl Config {
         };
 
         let db_uri = text("db-uri").ok_or_else(|| {
-            ConfigError("db-uri is required: the PostgreSQL connection string (e.g. postgres://authenticator:secret@127.0.0.1:5432/app)".into())
+            ConfigError(
+                "db-uri is required: the PostgreSQL connection string (e.g. postgres://authenticator:secret@127.0.0.1:5432/app)".into(),
+            )
         })?;
         if !(db_uri.starts_with("postgres://") || db_uri.starts_with("postgresql://") || db_uri.contains('=')) {
             return Err(bad("db-uri", &raw["db-uri"], "a postgres:// URI or a key=value connection string"));
@@ -356,7 +352,9 @@ impl Config {
         }
         let clerk_publishable_key = text("clerk-publishable-key");
         let frontend_api = match (&clerk_publishable_key, raw.get("clerk-publishable-key")) {
-            (Some(key), Some(r)) => Some(publishable_key_host(key).map_err(|why| bad("clerk-publishable-key", r, &format!("a Clerk publishable key: {why}")))?),
+            (Some(key), Some(r)) => {
+                Some(publishable_key_host(key).map_err(|why| bad("clerk-publishable-key", r, &format!("a Clerk publishable key: {why}")))?)
+            }
             _ => None,
         };
         // Clerk's Frontend API is https; a loopback host (a local stand-in) is http.
@@ -365,8 +363,8 @@ impl Config {
             format!("{}://{host}", if loopback { "http" } else { "https" })
         });
         let has_keys = ["clerk-jwks-url", "clerk-jwks-file", "clerk-public-key"].iter().any(|k| text(k).is_some());
-        let clerk_jwks_url =
-            text("clerk-jwks-url").or_else(|| frontend_url.as_ref().filter(|_| !has_keys).map(|url| format!("{url}/.well-known/jwks.json")));
+        let clerk_jwks_url = text("clerk-jwks-url")
+            .or_else(|| frontend_url.as_ref().filter(|_| !has_keys).map(|url| format!("{url}/.well-known/jwks.json")));
         let clerk_issuer = text("clerk-issuer").or(frontend_url);
         if let (Some(iss), Some(r)) = (&clerk_issuer, raw.get("clerk-issuer")) {
             if !iss.starts_with("https://") && !iss.starts_with("http://") {
@@ -403,9 +401,8 @@ impl Config {
         let db_aggregates_enabled = choice("db-aggregates-enabled", &["false", "true"], 0)? == 1;
         let db_plan_enabled = choice("db-plan-enabled", &["false", "true"], 0)? == 1;
         // 0 (or unset) turns a rate limit off.
-        let rate = |key: &'static str| -> Result<Option<u32>, ConfigError> {
-            Ok(Some(bounded(key, 0, 1_000_000, 0)? as u32).filter(|n| *n > 0))
-        };
+        let rate =
+            |key: &'static str| -> Result<Option<u32>, ConfigError> { Ok(Some(bounded(key, 0, 1_000_000, 0)? as u32).filter(|n| *n > 0)) };
 
         let db_anon_role = text("db-anon-role");
         let db_staff_role = text("db-staff-role");
@@ -471,7 +468,12 @@ impl Config {
             db_jit: choice("db-jit", &["false", "true"], 0)? == 1,
             db_pre_request: match text("db-pre-request") {
                 None => None,
-                Some(name) if name.split('.').count() <= 2 && name.split('.').all(|part| !part.is_empty() && !part.contains(['"', '(', ')', ';', ' '])) => Some(name),
+                Some(name)
+                    if name.split('.').count() <= 2
+                        && name.split('.').all(|part| !part.is_empty() && !part.contains(['"', '(', ')', ';', ' '])) =>
+                {
+                    Some(name)
+                }
                 Some(_) => return Err(bad("db-pre-request", &raw["db-pre-request"], "a function name: name or schema.name")),
             },
             db_allowed_roles,
@@ -487,7 +489,15 @@ impl Config {
             clerk_publishable_key,
             server_trusted_proxies: list("server-trusted-proxies")
                 .iter()
-                .map(|c| crate::edge::Cidr::parse(c).ok_or_else(|| bad("server-trusted-proxies", &raw["server-trusted-proxies"], "comma-separated addresses or CIDR ranges, e.g. 10.0.0.0/8, ::1")))
+                .map(|c| {
+                    crate::edge::Cidr::parse(c).ok_or_else(|| {
+                        bad(
+                            "server-trusted-proxies",
+                            &raw["server-trusted-proxies"],
+                            "comma-separated addresses or CIDR ranges, e.g. 10.0.0.0/8, ::1",
+                        )
+                    })
+                })
                 .collect::<Result<_, _>>()?,
             db_max_connections_per_client: Some(bounded("db-max-connections-per-client", 0, 1000, 0)? as usize).filter(|n| *n > 0),
             server_trusted_proxy_header: [crate::edge::ForwardedHeader::XForwardedFor, crate::edge::ForwardedHeader::XRealIp]
@@ -509,17 +519,11 @@ fn parse_file(text: &str, file_name: &str) -> Result<BTreeMap<&'static str, Raw>
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| ConfigError(format!("{origin}: expected `key = value`, found `{line}`")))?;
+        let (key, value) = line.split_once('=').ok_or_else(|| ConfigError(format!("{origin}: expected `key = value`, found `{line}`")))?;
         let key = key.trim();
-        let known = KEYS
-            .iter()
-            .map(|(k, _)| *k)
-            .find(|k| *k == key)
-            .ok_or_else(|| ConfigError(format!("{origin}: unknown key `{key}`")))?;
-        let value = unquote(value.trim())
-            .ok_or_else(|| ConfigError(format!("{key} ({origin}): unterminated string")))?;
+        let known =
+            KEYS.iter().map(|(k, _)| *k).find(|k| *k == key).ok_or_else(|| ConfigError(format!("{origin}: unknown key `{key}`")))?;
+        let value = unquote(value.trim()).ok_or_else(|| ConfigError(format!("{key} ({origin}): unterminated string")))?;
         out.insert(known, Raw { value, origin });
     }
     Ok(out)
@@ -648,8 +652,16 @@ mod tests {
         // Explicit settings win; a key file means no derived URL.
         let c = load(&format!("{MINIMAL}clerk-publishable-key = \"{key}\"\nclerk-issuer = \"https://clerk.shop.example\"\nclerk-jwks-file = \"/k.json\"\n"), &[]).unwrap();
         assert_eq!((c.clerk_issuer.as_deref(), c.clerk_jwks_url), (Some("https://clerk.shop.example"), None));
-        for bad in ["pk_test_", "sk_test_abc", "pk_prod_Zm9vLmNvbSQ", "pk_live_!!!", &format!("pk_live_{}", b64("nodollar.example")),
-                    &format!("pk_live_{}", b64("a$b.example$")), &format!("pk_live_{}", b64("localhost$")), &format!("pk_live_x_{}", b64("a.b$"))] {
+        for bad in [
+            "pk_test_",
+            "sk_test_abc",
+            "pk_prod_Zm9vLmNvbSQ",
+            "pk_live_!!!",
+            &format!("pk_live_{}", b64("nodollar.example")),
+            &format!("pk_live_{}", b64("a$b.example$")),
+            &format!("pk_live_{}", b64("localhost$")),
+            &format!("pk_live_x_{}", b64("a.b$")),
+        ] {
             let err = load(&format!("{MINIMAL}clerk-publishable-key = \"{bad}\"\n"), &[]).unwrap_err();
             assert!(err.0.contains("clerk-publishable-key"), "{bad}: {err:?}");
         }
@@ -803,7 +815,10 @@ mod tests {
         )
         .unwrap();
         let shown = format!("{c:?}");
-        assert!(!shown.contains("topsecret") && !shown.contains("whsec_") && !shown.contains("sk_test") && !shown.contains(":pw@"), "{shown}");
+        assert!(
+            !shown.contains("topsecret") && !shown.contains("whsec_") && !shown.contains("sk_test") && !shown.contains(":pw@"),
+            "{shown}"
+        );
         assert!(shown.contains("authenticator:***@127.0.0.1"), "{shown}");
         assert_eq!(redact_uri("host=h password=pw user=u"), "host=h password=*** user=u");
     }

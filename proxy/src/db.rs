@@ -3,8 +3,8 @@
 //! BEGIN; role and request.* settings; the statement; COMMIT — sent
 //! pipelined, so the set-up costs no extra round trip.
 
-use crate::metrics::{self, PoolStats};
 use crate::error::ApiError;
+use crate::metrics::{self, PoolStats};
 use crate::schema::{self, SchemaCache, Schemas};
 use crate::sql::Statement;
 use std::collections::HashMap;
@@ -184,7 +184,8 @@ impl Pool {
         let client = match reused {
             Some(c) => c,
             None => {
-                let client = self.connect().await.map_err(|e| ApiError::unavailable("Could not connect to the database", &e.to_string()))?;
+                let client =
+                    self.connect().await.map_err(|e| ApiError::unavailable("Could not connect to the database", &e.to_string()))?;
                 metrics::count(&metrics::DB_CONNECTIONS_OPENED);
                 Conn::new(client, self.next_conn_id.fetch_add(1, Ordering::Relaxed))
             }
@@ -194,7 +195,9 @@ impl Pool {
             // lock `cancel_lent` takes, so no connection escapes its cancel.
             let mut lent = self.lent.lock().unwrap_or_else(|p| p.into_inner());
             if self.cancelling.load(Ordering::Relaxed) {
-                return Err(ApiError::shutting_down("the request had not reached the database when server-shutdown-grace ran out; retry it"));
+                return Err(ApiError::shutting_down(
+                    "the request had not reached the database when server-shutdown-grace ran out; retry it",
+                ));
             }
             lent.insert(client.id, client.cancel.clone());
         }
@@ -322,7 +325,13 @@ impl Pool {
     }
 
     /// `run`, ending the transaction as `finish` says.
-    pub async fn run_and(&self, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement, finish: Finish) -> Result<Outcome, ApiError> {
+    pub async fn run_and(
+        &self,
+        ctx: &RequestContext<'_>,
+        read_only: bool,
+        statement: &Statement,
+        finish: Finish,
+    ) -> Result<Outcome, ApiError> {
         let conn = self.get(true).await?;
         self.run_on(conn, ctx, read_only, statement, finish).await
     }
@@ -333,13 +342,30 @@ impl Pool {
         self.run_on(conn, ctx, read_only, statement, Finish::Commit).await
     }
 
-    async fn run_on(&self, mut conn: Pooled<'_>, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement, finish: Finish) -> Result<Outcome, ApiError> {
+    async fn run_on(
+        &self,
+        mut conn: Pooled<'_>,
+        ctx: &RequestContext<'_>,
+        read_only: bool,
+        statement: &Statement,
+        finish: Finish,
+    ) -> Result<Outcome, ApiError> {
         let begin = if read_only { "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" } else { "BEGIN ISOLATION LEVEL READ COMMITTED" };
         let setup = self.setup.as_str();
         let timeout_ms = self.options.statement_timeout.map(|t| t.as_millis().to_string()).unwrap_or_default();
         let role_settings = ctx.role_settings.map_or("{}", |s| s.json.as_str());
-        let setup_params: [&(dyn ToSql + Sync); 10] =
-            [&ctx.role, &ctx.claims, &ctx.method, &ctx.path, &ctx.headers, &ctx.cookies, &role_settings, &ctx.search_path, &ctx.timezone, &timeout_ms];
+        let setup_params: [&(dyn ToSql + Sync); 10] = [
+            &ctx.role,
+            &ctx.claims,
+            &ctx.method,
+            &ctx.path,
+            &ctx.headers,
+            &ctx.cookies,
+            &role_settings,
+            &ctx.search_path,
+            &ctx.timezone,
+            &timeout_ms,
+        ];
         let setup_params = &setup_params[..if self.options.statement_timeout.is_some() { 10 } else { 9 }];
         // The role's statement_timeout, if it sets one, replaces ours.
         let statement_timeout = ctx.role_settings.and_then(|s| s.statement_timeout).unwrap_or(self.options.statement_timeout);
@@ -563,7 +589,14 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
             is_table: r.get(7),
             planner_counts_visible: r.get(8),
             writable: schema::Writable::from_mask(r.get(9)),
-            column: schema::Column { name: r.get(2), type_sql: r.get(3), primary_key: r.get(4), nullable: r.get(5), has_default: r.get(6), computed_by: None },
+            column: schema::Column {
+                name: r.get(2),
+                type_sql: r.get(3),
+                primary_key: r.get(4),
+                nullable: r.get(5),
+                has_default: r.get(6),
+                computed_by: None,
+            },
         });
     let relations = schema::group_columns(relations);
     let functions = client
@@ -648,7 +681,11 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
             .await
             .map_err(|e| format!("cannot read the media type handlers: {}", db_message(&e)))?
             .into_iter()
-            .map(|r| schema::MediaHandler { aggregate: r.get(0), media: schema::MediaType { name: r.get(1), binary: r.get(2) }, relation: r.get(3) })
+            .map(|r| schema::MediaHandler {
+                aggregate: r.get(0),
+                media: schema::MediaType { name: r.get(1), binary: r.get(2) },
+                relation: r.get(3),
+            })
             .collect();
         // `new` keeps the relations and functions of `name` only.
         let cache = SchemaCache::new(name, relations.clone(), functions.clone(), foreign_keys)

@@ -10,7 +10,8 @@ use std::net::IpAddr;
 
 /// PostgREST's lists (its `Cors.hs`, through wai-cors).
 const ALLOW_METHODS: &str = "GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD";
-const EXPOSE_HEADERS: &str = "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit";
+const EXPOSE_HEADERS: &str =
+    "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit";
 const MAX_AGE: &str = "86400";
 
 /// `server-cors-allowed-origins`: empty, any origin (`*`, never with
@@ -108,7 +109,13 @@ fn set_origin(response: &mut Response<Vec<u8>>, grant: &Grant) {
 /// one: browsers attach the cookie to requests other sites make. Without
 /// `Origin` (browsers send it with every write), `Sec-Fetch-Site` saying
 /// another site is refused too; a request with neither is not a browser's.
-pub fn check_cookie_write(cors: &Cors, method: &str, origin: Option<&str>, host: Option<&str>, fetch_site: Option<&str>) -> Result<(), ApiError> {
+pub fn check_cookie_write(
+    cors: &Cors,
+    method: &str,
+    origin: Option<&str>,
+    host: Option<&str>,
+    fetch_site: Option<&str>,
+) -> Result<(), ApiError> {
     if matches!(method, "GET" | "HEAD" | "OPTIONS") {
         return Ok(());
     }
@@ -116,7 +123,9 @@ pub fn check_cookie_write(cors: &Cors, method: &str, origin: Option<&str>, host:
         None => matches!(fetch_site.map(str::trim), Some("cross-site" | "same-site")),
         Some(origin) => {
             let own = host.is_some_and(|h| {
-                origin.split_once("://").is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest.eq_ignore_ascii_case(h.trim()))
+                origin
+                    .split_once("://")
+                    .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest.eq_ignore_ascii_case(h.trim()))
             });
             !own && !cors.lists(origin)
         }
@@ -242,7 +251,8 @@ mod tests {
     #[test]
     fn preflight_as_postgrest_answers_it() {
         let cors = Cors::default();
-        let asked = [("origin", "http://example.com"), ("access-control-request-method", "POST"), ("access-control-request-headers", "Foo,Bar")];
+        let asked =
+            [("origin", "http://example.com"), ("access-control-request-method", "POST"), ("access-control-request-headers", "Foo,Bar")];
         let r = cors.preflight("OPTIONS", header(&asked)).unwrap();
         assert_eq!(r.status(), 200);
         assert!(r.body().is_empty());
@@ -264,7 +274,9 @@ mod tests {
         let r = cors.preflight("OPTIONS", header(&[("origin", "http://example.com"), ("access-control-request-method", "POST")])).unwrap();
         assert_eq!(get(&r, "access-control-allow-origin"), Some("http://example.com"));
         assert_eq!(get(&r, "access-control-allow-credentials"), Some("true"));
-        assert!(cors.preflight("OPTIONS", header(&[("origin", "http://invalid.com"), ("access-control-request-method", "POST")])).is_none());
+        assert!(cors
+            .preflight("OPTIONS", header(&[("origin", "http://invalid.com"), ("access-control-request-method", "POST")]))
+            .is_none());
         let mut answer = Response::new(Vec::new());
         cors.decorate(Some("http://invalid.com"), &mut answer);
         assert!(answer.headers().is_empty());
@@ -300,8 +312,15 @@ mod tests {
 
     #[test]
     fn supabase_paths_are_the_root_paths() {
-        for (given, served) in [("/rest/v1", "/"), ("/rest/v1/", "/"), ("/rest/v1/orders", "/orders"), ("/rest/v1/rpc/f", "/rpc/f"),
-                                ("/rest/v1x", "/rest/v1x"), ("/orders", "/orders"), ("/rest/v2/orders", "/rest/v2/orders")] {
+        for (given, served) in [
+            ("/rest/v1", "/"),
+            ("/rest/v1/", "/"),
+            ("/rest/v1/orders", "/orders"),
+            ("/rest/v1/rpc/f", "/rpc/f"),
+            ("/rest/v1x", "/rest/v1x"),
+            ("/orders", "/orders"),
+            ("/rest/v2/orders", "/rest/v2/orders"),
+        ] {
             assert_eq!(api_path(given), served, "{given}");
         }
     }

@@ -2,10 +2,10 @@
 //! hint}` with the HTTP status each has, built here only (`response`
 //! renders them; `db` turns a database error into one).
 
-use http::StatusCode;
 use crate::auth::AuthError;
 use crate::webhooks::WebhookError;
 use clerk_jwt::TokenError;
+use http::StatusCode;
 use std::borrow::Cow;
 
 /// An API error: what went wrong, for whom to fix it.
@@ -64,7 +64,9 @@ impl ApiError {
             status: StatusCode::GATEWAY_TIMEOUT,
             code: Cow::Borrowed("57014"),
             message: "canceling statement due to statement timeout".into(),
-            details: Some(format!("the statement ran past db-statement-timeout ({} ms) and was cancelled by clerk-proxy", limit.as_millis()).into()),
+            details: Some(
+                format!("the statement ran past db-statement-timeout ({} ms) and was cancelled by clerk-proxy", limit.as_millis()).into(),
+            ),
             hint: None,
             headers: Vec::new(),
         }
@@ -114,7 +116,14 @@ impl ApiError {
             431 => "PGRST431",
             _ => "PGRST000",
         };
-        ApiError { status, code: Cow::Borrowed(code), message: message.to_owned(), details: Some(details.into()), hint: None, headers: Vec::new() }
+        ApiError {
+            status,
+            code: Cow::Borrowed(code),
+            message: message.to_owned(),
+            details: Some(details.into()),
+            hint: None,
+            headers: Vec::new(),
+        }
     }
 
     pub fn payload_too_large(limit: usize) -> ApiError {
@@ -169,7 +178,11 @@ impl ApiError {
 
     /// 400 PGRST122: `Prefer: handling=strict` with preferences not understood.
     pub fn invalid_preferences(unknown: &[String]) -> ApiError {
-        ApiError::bad_request("PGRST122", "Invalid preferences given with handling=strict".into(), Some(format!("Invalid preferences: {}", unknown.join(", "))))
+        ApiError::bad_request(
+            "PGRST122",
+            "Invalid preferences given with handling=strict".into(),
+            Some(format!("Invalid preferences: {}", unknown.join(", "))),
+        )
     }
 
     fn bad_request(code: &'static str, message: String, details: Option<String>) -> ApiError {
@@ -204,9 +217,16 @@ impl ApiError {
 fn raised(message: &str, detail: Option<&str>) -> ApiError {
     use serde_json::Value;
     let unparsable = |details: String, hint: &str| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "PGRST121", "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error".into(), Some(details), Some(hint.into()))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "PGRST121",
+            "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error".into(),
+            Some(details),
+            Some(hint.into()),
+        )
     };
-    const MESSAGE_HINT: &str = "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'.";
+    const MESSAGE_HINT: &str =
+        "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'.";
     const DETAIL_HINT: &str = "DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional key: 'status_text'.";
     let body = match serde_json::from_str::<Value>(message) {
         Ok(Value::Object(m)) if m.get("code").is_some_and(Value::is_string) && m.get("message").is_some_and(Value::is_string) => m,
@@ -217,8 +237,12 @@ fn raised(message: &str, detail: Option<&str>) -> ApiError {
     };
     let parsed = serde_json::from_str::<Value>(detail).ok().and_then(|d| {
         let status = StatusCode::from_u16(u16::try_from(d.get("status")?.as_u64()?).ok()?).ok()?;
-        let headers: Vec<(Cow<'static, str>, String)> =
-            d.get("headers")?.as_object()?.iter().map(|(k, v)| Some((Cow::Owned(k.to_ascii_lowercase()), v.as_str()?.to_owned()))).collect::<Option<_>>()?;
+        let headers: Vec<(Cow<'static, str>, String)> = d
+            .get("headers")?
+            .as_object()?
+            .iter()
+            .map(|(k, v)| Some((Cow::Owned(k.to_ascii_lowercase()), v.as_str()?.to_owned())))
+            .collect::<Option<_>>()?;
         Some((status, headers))
     });
     let Some((status, headers)) = parsed else {
@@ -297,7 +321,13 @@ impl ApiError {
     /// 400 PGRST200: no foreign key between the two.
     /// `hint`: the `!hint` of the embed; `related`: the relations `outer`
     /// has a relationship with, for "Perhaps you meant".
-    pub fn no_relationship<'a>(schema: &str, outer: &str, embedded: &str, hint: Option<&str>, related: impl IntoIterator<Item = &'a str>) -> ApiError {
+    pub fn no_relationship<'a>(
+        schema: &str,
+        outer: &str,
+        embedded: &str,
+        hint: Option<&str>,
+        related: impl IntoIterator<Item = &'a str>,
+    ) -> ApiError {
         let using = hint.map(|h| format!(" using the hint '{h}'")).unwrap_or_default();
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -406,7 +436,13 @@ impl ApiError {
 
     /// 400 PGRST204: a body key that is no column of the relation.
     pub fn unknown_body_column(relation: &str, key: &str) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "PGRST204", format!("Could not find the '{key}' column of '{relation}' in the schema cache"), None, None)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PGRST204",
+            format!("Could not find the '{key}' column of '{relation}' in the schema cache"),
+            None,
+            None,
+        )
     }
 
     /// 400 PGRST100: the HTTP request itself is malformed.
@@ -491,12 +527,22 @@ impl ApiError {
 
     /// 400 PGRST124: `handling=strict, max-affected=N` and more rows (rolled back).
     pub fn max_affected_exceeded(rows: i64) -> ApiError {
-        ApiError::bad_request("PGRST124", "Query result exceeds max-affected preference constraint".into(), Some(format!("The query affects {rows} rows")))
+        ApiError::bad_request(
+            "PGRST124",
+            "Query result exceeds max-affected preference constraint".into(),
+            Some(format!("The query affects {rows} rows")),
+        )
     }
 
     /// 405 PGRST105: a PUT whose filters are not exactly its primary key.
     pub fn put_filters_not_key() -> ApiError {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators".into(), None, None)
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PGRST105",
+            "Filters must include all and only primary key columns with 'eq' operators".into(),
+            None,
+            None,
+        )
     }
 
     /// 400 PGRST114
@@ -604,11 +650,15 @@ impl From<AuthError> for ApiError {
             AuthError::Token(t) if t.is_claims_error() => ("PGRST303", t.to_string()),
             AuthError::Token(t) => ("PGRST301", t.to_string()),
             AuthError::BadRoleClaim(why) => ("PGRST303", why.clone()),
-            AuthError::RoleNotAllowed(role) => ("PGRST303", format!("the token's role \"{role}\" is not one this API runs requests as (db-allowed-roles)")),
+            AuthError::RoleNotAllowed(role) => {
+                ("PGRST303", format!("the token's role \"{role}\" is not one this API runs requests as (db-allowed-roles)"))
+            }
         };
         // The setting that would accept it, for the operator reading the log.
         let hint = match &e {
-            AuthError::Token(TokenError::NotASessionToken(_)) => Some("JWT-template tokens are accepted with clerk-accept-jwt-templates = true".to_owned()),
+            AuthError::Token(TokenError::NotASessionToken(_)) => {
+                Some("JWT-template tokens are accepted with clerk-accept-jwt-templates = true".to_owned())
+            }
             AuthError::Token(TokenError::TooLongLived { .. }) => Some("clerk-max-token-lifetime sets the limit".to_owned()),
             _ => None,
         };
@@ -616,7 +666,10 @@ impl From<AuthError> for ApiError {
             AuthError::AnonymousDisabled => "Bearer",
             _ => "Bearer error=\"invalid_token\"",
         };
-        ApiError { headers: vec![("www-authenticate".into(), challenge.to_owned())], ..ApiError::new(StatusCode::UNAUTHORIZED, code, message, None, hint) }
+        ApiError {
+            headers: vec![("www-authenticate".into(), challenge.to_owned())],
+            ..ApiError::new(StatusCode::UNAUTHORIZED, code, message, None, hint)
+        }
     }
 }
 
@@ -627,9 +680,11 @@ impl From<WebhookError> for ApiError {
         let (status, code, message) = match &e {
             WebhookError::MissingHeader(h) => (StatusCode::BAD_REQUEST, "CPWH1", format!("The {h} header is missing")),
             WebhookError::BadTimestamp => (StatusCode::BAD_REQUEST, "CPWH2", "svix-timestamp is not a Unix timestamp".into()),
-            WebhookError::OutsideTolerance(d) => {
-                (StatusCode::BAD_REQUEST, "CPWH3", format!("svix-timestamp is {d} s away from now; the limit is {} s", crate::webhooks::TOLERANCE_SECS))
-            }
+            WebhookError::OutsideTolerance(d) => (
+                StatusCode::BAD_REQUEST,
+                "CPWH3",
+                format!("svix-timestamp is {d} s away from now; the limit is {} s", crate::webhooks::TOLERANCE_SECS),
+            ),
             WebhookError::BadSignature => (StatusCode::UNAUTHORIZED, "CPWH4", "No svix-signature matches the body".into()),
         };
         let mut error = ApiError::new(status, code, message, None, None);

@@ -11,8 +11,8 @@
 //! subscriber gets, so an attacker cannot take a fresh key per address.
 
 use crate::config::Config;
-use crate::metrics;
 use crate::error::ApiError;
+use crate::metrics;
 use http::Response;
 use http::StatusCode;
 use std::collections::HashMap;

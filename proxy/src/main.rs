@@ -134,7 +134,9 @@ fn uri_too_long(len: usize) -> error::ApiError {
     error::ApiError::http_limit(
         http::StatusCode::URI_TOO_LONG,
         "URI too long",
-        format!("the request target is about {len} bytes; the limit is {MAX_URI_BYTES} (send long filters in the body of a POST /rpc/ call)"),
+        format!(
+            "the request target is about {len} bytes; the limit is {MAX_URI_BYTES} (send long filters in the body of a POST /rpc/ call)"
+        ),
     )
 }
 

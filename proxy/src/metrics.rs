@@ -113,7 +113,12 @@ pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::new();
 
-    header(&mut out, "clerk_proxy_http_requests_total", "counter", "API requests answered, by route (table, view or rpc/function; /, webhook, live, other) and HTTP status.");
+    header(
+        &mut out,
+        "clerk_proxy_http_requests_total",
+        "counter",
+        "API requests answered, by route (table, view or rpc/function; /, webhook, live, other) and HTTP status.",
+    );
     for (route, statuses) in REQUESTS.read().unwrap_or_else(|p| p.into_inner()).iter() {
         for (status, n) in statuses {
             let _ = writeln!(out, "clerk_proxy_http_requests_total{{route=\"{}\",status=\"{status}\"}} {}", label(route), load(n));
@@ -131,31 +136,66 @@ pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
     let _ = writeln!(out, "clerk_proxy_http_request_duration_seconds_count {cumulative}");
     header(&mut out, "clerk_proxy_http_requests_in_flight", "gauge", "API requests being served.");
     let _ = writeln!(out, "clerk_proxy_http_requests_in_flight {}", REQUESTS_IN_FLIGHT.load(Ordering::Relaxed).max(0));
-    header(&mut out, "clerk_proxy_rate_limited_total", "counter", "Requests refused with 429, by limit (rate-limit-per-user, rate-limit-per-ip, db-max-connections-per-client).");
+    header(
+        &mut out,
+        "clerk_proxy_rate_limited_total",
+        "counter",
+        "Requests refused with 429, by limit (rate-limit-per-user, rate-limit-per-ip, db-max-connections-per-client).",
+    );
     for (by, counter) in [("user", &RATE_LIMITED_USER), ("ip", &RATE_LIMITED_IP), ("client", &RATE_LIMITED_CLIENT)] {
         let _ = writeln!(out, "clerk_proxy_rate_limited_total{{limit=\"{by}\"}} {}", load(counter));
     }
-    header(&mut out, "clerk_proxy_connections_refused_total", "counter", "Connections refused at accept, by cap (server-max-connections, server-max-connections-per-ip).");
+    header(
+        &mut out,
+        "clerk_proxy_connections_refused_total",
+        "counter",
+        "Connections refused at accept, by cap (server-max-connections, server-max-connections-per-ip).",
+    );
     for (by, counter) in [("total", &CONNECTIONS_REFUSED_TOTAL), ("ip", &CONNECTIONS_REFUSED_IP)] {
         let _ = writeln!(out, "clerk_proxy_connections_refused_total{{limit=\"{by}\"}} {}", load(counter));
     }
-    header(&mut out, "clerk_proxy_http_refused_total", "counter", "Requests refused before being read whole: 408 too slow, 414 URL too long, 431 headers.");
+    header(
+        &mut out,
+        "clerk_proxy_http_refused_total",
+        "counter",
+        "Requests refused before being read whole: 408 too slow, 414 URL too long, 431 headers.",
+    );
     for (status, counter) in [("408", &HTTP_REFUSED_408), ("414", &HTTP_REFUSED_414), ("431", &HTTP_REFUSED_431)] {
         let _ = writeln!(out, "clerk_proxy_http_refused_total{{status=\"{status}\"}} {}", load(counter));
     }
 
-    header(&mut out, "clerk_proxy_db_pool_connections", "gauge", "Pooled database connections by state (in_use: lent to a request; idle: open and free).");
+    header(
+        &mut out,
+        "clerk_proxy_db_pool_connections",
+        "gauge",
+        "Pooled database connections by state (in_use: lent to a request; idle: open and free).",
+    );
     let _ = writeln!(out, "clerk_proxy_db_pool_connections{{state=\"in_use\"}} {}", pool.in_use);
     let _ = writeln!(out, "clerk_proxy_db_pool_connections{{state=\"idle\"}} {}", pool.idle);
     header(&mut out, "clerk_proxy_db_pool_max_connections", "gauge", "db-pool: the most connections the pool opens.");
     let _ = writeln!(out, "clerk_proxy_db_pool_max_connections {}", pool.max);
     header(&mut out, "clerk_proxy_db_pool_waits_total", "counter", "Requests that found every connection in use and waited for one.");
     let _ = writeln!(out, "clerk_proxy_db_pool_waits_total {}", load(&POOL_WAITS));
-    header(&mut out, "clerk_proxy_db_pool_timeouts_total", "counter", "Requests that waited db-pool-acquisition-timeout for a connection in vain (503 PGRST003).");
+    header(
+        &mut out,
+        "clerk_proxy_db_pool_timeouts_total",
+        "counter",
+        "Requests that waited db-pool-acquisition-timeout for a connection in vain (503 PGRST003).",
+    );
     let _ = writeln!(out, "clerk_proxy_db_pool_timeouts_total {}", load(&POOL_TIMEOUTS));
-    header(&mut out, "clerk_proxy_db_deadline_cancels_total", "counter", "Statements still running past db-statement-timeout that the proxy cancelled (504).");
+    header(
+        &mut out,
+        "clerk_proxy_db_deadline_cancels_total",
+        "counter",
+        "Statements still running past db-statement-timeout that the proxy cancelled (504).",
+    );
     let _ = writeln!(out, "clerk_proxy_db_deadline_cancels_total {}", load(&DEADLINE_CANCELS));
-    header(&mut out, "clerk_proxy_db_client_gone_cancels_total", "counter", "Statements cancelled because their client closed the connection before the answer.");
+    header(
+        &mut out,
+        "clerk_proxy_db_client_gone_cancels_total",
+        "counter",
+        "Statements cancelled because their client closed the connection before the answer.",
+    );
     let _ = writeln!(out, "clerk_proxy_db_client_gone_cancels_total {}", load(&CLIENT_GONE_CANCELS));
     header(&mut out, "clerk_proxy_db_connections_opened_total", "counter", "Database connections opened by the pool.");
     let _ = writeln!(out, "clerk_proxy_db_connections_opened_total {}", load(&DB_CONNECTIONS_OPENED));
@@ -168,7 +208,12 @@ pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
     for (result, counter) in [("ok", &JWKS_REFRESH_OK), ("failed", &JWKS_REFRESH_FAILED)] {
         let _ = writeln!(out, "clerk_proxy_jwks_refreshes_total{{result=\"{result}\"}} {}", load(counter));
     }
-    header(&mut out, "clerk_proxy_webhooks_total", "counter", "Clerk webhook deliveries by outcome (applied, ignored, duplicate; rejected: bad signature or timestamp; failed: database error).");
+    header(
+        &mut out,
+        "clerk_proxy_webhooks_total",
+        "counter",
+        "Clerk webhook deliveries by outcome (applied, ignored, duplicate; rejected: bad signature or timestamp; failed: database error).",
+    );
     for (outcome, counter) in [
         ("applied", &WEBHOOK_APPLIED),
         ("ignored", &WEBHOOK_IGNORED),
@@ -184,7 +229,12 @@ pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
         let _ = writeln!(out, "clerk_metadata_sync_calls_total{{result=\"{result}\"}} {}", load(counter));
     }
     if let Some(rows) = outbox {
-        header(&mut out, "clerk_metadata_outbox_rows", "gauge", "Rows of clerk_metadata_outbox by state (pending = queued or waiting for a retry).");
+        header(
+            &mut out,
+            "clerk_metadata_outbox_rows",
+            "gauge",
+            "Rows of clerk_metadata_outbox by state (pending = queued or waiting for a retry).",
+        );
         for state in ["pending", "delivered", "dead"] {
             let n = rows.iter().find(|(s, _)| s == state).map(|(_, n)| *n).unwrap_or(0);
             let _ = writeln!(out, "clerk_metadata_outbox_rows{{state=\"{state}\"}} {n}");
@@ -224,7 +274,8 @@ mod tests {
             text.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap().parse().unwrap()
         };
         assert!(bucket("0.001") >= 1 && bucket("0.05") >= bucket("0.001") + 2 && bucket("+Inf") >= bucket("10") + 1);
-        let count: u64 = text.lines().find_map(|l| l.strip_prefix("clerk_proxy_http_request_duration_seconds_count ")).unwrap().parse().unwrap();
+        let count: u64 =
+            text.lines().find_map(|l| l.strip_prefix("clerk_proxy_http_request_duration_seconds_count ")).unwrap().parse().unwrap();
         assert_eq!(count, bucket("+Inf"));
     }
 }

@@ -43,7 +43,10 @@ impl Privileges {
                         .collect()
                 })
                 .unwrap_or_default(),
-            functions: v["functions"].as_array().map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect()).unwrap_or_default(),
+            functions: v["functions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -134,7 +137,9 @@ fn relation_path(r: &Relation, can: [bool; 4], parameters: &mut Map<String, Valu
         common.iter().map(|p| reference("parameters", p)).chain(extra.iter().cloned()).collect()
     };
     if can[0] {
-        ops.insert("get".into(), json!({
+        ops.insert(
+            "get".into(),
+            json!({
             "tags": [r.name], "summary": format!("Read {}", r.name),
             "parameters": with(&["select", "order", "limit", "offset", "range", "preferCount"], &filters),
             "responses": {
@@ -142,33 +147,46 @@ fn relation_path(r: &Relation, can: [bool; 4], parameters: &mut Map<String, Valu
                     "application/json": {"schema": rows}, "text/csv": {"schema": {"type": "string"}},
                     "application/vnd.pgrst.object+json": {"schema": reference("schemas", &r.name)}}},
                 "206": {"description": "Part of the rows (see Content-Range)"},
-                "default": error_response()}}));
+                "default": error_response()}}),
+        );
     }
     if can[1] {
-        ops.insert("post".into(), json!({
+        ops.insert(
+            "post".into(),
+            json!({
             "tags": [r.name], "summary": format!("Insert (or upsert) {}", r.name),
             "parameters": with(&["select", "columns", "on_conflict", "preferPost"], &[]),
-            "requestBody": body, "responses": {"201": {"description": "Created"}, "default": error_response()}}));
+            "requestBody": body, "responses": {"201": {"description": "Created"}, "default": error_response()}}),
+        );
     }
     if can[2] {
-        ops.insert("patch".into(), json!({
+        ops.insert(
+            "patch".into(),
+            json!({
             "tags": [r.name], "summary": format!("Update {}", r.name),
             "parameters": with(&["select", "columns", "preferReturn"], &filters),
             "requestBody": {"required": true, "content": {"application/json": {"schema": reference("schemas", &r.name)}}},
-            "responses": {"200": {"description": "The updated rows"}, "204": {"description": "Updated"}, "default": error_response()}}));
+            "responses": {"200": {"description": "The updated rows"}, "204": {"description": "Updated"}, "default": error_response()}}),
+        );
     }
     if can[1] && can[2] && r.is_table && r.columns.iter().any(|c| c.primary_key) {
-        ops.insert("put".into(), json!({
+        ops.insert(
+            "put".into(),
+            json!({
             "tags": [r.name], "summary": format!("Insert or replace one {} row by primary key", r.name),
             "parameters": with(&["preferReturn"], &filters),
             "requestBody": {"required": true, "content": {"application/json": {"schema": reference("schemas", &r.name)}}},
-            "responses": {"200": {"description": "The row"}, "204": {"description": "Upserted"}, "default": error_response()}}));
+            "responses": {"200": {"description": "The row"}, "204": {"description": "Upserted"}, "default": error_response()}}),
+        );
     }
     if can[3] {
-        ops.insert("delete".into(), json!({
+        ops.insert(
+            "delete".into(),
+            json!({
             "tags": [r.name], "summary": format!("Delete {}", r.name),
             "parameters": with(&["preferReturn"], &filters),
-            "responses": {"200": {"description": "The deleted rows"}, "204": {"description": "Deleted"}, "default": error_response()}}));
+            "responses": {"200": {"description": "The deleted rows"}, "204": {"description": "Deleted"}, "default": error_response()}}),
+        );
     }
     Value::Object(ops)
 }
@@ -182,10 +200,13 @@ fn function_path(f: &Function) -> Value {
         arguments["required"] = json!(required); // OpenAPI 3.0: never an empty list
     }
     let mut ops = Map::new();
-    ops.insert("post".into(), json!({
+    ops.insert(
+        "post".into(),
+        json!({
         "tags": ["(rpc) functions"], "summary": format!("Call {}", f.name),
         "requestBody": {"required": !required.is_empty(), "content": {"application/json": {"schema": arguments}}},
-        "responses": result}));
+        "responses": result}),
+    );
     if !f.volatile {
         let params: Vec<Value> = f
             .args
@@ -208,24 +229,39 @@ pub fn document(cache: &SchemaCache, privileges: Option<&Privileges>, server_url
         ("on_conflict", "query", "The unique columns an upsert matches on"),
     ]
     .into_iter()
-    .map(|(name, place, description)| (name.to_owned(), json!({"name": name, "in": place, "required": false, "schema": {"type": "string"}, "description": description})))
+    .map(|(name, place, description)| {
+        (name.to_owned(), json!({"name": name, "in": place, "required": false, "schema": {"type": "string"}, "description": description}))
+    })
     .collect();
     let header = |description: &str, values: &[&str]| json!({"name": "Prefer", "in": "header", "required": false, "description": description, "schema": {"type": "string", "enum": values}});
     parameters.insert("range".into(), json!({"name": "Range", "in": "header", "required": false, "schema": {"type": "string"}, "description": "Rows to return, e.g. 0-24"}));
-    parameters.insert("preferCount".into(), header("Count the matching rows (Content-Range)", &["count=exact", "count=planned", "count=estimated"]));
-    parameters.insert("preferReturn".into(), header("What to answer with", &["return=minimal", "return=headers-only", "return=representation"]));
+    parameters.insert(
+        "preferCount".into(),
+        header("Count the matching rows (Content-Range)", &["count=exact", "count=planned", "count=estimated"]),
+    );
+    parameters
+        .insert("preferReturn".into(), header("What to answer with", &["return=minimal", "return=headers-only", "return=representation"]));
     parameters.insert(
         "preferPost".into(),
-        header("Upsert and answer", &["return=minimal", "return=representation", "resolution=merge-duplicates", "resolution=ignore-duplicates", "missing=default"]),
+        header(
+            "Upsert and answer",
+            &["return=minimal", "return=representation", "resolution=merge-duplicates", "resolution=ignore-duplicates", "missing=default"],
+        ),
     );
 
     let mut paths = Map::new();
-    paths.insert("/".into(), json!({"get": {"tags": ["introspection"], "summary": "This OpenAPI document",
-        "responses": {"200": {"description": "OpenAPI 3", "content": {"application/openapi+json": {}}}}}}));
+    paths.insert(
+        "/".into(),
+        json!({"get": {"tags": ["introspection"], "summary": "This OpenAPI document",
+        "responses": {"200": {"description": "OpenAPI 3", "content": {"application/openapi+json": {}}}}}}),
+    );
     let mut schemas = Map::new();
-    schemas.insert("Error".into(), json!({"type": "object", "required": ["code", "message"], "properties": {
+    schemas.insert(
+        "Error".into(),
+        json!({"type": "object", "required": ["code", "message"], "properties": {
         "code": {"type": "string"}, "message": {"type": "string"},
-        "details": {"type": "string", "nullable": true}, "hint": {"type": "string", "nullable": true}}}));
+        "details": {"type": "string", "nullable": true}, "hint": {"type": "string", "nullable": true}}}),
+    );
     for r in cache.relations() {
         let can = match privileges {
             None => [true, true, r.is_table, r.is_table],

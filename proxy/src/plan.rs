@@ -2,9 +2,11 @@
 //! tables, columns, functions and arguments are refused here, before any
 //! SQL exists; what comes out names only things the cache holds.
 
-use crate::request::{AggregateFn, CompareOp, Condition, Embed, Filter, IsValue, JsonKey, JsonPath, Prefer, QueryParams, Resolution, Return, Scope, Target};
 use crate::action::WriteMethod;
 use crate::error::ApiError;
+use crate::request::{
+    AggregateFn, CompareOp, Condition, Embed, Filter, IsValue, JsonKey, JsonPath, Prefer, QueryParams, Resolution, Return, Scope, Target,
+};
 use crate::schema::{Argument, Cardinality, Column, Function, RawBody, Relation, Relationship, Returns, RowType, SchemaCache};
 use serde_json::{Map, Value};
 
@@ -42,7 +44,12 @@ impl ReadPlan {
         let all_columns = self.all_columns;
         self.select.retain(|s| {
             // A stored column as it is, which `*` answers already.
-            let in_star = all_columns && s.alias.is_none() && s.path.is_empty() && s.cast.is_none() && s.aggregate.is_none() && s.column.computed_by.is_none();
+            let in_star = all_columns
+                && s.alias.is_none()
+                && s.path.is_empty()
+                && s.cast.is_none()
+                && s.aggregate.is_none()
+                && s.column.computed_by.is_none();
             let again = in_star || seen.contains(s);
             seen.push(s.clone());
             !again
@@ -124,11 +131,23 @@ pub struct Selected {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Where {
-    Filter { column: Column, path: JsonPath, negated: bool, filter: Filter },
-    Group { any: bool, negated: bool, children: Vec<Where> },
+    Filter {
+        column: Column,
+        path: JsonPath,
+        negated: bool,
+        filter: Filter,
+    },
+    Group {
+        any: bool,
+        negated: bool,
+        children: Vec<Where>,
+    },
     /// `rel=not.is.null` (`exists`) / `rel=is.null`: whether the embed has
     /// a row, as PostgREST filters on an embedded resource.
-    Related { embed: Box<EmbedPlan>, exists: bool },
+    Related {
+        embed: Box<EmbedPlan>,
+        exists: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,9 +243,15 @@ pub struct EmbedPlan {
 pub enum WriteKind {
     /// Rows as JSON arrays, one per group of rows with the same keys
     /// (one group unless `missing=default`); `columns` of each group.
-    Insert { groups: Vec<(Vec<Column>, String)>, on_conflict: Option<OnConflict> },
+    Insert {
+        groups: Vec<(Vec<Column>, String)>,
+        on_conflict: Option<OnConflict>,
+    },
     /// One JSON object; `columns`: its keys.
-    Update { columns: Vec<Column>, row_json: String },
+    Update {
+        columns: Vec<Column>,
+        row_json: String,
+    },
     Delete,
 }
 
@@ -316,17 +341,32 @@ fn embeds_path(embeds: &[Embed], path: &str) -> bool {
 }
 
 /// One level of a read: `relation` with its columns, embeds and scope.
-fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::SelectItem], embeds: &[Embed], scope: &Scope, q: &QueryParams, path: &str) -> Result<ReadPlan, ApiError> {
+fn level(
+    cache: &SchemaCache,
+    relation: &Relation,
+    select: &[crate::request::SelectItem],
+    embeds: &[Embed],
+    scope: &Scope,
+    q: &QueryParams,
+    path: &str,
+) -> Result<ReadPlan, ApiError> {
     let column = |n: &str| column_of(relation, n);
-    let is_star = |s: &&crate::request::SelectItem| s.column == "*" && s.path.is_empty() && s.alias.is_none() && s.cast.is_none() && s.aggregate.is_none();
+    let is_star = |s: &&crate::request::SelectItem| {
+        s.column == "*" && s.path.is_empty() && s.alias.is_none() && s.cast.is_none() && s.aggregate.is_none()
+    };
     let all_columns = select.iter().any(|s| is_star(&s));
     let select = select
         .iter()
         .filter(|s| !is_star(s))
         .map(|s| {
-            let mut aggregate = s.aggregate.as_ref().map(|a| Ok::<_, ApiError>((a.function, a.cast.as_deref().map(|t| cast_type(cache, t)).transpose()?))).transpose()?;
+            let mut aggregate = s
+                .aggregate
+                .as_ref()
+                .map(|a| Ok::<_, ApiError>((a.function, a.cast.as_deref().map(|t| cast_type(cache, t)).transpose()?)))
+                .transpose()?;
             // `rel(count)`: PostgreSQL reads `rel.count` as count(rel), as PostgREST leaves it to.
-            let legacy_count = s.column == "count" && s.path.is_empty() && aggregate.is_none() && relation.readable_column("count").is_none();
+            let legacy_count =
+                s.column == "count" && s.path.is_empty() && aggregate.is_none() && relation.readable_column("count").is_none();
             if legacy_count {
                 aggregate = Some((AggregateFn::CountRows, None));
             }
@@ -334,7 +374,13 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
                 Some((AggregateFn::CountRows, _)) => Column::of_result(if legacy_count { "count" } else { "*" }.into(), "bigint".into()),
                 _ => column(&s.column)?,
             };
-            Ok(Selected { column, path: s.path.clone(), alias: s.alias.clone(), cast: s.cast.as_deref().map(|t| cast_type(cache, t)).transpose()?, aggregate })
+            Ok(Selected {
+                column,
+                path: s.path.clone(),
+                alias: s.alias.clone(),
+                cast: s.cast.as_deref().map(|t| cast_type(cache, t)).transpose()?,
+                aggregate,
+            })
         })
         .collect::<Result<_, ApiError>>()?;
     // Each embed, embed filter (`rel=is.null`) and related order is a
@@ -386,7 +432,13 @@ fn level(cache: &SchemaCache, relation: &Relation, select: &[crate::request::Sel
     }
     let embedded: usize = embeds.iter().map(|e| 1 + e.read.subqueries()).sum::<usize>()
         + scope.conditions.iter().map(|c| over_embeds(c, &embeds)).sum::<usize>()
-        + scope.order.iter().filter_map(|o| o.related.as_ref()).filter_map(|k| embeds.iter().find(|e| &e.key == k)).map(|e| 1 + e.read.subqueries()).sum::<usize>();
+        + scope
+            .order
+            .iter()
+            .filter_map(|o| o.related.as_ref())
+            .filter_map(|k| embeds.iter().find(|e| &e.key == k))
+            .map(|e| 1 + e.read.subqueries())
+            .sum::<usize>();
     if embedded > MAX_SUBQUERIES {
         return Err(ApiError::too_complex(embedded, MAX_SUBQUERIES));
     }
@@ -466,7 +518,13 @@ fn relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> Result<Rela
                 .collect();
             // By a key's name or column only to a table, not to a view (PostgREST's rule).
             let to_table = |r: &&Relationship| cache.relation(&r.target).is_some_and(|t| t.is_table);
-            let by_constraint = || all.iter().filter(|r| r.junction.is_none() && !r.is_self && r.constraint == target).filter(to_table).cloned().collect::<Vec<_>>();
+            let by_constraint = || {
+                all.iter()
+                    .filter(|r| r.junction.is_none() && !r.is_self && r.constraint == target)
+                    .filter(to_table)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
             let by_column = || {
                 let parent = |r: &&Relationship| !r.is_self || r.cardinality == Cardinality::ManyToOne;
                 all.iter().filter(|r| r.outer_column() == Some(target)).filter(parent).filter(to_table).cloned().collect::<Vec<_>>()
@@ -487,7 +545,9 @@ fn relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> Result<Rela
         0 => Err(no_relationship(cache, outer, e)),
         1 => Ok(found.remove(0)),
         _ => {
-            let columns = |pairs: &[(String, String)], side: fn(&(String, String)) -> &String| pairs.iter().map(side).cloned().collect::<Vec<_>>().join(", ");
+            let columns = |pairs: &[(String, String)], side: fn(&(String, String)) -> &String| {
+                pairs.iter().map(side).cloned().collect::<Vec<_>>().join(", ")
+            };
             let candidates: Vec<crate::error::Candidate> = found
                 .iter()
                 .map(|r| match &r.junction {
@@ -505,7 +565,14 @@ fn relationship(cache: &SchemaCache, outer: &Relation, e: &Embed) -> Result<Rela
                     },
                     None => crate::error::Candidate {
                         cardinality: r.cardinality.name(),
-                        relationship: format!("{} using {}({}) and {}({})", r.constraint, outer.name, columns(&r.join, |p| &p.0), r.target, columns(&r.join, |p| &p.1)),
+                        relationship: format!(
+                            "{} using {}({}) and {}({})",
+                            r.constraint,
+                            outer.name,
+                            columns(&r.join, |p| &p.0),
+                            r.target,
+                            columns(&r.join, |p| &p.1)
+                        ),
                         hint: r.constraint.clone(),
                     },
                 })
@@ -547,7 +614,14 @@ fn resolve(relation: &Relation, embeds: &[EmbedPlan], c: &Condition) -> Result<W
 
 /// `POST` (insert or upsert), `PUT` (upsert of one row by primary key),
 /// `PATCH` (update) or `DELETE` on a table.
-pub fn write(cache: &SchemaCache, name: &str, method: WriteMethod, q: &QueryParams, body: &[u8], prefer: &Prefer) -> Result<WritePlan, ApiError> {
+pub fn write(
+    cache: &SchemaCache,
+    name: &str,
+    method: WriteMethod,
+    q: &QueryParams,
+    body: &[u8],
+    prefer: &Prefer,
+) -> Result<WritePlan, ApiError> {
     let read = read(cache, name, q)?;
     let relation = read.relation;
     let body_error = |message: &str, details: Option<String>| ApiError::invalid_body(message.to_owned(), details);
@@ -587,7 +661,10 @@ pub fn write(cache: &SchemaCache, name: &str, method: WriteMethod, q: &QueryPara
                     }
                 }
                 filter.clear();
-                on_conflict = Some(OnConflict { columns: relation.columns.iter().filter(|c| c.primary_key).cloned().collect(), resolution: Resolution::MergeDuplicates });
+                on_conflict = Some(OnConflict {
+                    columns: relation.columns.iter().filter(|c| c.primary_key).cloned().collect(),
+                    resolution: Resolution::MergeDuplicates,
+                });
             } else if let Some(resolution) = prefer.resolution {
                 let columns: Vec<Column> = match &q.on_conflict {
                     Some(names) => names.iter().map(|n| column_of(&relation, n)).collect::<Result<_, _>>()?,
@@ -721,7 +798,9 @@ pub fn call_read(cache: &SchemaCache, call: CallPlan, q: &QueryParams, asked: As
     };
     let scalar = |type_sql: &str| Column::of_result(SCALAR_COLUMN.into(), type_sql.into());
     let (relation, body) = match &f.returns {
-        Returns::Rows { set, row: RowType::Relation(name) } => (cache.relation(name).cloned().ok_or_else(|| unknown_relation(cache, name))?, rows_body(*set)),
+        Returns::Rows { set, row: RowType::Relation(name) } => {
+            (cache.relation(name).cloned().ok_or_else(|| unknown_relation(cache, name))?, rows_body(*set))
+        }
         Returns::Rows { set, row: RowType::Columns(columns) } => (result(columns.clone()), rows_body(*set)),
         Returns::Scalar { set: true, type_sql } => (result(vec![scalar(type_sql)]), if object { Body::Rows } else { Body::Values }),
         Returns::Scalar { set: false, type_sql } => (result(vec![scalar(type_sql)]), Body::Value),
@@ -741,7 +820,11 @@ pub fn call_read(cache: &SchemaCache, call: CallPlan, q: &QueryParams, asked: As
 }
 
 fn rows_body(set: bool) -> Body {
-    if set { Body::Rows } else { Body::Row }
+    if set {
+        Body::Rows
+    } else {
+        Body::Row
+    }
 }
 
 /// A function call: the overload that takes the arguments' names (or the
@@ -750,10 +833,15 @@ fn rows_body(set: bool) -> Body {
 pub fn call(cache: &SchemaCache, name: &str, given: &CallArgs) -> Result<CallPlan, ApiError> {
     let overloads = cache.functions(name);
     if let CallArgs::Raw(media, bytes) = given {
-        let f = overloads.iter().find(|f| f.takes_raw_body(*media)).ok_or_else(|| ApiError::no_raw_function(&cache.default_schema, name, media.type_sql()))?;
+        let f = overloads
+            .iter()
+            .find(|f| f.takes_raw_body(*media))
+            .ok_or_else(|| ApiError::no_raw_function(&cache.default_schema, name, media.type_sql()))?;
         let text = match media {
             RawBody::Bytes => format!("\\x{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()),
-            RawBody::Text | RawBody::Xml => String::from_utf8(bytes.clone()).map_err(|_| ApiError::invalid_body("The body is not valid UTF-8".into(), None))?,
+            RawBody::Text | RawBody::Xml => {
+                String::from_utf8(bytes.clone()).map_err(|_| ApiError::invalid_body("The body is not valid UTF-8".into(), None))?
+            }
         };
         return Ok(CallPlan { function: f.clone(), args: vec![(f.args[0].clone(), ArgValue::Text(Some(text)))] });
     }
@@ -767,12 +855,21 @@ pub fn call(cache: &SchemaCache, name: &str, given: &CallArgs) -> Result<CallPla
         }
         CallArgs::Raw(..) => unreachable!("answered above"),
     };
-    let fits = |f: &&Function| keys.iter().all(|k| f.args.iter().any(|a| a.name == *k)) && f.args.iter().all(|a| a.has_default || keys.contains(&a.name.as_str()));
-    let fitting: Vec<&Function> = overloads.iter().filter(|f| !f.takes_whole_body() && !f.args.iter().any(|a| a.name.is_empty())).filter(fits).collect();
+    let fits = |f: &&Function| {
+        keys.iter().all(|k| f.args.iter().any(|a| a.name == *k)) && f.args.iter().all(|a| a.has_default || keys.contains(&a.name.as_str()))
+    };
+    let fitting: Vec<&Function> =
+        overloads.iter().filter(|f| !f.takes_whole_body() && !f.args.iter().any(|a| a.name.is_empty())).filter(fits).collect();
     if fitting.len() > 1 {
         let mut candidates: Vec<String> = fitting
             .iter()
-            .map(|f| format!("{}.{name}({})", f.schema, f.args.iter().map(|a| format!("{} => {}", a.name, a.type_sql)).collect::<Vec<_>>().join(", ")))
+            .map(|f| {
+                format!(
+                    "{}.{name}({})",
+                    f.schema,
+                    f.args.iter().map(|a| format!("{} => {}", a.name, a.type_sql)).collect::<Vec<_>>().join(", ")
+                )
+            })
             .collect();
         candidates.sort();
         return Err(ApiError::ambiguous_function(&candidates));
@@ -833,14 +930,17 @@ fn json_arg(a: &Argument, variadic: bool, v: &Value) -> ArgValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::StatusCode;
     use crate::request::parse_query;
     use crate::schema::test_cache;
+    use http::StatusCode;
     use serde_json::json;
 
     #[test]
     fn json_arrays_become_postgres_array_literals() {
-        assert_eq!(pg_array(&serde_json::from_str::<Vec<Value>>(r#"["a", 1, null, [2, "x\"y"], true]"#).unwrap()), r#"{"a","1",NULL,{"2","x\"y"},"true"}"#);
+        assert_eq!(
+            pg_array(&serde_json::from_str::<Vec<Value>>(r#"["a", 1, null, [2, "x\"y"], true]"#).unwrap()),
+            r#"{"a","1",NULL,{"2","x\"y"},"true"}"#
+        );
     }
 
     #[test]
@@ -900,7 +1000,12 @@ mod tests {
         assert_eq!(e.hint.as_deref(), Some("Perhaps you meant to call the function public.redeem_coupon(code, order_id)"));
         assert!(call(&cache, "redeem_coupon", &json_args(json!({"code": "A", "order_id": 1, "drop": 1}))).is_err());
         // GET: the last of a repeated key wins (no parameter is variadic).
-        let p = call(&cache, "redeem_coupon", &CallArgs::Query(vec![("code".into(), "A".into()), ("order_id".into(), "1".into()), ("code".into(), "B".into())])).unwrap();
+        let p = call(
+            &cache,
+            "redeem_coupon",
+            &CallArgs::Query(vec![("code".into(), "A".into()), ("order_id".into(), "1".into()), ("code".into(), "B".into())]),
+        )
+        .unwrap();
         assert_eq!(p.args[0].1, ArgValue::Text(Some("B".into())));
     }
 }

@@ -299,9 +299,18 @@ pub enum IsValue {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
-    Filter { column: String, path: JsonPath, negated: bool, filter: Filter },
+    Filter {
+        column: String,
+        path: JsonPath,
+        negated: bool,
+        filter: Filter,
+    },
     /// `or=(…)` / `and=(…)`, possibly negated (`not.or=(…)`).
-    Group { any: bool, negated: bool, children: Vec<Condition> },
+    Group {
+        any: bool,
+        negated: bool,
+        children: Vec<Condition>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -733,12 +742,13 @@ fn split_aggregate(item: &str) -> Result<(&str, Option<Aggregate>), ParseError> 
 
 /// `order_items!inner` + `(product_name,quantity)`
 fn parse_embed(head: &str, body: &str, alias: Option<String>, depth: usize) -> Result<Embed, ParseError> {
-    let inner_text = body
-        .strip_prefix('(')
-        .and_then(|b| b.strip_suffix(')'))
-        .ok_or_else(|| err("Invalid select", format!("\"{head}{body}\": an embed is relation(columns), with nothing after the parenthesis")))?;
+    let inner_text = body.strip_prefix('(').and_then(|b| b.strip_suffix(')')).ok_or_else(|| {
+        err("Invalid select", format!("\"{head}{body}\": an embed is relation(columns), with nothing after the parenthesis"))
+    })?;
     let (spread, head) = match head.strip_prefix("...") {
-        Some(_) if alias.is_some() => return Err(err("Invalid select", format!("\"{head}\": a spread embed takes no alias, its columns may"))),
+        Some(_) if alias.is_some() => {
+            return Err(err("Invalid select", format!("\"{head}\": a spread embed takes no alias, its columns may")))
+        }
         Some(rest) => (true, rest),
         None => (false, head),
     };
@@ -782,10 +792,7 @@ fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ParseError> {
                     "nullsfirst" => t.nulls_first = Some(true),
                     "nullslast" => t.nulls_first = Some(false),
                     other => {
-                        return Err(err(
-                            "Invalid order",
-                            format!("\"{other}\" in \"{term}\": use asc, desc, nullsfirst or nullslast"),
-                        ))
+                        return Err(err("Invalid order", format!("\"{other}\" in \"{term}\": use asc, desc, nullsfirst or nullslast")))
                     }
                 }
             }
@@ -804,13 +811,15 @@ fn parse_filter(field: &str, value: &str) -> Result<Condition, ParseError> {
         Some(r) => (true, r),
         None => (false, value),
     };
-    let (op_name, operand) = rest.split_once('.').ok_or_else(|| {
-        filter_error(format!("\"{column}={value}\" must be column=operator.value, e.g. {column}=eq.42"))
-    })?;
+    let (op_name, operand) = rest
+        .split_once('.')
+        .ok_or_else(|| filter_error(format!("\"{column}={value}\" must be column=operator.value, e.g. {column}=eq.42")))?;
     // `op`, `op(any)` / `op(all)`, or a full-text operator's `fts(language)`.
     let (name, modifier) = match op_name.split_once('(') {
         Some((name, rest)) => {
-            let inner = rest.strip_suffix(')').ok_or_else(|| filter_error(format!("\"{op_name}\": a modifier must be in parentheses, e.g. eq(any)")))?;
+            let inner = rest
+                .strip_suffix(')')
+                .ok_or_else(|| filter_error(format!("\"{op_name}\": a modifier must be in parentheses, e.g. eq(any)")))?;
             (name, Some(inner))
         }
         None => (op_name, None),
@@ -935,13 +944,14 @@ fn parse_group_item(item: &str, depth: usize) -> Result<Condition, ParseError> {
             return Ok(Condition::Group { any, negated, children: parse_group_body(body, depth + 1)? });
         }
     }
-    let (column, filter) = item
-        .split_once('.')
-        .ok_or_else(|| err("Invalid logic tree", format!("\"{item}\" must be column.operator.value")))?;
+    let (column, filter) =
+        item.split_once('.').ok_or_else(|| err("Invalid logic tree", format!("\"{item}\" must be column.operator.value")))?;
     // In a tree, a value holding `,` or `)` is double-quoted (`name.eq."a,b"`).
     let (not, rest) = filter.strip_prefix("not.").map_or(("", filter), |r| ("not.", r));
     let filter = match rest.split_once('.') {
-        Some((op, value)) if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') => format!("{not}{op}.{}", unquote_item(value)?),
+        Some((op, value)) if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') => {
+            format!("{not}{op}.{}", unquote_item(value)?)
+        }
         _ => filter.to_owned(),
     };
     parse_filter(column, &filter)
@@ -979,7 +989,12 @@ mod tests {
 
     #[test]
     fn casts_are_type_names_only() {
-        for bad in ["name::text FROM products _pgrst_t0 UNION SELECT rolname FROM pg_roles UNION SELECT name", "name::text;", "name::", "name::a-b"] {
+        for bad in [
+            "name::text FROM products _pgrst_t0 UNION SELECT rolname FROM pg_roles UNION SELECT name",
+            "name::text;",
+            "name::",
+            "name::a-b",
+        ] {
             assert!(parse_query(&format!("select={bad}"), false).is_err(), "{bad}");
         }
     }
@@ -988,11 +1003,23 @@ mod tests {
     fn select_with_aliases_and_casts() {
         let p = q("select=order_number,total:total_amount::text,status");
         assert_eq!(p.select.len(), 3);
-        assert_eq!(p.select[1], SelectItem { column: "total_amount".into(), path: vec![], alias: Some("total".into()), cast: Some("text".into()), aggregate: None });
+        assert_eq!(
+            p.select[1],
+            SelectItem {
+                column: "total_amount".into(),
+                path: vec![],
+                alias: Some("total".into()),
+                cast: Some("text".into()),
+                aggregate: None
+            }
+        );
         assert!(parse_query("select=a::text;drop", false).is_err());
         // Double-quoted names hold what a bare name cannot.
         assert_eq!(q("select=%22column%20with,comma%22").select[0].column, "column with,comma");
-        assert_eq!(q("%22my%20col%22=eq.1").conditions[0], Condition::Filter { column: "my col".into(), path: vec![], negated: false, filter: Filter::Compare(CompareOp::Eq, "1".into()) });
+        assert_eq!(
+            q("%22my%20col%22=eq.1").conditions[0],
+            Condition::Filter { column: "my col".into(), path: vec![], negated: false, filter: Filter::Compare(CompareOp::Eq, "1".into()) }
+        );
         for bad in ["select=%22x", "select=%22x%22y", "select=%22%22"] {
             assert!(parse_query(bad, false).is_err(), "{bad}");
         }
@@ -1004,11 +1031,21 @@ mod tests {
         assert_eq!(p.conditions.len(), 5);
         assert_eq!(
             p.conditions[1],
-            Condition::Filter { column: "total_amount".into(), path: vec![], negated: true, filter: Filter::Compare(CompareOp::Gt, "100".into()) }
+            Condition::Filter {
+                column: "total_amount".into(),
+                path: vec![],
+                negated: true,
+                filter: Filter::Compare(CompareOp::Gt, "100".into())
+            }
         );
         assert_eq!(
             p.conditions[2],
-            Condition::Filter { column: "order_id".into(), path: vec![], negated: false, filter: Filter::In(vec!["1".into(), "2".into(), "3,4".into()]) }
+            Condition::Filter {
+                column: "order_id".into(),
+                path: vec![],
+                negated: false,
+                filter: Filter::In(vec!["1".into(), "2".into(), "3,4".into()])
+            }
         );
         assert!(matches!(p.conditions[3], Condition::Filter { filter: Filter::Is(IsValue::Null), .. }));
     }
@@ -1028,11 +1065,25 @@ mod tests {
             one("a=like(any).{O*,\"P,*\"}"),
             Filter::Quantified { op: QuantifiedOp::Pattern(PatternOp::Like), all: false, values: vec!["O*".into(), "P,*".into()] }
         );
-        assert_eq!(one("a=gt(all).{1,2}"), Filter::Quantified { op: QuantifiedOp::Compare(CompareOp::Gt), all: true, values: vec!["1".into(), "2".into()] });
-        assert_eq!(one("a=fts(english).cat%20%26%20rat"), Filter::Fts { kind: FtsKind::Fts, language: Some("english".into()), query: "cat & rat".into() });
+        assert_eq!(
+            one("a=gt(all).{1,2}"),
+            Filter::Quantified { op: QuantifiedOp::Compare(CompareOp::Gt), all: true, values: vec!["1".into(), "2".into()] }
+        );
+        assert_eq!(
+            one("a=fts(english).cat%20%26%20rat"),
+            Filter::Fts { kind: FtsKind::Fts, language: Some("english".into()), query: "cat & rat".into() }
+        );
         assert_eq!(one("a=wfts.\"a b\" -c"), Filter::Fts { kind: FtsKind::Websearch, language: None, query: "\"a b\" -c".into() });
-        for (qs, op) in [("cs", SetOp::Contains), ("cd", SetOp::ContainedIn), ("ov", SetOp::Overlaps), ("sl", SetOp::StrictlyLeft),
-                         ("sr", SetOp::StrictlyRight), ("nxr", SetOp::NotExtendsRight), ("nxl", SetOp::NotExtendsLeft), ("adj", SetOp::Adjacent)] {
+        for (qs, op) in [
+            ("cs", SetOp::Contains),
+            ("cd", SetOp::ContainedIn),
+            ("ov", SetOp::Overlaps),
+            ("sl", SetOp::StrictlyLeft),
+            ("sr", SetOp::StrictlyRight),
+            ("nxr", SetOp::NotExtendsRight),
+            ("nxl", SetOp::NotExtendsLeft),
+            ("adj", SetOp::Adjacent),
+        ] {
             assert_eq!(one(&format!("a={qs}.[1,5)")), Filter::Set(op, "[1,5)".into()));
         }
         assert_eq!(one("a=is.NOT_NULL"), Filter::Is(IsValue::NotNull));
@@ -1046,15 +1097,34 @@ mod tests {
         assert_eq!(
             children,
             &vec![
-                Condition::Filter { column: "tags".into(), path: vec![], negated: false, filter: Filter::Set(SetOp::Contains, "{a,b}".into()) },
+                Condition::Filter {
+                    column: "tags".into(),
+                    path: vec![],
+                    negated: false,
+                    filter: Filter::Set(SetOp::Contains, "{a,b}".into())
+                },
                 Condition::Filter {
                     column: "name".into(),
                     path: vec![],
                     negated: false,
-                    filter: Filter::Quantified { op: QuantifiedOp::Pattern(PatternOp::Ilike), all: false, values: vec!["a*".into(), "b*".into()] }
+                    filter: Filter::Quantified {
+                        op: QuantifiedOp::Pattern(PatternOp::Ilike),
+                        all: false,
+                        values: vec!["a*".into(), "b*".into()]
+                    }
                 },
-                Condition::Filter { column: "range".into(), path: vec![], negated: true, filter: Filter::Set(SetOp::Adjacent, "[1,2)".into()) },
-                Condition::Filter { column: "note".into(), path: vec![], negated: false, filter: Filter::Compare(CompareOp::Eq, "a.b,c".into()) },
+                Condition::Filter {
+                    column: "range".into(),
+                    path: vec![],
+                    negated: true,
+                    filter: Filter::Set(SetOp::Adjacent, "[1,2)".into())
+                },
+                Condition::Filter {
+                    column: "note".into(),
+                    path: vec![],
+                    negated: false,
+                    filter: Filter::Compare(CompareOp::Eq, "a.b,c".into())
+                },
             ]
         );
     }
@@ -1071,7 +1141,10 @@ mod tests {
     #[test]
     fn order_limit_offset() {
         let p = q("order=created_at.desc.nullslast,order_id&limit=10&offset=20");
-        assert_eq!(p.order[0], OrderTerm { related: None, column: "created_at".into(), path: vec![], descending: true, nulls_first: Some(false) });
+        assert_eq!(
+            p.order[0],
+            OrderTerm { related: None, column: "created_at".into(), path: vec![], descending: true, nulls_first: Some(false) }
+        );
         assert_eq!(p.order[1], OrderTerm { related: None, column: "order_id".into(), path: vec![], descending: false, nulls_first: None });
         assert_eq!((p.limit, p.offset), (Some(10), Some(20)));
     }
@@ -1116,14 +1189,25 @@ mod tests {
         assert_eq!(p.select[0].column, "*");
         assert!(matches!(p.nested["order_items"].conditions[0], Condition::Group { negated: true, any: true, .. }));
         assert!(matches!(p.conditions[0], Condition::Group { negated: true, any: false, .. }));
-        for bad in ["select=order_items(a", "select=order_items(a)x", "select=x:...order_items(a)", "select=a,,b", "select=\"x\"(a)", "select=a.sum()x", "select=a.median()"] {
+        for bad in [
+            "select=order_items(a",
+            "select=order_items(a)x",
+            "select=x:...order_items(a)",
+            "select=a,,b",
+            "select=\"x\"(a)",
+            "select=a.sum()x",
+            "select=a.median()",
+        ] {
             assert!(parse_query(bad, false).is_err(), "{bad}");
         }
         // Spreads and aggregates.
         let p = q("select=...clients(name),total:amount::int.sum()::text,count()");
         assert!(p.embeds[0].spread && p.embeds[0].relation == "clients");
         assert_eq!(p.select[0].aggregate, Some(Aggregate { function: AggregateFn::Sum, cast: Some("text".into()) }));
-        assert_eq!((p.select[0].column.as_str(), p.select[0].cast.as_deref(), p.select[0].alias.as_deref()), ("amount", Some("int"), Some("total")));
+        assert_eq!(
+            (p.select[0].column.as_str(), p.select[0].cast.as_deref(), p.select[0].alias.as_deref()),
+            ("amount", Some("int"), Some("total"))
+        );
         assert_eq!(p.select[1].aggregate.as_ref().map(|a| a.function), Some(AggregateFn::CountRows));
         assert!(p.has_aggregates());
         assert!(!q("select=a,b(c)").has_aggregates());
@@ -1174,7 +1258,12 @@ mod tests {
         let p = q("status=eq.x');DROP TABLE orders;--");
         assert_eq!(
             p.conditions[0],
-            Condition::Filter { column: "status".into(), path: vec![], negated: false, filter: Filter::Compare(CompareOp::Eq, "x');DROP TABLE orders;--".into()) }
+            Condition::Filter {
+                column: "status".into(),
+                path: vec![],
+                negated: false,
+                filter: Filter::Compare(CompareOp::Eq, "x');DROP TABLE orders;--".into())
+            }
         );
     }
 }

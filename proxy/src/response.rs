@@ -4,8 +4,8 @@
 use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::error::{not_acceptable, not_one_row, ApiError};
 use crate::action::WriteMethod;
+use crate::error::{not_acceptable, not_one_row, ApiError};
 use crate::plan::Body;
 use crate::request::Return;
 
@@ -19,15 +19,11 @@ pub fn json(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
         .expect("static headers are valid")
 }
 
-
-
 /// The error's JSON body, and its `WWW-Authenticate` challenge.
 impl ApiError {
     pub fn into_response(self) -> Response<Vec<u8>> {
-        let mut response = json(
-            self.status,
-            &json!({"code": self.code, "message": self.message, "details": self.details, "hint": self.hint}),
-        );
+        let mut response =
+            json(self.status, &json!({"code": self.code, "message": self.message, "details": self.details, "hint": self.hint}));
         for (name, value) in self.headers {
             if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(&value)) {
                 response.headers_mut().insert(name, value);
@@ -96,7 +92,13 @@ impl PlanFormat {
     /// `EXPLAIN (…)`'s options.
     pub fn explain_options(&self) -> String {
         let mut options = vec![if self.json { "FORMAT JSON" } else { "FORMAT TEXT" }];
-        for (on, name) in [(self.analyze, "ANALYZE"), (self.verbose, "VERBOSE"), (self.settings, "SETTINGS"), (self.buffers, "BUFFERS"), (self.wal, "WAL")] {
+        for (on, name) in [
+            (self.analyze, "ANALYZE"),
+            (self.verbose, "VERBOSE"),
+            (self.settings, "SETTINGS"),
+            (self.buffers, "BUFFERS"),
+            (self.wal, "WAL"),
+        ] {
             if on {
                 options.push(name);
             }
@@ -113,10 +115,16 @@ impl PlanFormat {
         } else {
             "application/json"
         };
-        let options: Vec<&str> = [(self.analyze, "analyze"), (self.verbose, "verbose"), (self.settings, "settings"), (self.buffers, "buffers"), (self.wal, "wal")]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
-            .collect();
+        let options: Vec<&str> = [
+            (self.analyze, "analyze"),
+            (self.verbose, "verbose"),
+            (self.settings, "settings"),
+            (self.buffers, "buffers"),
+            (self.wal, "wal"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
         let options = if options.is_empty() { String::new() } else { format!("; options={}", options.join("|")) };
         format!("application/vnd.pgrst.plan+{}; for=\"{of}\"{options}; charset=utf-8", if self.json { "json" } else { "text" })
     }
@@ -180,9 +188,12 @@ pub fn negotiate(accept: Option<&str>, offered: Offered) -> Result<Format, ApiEr
         let mut parts = range.split(';');
         let media = parts.next().unwrap_or("").trim();
         let format = match media {
-            "application/json" | "application/*" | "*/*" | "application/openapi+json" | "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" => {
-                Some(Format::Json)
-            }
+            "application/json"
+            | "application/*"
+            | "*/*"
+            | "application/openapi+json"
+            | "application/vnd.pgrst.array+json"
+            | "application/vnd.pgrst.array" => Some(Format::Json),
             "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => Some(Format::Object),
             "text/csv" => Some(Format::Csv),
             "application/geo+json" if geojson => Some(Format::GeoJson),
@@ -218,7 +229,11 @@ fn csv(body: &str, columns: &[String]) -> Result<String, ApiError> {
     let rows: Vec<std::collections::HashMap<String, Box<RawValue>>> =
         serde_json::from_str(body).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
     let field = |text: &str| {
-        if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_owned()
+        }
     };
     let mut out = columns.iter().map(|h| field(h)).collect::<Vec<_>>().join(",");
     for row in &rows {
@@ -245,7 +260,6 @@ fn single_object(body: &str, rows: i64) -> Result<String, ApiError> {
     let mut all: Vec<Value> = serde_json::from_str(body).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
     Ok(all.pop().unwrap_or(Value::Null).to_string())
 }
-
 
 fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&str, String)]) -> Response<Vec<u8>> {
     let plan_type;
@@ -276,7 +290,14 @@ fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&
 /// the whole (counted) result. `columns`: the CSV header when there is no
 /// row. A function's one row or value is the body as is; `void` is 204.
 /// `media`: the media type of a `Body::Raw` answer.
-pub fn rows(r: crate::db::Outcome, offset: u64, format: Format, columns: &[String], shape: Body, media: Option<&crate::schema::MediaType>) -> Result<Response<Vec<u8>>, ApiError> {
+pub fn rows(
+    r: crate::db::Outcome,
+    offset: u64,
+    format: Format,
+    columns: &[String],
+    shape: Body,
+    media: Option<&crate::schema::MediaType>,
+) -> Result<Response<Vec<u8>>, ApiError> {
     if let Some(total) = r.total.filter(|t| offset > 0 && offset > *t as u64) {
         return Err(ApiError::offset_past_end(offset, total));
     }
@@ -306,7 +327,15 @@ pub fn rows(r: crate::db::Outcome, offset: u64, format: Format, columns: &[Strin
 /// `Location` of one created row (`return=headers-only`).
 /// `counted`: `Prefer: count=…` was given (the range then ends `/N`).
 /// `columns`: the CSV header of the rows (with `Accept: text/csv`).
-pub fn written(r: crate::db::Outcome, method: WriteMethod, return_: Return, format: Format, columns: &[String], counted: bool, path: &str) -> Result<Response<Vec<u8>>, ApiError> {
+pub fn written(
+    r: crate::db::Outcome,
+    method: WriteMethod,
+    return_: Return,
+    format: Format,
+    columns: &[String],
+    counted: bool,
+    path: &str,
+) -> Result<Response<Vec<u8>>, ApiError> {
     if let Format::Plan(_) = format {
         return Ok(respond(StatusCode::OK, r.body, format, &[]));
     }
@@ -364,8 +393,7 @@ pub fn written(r: crate::db::Outcome, method: WriteMethod, return_: Return, form
 }
 
 /// What a `Location` query value escapes.
-const QUERY_VALUE: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// `response.headers` and `response.status` as a function of the request
 /// set them, as PostgREST applies them: each header (a JSON array of
@@ -391,7 +419,10 @@ pub fn apply_settings(r: &mut Response<Vec<u8>>, headers: Option<&str>, status: 
         // The message's framing and the connection are the proxy's: a
         // function cannot make one answer read as two.
         let framing = |n: &http::HeaderName| {
-            matches!(n.as_str(), "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade" | "te" | "trailer" | "proxy-connection")
+            matches!(
+                n.as_str(),
+                "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade" | "te" | "trailer" | "proxy-connection"
+            )
         };
         let pairs: Vec<_> = pairs.into_iter().filter(|(n, _)| !framing(n)).collect();
         for (name, _) in &pairs {
@@ -416,7 +447,11 @@ fn raw(r: crate::db::Outcome, media: &crate::schema::MediaType) -> Response<Vec<
     use base64::Engine;
     let (media, binary) = (media.name.as_str(), media.binary);
     let text = r.body.unwrap_or_default();
-    let bytes = if binary { base64::engine::general_purpose::STANDARD.decode(text.replace('\n', "")).unwrap_or_default() } else { text.into_bytes() };
+    let bytes = if binary {
+        base64::engine::general_purpose::STANDARD.decode(text.replace('\n', "")).unwrap_or_default()
+    } else {
+        text.into_bytes()
+    };
     let content_type = if media.starts_with("text/") { format!("{media}; charset=utf-8") } else { media.to_owned() };
     Response::builder()
         .status(StatusCode::OK)
@@ -449,16 +484,32 @@ mod tests {
         assert!(negotiate(Some("text/csv;q=0")).is_err());
         // Plans only with db-plan-enabled.
         assert!(negotiate(Some("application/vnd.pgrst.plan+json")).is_err());
-        let plan = super::negotiate(Some("application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object\"; options=analyze|buffers"), Offered { plans: true, ..Offered::default() }).unwrap();
+        let plan = super::negotiate(
+            Some("application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object\"; options=analyze|buffers"),
+            Offered { plans: true, ..Offered::default() },
+        )
+        .unwrap();
         let Format::Plan(plan) = plan else { panic!("{plan:?}") };
         assert_eq!(plan.explain_options(), "FORMAT JSON, ANALYZE, BUFFERS");
-        assert_eq!(plan.content_type(), "application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object+json\"; options=analyze|buffers; charset=utf-8");
-        assert_eq!(super::negotiate(Some("application/vnd.pgrst.plan"), Offered { plans: true, ..Offered::default() }).unwrap(), Format::Plan(PlanFormat::default()));
+        assert_eq!(
+            plan.content_type(),
+            "application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object+json\"; options=analyze|buffers; charset=utf-8"
+        );
+        assert_eq!(
+            super::negotiate(Some("application/vnd.pgrst.plan"), Offered { plans: true, ..Offered::default() }).unwrap(),
+            Format::Plan(PlanFormat::default())
+        );
         assert!(super::negotiate(Some("application/vnd.pgrst.plan; options=drop"), Offered { plans: true, ..Offered::default() }).is_err());
         assert!(negotiate(Some("application/geo+json")).is_err());
-        assert_eq!(super::negotiate(Some("application/geo+json"), Offered { geojson: true, ..Offered::default() }).unwrap(), Format::GeoJson);
+        assert_eq!(
+            super::negotiate(Some("application/geo+json"), Offered { geojson: true, ..Offered::default() }).unwrap(),
+            Format::GeoJson
+        );
         // A function's own media type.
-        assert_eq!(super::negotiate(Some("text/html"), Offered { own: &["text/plain", "text/html"], ..Offered::default() }).unwrap(), Format::Raw(1));
+        assert_eq!(
+            super::negotiate(Some("text/html"), Offered { own: &["text/plain", "text/html"], ..Offered::default() }).unwrap(),
+            Format::Raw(1)
+        );
         assert!(super::negotiate(Some("text/html"), Offered { own: &["text/plain"], ..Offered::default() }).is_err());
         assert!(strips_nulls(Some("application/vnd.pgrst.array+json;nulls=stripped")));
         assert!(strips_nulls(Some("application/vnd.pgrst.object+json; nulls=stripped")));

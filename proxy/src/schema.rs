@@ -170,14 +170,11 @@ impl Relation {
         let w = self.writable;
         let has_pk = self.columns.iter().any(|c| c.primary_key);
         let mut methods = vec!["OPTIONS,GET,HEAD"];
-        methods.extend([
-            (w.insert, "POST"),
-            (w.insert && w.update && has_pk, "PUT"),
-            (w.update, "PATCH"),
-            (w.delete, "DELETE"),
-        ]
-        .into_iter()
-        .filter_map(|(on, m)| on.then_some(m)));
+        methods.extend(
+            [(w.insert, "POST"), (w.insert && w.update && has_pk, "PUT"), (w.update, "PATCH"), (w.delete, "DELETE")]
+                .into_iter()
+                .filter_map(|(on, m)| on.then_some(m)),
+        );
         methods.join(",")
     }
 
@@ -399,10 +396,14 @@ pub struct RoleSettings {
 
 impl RoleSettings {
     fn from_pairs(pairs: Vec<(String, String)>) -> RoleSettings {
-        let statement_timeout = pairs.iter().rev().find(|(n, _)| n == "statement_timeout").and_then(|(_, v)| parse_duration_ms(v)).map(|ms| {
-            Some(std::time::Duration::from_millis(ms)).filter(|d| !d.is_zero())
-        });
-        let object: serde_json::Map<String, serde_json::Value> = pairs.into_iter().map(|(n, v)| (n, serde_json::Value::String(v))).collect();
+        let statement_timeout = pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "statement_timeout")
+            .and_then(|(_, v)| parse_duration_ms(v))
+            .map(|ms| Some(std::time::Duration::from_millis(ms)).filter(|d| !d.is_zero()));
+        let object: serde_json::Map<String, serde_json::Value> =
+            pairs.into_iter().map(|(n, v)| (n, serde_json::Value::String(v))).collect();
         RoleSettings { json: serde_json::Value::Object(object).to_string(), statement_timeout }
     }
 }
@@ -443,11 +444,14 @@ pub struct TypeRow {
 
 impl SchemaCache {
     pub fn new(default_schema: &str, relations: Vec<Relation>, functions: Vec<Function>, foreign_keys: Vec<ForeignKey>) -> SchemaCache {
-        let mut relations: HashMap<String, Relation> = relations.into_iter().filter(|r| r.schema == default_schema).map(|r| (r.name.clone(), r)).collect();
+        let mut relations: HashMap<String, Relation> =
+            relations.into_iter().filter(|r| r.schema == default_schema).map(|r| (r.name.clone(), r)).collect();
         for f in functions.iter().filter(|f| f.schema == default_schema) {
             if let Some(relation) = f.computes_column_of.as_ref().and_then(|r| relations.get_mut(r)) {
                 if relation.column(&f.name).is_none() {
-                    relation.computed.push(Column { computed_by: Some(f.schema.clone()), ..Column::of_result(f.name.clone(), f.return_type.clone()) });
+                    relation
+                        .computed
+                        .push(Column { computed_by: Some(f.schema.clone()), ..Column::of_result(f.name.clone(), f.return_type.clone()) });
                 }
             }
         }
@@ -455,20 +459,25 @@ impl SchemaCache {
             .iter()
             .filter(|f| f.schema == default_schema)
             .filter_map(|f| match (&f.row_argument_of, &f.returns) {
-                (Some(outer), Returns::Rows { set, row: RowType::Relation(target) }) if relations.contains_key(target) => Some(ComputedRelationship {
-                    schema: f.schema.clone(),
-                    name: f.name.clone(),
-                    outer: outer.clone(),
-                    target: target.clone(),
-                    to_one: !set || f.one_row,
-                }),
+                (Some(outer), Returns::Rows { set, row: RowType::Relation(target) }) if relations.contains_key(target) => {
+                    Some(ComputedRelationship {
+                        schema: f.schema.clone(),
+                        name: f.name.clone(),
+                        outer: outer.clone(),
+                        target: target.clone(),
+                        to_one: !set || f.one_row,
+                    })
+                }
                 _ => None,
             })
             .collect();
         let mut by_name: HashMap<String, Vec<Function>> = HashMap::new();
         // Arguments are passed by name: a function with an unnamed one
         // cannot be called through the API.
-        for f in functions.into_iter().filter(|f| f.schema == default_schema && (f.args.iter().all(|a| !a.name.is_empty()) || f.takes_whole_body() || RawBody::ALL.iter().any(|m| f.takes_raw_body(*m)))) {
+        for f in functions.into_iter().filter(|f| {
+            f.schema == default_schema
+                && (f.args.iter().all(|a| !a.name.is_empty()) || f.takes_whole_body() || RawBody::ALL.iter().any(|m| f.takes_raw_body(*m)))
+        }) {
             by_name.entry(f.name.clone()).or_default().push(f);
         }
         SchemaCache {
@@ -527,7 +536,11 @@ impl SchemaCache {
                 .chain(by_view.iter().filter_map(|(v, m)| cover(m, &fk.table, &fk.columns).map(|cols| (v.clone(), cols))))
                 .collect();
             let to: Vec<(String, Vec<String>)> = std::iter::once((fk.referenced_table.clone(), fk.referenced_columns.clone()))
-                .chain(by_view.iter().filter_map(|(v, m)| cover(m, &fk.referenced_table, &fk.referenced_columns).map(|cols| (v.clone(), cols))))
+                .chain(
+                    by_view
+                        .iter()
+                        .filter_map(|(v, m)| cover(m, &fk.referenced_table, &fk.referenced_columns).map(|cols| (v.clone(), cols))),
+                )
                 .collect();
             for (i, (table, columns)) in from.iter().enumerate() {
                 for (j, (referenced_table, referenced_columns)) in to.iter().enumerate() {
@@ -547,7 +560,11 @@ impl SchemaCache {
         }
         for (view, mapped) in &by_view {
             let Some(table) = mapped.first().map(|(_, t, _)| t.clone()) else { continue };
-            let key: Vec<String> = self.relations.get(&table).map(|r| r.columns.iter().filter(|c| c.primary_key).map(|c| c.name.clone()).collect()).unwrap_or_default();
+            let key: Vec<String> = self
+                .relations
+                .get(&table)
+                .map(|r| r.columns.iter().filter(|c| c.primary_key).map(|c| c.name.clone()).collect())
+                .unwrap_or_default();
             if let (false, Some(columns)) = (key.is_empty(), cover(mapped, &table, &key)) {
                 if let Some(v) = self.relations.get_mut(view) {
                     for c in v.columns.iter_mut().filter(|c| columns.contains(&c.name)) {
@@ -684,7 +701,8 @@ impl SchemaCache {
         for to_outer in self.foreign_keys.iter().filter(|fk| fk.referenced_table == outer && !fk.one_to_one) {
             let Some(junction) = self.relations.get(&to_outer.table) else { continue };
             let key: Vec<&str> = junction.columns.iter().filter(|c| c.primary_key).map(|c| c.name.as_str()).collect();
-            for to_target in self.foreign_keys.iter().filter(|fk| fk.table == to_outer.table && fk.name != to_outer.name && !fk.one_to_one) {
+            for to_target in self.foreign_keys.iter().filter(|fk| fk.table == to_outer.table && fk.name != to_outer.name && !fk.one_to_one)
+            {
                 if to_outer.columns.iter().chain(&to_target.columns).all(|c| key.contains(&c.as_str())) {
                     found.push(Relationship {
                         cardinality: Cardinality::ManyToMany,
@@ -745,8 +763,18 @@ fn quote(name: &str) -> String {
 /// name them.
 pub fn looks_up_catalog(type_name: &str) -> bool {
     const LOOKUPS: [&str; 12] = [
-        "aclitem", "regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper", "regoperator", "regproc", "regprocedure",
-        "regrole", "regtype",
+        "aclitem",
+        "regclass",
+        "regcollation",
+        "regconfig",
+        "regdictionary",
+        "regnamespace",
+        "regoper",
+        "regoperator",
+        "regproc",
+        "regprocedure",
+        "regrole",
+        "regtype",
     ];
     let name = type_name.trim().to_ascii_lowercase();
     let name = name.rsplit('.').next().unwrap_or_default().trim_matches('"').trim_start_matches('_');
@@ -895,7 +923,15 @@ pub fn group_columns(rows: impl IntoIterator<Item = ColumnRow>) -> Vec<Relation>
     for ColumnRow { schema, relation, is_table, planner_counts_visible, writable, column } in rows {
         match out.last_mut() {
             Some(r) if r.schema == schema && r.name == relation => r.columns.push(column),
-            _ => out.push(Relation { schema, name: relation, is_table, planner_counts_visible, writable, columns: vec![column], computed: Vec::new() }),
+            _ => out.push(Relation {
+                schema,
+                name: relation,
+                is_table,
+                planner_counts_visible,
+                writable,
+                columns: vec![column],
+                computed: Vec::new(),
+            }),
         }
     }
     out
@@ -952,8 +988,10 @@ impl FunctionRow {
             _ => Returns::Scalar { set, type_sql: self.return_type.clone() },
         };
         // A function returning a relation's rows is a computed relationship, not a column.
-        let computes_column_of =
-            self.row_argument_of.clone().filter(|_| !set && returns != Returns::Void && !matches!(returns, Returns::Rows { row: RowType::Relation(_), .. }));
+        let computes_column_of = self
+            .row_argument_of
+            .clone()
+            .filter(|_| !set && returns != Returns::Void && !matches!(returns, Returns::Rows { row: RowType::Relation(_), .. }));
         Function {
             schema: self.schema,
             name: self.name,
@@ -1006,7 +1044,12 @@ pub fn test_cache() -> SchemaCache {
         writable: Writable::ALL,
         columns: columns
             .iter()
-            .map(|(n, t)| Column { primary_key: *n == key, nullable: *n != key, has_default: *n == key, ..Column::of_result((*n).into(), (*t).into()) })
+            .map(|(n, t)| Column {
+                primary_key: *n == key,
+                nullable: *n != key,
+                has_default: *n == key,
+                ..Column::of_result((*n).into(), (*t).into())
+            })
             .collect(),
         computed: Vec::new(),
     };
@@ -1047,12 +1090,15 @@ pub fn test_cache() -> SchemaCache {
         "public",
         vec![orders, items, products],
         vec![redeem],
-        vec![fk("order_items_order_id_fkey", "order_items", "order_id", "orders"), fk("order_items_product_id_fkey", "order_items", "product_id", "products")],
+        vec![
+            fk("order_items_order_id_fkey", "order_items", "order_id", "orders"),
+            fk("order_items_product_id_fkey", "order_items", "product_id", "products"),
+        ],
     )
-    .with_types(["int4", "text", "numeric", "clerk_user_id"].map(|n| TypeRow {
-        schema: if n == "clerk_user_id" { "public".into() } else { "pg_catalog".into() },
-        name: n.into(),
-    }))
+    .with_types(
+        ["int4", "text", "numeric", "clerk_user_id"]
+            .map(|n| TypeRow { schema: if n == "clerk_user_id" { "public".into() } else { "pg_catalog".into() }, name: n.into() }),
+    )
 }
 
 #[cfg(test)]
@@ -1118,12 +1164,17 @@ mod tests {
             row("staff", "work_mem", "64MB"),
         ]);
         let anon = c.role_settings("anon").unwrap();
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&anon.json).unwrap(), serde_json::json!({"work_mem": "1MB", "statement_timeout": "3s"}));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&anon.json).unwrap(),
+            serde_json::json!({"work_mem": "1MB", "statement_timeout": "3s"})
+        );
         assert_eq!(anon.statement_timeout, Some(Some(std::time::Duration::from_secs(3))));
         assert_eq!(c.role_settings("authenticated").unwrap().statement_timeout, Some(None));
         assert_eq!(c.role_settings("staff").unwrap().statement_timeout, None);
         assert!(c.role_settings("nobody").is_none());
-        for (text, ms) in [("250", Some(250)), ("1.5s", Some(1500)), ("2min", Some(120_000)), ("500us", Some(1)), ("1 h", Some(3_600_000)), ("x", None)] {
+        for (text, ms) in
+            [("250", Some(250)), ("1.5s", Some(1500)), ("2min", Some(120_000)), ("500us", Some(1)), ("1 h", Some(3_600_000)), ("x", None)]
+        {
             assert_eq!(parse_duration_ms(text), ms, "{text}");
         }
     }

@@ -47,7 +47,11 @@ fn alias(depth: usize) -> String {
 
 /// `alias."column"`, or `"column"` when `alias` is empty.
 fn column_ref(alias: &str, name: &str) -> String {
-    if alias.is_empty() { ident(name) } else { format!("{alias}.{}", ident(name)) }
+    if alias.is_empty() {
+        ident(name)
+    } else {
+        format!("{alias}.{}", ident(name))
+    }
 }
 
 #[derive(Default)]
@@ -163,12 +167,21 @@ impl Builder {
                     }
                     Filter::Set(op, v) => format!("{col} {} {}", op.sql(), self.param(Some(v.clone()), value_type)),
                 };
-                if *negated { format!("NOT ({test})") } else { test }
+                if *negated {
+                    format!("NOT ({test})")
+                } else {
+                    test
+                }
             }
             Where::Group { any, negated, children } => {
-                let joined = children.iter().map(|c| self.condition(c, depth)).collect::<Vec<_>>().join(if *any { " OR " } else { " AND " });
+                let joined =
+                    children.iter().map(|c| self.condition(c, depth)).collect::<Vec<_>>().join(if *any { " OR " } else { " AND " });
                 let group = if children.is_empty() { "true".to_owned() } else { format!("({joined})") };
-                if *negated { format!("NOT {group}") } else { group }
+                if *negated {
+                    format!("NOT {group}")
+                } else {
+                    group
+                }
             }
         }
     }
@@ -177,7 +190,11 @@ impl Builder {
     fn where_clause(&mut self, filter: &[Where], depth: usize, extra: Vec<String>) -> String {
         let mut tests: Vec<String> = filter.iter().map(|w| self.condition(w, depth)).collect();
         tests.extend(extra);
-        if tests.is_empty() { String::new() } else { format!(" WHERE {}", tests.join(" AND ")) }
+        if tests.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", tests.join(" AND "))
+        }
     }
 
     /// What a level answers, read from `alias` (depth `depth`): every
@@ -230,12 +247,20 @@ impl Builder {
     /// (by position, so a JSON path's bound keys match), and for each embed
     /// or spread the outer columns it is joined on (it is one value per
     /// those: JSON values cannot be grouped themselves).
-    fn group_by(&mut self, relation: &crate::schema::Relation, all_columns: bool, select: &[Selected], embeds: &[EmbedPlan], depth: usize) -> String {
+    fn group_by(
+        &mut self,
+        relation: &crate::schema::Relation,
+        all_columns: bool,
+        select: &[Selected],
+        embeds: &[EmbedPlan],
+        depth: usize,
+    ) -> String {
         if !select.iter().any(|s| s.aggregate.is_some()) {
             return String::new();
         }
         let from = alias(depth);
-        let mut keys: Vec<String> = if all_columns { relation.columns.iter().map(|c| column_ref(&from, &c.name)).collect() } else { Vec::new() };
+        let mut keys: Vec<String> =
+            if all_columns { relation.columns.iter().map(|c| column_ref(&from, &c.name)).collect() } else { Vec::new() };
         let first = if all_columns { relation.columns.len() } else { 0 } + 1;
         keys.extend(select.iter().enumerate().filter(|(_, s)| s.aggregate.is_none()).map(|(i, _)| (first + i).to_string()));
         for e in embeds.iter().filter(|e| !e.hidden) {
@@ -247,7 +272,11 @@ impl Builder {
             keys.extend(joined.into_iter().map(|c| column_ref(&from, c)));
         }
         keys.dedup();
-        if keys.is_empty() { String::new() } else { format!(" GROUP BY {}", keys.join(", ")) }
+        if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", keys.join(", "))
+        }
     }
 
     /// The answered embeds of a level at `depth`, as (key, expression):
@@ -339,11 +368,17 @@ impl Builder {
             .map(|(a, v)| {
                 let value = match v {
                     ArgValue::Text(text) => self.param(text.clone(), &a.type_sql),
-                    ArgValue::Record(json) => format!("json_populate_record(NULL::{}, {})", a.type_sql, self.param(Some(json.clone()), "json")),
+                    ArgValue::Record(json) => {
+                        format!("json_populate_record(NULL::{}, {})", a.type_sql, self.param(Some(json.clone()), "json"))
+                    }
                 };
                 let variadic = if plan.function.variadic_arg() == Some(a) { "VARIADIC " } else { "" };
                 // An unnamed parameter (the whole body) is passed by position.
-                if a.name.is_empty() { format!("{variadic}{value}") } else { format!("{variadic}{} := {value}", ident(&a.name)) }
+                if a.name.is_empty() {
+                    format!("{variadic}{value}")
+                } else {
+                    format!("{variadic}{} := {value}", ident(&a.name))
+                }
             })
             .collect();
         format!("{}.{}({})", ident(&plan.function.schema), ident(&plan.function.name), args.join(", "))
@@ -409,7 +444,8 @@ const AGGREGATE: &str = "coalesce(json_agg(_pgrst_row), '[]')::text, count(*)";
 
 /// What functions the statement ran set for the answer (PostgREST's
 /// `response.headers` and `response.status`), read after the rows.
-const RESPONSE_SETTINGS: &str = "nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '')";
+const RESPONSE_SETTINGS: &str =
+    "nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '')";
 
 /// `count`: also count the rows the filters match (for `Content-Range:
 /// 0-9/123`), ignoring limit and offset: exactly, by the planner's
@@ -423,7 +459,11 @@ pub enum RowsAs<'a> {
     GeoJson(&'a str),
     /// One value, a media type handler aggregate's of the rows (`row_type`:
     /// the rows as the relation's type, for an aggregate of that type).
-    Handler { aggregate: &'a str, binary: bool, row_type: Option<String> },
+    Handler {
+        aggregate: &'a str,
+        binary: bool,
+        row_type: Option<String>,
+    },
 }
 
 /// `"schema"."name"`
@@ -465,19 +505,23 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
         }
         (RowsAs::Handler { aggregate, binary, row_type }, _) => {
             let row = row_type.as_ref().map_or("_pgrst_row".to_owned(), |t| format!("_pgrst_row::{t}"));
-            if *binary { format!("encode({aggregate}({row}), 'base64'), count(*)") } else { format!("{aggregate}({row})::text, count(*)") }
+            if *binary {
+                format!("encode({aggregate}({row}), 'base64'), count(*)")
+            } else {
+                format!("{aggregate}({row})::text, count(*)")
+            }
         }
         (_, body) => match body {
-        Body::Rows => format!("coalesce(json_agg({row}), '[]')::text, count(*)"),
-        Body::Row => format!("coalesce(json_agg({row})->0, 'null')::text, 1::bigint"),
-        Body::Values => "coalesce(json_agg(_pgrst_row.\"pgrst_scalar\"), '[]')::text, count(*)".to_owned(),
-        Body::Value => "coalesce(json_agg(_pgrst_row.\"pgrst_scalar\")->0, 'null')::text, 1::bigint".to_owned(),
-        Body::Nothing => "NULL::text, 1::bigint".to_owned(),
-        // The value's own text, or its bytes in base64 (a domain over bytea).
-        Body::Raw => match plan.call.as_ref().and_then(|c| c.function.media_type.as_ref()) {
-            Some(m) if m.binary => "encode((array_agg(_pgrst_row.\"pgrst_scalar\"))[1], 'base64'), 1::bigint".to_owned(),
-            _ => "(array_agg(_pgrst_row.\"pgrst_scalar\"))[1]::text, 1::bigint".to_owned(),
-        },
+            Body::Rows => format!("coalesce(json_agg({row}), '[]')::text, count(*)"),
+            Body::Row => format!("coalesce(json_agg({row})->0, 'null')::text, 1::bigint"),
+            Body::Values => "coalesce(json_agg(_pgrst_row.\"pgrst_scalar\"), '[]')::text, count(*)".to_owned(),
+            Body::Value => "coalesce(json_agg(_pgrst_row.\"pgrst_scalar\")->0, 'null')::text, 1::bigint".to_owned(),
+            Body::Nothing => "NULL::text, 1::bigint".to_owned(),
+            // The value's own text, or its bytes in base64 (a domain over bytea).
+            Body::Raw => match plan.call.as_ref().and_then(|c| c.function.media_type.as_ref()) {
+                Some(m) if m.binary => "encode((array_agg(_pgrst_row.\"pgrst_scalar\"))[1], 'base64'), 1::bigint".to_owned(),
+                _ => "(array_agg(_pgrst_row.\"pgrst_scalar\"))[1]::text, 1::bigint".to_owned(),
+            },
         },
     };
     let with = b.call_cte.as_ref().map(|cte| format!("WITH {cte} ")).unwrap_or_default();
@@ -491,7 +535,12 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
 
 /// `Accept: application/vnd.pgrst.plan`: the statement's `EXPLAIN`.
 pub fn explain(statement: Statement, plan: &crate::response::PlanFormat) -> Statement {
-    Statement { sql: format!("EXPLAIN ({}) {}", plan.explain_options(), statement.sql), params: statement.params, explain: None, plan_json: Some(plan.json) }
+    Statement {
+        sql: format!("EXPLAIN ({}) {}", plan.explain_options(), statement.sql),
+        params: statement.params,
+        explain: None,
+        plan_json: Some(plan.json),
+    }
 }
 
 pub fn write(plan: &WritePlan) -> Statement {
@@ -525,14 +574,19 @@ pub fn write(plan: &WritePlan) -> Statement {
                     // `{}`: a row of defaults for each element, as PostgREST does.
                     return format!("INSERT INTO {table} SELECT FROM json_array_elements({body}) _pgrst_body{conflict}");
                 }
-                format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{table}, {body}) _pgrst_body{conflict}")
+                format!(
+                    "INSERT INTO {table} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{table}, {body}) _pgrst_body{conflict}"
+                )
             })
             .collect(),
         WriteKind::Update { columns, row_json } => {
             let body = b.param(Some(row_json.clone()), "json");
             let cols = names(columns);
             let filter = b.where_clause(&plan.filter, 0, Vec::new());
-            vec![format!("UPDATE {table} {} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){filter}", alias(0))]
+            vec![format!(
+                "UPDATE {table} {} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){filter}",
+                alias(0)
+            )]
         }
         WriteKind::Delete => vec![format!("DELETE FROM {table} {}{}", alias(0), b.where_clause(&plan.filter, 0, Vec::new()))],
     };
@@ -571,7 +625,13 @@ pub fn write(plan: &WritePlan) -> Statement {
     let mut returned = plan.returning.clone();
     let mut returning_all = plan.returning_all;
     if flags_inserted && returning_all {
-        let every_column = plan.relation.columns.iter().map(|c| Selected { column: c.clone(), path: Vec::new(), alias: None, cast: None, aggregate: None });
+        let every_column = plan.relation.columns.iter().map(|c| Selected {
+            column: c.clone(),
+            path: Vec::new(),
+            alias: None,
+            cast: None,
+            aggregate: None,
+        });
         returned = every_column.chain(returned).collect();
         returning_all = false;
     }
@@ -589,9 +649,14 @@ pub fn write(plan: &WritePlan) -> Statement {
             alias(0)
         ),
         Return::HeadersOnly if !keys.is_empty() => {
-            format!("{rows_cte} SELECT {AGGREGATE}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {} FROM _pgrst_rows) _pgrst_row", keys.join(", "))
+            format!(
+                "{rows_cte} SELECT {AGGREGATE}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {} FROM _pgrst_rows) _pgrst_row",
+                keys.join(", ")
+            )
         }
-        Return::Minimal | Return::HeadersOnly => format!("{rows_cte} SELECT NULL::text, count(*), {inserted}, {RESPONSE_SETTINGS} FROM _pgrst_rows"),
+        Return::Minimal | Return::HeadersOnly => {
+            format!("{rows_cte} SELECT NULL::text, count(*), {inserted}, {RESPONSE_SETTINGS} FROM _pgrst_rows")
+        }
     };
     Statement::new(sql, b.params)
 }
@@ -619,7 +684,9 @@ mod tests {
 
     #[test]
     fn values_are_parameters_and_names_are_quoted() {
-        let s = read_sql("select=order_number,total:total_amount::text&status=eq.x');DROP TABLE orders;--&user_id=in.(user_a,\"user_b\")&limit=5");
+        let s = read_sql(
+            "select=order_number,total:total_amount::text&status=eq.x');DROP TABLE orders;--&user_id=in.(user_a,\"user_b\")&limit=5",
+        );
         assert_eq!(
             s.sql,
             "SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint, nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '') FROM (SELECT _pgrst_t0.\"order_number\" AS \"order_number\", \
@@ -632,7 +699,9 @@ mod tests {
 
     #[test]
     fn operators_negation_groups_and_order() {
-        let s = read_sql("or=(status.eq.a,and(total_amount.gte.10,notes.not.is.null))&order_number=not.like.ORD-*&order=created_at.desc.nullslast");
+        let s = read_sql(
+            "or=(status.eq.a,and(total_amount.gte.10,notes.not.is.null))&order_number=not.like.ORD-*&order=created_at.desc.nullslast",
+        );
         assert!(s.sql.contains(
             "WHERE (_pgrst_t0.\"status\" = CAST($1 AS text) OR (_pgrst_t0.\"total_amount\" >= CAST($2 AS numeric(10,2)) AND NOT (_pgrst_t0.\"notes\" IS NULL))) \
              AND NOT (_pgrst_t0.\"order_number\"::text LIKE CAST($3 AS text)) ORDER BY _pgrst_t0.\"created_at\" DESC NULLS LAST"
@@ -644,10 +713,20 @@ mod tests {
     fn counts_reuse_the_filters() {
         let p = plan::read(&test_cache(), "products", &parse_query("name=eq.a&limit=1", false).unwrap()).unwrap();
         let s = read(&p, Some(Count::Exact), 1000, false, RowsAs::Json);
-        assert!(s.sql.contains("(SELECT count(*) FROM \"public\".\"products\" _pgrst_t0 WHERE _pgrst_t0.\"name\" = CAST($1 AS text))"), "{}", s.sql);
+        assert!(
+            s.sql.contains("(SELECT count(*) FROM \"public\".\"products\" _pgrst_t0 WHERE _pgrst_t0.\"name\" = CAST($1 AS text))"),
+            "{}",
+            s.sql
+        );
         assert_eq!(s.params.len(), 2);
         let s = read(&p, Some(Count::Planned), 1000, false, RowsAs::Json);
-        assert_eq!(s.explain, Some(("EXPLAIN (FORMAT JSON) SELECT 1 FROM \"public\".\"products\" _pgrst_t0 WHERE _pgrst_t0.\"name\" = CAST($1 AS text)".into(), 1)));
+        assert_eq!(
+            s.explain,
+            Some((
+                "EXPLAIN (FORMAT JSON) SELECT 1 FROM \"public\".\"products\" _pgrst_t0 WHERE _pgrst_t0.\"name\" = CAST($1 AS text)".into(),
+                1
+            ))
+        );
         assert!(s.sql.contains("NULL::bigint, nullif"), "planned counts nothing exactly");
         let s = read(&p, Some(Count::Estimated), 100, false, RowsAs::Json);
         assert!(s.sql.contains("LIMIT 101) _pgrst_c)"), "{}", s.sql);
@@ -706,7 +785,8 @@ mod tests {
 
     #[test]
     fn writes_take_the_body_as_one_parameter() {
-        let s = write_sql("PATCH", "order_id=eq.7&select=status", br#"{"status": "x'; drop table orders; --"}"#, "return=representation").unwrap();
+        let s = write_sql("PATCH", "order_id=eq.7&select=status", br#"{"status": "x'; drop table orders; --"}"#, "return=representation")
+            .unwrap();
         assert_eq!(
             s.sql,
             "WITH _pgrst_rows AS (UPDATE \"public\".\"orders\" _pgrst_t0 SET (\"status\") = (SELECT \"status\" FROM json_populate_record(NULL::\"public\".\"orders\", CAST($1 AS json))) \
@@ -729,12 +809,23 @@ mod tests {
     #[test]
     fn upserts_and_missing_defaults() {
         let s = write_sql("POST", "", br#"{"order_id": 1, "status": "a"}"#, "resolution=merge-duplicates").unwrap();
-        assert!(s.sql.contains("_pgrst_body ON CONFLICT (\"order_id\") DO UPDATE SET \"status\" = EXCLUDED.\"status\" RETURNING 1"), "{}", s.sql);
-        let s = write_sql("POST", "on_conflict=order_number", br#"{"order_number": "X", "status": "a"}"#, "resolution=ignore-duplicates").unwrap();
+        assert!(
+            s.sql.contains("_pgrst_body ON CONFLICT (\"order_id\") DO UPDATE SET \"status\" = EXCLUDED.\"status\" RETURNING 1"),
+            "{}",
+            s.sql
+        );
+        let s = write_sql("POST", "on_conflict=order_number", br#"{"order_number": "X", "status": "a"}"#, "resolution=ignore-duplicates")
+            .unwrap();
         assert!(s.sql.contains("ON CONFLICT (\"order_number\") DO NOTHING"), "{}", s.sql);
         assert_eq!(write_sql("POST", "on_conflict=nope", b"{}", "resolution=ignore-duplicates").unwrap_err().code, "42703");
         // missing=default: one INSERT per set of keys, so absent keys get their defaults.
-        let s = write_sql("POST", "", br#"[{"status": "a"}, {"status": "b", "notes": "n"}, {"status": "c"}]"#, "missing=default, return=representation").unwrap();
+        let s = write_sql(
+            "POST",
+            "",
+            br#"[{"status": "a"}, {"status": "b", "notes": "n"}, {"status": "c"}]"#,
+            "missing=default, return=representation",
+        )
+        .unwrap();
         assert!(s.sql.starts_with("WITH _pgrst_g0 AS (INSERT INTO \"public\".\"orders\" (\"status\") SELECT"), "{}", s.sql);
         assert!(s.sql.contains("_pgrst_g1 AS (INSERT INTO \"public\".\"orders\" (\"notes\", \"status\")"), "{}", s.sql);
         assert!(s.sql.contains("_pgrst_rows AS (SELECT * FROM _pgrst_g0 UNION ALL SELECT * FROM _pgrst_g1)"), "{}", s.sql);
@@ -769,7 +860,13 @@ mod tests {
     fn function_calls_use_named_arguments() {
         let cache = test_cache();
         let args = plan::CallArgs::Json(json!({"order_id": 7, "code": "SPRING"}).as_object().unwrap().clone());
-        let p = plan::call_read(&cache, plan::call(&cache, "redeem_coupon", &args).unwrap(), &parse_query("discount=gt.1", true).unwrap(), plan::Asked::AsReturned).unwrap();
+        let p = plan::call_read(
+            &cache,
+            plan::call(&cache, "redeem_coupon", &args).unwrap(),
+            &parse_query("discount=gt.1", true).unwrap(),
+            plan::Asked::AsReturned,
+        )
+        .unwrap();
         let s = read(&p, None, 1000, false, RowsAs::Json);
         assert_eq!(
             s.sql,

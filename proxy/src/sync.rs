@@ -28,10 +28,7 @@ pub enum Delivery {
 
 impl ClerkApi {
     pub fn new(base_url: &str, secret_key: &str) -> ClerkApi {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .build();
+        let config = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).http_status_as_error(false).build();
         ClerkApi { base_url: base_url.to_owned(), secret_key: secret_key.to_owned(), agent: config.into() }
     }
 
@@ -108,9 +105,7 @@ async fn round(client: &tokio_postgres::Client, api: &ClerkApi) -> Result<usize,
         match outcome {
             Delivery::Done(status) => {
                 crate::metrics::count(&crate::metrics::SYNC_DELIVERED);
-                client
-                    .execute("SELECT clerk_outbox_delivered($1::text::clerk_user_id, $2)", &[&user_id, &(status as i32)])
-                    .await
+                client.execute("SELECT clerk_outbox_delivered($1::text::clerk_user_id, $2)", &[&user_id, &(status as i32)]).await
             }
             Delivery::Failed { status, error, retry_after } => {
                 log::warn!("metadata sync for {user_id}: Clerk answered {status}");

@@ -33,7 +33,14 @@ impl WebhookVerifier {
         Ok(WebhookVerifier { key })
     }
 
-    pub fn verify(&self, id: Option<&str>, timestamp: Option<&str>, signatures: Option<&str>, body: &[u8], now: i64) -> Result<(), WebhookError> {
+    pub fn verify(
+        &self,
+        id: Option<&str>,
+        timestamp: Option<&str>,
+        signatures: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), WebhookError> {
         let id = id.ok_or(WebhookError::MissingHeader("svix-id"))?;
         let timestamp = timestamp.ok_or(WebhookError::MissingHeader("svix-timestamp"))?;
         let signatures = signatures.ok_or(WebhookError::MissingHeader("svix-signature"))?;
@@ -63,7 +70,8 @@ pub fn apply(svix_id: &str, body: &[u8]) -> Result<Statement, ApiError> {
         .filter(|b| serde_json::from_str::<serde_json::Value>(b).is_ok())
         .ok_or_else(|| ApiError::invalid_body("The webhook body is not JSON".into(), None))?;
     Ok(Statement::new(
-        "SELECT json_build_object('outcome', clerk_apply_webhook(CAST($1 AS text), CAST($2 AS jsonb)))::text, 1::bigint, NULL::bigint".into(),
+        "SELECT json_build_object('outcome', clerk_apply_webhook(CAST($1 AS text), CAST($2 AS jsonb)))::text, 1::bigint, NULL::bigint"
+            .into(),
         vec![Some(svix_id.to_owned()), Some(body.to_owned())],
     ))
 }
@@ -105,7 +113,10 @@ mod tests {
         assert_eq!(v.verify(Some("msg_1"), Some("1000"), Some(&good), body, 1000 + 301), Err(WebhookError::OutsideTolerance(301)));
         assert_eq!(v.verify(Some("msg_1"), Some("1000"), Some(&good), body, 1000 - 301), Err(WebhookError::OutsideTolerance(-301)));
         assert_eq!(v.verify(Some("msg_2"), Some("1000"), Some(&good), body, 1000), Err(WebhookError::BadSignature));
-        assert_eq!(v.verify(Some("msg_1"), Some("1000"), Some(&good), br#"{"type":"user.deleted"}"#, 1000), Err(WebhookError::BadSignature));
+        assert_eq!(
+            v.verify(Some("msg_1"), Some("1000"), Some(&good), br#"{"type":"user.deleted"}"#, 1000),
+            Err(WebhookError::BadSignature)
+        );
         assert_eq!(v.verify(Some("msg_1"), Some("1000"), Some("v1,!!!"), body, 1000), Err(WebhookError::BadSignature));
     }
 

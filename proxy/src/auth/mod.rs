@@ -78,14 +78,14 @@ impl Authenticator {
     pub fn from_config(config: &Config) -> Result<Authenticator, ConfigError> {
         let mut keys = KeySet::default();
         if let Some(path) = &config.clerk_jwks_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("clerk-jwks-file: cannot read {path}: {e}")))?;
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("clerk-jwks-file: cannot read {path}: {e}")))?;
             keys = keys.with(KeySet::from_jwks(&text).map_err(|e| ConfigError(format!("clerk-jwks-file {path}: {e}")))?);
         }
         if let Some(pem) = &config.clerk_public_key {
             let pem = match pem.strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(format!("clerk-public-key: cannot read {path}: {e}")))?,
+                Some(path) => {
+                    std::fs::read_to_string(path).map_err(|e| ConfigError(format!("clerk-public-key: cannot read {path}: {e}")))?
+                }
                 None => pem.clone(),
             };
             keys = keys.with(KeySet::from_pem(&pem).map_err(|e| ConfigError(format!("clerk-public-key: {e}")))?);
@@ -167,9 +167,8 @@ impl Authenticator {
     async fn refresh(&self) {
         let Some(remote) = self.remote.clone() else { return };
         let url = remote.url.clone();
-        let fetched = tokio::task::spawn_blocking(move || remote.fetch())
-            .await
-            .unwrap_or_else(|e| Err(format!("the fetch task failed: {e}")));
+        let fetched =
+            tokio::task::spawn_blocking(move || remote.fetch()).await.unwrap_or_else(|e| Err(format!("the fetch task failed: {e}")));
         match fetched {
             Ok(keys) => {
                 let verifier = Verifier::new(self.static_keys.clone().with(keys), self.rules.clone());
@@ -260,19 +259,20 @@ fn request_token<'a>(authorization: Option<&'a str>, cookie: Option<&'a str>) ->
         }
         return Ok(Some((token.trim(), Credential::Bearer)));
     }
-    Ok(cookie.and_then(|c| {
-        c.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(name, _)| *name == "__session").map(|(_, v)| v.trim())
-    })
-    .filter(|t| !t.is_empty())
-    .map(|t| (t, Credential::SessionCookie)))
+    Ok(cookie
+        .and_then(|c| {
+            c.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(name, _)| *name == "__session").map(|(_, v)| v.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .map(|t| (t, Credential::SessionCookie)))
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::error::ApiError;
-    use http::StatusCode;
     use super::*;
+    use crate::error::ApiError;
     use clerk_jwt::test_keys::{now, sign, sign_hs256, JWKS};
+    use http::StatusCode;
     use serde_json::json;
 
     const SECRET: &str = "a-local-development-secret-of-32-bytes!";
@@ -340,7 +340,12 @@ mod tests {
     #[test]
     fn the_publishable_key_as_a_bearer_token_is_no_user() {
         let pk = "pk_test_Zm9vLWJhci0xMy5jbGVyay5hY2NvdW50cy5kZXYk";
-        let auth = authenticator(&[("CLERK_PROXY_DB_ANON_ROLE", "anon"), ("CLERK_PROXY_CLERK_PUBLISHABLE_KEY", pk), ("CLERK_PROXY_CLERK_ISSUER", "https://clerk.example.com")]).unwrap();
+        let auth = authenticator(&[
+            ("CLERK_PROXY_DB_ANON_ROLE", "anon"),
+            ("CLERK_PROXY_CLERK_PUBLISHABLE_KEY", pk),
+            ("CLERK_PROXY_CLERK_ISSUER", "https://clerk.example.com"),
+        ])
+        .unwrap();
         assert_eq!(block_on(auth.authenticate(Some(&format!("Bearer {pk}")), None)), Ok(Caller::Anonymous { role: "anon".into() }));
         // Any other string is a token to verify.
         assert!(block_on(auth.authenticate(Some(&format!("Bearer {pk}x")), None)).is_err());
@@ -357,20 +362,31 @@ mod tests {
         assert!(garbled.header("www-authenticate").unwrap().contains("invalid_token"));
         // HS256 is refused when no jwt-secret is configured.
         let hs = sign_hs256(&json!({"sub": "user_1", "sid": "sess_1", "iat": now(), "exp": now() + 60}), SECRET.as_bytes());
-        assert!(matches!(block_on(auth.authenticate(Some(&format!("Bearer {hs}")), None)), Err(AuthError::Token(TokenError::UnsupportedAlgorithm(_)))));
+        assert!(matches!(
+            block_on(auth.authenticate(Some(&format!("Bearer {hs}")), None)),
+            Err(AuthError::Token(TokenError::UnsupportedAlgorithm(_)))
+        ));
     }
 
     #[test]
     fn hs256_for_local_development_with_a_secret() {
         let auth = authenticator(&[("CLERK_PROXY_JWT_SECRET", SECRET)]).unwrap();
-        let hs = sign_hs256(&json!({"sub": "user_dev", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60}), SECRET.as_bytes());
+        let hs = sign_hs256(
+            &json!({"sub": "user_dev", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60}),
+            SECRET.as_bytes(),
+        );
         assert!(block_on(auth.authenticate(Some(&format!("Bearer {hs}")), None)).is_ok());
     }
 
     #[test]
     fn role_from_the_configured_claim() {
-        let auth = authenticator(&[("CLERK_PROXY_JWT_ROLE_CLAIM_KEY", ".metadata.db_role"), ("CLERK_PROXY_DB_ALLOWED_ROLES", "authenticated,staff")]).unwrap();
-        let caller = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({"metadata": {"db_role": "staff"}})))), None)).unwrap();
+        let auth = authenticator(&[
+            ("CLERK_PROXY_JWT_ROLE_CLAIM_KEY", ".metadata.db_role"),
+            ("CLERK_PROXY_DB_ALLOWED_ROLES", "authenticated,staff"),
+        ])
+        .unwrap();
+        let caller =
+            block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({"metadata": {"db_role": "staff"}})))), None)).unwrap();
         assert_eq!(caller.role(), "staff");
         let missing = block_on(auth.authenticate(Some(&format!("Bearer {}", token(json!({})))), None)).unwrap_err();
         assert!(matches!(missing, AuthError::BadRoleClaim(_)));
@@ -448,7 +464,11 @@ mod tests {
                     let _ = stream.read(&mut buf);
                     h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let (status, body) = a.lock().unwrap().clone();
-                    let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
                 }
             });
             JwksServer { url, answer, hits }
@@ -480,13 +500,19 @@ mod tests {
 
         // Clerk rotates: a token with a new kid makes the proxy refetch once.
         *server.answer.lock().unwrap() = (200, jwks_with_kid("ins_rotated"));
-        let rotated = clerk_jwt::test_keys::sign_with(&json!({"sub": "user_1", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60}), Some("ins_rotated"));
+        let rotated = clerk_jwt::test_keys::sign_with(
+            &json!({"sub": "user_1", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60}),
+            Some("ins_rotated"),
+        );
         assert!(block_on(auth.authenticate(Some(&bearer(rotated)), None)).is_ok());
         assert_eq!(server.hits(), 2);
 
         // The endpoint goes down: unknown kids are 401 (not 500), known keys keep working.
         *server.answer.lock().unwrap() = (500, "down".into());
-        let unknown = clerk_jwt::test_keys::sign_with(&json!({"sub": "user_1", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60}), Some("ins_other"));
+        let unknown = clerk_jwt::test_keys::sign_with(
+            &json!({"sub": "user_1", "sid": "sess_1", "iss": "https://clerk.example.com", "iat": now(), "exp": now() + 60}),
+            Some("ins_other"),
+        );
         let err = block_on(auth.authenticate(Some(&bearer(unknown)), None)).unwrap_err();
         assert_eq!(ApiError::from(err).status, StatusCode::UNAUTHORIZED);
         assert!(block_on(auth.authenticate(Some(&bearer(token(json!({"sid": "sess_2"})))), None)).is_ok());

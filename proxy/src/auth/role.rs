@@ -145,7 +145,9 @@ impl ClaimPath {
                 Step::Key(k) => format!(".{k}"),
                 Step::Index(i) => format!("[{i}]"),
                 Step::Filter(c, operand) => format!("[?(@ {} \"{operand}\")]", c.syntax()),
-                Step::Slice(from, to) => format!("[{}:{}]", from.map(|n| n.to_string()).unwrap_or_default(), to.map(|n| n.to_string()).unwrap_or_default()),
+                Step::Slice(from, to) => {
+                    format!("[{}:{}]", from.map(|n| n.to_string()).unwrap_or_default(), to.map(|n| n.to_string()).unwrap_or_default())
+                }
             })
             .collect()
     }
@@ -164,10 +166,8 @@ fn slice_bounds(len: usize, from: Option<i64>, to: Option<i64>) -> (usize, usize
 fn parse_filter(text: &str) -> Result<(Step, &str), String> {
     let bad = || format!("expected a filter like [?(@ == \"admin\")] at \"[?(@{text}\"");
     let text = text.trim_start();
-    let (condition, rest) = Condition::SYNTAX
-        .iter()
-        .find_map(|(syntax, c)| text.strip_prefix(syntax).map(|rest| (*c, rest)))
-        .ok_or_else(bad)?;
+    let (condition, rest) =
+        Condition::SYNTAX.iter().find_map(|(syntax, c)| text.strip_prefix(syntax).map(|rest| (*c, rest))).ok_or_else(bad)?;
     let quoted = rest.trim_start().strip_prefix('"').ok_or_else(bad)?;
     let end = quoted.find('"').ok_or_else(bad)?;
     let tail = quoted[end + 1..].trim_start().strip_prefix(")]").ok_or_else(bad)?;
