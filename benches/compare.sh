@@ -11,7 +11,7 @@
 # (oha --latency-correction, default 2600/s): p50, p99, p99.9.
 #   COMPARE_ROUNDS (4), COMPARE_SECONDS (8) per run.
 set -euo pipefail
-[ $# = 2 ] && [ -x "$1" ] && [ -x "$2" ] || { echo "usage: benches/compare.sh OLD_BINARY NEW_BINARY" >&2; exit 2; }
+if [ $# != 2 ] || [ ! -x "$1" ] || [ ! -x "$2" ]; then echo "usage: benches/compare.sh OLD_BINARY NEW_BINARY" >&2; exit 2; fi
 old_bin=$(realpath "$1") new_bin=$(realpath "$2")
 LOAD_PROXY_BIN=$old_bin source "$(dirname "$0")/load_setup.sh"
 command -v oha >/dev/null || { say "oha is missing: run make bench (it installs it)"; exit 1; }
@@ -40,7 +40,7 @@ for round in $(seq 1 "$ROUNDS"); do
   # Which goes first alternates, so neither always runs on a warmer cluster.
   sides="old new"; [ $((round % 2)) = 0 ] && sides="new old"
   for side in $sides; do
-    if [ $side = old ]; then pid=$proxy_pid port=$API_PORT bin=$old_bin; else pid=$new_pid port=$((API_PORT + 10)) bin=$new_bin; fi
+    if [ "$side" = old ]; then pid=$proxy_pid port=$API_PORT bin=$old_bin; else pid=$new_pid port=$((API_PORT + 10)) bin=$new_bin; fi
     t0=$(cpu_ticks "$pid") s0=$(switches "$pid")
     out=$(wrk -t1 -c "$CONNECTIONS" -d "${SECS}s" -s benches/load_users.lua "http://127.0.0.1:$port/orders")
     t1=$(cpu_ticks "$pid") s1=$(switches "$pid")

@@ -114,13 +114,13 @@ SQL
 # Lookups vary ±10% run to run on a small machine: interleave the three
 # cases over 3 rounds and keep each one's median.
 l_runs=()
-for round in 1 2 3; do
+for _ in 1 2 3; do
   l_runs+=("clerk $(lookup_tps ids_clerk "::clerk_user_id")" "varchar $(lookup_tps ids_varchar "::varchar")" "varchar_c $(lookup_tps ids_varchar_c "::varchar")")
 done
 median_of() { printf '%s\n' "${l_runs[@]}" | awk -v k="$1" '$1 == k {print $2}' | sort -n | sed -n 2p; }
 l_clerk=$(median_of clerk); l_varchar=$(median_of varchar); l_varchar_c=$(median_of varchar_c)
 l_runs=()
-for round in 1 2 3; do
+for _ in 1 2 3; do
   l_runs+=("clerk $(sql -c "SELECT lookup_us('ids_clerk', 'clerk_user_id', 50000)")"
            "varchar $(sql -c "SELECT lookup_us('ids_varchar', 'varchar', 50000)")"
            "varchar_c $(sql -c "SELECT lookup_us('ids_varchar_c', 'varchar', 50000)")")

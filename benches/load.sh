@@ -118,6 +118,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b
 
 # --- The runs ------------------------------------------------------------------
 declare -A NAME URL_OF WRK_ARGS SQL_OF
+# shellcheck disable=SC2016 # backquotes for Markdown, not expansion
 NAME[A]='A cheap: `GET /products?product_id=eq.3&select=product_id,name,price`, anonymous'
 URL_OF[A]="$API/products?product_id=eq.3&select=product_id,name,price"; WRK_ARGS[A]=""; SQL_OF[A]=products
 NAME[B]="B RLS list: \`GET /orders\` as one of $USERS users (2 rows each)"

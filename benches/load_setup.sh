@@ -17,7 +17,7 @@
 #                           a table of that size
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 source "$ROOT/scripts/jwt.sh"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 PORT=${PG_CLERK_LOAD_PORT:-54336}
 API_PORT=${PG_CLERK_LOAD_API_PORT:-3036}

@@ -23,6 +23,7 @@ start() {
   local dir=$1 port=$2
   if [ ! -s "$dir/data/PG_VERSION" ]; then
     if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres -m 700 "$dir"; else install -d -m 700 "$dir"; fi
+    # shellcheck disable=SC2086 # INITDB_OPTIONS: one word per option
     as_owner "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --locale=C.UTF-8 -E UTF8 ${INITDB_OPTIONS:-} >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     cat >>"$dir/data/postgresql.conf" <<CONF

@@ -34,6 +34,7 @@ owned_tmpdir() {
 # (needs write access to its lib and share dirs: root, or sudo), with the
 # full scripts of earlier versions (pgrx installs the current one and the
 # update scripts pg_clerk--A--B.sql).
+# shellcheck disable=SC2120 # the option is optional
 install_extension() { # install_extension [--release]
   local sudo=() run=(); is_root || { sudo=(--sudo); run=(sudo); }
   say "installing pg_clerk into $("$PG_CONFIG" --pkglibdir) ${1:-(debug build)}"
@@ -68,7 +69,7 @@ start_throwaway_cluster() { # start_throwaway_cluster NAME PORT
 }
 
 stop_throwaway_cluster() {
-  if [ -n "${proxy_pid:-}" ]; then kill -INT "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null || true; fi
+  if [ -n "${proxy_pid:-}" ] && kill -INT "$proxy_pid" 2>/dev/null; then wait "$proxy_pid" 2>/dev/null || true; fi
   "$ROOT/scripts/cluster.sh" stop "$work/cluster" || true
   rm -rf "$work"
   leave_cpu_group

@@ -92,11 +92,11 @@ server_suites() { # server_suites MAJOR PORT
   new_schema_db "$port" pg_clerk_concurrency
   new_schema_db "$port" pg_clerk_api
   psql_su "$port" pg_clerk_api -f demo/data.sql >/dev/null
-  local no_postgis=""; [ "$major" = 18 ] && no_postgis=1   # PyPI's PostgreSQL 18 has no PostGIS
+  local without=""; [ "$major" = 18 ] && without="postgis libxml"   # PyPI's PostgreSQL 18 has neither
   PG_CLERK_TEST_DSN="host=127.0.0.1 port=$port user=postgres dbname=pg_clerk_e2e" \
   PG_CLERK_TEST_SCHEMA_DSN="host=127.0.0.1 port=$port user=postgres dbname=pg_clerk_concurrency" \
   PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$port user=authenticator dbname=pg_clerk_api" \
-  CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" PG_CLERK_TEST_NO_POSTGIS=$no_postgis \
+  CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" PG_CLERK_TEST_SERVER_WITHOUT=$without \
     cargo test -q -p pg_clerk_e2e
 
   say "$major: pg_dump | pg_restore of the demo database (tests/dba/dump_restore.sh)"

@@ -443,3 +443,26 @@ impl<'de> serde::Deserialize<'de> for Strict {
         d.deserialize_any(V)
     }
 }
+
+/// Whether the test server has `feature`: "postgis" (the extension is
+/// available) or "libxml" (built with it, so the `xml` type works). A
+/// feature the server lacks must be declared in PG_CLERK_TEST_SERVER_WITHOUT
+/// (`make test` does for PyPI's PostgreSQL 18, which has neither), so that
+/// a missing install fails the test instead of skipping its cases.
+pub fn server_has(feature: &str) -> bool {
+    let probe = match feature {
+        "postgis" => "SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'",
+        "libxml" => "SELECT count(*) FROM pg_config() WHERE name = 'CONFIGURE' AND setting LIKE '%--with-libxml%'",
+        _ => panic!("unknown server feature {feature}"),
+    };
+    if query_as(&with_dbname(&api_admin_dsn(), "postgres"), probe)[0].get::<_, i64>(0) > 0 {
+        return true;
+    }
+    let declared = std::env::var("PG_CLERK_TEST_SERVER_WITHOUT").unwrap_or_default();
+    assert!(
+        declared.split_whitespace().any(|f| f == feature),
+        "this PostgreSQL has no {feature}, and PG_CLERK_TEST_SERVER_WITHOUT does not say so (make test installs it for PostgreSQL 15)"
+    );
+    eprintln!("no {feature} on this server (PG_CLERK_TEST_SERVER_WITHOUT): the cases that need it are skipped");
+    false
+}

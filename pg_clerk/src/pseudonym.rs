@@ -23,22 +23,22 @@ const MAX_RANDOM_BYTES: i32 = 1024;
 
 c_function! {
     fn clerk_hmac_sha256(fcinfo) -> Datum {
-        // SAFETY: STRICT, both arguments bytea.
-        let (data, key) = unsafe { (arg_bytes(fcinfo, 0), arg_bytes(fcinfo, 1)) };
+        // STRICT, both arguments bytea (c_function! bodies run in unsafe).
+        let (data, key) = (arg_bytes(fcinfo, 0), arg_bytes(fcinfo, 1));
         bytea_datum(&hmac_sha256(data, key))
     }
 }
 
 c_function! {
     fn clerk_random_bytes(fcinfo) -> Datum {
-        // SAFETY: STRICT, one integer argument.
-        let n = unsafe { pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 0) }.unwrap_or_default();
+        // STRICT, one integer argument.
+        let n = pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 0).unwrap_or_default();
         if !(1..=MAX_RANDOM_BYTES).contains(&n) {
             raise(ERRCODE_INVALID_PARAMETER_VALUE, format!("clerk_random_bytes: length must be 1 to {MAX_RANDOM_BYTES}, got {n}"), None, None);
         }
         let mut buf = vec![0u8; n as usize];
-        // SAFETY: buf holds n bytes.
-        if !unsafe { pg_sys::pg_strong_random(buf.as_mut_ptr().cast(), buf.len()) } {
+        // buf holds n bytes.
+        if !pg_sys::pg_strong_random(buf.as_mut_ptr().cast(), buf.len()) {
             raise(ERRCODE_INTERNAL_ERROR, "clerk_random_bytes: the server's strong random source failed".into(), None, None);
         }
         bytea_datum(&buf)

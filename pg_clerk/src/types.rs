@@ -102,3 +102,17 @@ builtin_functions! {
     // bytea's sort support: memcmp with abbreviated keys.
     clerk_id_sortsupport => pg_sys::bytea_sortsupport;
 }
+
+c_function! {
+    /// The casts to text and varchar: the same bytes, through a function
+    /// rather than `WITHOUT FUNCTION`. A binary-coercible cast lets the
+    /// planner match `id::text` to an index on `id`, and PostgreSQL 18's
+    /// LIKE prefix support then looks up the index's collation, which a
+    /// non-collatable type does not have ("cache lookup failed for
+    /// collation 0" for `WHERE id::text LIKE 'user_%'`).
+    fn clerk_id_to_text(fcinfo) -> Datum {
+        // The argument is already a valid text datum; returning it as is,
+        // as varchar(varchar, integer, boolean) does, copies nothing.
+        pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0)
+    }
+}

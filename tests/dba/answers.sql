@@ -5,11 +5,10 @@
 \pset tuples_only on
 SELECT 'pg_clerk ' || extversion FROM pg_extension WHERE extname = 'pg_clerk';
 -- Rows per table (as the owner, past RLS).
-SELECT format('%s.%s %s', n.nspname, c.relname,
-              (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1])
+SELECT format('SELECT %L || '' '' || count(*) FROM %I.%I', n.nspname || '.' || c.relname, n.nspname, c.relname)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind = 'r' AND n.nspname IN ('public', 'analytics_private')
- ORDER BY 1;
+ ORDER BY n.nspname, c.relname \gexec
 SELECT format('policy %s on %s to %s: %s / %s', policyname, tablename, roles, qual, with_check)
   FROM pg_policies ORDER BY tablename, policyname;
 -- A customer, through RLS and the identity functions.

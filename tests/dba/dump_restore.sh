@@ -8,8 +8,9 @@ source "$(dirname "$0")/../../scripts/lib.sh"
 PORT=$1 DB=$2 COPY=${2}_restored
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+export PGOPTIONS='-c client_min_messages=warning'
 
-answers() { PGOPTIONS='-c client_min_messages=warning' psql_su "$PORT" "$1" -f "$ROOT/tests/dba/answers.sql"; }
+answers() { psql_su "$PORT" "$1" -f "$ROOT/tests/dba/answers.sql"; }
 
 "$PG_BIN/pg_dump" -h 127.0.0.1 -p "$PORT" -U postgres -Fc -f "$work/dump" "$DB"
 psql_su "$PORT" postgres -qc "DROP DATABASE IF EXISTS $COPY" -c "CREATE DATABASE $COPY"

@@ -13,6 +13,7 @@ PORT=$1
 current=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+export PGOPTIONS='-c client_min_messages=warning'
 
 psql_su "$PORT" postgres -qc "DROP DATABASE IF EXISTS pg_clerk_fresh" -c "CREATE DATABASE pg_clerk_fresh"
 psql_su "$PORT" pg_clerk_fresh -qc "CREATE EXTENSION pg_clerk"
@@ -45,7 +46,7 @@ SQL
   psql_su "$PORT" "$db" -f "$ROOT/tests/dba/extension_catalogue.sql" >"$work/updated.txt"
   diff -u --label "fresh $current" --label "$old updated to $current" "$work/fresh.txt" "$work/updated.txt" >&2 \
     || { say "pg_clerk $old updated to $current differs from a fresh $current (above)"; exit 1; }
-  psql_su "$PORT" "$db" -q <<'SQL'
+  psql_su "$PORT" "$db" -q >/dev/null <<'SQL'
 SET enable_seqscan = off;
 DO $$
 BEGIN

@@ -50,7 +50,10 @@ CREATE TABLE par AS SELECT g AS n, CASE WHEN g % 3 = 0 THEN 'user_2abc' ELSE 'us
   FROM generate_series(1, 30000) g;
 ANALYZE par;
 BEGIN;
-SET LOCAL force_parallel_mode = on;
+-- force_parallel_mode is called debug_parallel_query from PostgreSQL 16 on.
+SELECT CASE WHEN current_setting('server_version_num')::int >= 160000
+            THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END AS force_parallel \gset
+SET LOCAL :force_parallel = on;
 SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
 SET LOCAL min_parallel_table_scan_size = 0;

@@ -51,10 +51,13 @@ SELECT clerk_authenticate(:'token') AS authenticated_as;
 SELECT current_clerk_user(), current_clerk_session();
 SELECT secret FROM secrets;
 -- Parallel workers see the verified identity too (the leader only gathers).
-SET LOCAL force_parallel_mode = on;
+-- force_parallel_mode is called debug_parallel_query from PostgreSQL 16 on.
+SELECT CASE WHEN current_setting('server_version_num')::int >= 160000
+            THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END AS force_parallel \gset
+SET LOCAL :force_parallel = on;
 SET LOCAL parallel_leader_participation = off;
 SELECT count(*) AS rows_seen_by_worker FROM secrets WHERE user_id = current_clerk_user();
-RESET force_parallel_mode;
+RESET :force_parallel;
 RESET parallel_leader_participation;
 -- Hand-set claims cannot override a verified identity either.
 SET LOCAL request.jwt.claims = '{"sub": "user_bob"}';

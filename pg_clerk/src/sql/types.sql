@@ -35,12 +35,16 @@ BEGIN
             );
             COMMENT ON TYPE %1$s IS 'Clerk id, validated on input; byte-wise ordering';
 
-            -- Reading as text is free (same bytes); writing from text validates
-            -- and then reuses the text's bytes. %1$s('user_…') works as a cast too.
+            -- Reading as text returns the same bytes; writing from text
+            -- validates and then reuses the text's bytes. %1$s('user_…')
+            -- works as a cast too. The casts to text go through a function,
+            -- not WITHOUT FUNCTION: see clerk_id_to_text in src/types.rs.
             CREATE FUNCTION %1$s(text) RETURNS %1$s
                 AS 'MODULE_PATHNAME', '%1$s_from_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-            CREATE CAST (%1$s AS text) WITHOUT FUNCTION AS IMPLICIT;
-            CREATE CAST (%1$s AS varchar) WITHOUT FUNCTION AS ASSIGNMENT;
+            CREATE FUNCTION %1$s_to_text(%1$s) RETURNS text
+                AS 'MODULE_PATHNAME', 'clerk_id_to_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+            CREATE CAST (%1$s AS text) WITH FUNCTION %1$s_to_text(%1$s) AS IMPLICIT;
+            CREATE CAST (%1$s AS varchar) WITH FUNCTION %1$s_to_text(%1$s) AS ASSIGNMENT;
             CREATE CAST (text AS %1$s) WITH FUNCTION %1$s(text) AS ASSIGNMENT;
             CREATE CAST (varchar AS %1$s) WITH FUNCTION %1$s(text) AS ASSIGNMENT;
 
