@@ -110,7 +110,9 @@ fn every_answer_errors_included_carries_cors_headers() {
     let origin = ("Origin", "http://anyone.example");
     let alice = format!("Bearer {}", token(ALICE));
     let big = "x".repeat(5000);
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Option<&str>, u16)> = vec![
+    // (method, path, headers, body, status)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Option<&'a str>, u16);
+    let cases: Vec<Case> = vec![
         ("GET", "/products?select=product_id&limit=2", vec![("Prefer", "count=exact")], None, 206),
         ("GET", "/products?select=nope", vec![], None, 400),
         ("GET", "/orders", vec![("Authorization", "Bearer not.a.token")], None, 401),

@@ -220,9 +220,7 @@ fn clients_hanging_up_mid_request_leak_no_pooled_connection() {
     // schema cache's LISTEN connection), none left inside a transaction.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let rows = admin_query(&format!(
-            "SELECT count(*), count(*) FILTER (WHERE state LIKE 'idle in transaction%') FROM pg_stat_activity WHERE datname = 'clerk_faults_hangup' AND usename = 'authenticator'"
-        ));
+        let rows = admin_query("SELECT count(*), count(*) FILTER (WHERE state LIKE 'idle in transaction%') FROM pg_stat_activity WHERE datname = 'clerk_faults_hangup' AND usename = 'authenticator'");
         let (total, in_transaction): (i64, i64) = (rows[0].get(0), rows[0].get(1));
         if total <= 3 && in_transaction == 0 {
             break;

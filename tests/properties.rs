@@ -274,10 +274,8 @@ fn check_row(table: &str, row: &Map<String, Value>, me: Option<&User>, owners: &
                 other => return Err(format!("projects: row of {other:?} given to {me_id:?} (org {org:?})")),
             }
         }
-        "products" => {
-            if row.get("is_active") != Some(&Value::Bool(true)) {
-                return Err(format!("products: inactive product shown: {}", Value::Object(row.clone())));
-            }
+        "products" if row.get("is_active") != Some(&Value::Bool(true)) => {
+            return Err(format!("products: inactive product shown: {}", Value::Object(row.clone())));
         }
         "coupons" => return Err(format!("coupons: a customer read a coupon: {}", Value::Object(row.clone()))),
         _ => {}
@@ -1024,7 +1022,8 @@ fn garbage_request(rng: &mut Rng, valid_token: &str) -> (Vec<u8>, bool) {
     // closes such connections without an answer.
     let well_formed = !rng.chance(3);
     if !well_formed {
-        target.insert_str(target.len().min(3), *rng.pick(&["\"", "<", ">", "`", " x"]));
+        let piece: &&str = rng.pick(&["\"", "<", ">", "`", " x"]);
+        target.insert_str(target.len().min(3), piece);
     }
     let mut headers: Vec<(String, String)> = vec![("Host".into(), "localhost".into()), ("Connection".into(), "close".into())];
     if rng.chance(70) {

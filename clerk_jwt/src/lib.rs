@@ -583,9 +583,7 @@ mod tests {
     #[test]
     fn header_typ_and_crit() {
         let v = verifier();
-        for ok in ["JWT"] {
-            assert!(v.verify(&sign_header(json!({"alg": "RS256", "kid": KID, "typ": ok}), &claims(json!({})))).is_ok(), "{ok}");
-        }
+        assert!(v.verify(&sign_header(json!({"alg": "RS256", "kid": KID, "typ": "JWT"}), &claims(json!({})))).is_ok());
         assert!(v.verify(&sign_header(json!({"alg": "RS256", "kid": KID}), &claims(json!({})))).is_ok());
         for bad in ["at+jwt", "JOSE", "JWT ", "jwt"] {
             let t = sign_header(json!({"alg": "RS256", "kid": KID, "typ": bad}), &claims(json!({})));

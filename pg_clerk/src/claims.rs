@@ -140,7 +140,7 @@ fn comma_list(s: Option<&str>) -> Vec<&str> {
 /// A claim's key in its object and its name in messages (`o.rol` for `rol` inside `o`).
 type ClaimKey = (&'static str, &'static str);
 
-fn str_claim<'a>(claims: &'a Map<String, Value>, (key, claim): ClaimKey) -> Result<Option<&'a str>, ClaimsError> {
+fn str_claim(claims: &Map<String, Value>, (key, claim): ClaimKey) -> Result<Option<&str>, ClaimsError> {
     match claims.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),

@@ -784,7 +784,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_where_it_came_from() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        // (config file, environment, the error it gives)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             ("", &[], "db-uri is required"),
             ("db-uri = \"mysql://x\"", &[], "db-uri (test.conf line 1) must be"),
             ("db-urii = \"x\"", &[], "test.conf line 1: unknown key `db-urii`"),

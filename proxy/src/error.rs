@@ -352,7 +352,7 @@ impl ApiError {
             })
             .collect();
         ApiError {
-            details: Some(serde_json::Value::Array(details).into()),
+            details: Some(serde_json::Value::Array(details)),
             ..ApiError::new(
                 StatusCode::MULTIPLE_CHOICES,
                 "PGRST201",

@@ -185,26 +185,28 @@ impl ProxyApp {
         };
         let too_large = declared.is_some_and(|n| n > self.max_body);
         let body_deadline = tokio::time::Instant::now() + self.body_timeout;
-        while !too_large {
-            match tokio::time::timeout_at(body_deadline, session.read_request_body()).await {
-                Ok(Ok(Some(chunk))) if req.body.len() + chunk.len() <= self.max_body => req.body.extend_from_slice(&chunk),
-                Ok(Ok(Some(_))) => break,
-                Ok(Ok(None)) => break,
-                Ok(Err(e)) => {
-                    req.refused = Some(error::ApiError::invalid_body("Could not read the request body".into(), Some(e.to_string())));
-                    break;
-                }
-                Err(_) => {
-                    metrics::count(&metrics::HTTP_REFUSED_408);
-                    session.set_keepalive(None);
-                    return Some(
-                        error::ApiError::http_limit(
-                            http::StatusCode::REQUEST_TIMEOUT,
-                            "Request timeout",
-                            format!("the request body did not arrive within {} s (server-body-timeout)", self.body_timeout.as_secs()),
-                        )
-                        .into_response(),
-                    );
+        if !too_large {
+            loop {
+                match tokio::time::timeout_at(body_deadline, session.read_request_body()).await {
+                    Ok(Ok(Some(chunk))) if req.body.len() + chunk.len() <= self.max_body => req.body.extend_from_slice(&chunk),
+                    Ok(Ok(Some(_))) => break,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(e)) => {
+                        req.refused = Some(error::ApiError::invalid_body("Could not read the request body".into(), Some(e.to_string())));
+                        break;
+                    }
+                    Err(_) => {
+                        metrics::count(&metrics::HTTP_REFUSED_408);
+                        session.set_keepalive(None);
+                        return Some(
+                            error::ApiError::http_limit(
+                                http::StatusCode::REQUEST_TIMEOUT,
+                                "Request timeout",
+                                format!("the request body did not arrive within {} s (server-body-timeout)", self.body_timeout.as_secs()),
+                            )
+                            .into_response(),
+                        );
+                    }
                 }
             }
         }
@@ -507,7 +509,7 @@ mod tests {
     #[test]
     fn arguments() {
         let a = |v: &[&str]| parse_args(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert!(matches!(a(&["--config", "x.conf"]), Ok(Command::Run(Some(p))) if p == PathBuf::from("x.conf")));
+        assert!(matches!(a(&["--config", "x.conf"]), Ok(Command::Run(Some(p))) if p == std::path::Path::new("x.conf")));
         assert!(matches!(a(&["x.conf"]), Ok(Command::Run(Some(_)))));
         assert!(matches!(a(&[]), Ok(Command::Run(None))));
         assert!(matches!(a(&["--help"]), Ok(Command::Help)));

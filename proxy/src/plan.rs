@@ -311,7 +311,7 @@ pub fn allow(cache: &SchemaCache, target: Option<&Target>) -> Result<String, Api
         None => Ok("OPTIONS,GET,HEAD".into()),
         Some(Target::Relation(name)) => cache.relation(name).map(|r| r.allow()).ok_or_else(|| unknown_relation(cache, name)),
         Some(Target::Rpc(name)) => match cache.functions(name) {
-            [] => Err(call(cache, name, &CallArgs::Json(Map::new())).err().expect("no function to call")),
+            [] => Err(call(cache, name, &CallArgs::Json(Map::new())).expect_err("no function to call")),
             fns if fns.iter().all(|f| f.volatile) => Ok("OPTIONS,POST".into()),
             _ => Ok("OPTIONS,GET,HEAD,POST".into()),
         },

@@ -183,7 +183,7 @@ pub fn negotiate(accept: Option<&str>, offered: Offered) -> Result<Format, ApiEr
         })
         .filter(|(q, _)| *q > 0)
         .collect();
-    ranges.sort_by(|a, b| b.0.cmp(&a.0));
+    ranges.sort_by_key(|(q, _)| std::cmp::Reverse(*q));
     for (_, range) in ranges {
         let mut parts = range.split(';');
         let media = parts.next().unwrap_or("").trim();

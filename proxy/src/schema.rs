@@ -222,6 +222,10 @@ pub struct Function {
     pub return_type: String,
 }
 
+/// A view's column and where it comes from: (view column, table, table
+/// column), read from the view's rule.
+type ViewColumnOrigin = (String, String, String);
+
 /// A foreign key between two exposed relations: what resource embedding
 /// follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -518,16 +522,16 @@ impl SchemaCache {
             }
             None
         };
-        let mut by_view: Vec<(String, Vec<(String, String, String)>)> = Vec::new();
+        let mut by_view: Vec<(String, Vec<ViewColumnOrigin>)> = Vec::new();
         for (view, columns) in &direct {
-            let mut mapped: Vec<(String, String, String)> =
+            let mut mapped: Vec<ViewColumnOrigin> =
                 columns.keys().filter_map(|c| resolve(view, c).map(|(table, tc)| (c.clone(), table, tc))).collect();
             mapped.sort();
             by_view.push((view.clone(), mapped));
         }
         by_view.sort();
         // The view's columns for all of `columns` of `table`, in order.
-        let cover = |mapped: &[(String, String, String)], table: &str, columns: &[String]| -> Option<Vec<String>> {
+        let cover = |mapped: &[ViewColumnOrigin], table: &str, columns: &[String]| -> Option<Vec<String>> {
             columns.iter().map(|c| mapped.iter().find(|(_, t, tc)| t == table && tc == c).map(|(vc, _, _)| vc.clone())).collect()
         };
         let base: Vec<ForeignKey> = self.foreign_keys.clone();
