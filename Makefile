@@ -11,9 +11,10 @@ demo: setup
 
 # Both PostgreSQL majors (15 and 18); Chromium: the browser tests of
 # step 5 (Debian's package, headless); PostGIS: the GeoJSON answers of the
-# end-to-end tests; shellcheck: step 1.
+# end-to-end tests; shellcheck: step 1; PgBouncer and HAProxy: the
+# scale-out tests (tests/scale.rs).
 test: setup
-	@PG_MAJORS="15 18" EXTRA_APT_PACKAGES="chromium postgresql-15-postgis-3 shellcheck" scripts/setup.sh
+	@PG_MAJORS="15 18" EXTRA_APT_PACKAGES="chromium postgresql-15-postgis-3 shellcheck pgbouncer haproxy" scripts/setup.sh
 	@scripts/test.sh
 
 # oha: the open-loop load generator of benches/load.sh (pinned).

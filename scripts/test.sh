@@ -96,7 +96,7 @@ server_suites() { # server_suites MAJOR PORT
   PG_CLERK_TEST_DSN="host=127.0.0.1 port=$port user=postgres dbname=pg_clerk_e2e" \
   PG_CLERK_TEST_SCHEMA_DSN="host=127.0.0.1 port=$port user=postgres dbname=pg_clerk_concurrency" \
   PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$port user=authenticator dbname=pg_clerk_api" \
-  CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" PG_CLERK_TEST_SERVER_WITHOUT=$without \
+  CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" PG_CLERK_TEST_SERVER_WITHOUT=$without PG_MAJOR=$major \
     cargo test -q -p pg_clerk_e2e
 
   say "$major: pg_dump | pg_restore of the demo database (tests/dba/dump_restore.sh)"

@@ -20,7 +20,7 @@ pub fn route(method: &str, path: &str) -> Option<Response<Vec<u8>>> {
 
 /// What `/ready` checked: 200 when everything holds, else 503 naming the
 /// failed checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Readiness {
     /// `SELECT 1` on the probe connection, or why not.
     pub database: Result<(), String>,
@@ -30,6 +30,9 @@ pub struct Readiness {
     pub keys_loaded: bool,
     /// How many keys.
     pub key_count: usize,
+    /// The standbys: reported, not checked (reads go to the primary
+    /// while none serves).
+    pub replicas: Vec<crate::metrics::ReplicaReport>,
 }
 
 impl Readiness {
@@ -55,7 +58,24 @@ impl Readiness {
                 .map(|(name, _)| name)
                 .collect();
         let (status, word) = if failed.is_empty() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "unavailable") };
-        json(status, &j!({"status": word, "failed": failed, "checks": {"database": database, "schema_cache": schema, "keys": keys}}))
+        let mut checks = j!({"database": database, "schema_cache": schema, "keys": keys});
+        if !self.replicas.is_empty() {
+            checks["replicas"] = self
+                .replicas
+                .iter()
+                .map(|r| {
+                    let mut report = j!({"replica": r.label, "state": r.state, "pool": {"max": r.pool.max, "in_use": r.pool.in_use, "idle": r.pool.idle}});
+                    if let Some(lag) = r.lag_seconds {
+                        report["lag_ms"] = j!((lag * 1000.0).round() as u64);
+                    }
+                    if let Some(e) = &r.error {
+                        report["error"] = j!(e);
+                    }
+                    report
+                })
+                .collect();
+        }
+        json(status, &j!({"status": word, "failed": failed, "checks": checks}))
     }
 }
 
@@ -65,9 +85,9 @@ mod tests {
 
     #[test]
     fn ready_only_when_every_check_holds() {
-        let ok = Readiness { database: Ok(()), schema_relations: Some(12), keys_loaded: true, key_count: 2 };
+        let ok = Readiness { database: Ok(()), schema_relations: Some(12), keys_loaded: true, key_count: 2, replicas: Vec::new() };
         assert_eq!(ok.clone().into_response().status(), StatusCode::OK);
-        let down = Readiness { database: Err("cannot connect: refused".into()), ..ok };
+        let down = Readiness { database: Err("cannot connect: refused".into()), ..ok.clone() };
         let response = down.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
@@ -75,9 +95,32 @@ mod tests {
         assert_eq!(body["checks"]["database"]["error"], "cannot connect: refused");
         assert_eq!(body["checks"]["schema_cache"], j!({"ok": true, "relations": 12}));
         assert_eq!(body["checks"]["keys"], j!({"ok": true, "keys": 2}));
-        let keyless = Readiness { keys_loaded: false, key_count: 0, ..ok };
+        assert!(body["checks"].get("replicas").is_none());
+        let keyless = Readiness { keys_loaded: false, key_count: 0, ..ok.clone() };
         let body: serde_json::Value = serde_json::from_slice(keyless.into_response().body()).unwrap();
         assert_eq!(body["failed"], j!(["keys"]));
+        // A standby down leaves the proxy ready: the primary serves reads.
+        let pool = crate::metrics::PoolStats { max: 10, in_use: 1, idle: 2 };
+        let replicas = vec![
+            crate::metrics::ReplicaReport { label: "s1:5432".into(), state: "serving", lag_seconds: Some(0.0123), error: None, pool },
+            crate::metrics::ReplicaReport {
+                label: "s2:5432".into(),
+                state: "down",
+                lag_seconds: None,
+                error: Some("cannot connect".into()),
+                pool,
+            },
+        ];
+        let response = Readiness { replicas, ..ok }.into_response();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(
+            body["checks"]["replicas"],
+            j!([
+                {"replica": "s1:5432", "state": "serving", "lag_ms": 12, "pool": {"max": 10, "in_use": 1, "idle": 2}},
+                {"replica": "s2:5432", "state": "down", "error": "cannot connect", "pool": {"max": 10, "in_use": 1, "idle": 2}}
+            ])
+        );
     }
 
     #[test]

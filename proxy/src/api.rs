@@ -7,6 +7,7 @@ use crate::auth::{Authenticator, Caller, Credential};
 use crate::config::{Config, OpenApiMode, TxEnd};
 use crate::db::{Finish, Pool, RequestContext, RowsAllowed};
 use crate::error::ApiError;
+use crate::replicas::{self, Replicas};
 use crate::request::{self, Count, Target};
 use crate::response::{self, Format};
 use crate::schema::Schemas;
@@ -47,7 +48,10 @@ pub struct State {
     /// Swapped whole when the schema is reloaded; requests in flight keep
     /// the cache they started with.
     pub schema: RwLock<Arc<Schemas>>,
+    /// The primary (`db-uri`): writes, the schema, webhooks, the sync worker.
     pub pool: Pool,
+    /// Hot standbys for read-only requests (`db-replica-uris`; may be none).
+    pub replicas: Arc<Replicas>,
     /// None when `clerk-webhook-secret` is unset: the endpoint is off.
     pub webhooks: Option<WebhookVerifier>,
     pub options: ApiOptions,
@@ -80,7 +84,10 @@ impl ApiOptions {
             tx_end: c.db_tx_end,
             openapi_mode: c.openapi_mode,
             openapi_server_url: c.openapi_server_proxy_uri.clone().unwrap_or_else(|| "/".into()),
-            cors: edge::Cors::new(c.server_cors_allowed_origins.clone()),
+            cors: match c.db_replica_uris.is_empty() {
+                true => edge::Cors::new(c.server_cors_allowed_origins.clone()),
+                false => edge::Cors::new(c.server_cors_allowed_origins.clone()).exposing_read_after(),
+            },
             trusted_proxies: edge::TrustedProxies::new(c.server_trusted_proxies.clone(), c.server_trusted_proxy_header),
             search_paths: c.db_schemas.iter().map(|s| (s.clone(), search_path(s, &c.db_extra_search_path))).collect(),
         }
@@ -179,6 +186,7 @@ pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>>
             schema_relations: Some(state.schema().relation_count()),
             keys_loaded: state.authenticator.keys_loaded(),
             key_count: state.authenticator.key_count(),
+            replicas: state.replicas.reports(),
         };
         return readiness.into_response();
     }
@@ -204,7 +212,7 @@ pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>>
             Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
             Err(_) => None, // the outbox is optional (sql/007), the database may be down or the pool busy
         };
-        let body = metrics::render(state.pool.stats(), outbox.as_deref()).into_bytes();
+        let body = metrics::render(state.pool.stats(), &state.replicas.reports(), outbox.as_deref()).into_bytes();
         return Response::builder()
             .status(200)
             .header("content-type", "text/plain; version=0.0.4")
@@ -304,8 +312,10 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         timezone: api.prefer.timezone.as_deref().unwrap_or(""),
         api: true,
     };
+    let read_after = replicas::read_after(req.header(replicas::READ_AFTER_HEADER))?;
     let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
-    let mut result = state.pool.run_and(&ctx, prepared.read_only, &prepared.statement, prepared.finish).await?;
+    let mut result = state.replicas.run(&state.pool, &ctx, prepared.read_only, read_after, &prepared.statement, prepared.finish).await?;
+    let commit_lsn = result.commit_lsn.take();
     result.total = match api.prefer.count.filter(|_| matches!(prepared.answer, Answer::Rows { .. })) {
         // Counted up to the limit and more rows: the planner's figure, or
         // unknown where it would see through RLS (`sql::read`).
@@ -339,6 +349,9 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         if let Ok(value) = http::HeaderValue::from_str(&prepared.applied.join(", ")) {
             response.headers_mut().insert("preference-applied", value);
         }
+    }
+    if let Some(lsn) = commit_lsn.and_then(|l| http::HeaderValue::from_str(&l.to_string()).ok()) {
+        response.headers_mut().insert(replicas::READ_AFTER_HEADER, lsn);
     }
     Ok(response)
 }

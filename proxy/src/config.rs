@@ -117,6 +117,12 @@ pub struct Config {
     /// `db-max-connections-per-client`: requests one client may have
     /// running at once; None: no cap.
     pub db_max_connections_per_client: Option<usize>,
+    /// `db-replica-uris`: hot standbys (each a `postgres://` URI) that
+    /// serve read-only requests (`replicas`).
+    pub db_replica_uris: Vec<String>,
+    /// `db-replica-max-lag`: seconds a standby may be behind the primary
+    /// and still serve reads.
+    pub db_replica_max_lag_secs: u64,
 }
 
 /// The Frontend API host a Clerk publishable key names: `pk_test_` or
@@ -266,6 +272,8 @@ const KEYS: &[(&str, bool)] = &[
     ("server-trusted-proxies", false),
     ("server-trusted-proxy-header", false),
     ("db-max-connections-per-client", false),
+    ("db-replica-uris", false),
+    ("db-replica-max-lag", false),
 ];
 
 /// Where a value came from, for error messages.
@@ -502,8 +510,34 @@ impl Config {
             db_max_connections_per_client: Some(bounded("db-max-connections-per-client", 0, 1000, 0)? as usize).filter(|n| *n > 0),
             server_trusted_proxy_header: [crate::edge::ForwardedHeader::XForwardedFor, crate::edge::ForwardedHeader::XRealIp]
                 [choice("server-trusted-proxy-header", &["x-forwarded-for", "x-real-ip"], 0)?],
+            db_replica_uris: match raw.get("db-replica-uris") {
+                None => Vec::new(),
+                Some(r) => split_uris(&r.value).ok_or_else(|| {
+                    bad("db-replica-uris", r, "comma-separated postgres:// URIs, e.g. postgres://authenticator@standby1/app,postgres://authenticator@standby2/app")
+                })?,
+            },
+            db_replica_max_lag_secs: bounded("db-replica-max-lag", 1, 86_400, 5)?,
         })
     }
+}
+
+/// `a,b` where each item is a `postgres://` or `postgresql://` URI. A
+/// comma not followed by a scheme belongs to the URI before it (a
+/// multi-host URI such as `postgres://h1:5432,h2:5432/app`).
+fn split_uris(value: &str) -> Option<Vec<String>> {
+    let is_uri = |s: &str| s.starts_with("postgres://") || s.starts_with("postgresql://");
+    let mut uris: Vec<String> = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match uris.last_mut() {
+            _ if is_uri(part) => uris.push(part.to_owned()),
+            Some(last) => {
+                last.push(',');
+                last.push_str(part);
+            }
+            None => return None,
+        }
+    }
+    uris.iter().all(|u| u.parse::<tokio_postgres::Config>().is_ok()).then_some(uris)
 }
 
 fn bad(key: &str, raw: &Raw, expected: &str) -> ConfigError {
@@ -609,6 +643,8 @@ impl fmt::Debug for Config {
             .field("server_trusted_proxies", &self.server_trusted_proxies)
             .field("server_trusted_proxy_header", &self.server_trusted_proxy_header)
             .field("db_max_connections_per_client", &self.db_max_connections_per_client)
+            .field("db_replica_uris", &self.db_replica_uris.iter().map(|u| redact_uri(u)).collect::<Vec<_>>())
+            .field("db_replica_max_lag_secs", &self.db_replica_max_lag_secs)
             .finish()
     }
 }
@@ -639,6 +675,24 @@ mod tests {
     }
 
     const MINIMAL: &str = "db-uri = \"postgres://authenticator:pw@127.0.0.1:5432/app\"\n";
+
+    #[test]
+    fn replica_uris_are_a_list_of_uris_where_multi_host_uris_keep_their_commas() {
+        let c =
+            load(&format!("{MINIMAL}db-replica-uris = \"postgres://a@s1:5433/app, postgresql://a@h1:5432,h2:5432/app\"\n"), &[]).unwrap();
+        assert_eq!(c.db_replica_uris, ["postgres://a@s1:5433/app", "postgresql://a@h1:5432,h2:5432/app"]);
+        assert_eq!(c.db_replica_max_lag_secs, 5);
+        assert!(load(MINIMAL, &[]).unwrap().db_replica_uris.is_empty());
+        let c = load(MINIMAL, &[("CLERK_PROXY_DB_REPLICA_URIS", "postgres://a:hunter2@s1/app"), ("CLERK_PROXY_DB_REPLICA_MAX_LAG", "2")])
+            .unwrap();
+        assert_eq!((c.db_replica_uris.len(), c.db_replica_max_lag_secs), (1, 2));
+        assert!(!format!("{c:?}").contains("hunter2"), "replica passwords stay out of logs");
+        for wrong in ["host=s1 dbname=app", "s1:5433", "postgres://a@s1:5433/app?sslmode=bogus", "postgres://a@s1:notaport/app"] {
+            let e = load(&format!("{MINIMAL}db-replica-uris = \"{wrong}\"\n"), &[]).unwrap_err();
+            assert!(e.0.starts_with("db-replica-uris (test.conf line 2) must be comma-separated postgres:// URIs"), "{wrong}: {e}");
+        }
+        assert!(load(&format!("{MINIMAL}db-replica-max-lag = 0\n"), &[]).is_err());
+    }
 
     #[test]
     fn a_publishable_key_names_the_frontend_api() {

@@ -100,6 +100,12 @@ pub struct PoolOptions {
     pub jit: bool,
     /// `db-pre-request`, as the statement that calls it.
     pub pre_request: Option<String>,
+    /// Read the WAL position after each committed write (`Outcome::commit_lsn`):
+    /// on when reads may go to replicas, for read-your-writes.
+    pub commit_lsn: bool,
+    /// How long opening a connection may take (a standby's: then the
+    /// primary serves); None: the URI's `connect_timeout`, or none.
+    pub connect_timeout: Option<Duration>,
 }
 
 impl PoolOptions {
@@ -114,13 +120,18 @@ impl PoolOptions {
                 let function = name.split('.').map(crate::sql::ident).collect::<Vec<_>>().join(".");
                 format!("SELECT {function}()")
             }),
+            commit_lsn: !c.db_replica_uris.is_empty(),
+            connect_timeout: None,
         }
     }
 }
 
 impl Pool {
     pub fn new(db_uri: &str, options: PoolOptions) -> Result<Pool, String> {
-        let config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("db-uri is not a valid connection string: {e}"))?;
+        let mut config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("db-uri is not a valid connection string: {e}"))?;
+        if let (None, Some(timeout)) = (config.get_connect_timeout(), options.connect_timeout) {
+            config.connect_timeout(timeout);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("clerk-proxy-db")
@@ -161,10 +172,10 @@ impl Pool {
     /// A connection, waiting at most `db-pool-acquisition-timeout` for
     /// one (`wait` false: not at all; for `/metrics`, which must not queue
     /// behind requests).
-    async fn get(&self, wait: bool) -> Result<Pooled<'_>, ApiError> {
+    async fn get(&self, wait: bool) -> Result<Pooled<'_>, Failure> {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) if !wait => return Err(ApiError::unavailable("No free database connection", "every pooled connection is in use")),
+            Err(_) if !wait => return Err(ApiError::unavailable("No free database connection", "every pooled connection is in use").into()),
             Err(_) => {
                 metrics::count(&metrics::POOL_WAITS);
                 let wait = self.options.acquisition_timeout;
@@ -184,8 +195,10 @@ impl Pool {
         let client = match reused {
             Some(c) => c,
             None => {
-                let client =
-                    self.connect().await.map_err(|e| ApiError::unavailable("Could not connect to the database", &e.to_string()))?;
+                let client = self.connect().await.map_err(|e| Failure {
+                    error: ApiError::unavailable("Could not connect to the database", &error_text(&e)),
+                    server_unavailable: true,
+                })?;
                 metrics::count(&metrics::DB_CONNECTIONS_OPENED);
                 Conn::new(client, self.next_conn_id.fetch_add(1, Ordering::Relaxed))
             }
@@ -197,7 +210,8 @@ impl Pool {
             if self.cancelling.load(Ordering::Relaxed) {
                 return Err(ApiError::shutting_down(
                     "the request had not reached the database when server-shutdown-grace ran out; retry it",
-                ));
+                )
+                .into());
             }
             lent.insert(client.id, client.cancel.clone());
         }
@@ -332,14 +346,26 @@ impl Pool {
         statement: &Statement,
         finish: Finish,
     ) -> Result<Outcome, ApiError> {
+        self.attempt(ctx, read_only, statement, finish).await.map_err(|f| f.error)
+    }
+
+    /// `run_and`, telling apart a server that could not take the request
+    /// (which another server may answer) from an answer.
+    pub async fn attempt(
+        &self,
+        ctx: &RequestContext<'_>,
+        read_only: bool,
+        statement: &Statement,
+        finish: Finish,
+    ) -> Result<Outcome, Failure> {
         let conn = self.get(true).await?;
         self.run_on(conn, ctx, read_only, statement, finish).await
     }
 
     /// `run`, only if a connection is free right now (else 503 at once).
     pub async fn run_if_free(&self, ctx: &RequestContext<'_>, read_only: bool, statement: &Statement) -> Result<Outcome, ApiError> {
-        let conn = self.get(false).await?;
-        self.run_on(conn, ctx, read_only, statement, Finish::Commit).await
+        let conn = self.get(false).await.map_err(|f| f.error)?;
+        self.run_on(conn, ctx, read_only, statement, Finish::Commit).await.map_err(|f| f.error)
     }
 
     async fn run_on(
@@ -349,7 +375,7 @@ impl Pool {
         read_only: bool,
         statement: &Statement,
         finish: Finish,
-    ) -> Result<Outcome, ApiError> {
+    ) -> Result<Outcome, Failure> {
         let begin = if read_only { "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" } else { "BEGIN ISOLATION LEVEL READ COMMITTED" };
         let setup = self.setup.as_str();
         let timeout_ms = self.options.statement_timeout.map(|t| t.as_millis().to_string()).unwrap_or_default();
@@ -401,6 +427,15 @@ impl Pool {
             Finish::Rollback => Some("ROLLBACK"),
             Finish::CommitIf(_) => None,
         };
+        // The WAL position after a write's commit, for read-your-writes: any
+        // replica that has replayed it has the write.
+        let lsn_after_commit = self.options.commit_lsn && !read_only;
+        let commit_lsn = async {
+            match end {
+                Some("COMMIT") if lsn_after_commit => query(client, None, CURRENT_LSN_SQL, &[]).await.map(|rows| lsn_of(&rows)),
+                _ => Ok(None),
+            }
+        };
         let pipeline = async {
             tokio::join!(
                 client.batch_execute(begin),
@@ -414,6 +449,7 @@ impl Pool {
                         None => Ok(()),
                     }
                 },
+                commit_lsn,
             )
         };
         // PostgreSQL checks statement_timeout only where it checks for
@@ -423,7 +459,7 @@ impl Pool {
         // If this future is dropped before the answer (the client hung up),
         // the statement is cancelled rather than left to run (and commit).
         let in_flight = CancelOnDrop(Some(conn.client.as_ref().expect("present until drop").cancel.clone()));
-        let (begun, set_up, pre_requested, estimate, result, ended) = match statement_timeout {
+        let (begun, set_up, pre_requested, estimate, result, ended, committed_at) = match statement_timeout {
             None => pipeline.await,
             Some(limit) => match tokio::time::timeout(limit + DEADLINE_MARGIN, pipeline).await {
                 Ok(done) => done,
@@ -432,12 +468,13 @@ impl Pool {
                     let cancel = conn.client.as_ref().expect("present until drop").cancel.clone();
                     let _ = tokio::time::timeout(DEADLINE_MARGIN, cancel.cancel_query(NoTls)).await;
                     metrics::count(&metrics::DEADLINE_CANCELS);
-                    return Err(ApiError::statement_deadline(limit));
+                    return Err(ApiError::statement_deadline(limit).into());
                 }
             },
         };
         in_flight.disarm();
-        let db_error = |e: tokio_postgres::Error| self.api_error(&e, anonymous);
+        let db_error =
+            |e: tokio_postgres::Error| Failure { server_unavailable: server_unavailable(&e), error: self.api_error(&e, anonymous) };
         let outcome = (|| {
             begun.map_err(db_error)?;
             set_up.map_err(db_error)?;
@@ -451,14 +488,30 @@ impl Pool {
                 } else {
                     Some(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect::<Vec<_>>().join("\n"))
                 };
-                return Ok(Outcome { body, rows: 0, total: None, planned: None, response_headers: None, response_status: None });
+                return Ok(Outcome {
+                    body,
+                    rows: 0,
+                    total: None,
+                    planned: None,
+                    response_headers: None,
+                    response_status: None,
+                    commit_lsn: None,
+                });
             }
             let row = rows.first().ok_or_else(|| ApiError::internal("the statement returned no row"))?;
             let planned = estimate.as_deref().and_then(planned_rows);
             // API statements end with the `response.headers` and `response.status` a function set.
             let (response_headers, response_status) =
                 if row.len() >= 5 { (row.get::<_, Option<String>>(3), row.get::<_, Option<String>>(4)) } else { (None, None) };
-            Ok(Outcome { body: row.get(0), rows: row.get(1), total: row.get(2), planned, response_headers, response_status })
+            Ok(Outcome {
+                body: row.get(0),
+                rows: row.get(1),
+                total: row.get(2),
+                planned,
+                response_headers,
+                response_status,
+                commit_lsn: None,
+            })
         })();
         if let Finish::CommitIf(allowed) = finish {
             let rows = outcome.as_ref().map(|o| o.rows as u64).ok();
@@ -466,17 +519,23 @@ impl Pool {
             let not_one = allowed.exactly_one && rows.is_some_and(|r| r != 1);
             let total = outcome.as_ref().ok().and_then(|o| o.total);
             let past_end = allowed.offset_within_total.is_some_and(|offset| total.is_some_and(|t| offset > 0 && offset > t as u64));
-            client.batch_execute(if exceeded || not_one || past_end { "ROLLBACK" } else { "COMMIT" }).await.map_err(db_error)?;
+            let commit = !(exceeded || not_one || past_end);
+            client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }).await.map_err(db_error)?;
+            let committed_at = match commit && lsn_after_commit && outcome.is_ok() {
+                true => query(client, None, CURRENT_LSN_SQL, &[]).await.map(|rows| lsn_of(&rows)).map_err(db_error)?,
+                false => None,
+            };
             conn.clean = true;
             if exceeded {
                 let rows = outcome.map(|o| o.rows).unwrap_or_default();
-                return Err(ApiError::max_affected_exceeded(rows));
+                return Err(ApiError::max_affected_exceeded(rows).into());
             }
-            return outcome;
+            return outcome.map(|o| Outcome { commit_lsn: committed_at, ..o });
         }
         ended.map_err(db_error)?;
+        let committed_at = committed_at.map_err(db_error)?;
         conn.clean = true;
-        outcome
+        outcome.map(|o| Outcome { commit_lsn: committed_at, ..o })
     }
 }
 
@@ -755,6 +814,68 @@ pub struct Outcome {
     /// `response.headers` / `response.status` as a function set them.
     pub response_headers: Option<String>,
     pub response_status: Option<String>,
+    /// Where the primary's WAL was after this write committed
+    /// (`PoolOptions::commit_lsn`).
+    pub commit_lsn: Option<Lsn>,
+}
+
+/// Why a request's transaction did not give an answer.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: ApiError,
+    /// The server could not take the request (no connection, shutting
+    /// down, the connection lost, a standby cancelling for recovery): a
+    /// read-only request may run on another server instead.
+    pub server_unavailable: bool,
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Failure {
+        Failure { error, server_unavailable: false }
+    }
+}
+
+/// Errors that say the server, not the request, failed: the connection
+/// (class 08, or closed with no answer), shutdown and recovery (57P01–04),
+/// and on a standby 40001, its cancellation for a conflict with recovery
+/// (requests run READ COMMITTED, where nothing else raises it).
+fn server_unavailable(e: &tokio_postgres::Error) -> bool {
+    match e.code().map(SqlState::code) {
+        None => e.as_db_error().is_none(),
+        Some(code) => code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P04" | "40001"),
+    }
+}
+
+/// A position in the write-ahead log (`pg_lsn`), as PostgreSQL prints it:
+/// two hexadecimal halves, `16/B374D848`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Lsn(pub u64);
+
+impl std::str::FromStr for Lsn {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Lsn, ()> {
+        let (high, low) = text.split_once('/').ok_or(())?;
+        let half = |h: &str| match h.len() {
+            1..=8 if h.bytes().all(|b| b.is_ascii_hexdigit()) => u32::from_str_radix(h, 16).map_err(|_| ()),
+            _ => Err(()),
+        };
+        Ok(Lsn((u64::from(half(high)?) << 32) | u64::from(half(low)?)))
+    }
+}
+
+impl std::fmt::Display for Lsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+/// The primary's WAL insert position: at or past the end of every commit
+/// record already written (with `synchronous_commit = off` too).
+const CURRENT_LSN_SQL: &str = "SELECT pg_current_wal_insert_lsn()::text";
+
+/// The `pg_lsn` text in the first column of the first row.
+fn lsn_of(rows: &[tokio_postgres::Row]) -> Option<Lsn> {
+    rows.first()?.try_get::<_, Option<String>>(0).ok()??.parse().ok()
 }
 
 /// A pooled connection and the statements prepared on it.

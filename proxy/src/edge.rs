@@ -12,6 +12,8 @@ use std::net::IpAddr;
 const ALLOW_METHODS: &str = "GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD";
 const EXPOSE_HEADERS: &str =
     "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit";
+/// With `db-replica-uris`, pages also read the read-your-writes header.
+const EXPOSE_HEADERS_WITH_READ_AFTER: &str = "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit, Clerk-Read-After";
 const MAX_AGE: &str = "86400";
 
 /// `server-cors-allowed-origins`: empty, any origin (`*`, never with
@@ -19,6 +21,8 @@ const MAX_AGE: &str = "86400";
 #[derive(Debug, Clone, Default)]
 pub struct Cors {
     allowed: Vec<String>,
+    /// Expose `Clerk-Read-After` too (reads may go to replicas).
+    read_after: bool,
 }
 
 /// What `Access-Control-Allow-Origin` says to one origin.
@@ -30,7 +34,12 @@ enum Grant<'a> {
 
 impl Cors {
     pub fn new(allowed: Vec<String>) -> Cors {
-        Cors { allowed }
+        Cors { allowed, read_after: false }
+    }
+
+    /// Pages may read `Clerk-Read-After` (`db-replica-uris` is set).
+    pub fn exposing_read_after(self) -> Cors {
+        Cors { read_after: true, ..self }
     }
 
     fn grant<'a>(&self, origin: &'a str) -> Option<Grant<'a>> {
@@ -85,7 +94,8 @@ impl Cors {
     pub fn decorate(&self, origin: Option<&str>, response: &mut Response<Vec<u8>>) {
         let Some(grant) = origin.and_then(|o| self.grant(o)) else { return };
         set_origin(response, &grant);
-        response.headers_mut().insert("access-control-expose-headers", HeaderValue::from_static(EXPOSE_HEADERS));
+        let expose = if self.read_after { EXPOSE_HEADERS_WITH_READ_AFTER } else { EXPOSE_HEADERS };
+        response.headers_mut().insert("access-control-expose-headers", HeaderValue::from_static(expose));
     }
 }
 

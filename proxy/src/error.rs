@@ -445,6 +445,15 @@ impl ApiError {
         )
     }
 
+    /// 400 PGRST100: `Clerk-Read-After` is not what a write's response sent.
+    pub fn invalid_read_after(value: &str) -> ApiError {
+        ApiError::bad_request(
+            "PGRST100",
+            format!("Invalid Clerk-Read-After header: {value}"),
+            Some("expected a WAL position such as 16/B374D848, as a write's response sends it in Clerk-Read-After".into()),
+        )
+    }
+
     /// 400 PGRST100: the HTTP request itself is malformed.
     pub fn malformed_http(details: &str) -> ApiError {
         ApiError::bad_request("PGRST100", "Malformed HTTP request".into(), Some(details.into()))

@@ -1,7 +1,7 @@
 //! clerk-proxy: verifies Clerk session JWTs and serves a PostgREST-compatible
 //! API over PostgreSQL. One module per stage of a request, in its order:
 //! `config` (once, at start-up) → `auth` → `request` → `plan` (against the
-//! `schema` cache) → `sql` → `db` → `response`; `api` runs a request through
+//! `schema` cache) → `sql` → `db` (on the server `replicas` picks) → `response`; `api` runs a request through
 //! them; `admin` answers operational endpoints, `metrics`, `access_log` and `limits` watch and bound the traffic; `webhooks` takes Clerk's events; `sync` sends customer metadata back to Clerk.
 
 // ApiError is the whole catalogue entry (status, code, message, details,
@@ -24,6 +24,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod plan;
+pub mod replicas;
 pub mod request;
 pub mod response;
 pub mod schema;

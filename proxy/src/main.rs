@@ -358,7 +358,7 @@ fn exit_when_drained(grace: Duration, state: &api::State) {
         log::info!("shutdown: no request in flight, exiting");
         std::process::exit(0);
     }
-    let cancelled = state.pool.cancel_lent(Duration::from_millis(500));
+    let cancelled = state.pool.cancel_lent(Duration::from_millis(500)) + state.replicas.cancel_lent(Duration::from_millis(500));
     wait_until_drained(Instant::now() + CANCELLED_ANSWER_WAIT);
     log::warn!(
         "shutdown: grace period over with {running} requests running: {cancelled} statements cancelled (rolled back), {} requests cut",
@@ -449,7 +449,9 @@ fn start(config: &Config) -> Result<Arc<api::State>, String> {
     }
     let options = api::ApiOptions::from_config(config);
     let limits = limits::RateLimits::from_config(config);
-    Ok(Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool, webhooks, options, limits }))
+    let replicas = Arc::new(clerk_proxy::replicas::Replicas::from_config(config).map_err(|e| format!("configuration error: {e}"))?);
+    replicas.watch(&pool);
+    Ok(Arc::new(api::State { authenticator, schema: std::sync::RwLock::new(Arc::new(schema)), pool, replicas, webhooks, options, limits }))
 }
 
 /// Starts the background work and the listeners; returns only on exit.

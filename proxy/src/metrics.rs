@@ -55,6 +55,11 @@ pub static WEBHOOK_DUPLICATE: AtomicU64 = AtomicU64::new(0);
 pub static WEBHOOK_REJECTED: AtomicU64 = AtomicU64::new(0);
 pub static WEBHOOK_FAILED: AtomicU64 = AtomicU64::new(0);
 
+/// Read-only requests a standby answered, and those it could not take
+/// (then the primary answered).
+pub static REPLICA_READS: AtomicU64 = AtomicU64::new(0);
+pub static REPLICA_FALLBACKS: AtomicU64 = AtomicU64::new(0);
+
 /// Verified-token cache lookups, and JWKS refetches (unknown `kid`).
 pub static JWT_CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 pub static JWT_CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
@@ -92,7 +97,7 @@ pub fn observe_request(route: &str, status: u16, elapsed: Duration) {
 }
 
 /// The pool at scrape time.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStats {
     pub max: usize,
     pub in_use: usize,
@@ -109,7 +114,21 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// `outbox`: (state, rows) pairs, when the database answered.
-pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
+/// One standby (`db-replica-uris`) as its last check found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaReport {
+    /// `host:port`
+    pub label: String,
+    /// serving, lagging, down or not_standby
+    pub state: &'static str,
+    /// Behind the primary, when it is a standby that answers.
+    pub lag_seconds: Option<f64>,
+    /// Why it is down.
+    pub error: Option<String>,
+    pub pool: PoolStats,
+}
+
+pub fn render(pool: PoolStats, replicas: &[ReplicaReport], outbox: Option<&[(String, i64)]>) -> String {
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::new();
 
@@ -200,6 +219,39 @@ pub fn render(pool: PoolStats, outbox: Option<&[(String, i64)]>) -> String {
     header(&mut out, "clerk_proxy_db_connections_opened_total", "counter", "Database connections opened by the pool.");
     let _ = writeln!(out, "clerk_proxy_db_connections_opened_total {}", load(&DB_CONNECTIONS_OPENED));
 
+    if !replicas.is_empty() {
+        header(
+            &mut out,
+            "clerk_proxy_replica_serving",
+            "gauge",
+            "1 when the standby serves reads (answers, in recovery, within db-replica-max-lag).",
+        );
+        for r in replicas {
+            let _ = writeln!(out, "clerk_proxy_replica_serving{{replica=\"{}\"}} {}", label(&r.label), u8::from(r.state == "serving"));
+        }
+        header(&mut out, "clerk_proxy_replica_lag_seconds", "gauge", "How far the standby's replay is behind the primary's WAL.");
+        for r in replicas {
+            if let Some(lag) = r.lag_seconds {
+                let _ = writeln!(out, "clerk_proxy_replica_lag_seconds{{replica=\"{}\"}} {lag}", label(&r.label));
+            }
+        }
+        header(&mut out, "clerk_proxy_replica_pool_connections", "gauge", "Each standby's pooled connections by state.");
+        for r in replicas {
+            for (state, n) in [("in_use", r.pool.in_use), ("idle", r.pool.idle)] {
+                let _ = writeln!(out, "clerk_proxy_replica_pool_connections{{replica=\"{}\",state=\"{state}\"}} {n}", label(&r.label));
+            }
+        }
+        header(&mut out, "clerk_proxy_replica_reads_total", "counter", "Read-only requests answered by a standby.");
+        let _ = writeln!(out, "clerk_proxy_replica_reads_total {}", load(&REPLICA_READS));
+        header(
+            &mut out,
+            "clerk_proxy_replica_fallbacks_total",
+            "counter",
+            "Reads a standby could not take (unreachable, shutting down, recovery conflict), answered by the primary.",
+        );
+        let _ = writeln!(out, "clerk_proxy_replica_fallbacks_total {}", load(&REPLICA_FALLBACKS));
+    }
+
     header(&mut out, "clerk_proxy_jwt_cache_total", "counter", "Verified-token cache lookups by result (a miss verifies the signature).");
     for (result, counter) in [("hit", &JWT_CACHE_HITS), ("miss", &JWT_CACHE_MISSES)] {
         let _ = writeln!(out, "clerk_proxy_jwt_cache_total{{result=\"{result}\"}} {}", load(counter));
@@ -249,13 +301,34 @@ mod tests {
 
     #[test]
     fn prometheus_text() {
-        let text = render(PoolStats { max: 4, in_use: 1, idle: 2 }, Some(&[("pending".into(), 2), ("dead".into(), 1)]));
+        let text = render(PoolStats { max: 4, in_use: 1, idle: 2 }, &[], Some(&[("pending".into(), 2), ("dead".into(), 1)]));
         assert!(text.contains("clerk_metadata_outbox_rows{state=\"pending\"} 2\n"));
         assert!(text.contains("clerk_metadata_outbox_rows{state=\"delivered\"} 0\n"));
         assert!(text.contains("# TYPE clerk_metadata_sync_calls_total counter\n"));
         assert!(text.contains("clerk_proxy_db_pool_connections{state=\"in_use\"} 1\nclerk_proxy_db_pool_connections{state=\"idle\"} 2\n"));
         assert!(text.contains("clerk_proxy_db_pool_max_connections 4\n"));
-        assert!(!render(PoolStats::default(), None).contains("outbox_rows"));
+        assert!(!render(PoolStats::default(), &[], None).contains("outbox_rows"));
+        assert!(!text.contains("replica"), "no standby, no replica series");
+        let standby = |state, lag| ReplicaReport {
+            label: "10.0.0.2:5432".into(),
+            state,
+            lag_seconds: lag,
+            error: None,
+            pool: PoolStats { max: 4, in_use: 3, idle: 1 },
+        };
+        let text = render(
+            PoolStats::default(),
+            &[standby("serving", Some(0.5)), ReplicaReport { label: "10.0.0.3:5432".into(), ..standby("down", None) }],
+            None,
+        );
+        assert!(
+            text.contains(
+                "clerk_proxy_replica_serving{replica=\"10.0.0.2:5432\"} 1\nclerk_proxy_replica_serving{replica=\"10.0.0.3:5432\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("clerk_proxy_replica_lag_seconds{replica=\"10.0.0.2:5432\"} 0.5\n# "), "a down standby has no lag: {text}");
+        assert!(text.contains("clerk_proxy_replica_pool_connections{replica=\"10.0.0.2:5432\",state=\"in_use\"} 3\n"));
     }
 
     #[test]
@@ -265,7 +338,7 @@ mod tests {
         observe_request("metrics_test_a", 200, Duration::from_millis(30));
         observe_request("metrics_test_a", 404, Duration::from_secs(20));
         observe_request("metrics_test \"b\"", 500, Duration::from_millis(2));
-        let text = render(PoolStats::default(), None);
+        let text = render(PoolStats::default(), &[], None);
         assert!(text.contains("clerk_proxy_http_requests_total{route=\"metrics_test_a\",status=\"200\"} 2\n"), "{text}");
         assert!(text.contains("clerk_proxy_http_requests_total{route=\"metrics_test_a\",status=\"404\"} 1\n"));
         assert!(text.contains("clerk_proxy_http_requests_total{route=\"metrics_test \\\"b\\\"\",status=\"500\"} 1\n"));

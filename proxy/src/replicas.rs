@@ -1,0 +1,321 @@
+//! Stage 5, which server: read-only transactions go to hot standbys
+//! (`db-replica-uris`), everything else to the primary (`db-uri`).
+//!
+//! A standby serves reads while it answers, is in recovery and is at most
+//! `db-replica-max-lag` behind. Lag is measured against the primary's own
+//! WAL positions, sampled every `CHECK_INTERVAL`: a standby is as far
+//! behind as the oldest sample it has not replayed yet. An idle primary
+//! then means no lag (its position does not move), and a standby whose WAL
+//! receiver is cut off lags more with every write on the primary, which
+//! `pg_last_xact_replay_timestamp()` alone tells apart from neither.
+//!
+//! Read-your-writes: a write's response carries `Clerk-Read-After`, the
+//! primary's WAL position after its commit; a read that sends it back runs
+//! on a standby known to have replayed that far, else on the primary.
+
+use crate::db::{Failure, Finish, Lsn, Outcome, Pool, PoolOptions, RequestContext};
+use crate::error::ApiError;
+use crate::metrics::ReplicaReport;
+use crate::sql::Statement;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage, SimpleQueryRow};
+
+/// The header a write's response carries and a later read may send back.
+pub const READ_AFTER_HEADER: &str = "clerk-read-after";
+
+/// How often the primary's position and each standby's are read.
+const CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// A check (connection included) that takes longer marks the standby down.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Connecting to a standby for a request: past this, the primary serves it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The standbys, in `db-replica-uris` order; empty: every request runs on the primary.
+pub struct Replicas {
+    members: Vec<Replica>,
+    max_lag: Duration,
+    next: AtomicUsize,
+}
+
+pub struct Replica {
+    /// `host:port` from its URI (no credentials): for `/ready` and `/metrics`.
+    pub label: String,
+    pub pool: Pool,
+    health: Mutex<Health>,
+}
+
+/// What the last check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Not reachable, or no answer within `CHECK_TIMEOUT` (or not checked yet).
+    Down { reason: String },
+    /// Reachable but not in recovery (a promoted standby): never read from,
+    /// its data may have parted from the primary's.
+    NotStandby,
+    /// A standby that has replayed WAL up to `replayed`.
+    Standby { replayed: Lsn, lag: Duration },
+}
+
+/// Where a request's transaction runs.
+#[derive(Clone, Copy)]
+pub enum Server<'a> {
+    Primary,
+    Replica(&'a Replica),
+}
+
+impl Replicas {
+    pub fn from_config(config: &crate::config::Config) -> Result<Replicas, String> {
+        let options = PoolOptions { commit_lsn: false, connect_timeout: Some(CONNECT_TIMEOUT), ..PoolOptions::from_config(config) };
+        let members = config
+            .db_replica_uris
+            .iter()
+            .map(|uri| {
+                let pool = Pool::new(uri, options.clone()).map_err(|e| format!("db-replica-uris: {e}"))?;
+                Ok(Replica { label: label(&pool.config()), pool, health: Mutex::new(Health::Down { reason: "not checked yet".into() }) })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Replicas { members, max_lag: Duration::from_secs(config.db_replica_max_lag_secs), next: AtomicUsize::new(0) })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn members(&self) -> &[Replica] {
+        &self.members
+    }
+
+    /// Where a transaction runs: a write on the primary; a read on the
+    /// next standby (round robin) that serves reads and, given `after`,
+    /// has replayed that far; else on the primary.
+    pub fn route(&self, read_only: bool, after: Option<Lsn>) -> Server<'_> {
+        if !read_only || self.members.is_empty() {
+            return Server::Primary;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..self.members.len())
+            .map(|i| &self.members[(start + i) % self.members.len()])
+            .find(|r| r.serves(self.max_lag, after))
+            .map_or(Server::Primary, Server::Replica)
+    }
+
+    /// Runs a request's transaction where `route` says; a standby that
+    /// cannot take it is marked down and the primary runs it instead
+    /// (a read-only transaction has nothing to undo).
+    pub async fn run(
+        &self,
+        primary: &Pool,
+        ctx: &RequestContext<'_>,
+        read_only: bool,
+        after: Option<Lsn>,
+        statement: &Statement,
+        finish: Finish,
+    ) -> Result<Outcome, ApiError> {
+        if let Server::Replica(replica) = self.route(read_only, after) {
+            match replica.pool.attempt(ctx, read_only, statement, finish).await {
+                Err(Failure { server_unavailable: true, error }) => {
+                    log::warn!("replica {}: {}; reads go to the primary until it checks healthy", replica.label, error.message);
+                    replica.set(Health::Down { reason: error.message.clone() });
+                    crate::metrics::count(&crate::metrics::REPLICA_FALLBACKS);
+                }
+                served => {
+                    crate::metrics::count(&crate::metrics::REPLICA_READS);
+                    return served.map_err(|f| f.error);
+                }
+            }
+        }
+        primary.run_and(ctx, read_only, statement, finish).await
+    }
+
+    /// Checks the primary's position and every standby's, every
+    /// `CHECK_INTERVAL`, on `primary`'s background runtime.
+    pub fn watch(self: &Arc<Self>, primary: &Pool) {
+        if self.members.is_empty() {
+            return;
+        }
+        let replicas = Arc::downgrade(self);
+        let primary_config = primary.config();
+        let configs: Vec<_> = self.members.iter().map(|r| r.pool.config()).collect();
+        primary.runtime().spawn(async move {
+            let mut history = History::default();
+            let mut primary_client: Option<Client> = None;
+            let mut clients: Vec<Option<Client>> = configs.iter().map(|_| None).collect();
+            loop {
+                // Primary first: a standby checked after it can only look less behind.
+                if let Ok(Some(position)) = checked(&primary_config, &mut primary_client, PRIMARY_SQL, |row| row.get(0)?.parse().ok()).await
+                {
+                    history.record(Instant::now(), position);
+                }
+                let Some(replicas) = replicas.upgrade() else { return };
+                for ((replica, config), client) in replicas.members.iter().zip(&configs).zip(clients.iter_mut()) {
+                    let state = |row: &SimpleQueryRow| Some((row.get(0)? == "t", row.get(1).map(str::to_owned)));
+                    let health = match checked(config, client, STANDBY_SQL, state).await {
+                        Err(reason) => Health::Down { reason },
+                        Ok(Some((false, _))) => Health::NotStandby,
+                        Ok(Some((true, Some(replayed)))) => match replayed.parse() {
+                            Ok(replayed) => Health::Standby { replayed, lag: history.lag(Instant::now(), replayed) },
+                            Err(()) => Health::Down { reason: format!("unreadable replay position {replayed}") },
+                        },
+                        Ok(_) => Health::Down { reason: "no WAL replayed yet".into() },
+                    };
+                    replica.set(health);
+                }
+                drop(replicas);
+                tokio::time::sleep(CHECK_INTERVAL).await;
+            }
+        });
+    }
+
+    /// Asks each standby to cancel what it runs for requests (shutdown).
+    pub fn cancel_lent(&self, timeout: Duration) -> usize {
+        self.members.iter().map(|r| r.pool.cancel_lent(timeout)).sum()
+    }
+
+    /// Each standby as its last check found it, for `/ready` and `/metrics`.
+    pub fn reports(&self) -> Vec<ReplicaReport> {
+        self.members
+            .iter()
+            .map(|r| {
+                let (state, lag_seconds, error) = match r.health() {
+                    Health::Standby { lag, .. } if lag <= self.max_lag => ("serving", Some(lag.as_secs_f64()), None),
+                    Health::Standby { lag, .. } => ("lagging", Some(lag.as_secs_f64()), None),
+                    Health::NotStandby => ("not_standby", None, Some("not in recovery (promoted?): not read from".to_owned())),
+                    Health::Down { reason } => ("down", None, Some(reason)),
+                };
+                ReplicaReport { label: r.label.clone(), state, lag_seconds, error, pool: r.pool.stats() }
+            })
+            .collect()
+    }
+}
+
+impl Replica {
+    pub fn health(&self) -> Health {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, health: Health) {
+        *self.health.lock().unwrap_or_else(|p| p.into_inner()) = health;
+    }
+
+    fn serves(&self, max_lag: Duration, after: Option<Lsn>) -> bool {
+        match self.health() {
+            Health::Standby { replayed, lag } => lag <= max_lag && after.is_none_or(|a| replayed >= a),
+            Health::Down { .. } | Health::NotStandby => false,
+        }
+    }
+}
+
+const PRIMARY_SQL: &str = "SELECT pg_current_wal_lsn()::text";
+const STANDBY_SQL: &str = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text";
+
+/// Runs `sql` on the check connection `client` (opened again when closed),
+/// within `CHECK_TIMEOUT`, and reads its first row with `read`. The simple
+/// protocol: it holds behind a pooler in transaction mode too.
+async fn checked<T>(
+    config: &tokio_postgres::Config,
+    client: &mut Option<Client>,
+    sql: &str,
+    read: impl Fn(&SimpleQueryRow) -> Option<T>,
+) -> Result<Option<T>, String> {
+    let attempt = async {
+        if client.as_ref().is_none_or(Client::is_closed) {
+            let (c, connection) = config.connect(NoTls).await.map_err(|e| format!("cannot connect: {e}"))?;
+            tokio::spawn(connection);
+            *client = Some(c);
+        }
+        let messages = client.as_ref().expect("just opened").simple_query(sql).await.map_err(|e| e.to_string())?;
+        Ok(messages
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .and_then(read))
+    };
+    let result = tokio::time::timeout(CHECK_TIMEOUT, attempt)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())));
+    if result.is_err() {
+        *client = None;
+    }
+    result
+}
+
+/// The primary's recent WAL positions, oldest first, for `lag`.
+#[derive(Default)]
+struct History(VecDeque<(Instant, Lsn)>);
+
+/// Samples kept: a lag longer than this many intervals reads as this long
+/// (well past any sensible `db-replica-max-lag`).
+const HISTORY_SAMPLES: usize = 2 * 3600;
+
+impl History {
+    fn record(&mut self, at: Instant, position: Lsn) {
+        // Only positions that moved matter: the oldest unreplayed one dates the lag.
+        if self.0.back().is_none_or(|(_, last)| position > *last) {
+            self.0.push_back((at, position));
+            if self.0.len() > HISTORY_SAMPLES {
+                self.0.pop_front();
+            }
+        }
+    }
+
+    /// How long ago the primary first had WAL that `replayed` does not
+    /// reach: zero when it has replayed the newest position sampled.
+    fn lag(&self, now: Instant, replayed: Lsn) -> Duration {
+        self.0.iter().find(|(_, position)| *position > replayed).map_or(Duration::ZERO, |(at, _)| now.saturating_duration_since(*at))
+    }
+}
+
+/// `host:port` of a connection's first host, never its credentials.
+fn label(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    format!("{host}:{}", config.get_ports().first().copied().unwrap_or(5432))
+}
+
+/// A request's `Clerk-Read-After` value: 400 when it is not a WAL position.
+pub fn read_after(value: Option<&str>) -> Result<Option<Lsn>, ApiError> {
+    value.map(|v| v.trim().parse().map_err(|()| ApiError::invalid_read_after(v))).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lsn(text: &str) -> Lsn {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn wal_positions_read_and_print_as_postgres_does() {
+        assert_eq!(lsn("16/B374D848"), Lsn((0x16 << 32) | 0xB374D848));
+        assert_eq!(lsn("0/0").to_string(), "0/0");
+        assert_eq!(lsn("16/b374d848").to_string(), "16/B374D848");
+        assert!(lsn("1/0") > lsn("0/FFFFFFFF"));
+        for wrong in ["", "0", "/1", "1/", "1/2/3", "G/1", "123456789/0", " 0/1", "+1/1", "-1/1"] {
+            assert!(wrong.parse::<Lsn>().is_err(), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn lag_dates_from_the_oldest_position_not_replayed() {
+        let t0 = Instant::now();
+        let mut h = History::default();
+        h.record(t0, lsn("0/100"));
+        h.record(t0 + Duration::from_secs(1), lsn("0/100")); // idle: not a new sample
+        h.record(t0 + Duration::from_secs(2), lsn("0/200"));
+        h.record(t0 + Duration::from_secs(3), lsn("0/300"));
+        let now = t0 + Duration::from_secs(10);
+        assert_eq!(h.lag(now, lsn("0/300")), Duration::ZERO, "caught up with an idle primary: no lag, however old the sample");
+        assert_eq!(h.lag(now, lsn("0/250")), Duration::from_secs(7));
+        assert_eq!(h.lag(now, lsn("0/100")), Duration::from_secs(8));
+        assert_eq!(h.lag(now, lsn("0/50")), Duration::from_secs(10));
+    }
+}
