@@ -269,9 +269,17 @@ fn reads_go_to_a_hot_standby_writes_to_the_primary_and_a_stopped_standby_costs_n
 
     // Read-your-writes: replay paused, so the standby cannot have the write.
     standby.pause_replay(DB);
-    let (status, head, rows) =
-        call(port, "POST", "/cart", Some(&reader), &[("Prefer", "return=representation")], Some(&json!({"product_id": 1, "quantity": 2})));
+    let (status, head, rows) = call(
+        port,
+        "POST",
+        "/cart",
+        Some(&reader),
+        &[("Prefer", "return=representation"), ("Origin", "https://shop.example")],
+        Some(&json!({"product_id": 1, "quantity": 2})),
+    );
     assert_eq!(status, 201, "{rows}");
+    let exposed = head_value(&head, "access-control-expose-headers").unwrap_or_default();
+    assert!(exposed.ends_with(", Clerk-Read-After"), "a page may read it: {exposed}");
     let after =
         head_value(&head, "clerk-read-after").unwrap_or_else(|| panic!("a write's answer names its WAL position: {head}")).to_owned();
     let seen = |headers: &[(&str, &str)]| call(port, "GET", "/rpc/cart_as_seen", Some(&reader), headers, None).2;
