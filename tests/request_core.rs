@@ -110,6 +110,13 @@ fn request_jwt_claims_carry_the_role_as_postgrest_sets_them() {
     let bearer = format!("Bearer {token}");
     let user = claims(&[("Authorization", &bearer)]);
     assert_eq!((&user["sub"], &user["role"]), (&json!("user_2core"), &json!("authenticated")));
+    // A token's own role claim that is not the role it runs as (no
+    // jwt-role-claim-key here) never reaches SQL: policies reading
+    // `auth.jwt()->>'role'` see the role the request has.
+    let forged =
+        sign_hs256(&json!({"sub": "user_2core", "sid": "sess_core", "iat": t, "exp": t + 60, "role": "postgres"}), SECRET.as_bytes());
+    let user = claims(&[("Authorization", &format!("Bearer {forged}"))]);
+    assert_eq!((&user["sub"], &user["role"]), (&json!("user_2core"), &json!("authenticated")), "{user}");
 }
 
 // PostgREST's bug report: `POST /rpc/get_username_and_status?status=neq.ONLINE`

@@ -493,7 +493,16 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
 fn claims_json(caller: &Caller) -> String {
     match caller {
         Caller::Anonymous { role } => json!({ "role": role }).to_string(),
-        Caller::User { claims, claims_json, .. } if claims.contains_key("role") => claims_json.to_string(),
+        Caller::User { claims, claims_json, role, .. } if claims.get("role").and_then(Value::as_str) == Some(role.as_str()) => {
+            claims_json.to_string()
+        }
+        // A token's own `role` claim that is not the role it runs as (no
+        // `jwt-role-claim-key`, or staff): the role run as replaces it.
+        Caller::User { claims, role, .. } if claims.contains_key("role") => {
+            let mut claims = (**claims).clone();
+            claims.insert("role".into(), Value::String(role.clone()));
+            Value::Object(claims).to_string()
+        }
         // The verified (cached) JSON with the role put in front: no re-encoding.
         Caller::User { claims_json, role, .. } => match claims_json.strip_prefix('{').filter(|rest| *rest != "}") {
             Some(rest) => format!("{{\"role\":{},{rest}", Value::String(role.clone())),

@@ -414,6 +414,13 @@ impl Config {
 
         let db_anon_role = text("db-anon-role");
         let db_staff_role = text("db-staff-role");
+        if let (Some(_), Some(r)) = (&db_staff_role, raw.get("jwt-role-claim-key").filter(|r| !r.value.is_empty())) {
+            return Err(bad(
+                "jwt-role-claim-key",
+                r,
+                "unset when db-staff-role is set: both choose the database role (a role claim, or the staff rule); keep one",
+            ));
+        }
         let mut db_allowed_roles = match list("db-allowed-roles") {
             roles if roles.is_empty() => std::iter::once("authenticated".to_owned()).chain(db_anon_role.clone()).collect(),
             roles => roles,
@@ -675,6 +682,14 @@ mod tests {
     }
 
     const MINIMAL: &str = "db-uri = \"postgres://authenticator:pw@127.0.0.1:5432/app\"\n";
+
+    #[test]
+    fn a_role_claim_key_and_a_staff_role_are_not_both_set() {
+        let e = load(&format!("{MINIMAL}db-staff-role = \"clerk_staff\"\njwt-role-claim-key = \".role\"\n"), &[]).unwrap_err();
+        assert!(e.0.starts_with("jwt-role-claim-key (test.conf line 3) must be unset when db-staff-role is set"), "{e}");
+        assert!(load(&format!("{MINIMAL}db-staff-role = \"clerk_staff\"\n"), &[]).is_ok());
+        assert!(load(&format!("{MINIMAL}jwt-role-claim-key = \".role\"\n"), &[]).is_ok());
+    }
 
     #[test]
     fn replica_uris_are_a_list_of_uris_where_multi_host_uris_keep_their_commas() {

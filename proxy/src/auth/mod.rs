@@ -47,9 +47,8 @@ pub struct Authenticator {
     last_fetch: Mutex<Instant>,
     refresh_interval: std::time::Duration,
     cache: TokenCache,
-    role_claim_key: Option<role::ClaimPath>,
-    /// `db-staff-role`: who runs as it.
-    staff: Option<StaffRule>,
+    /// How a verified token's database role is chosen.
+    role_source: RoleSource,
     anon_role: Option<String>,
     /// `db-allowed-roles`: what a token's role may be.
     allowed_roles: Vec<String>,
@@ -106,9 +105,11 @@ impl Authenticator {
             accept_jwt_templates: config.clerk_accept_jwt_templates,
             max_lifetime_secs: config.clerk_max_token_lifetime_secs,
         };
-        let role_claim_key = match &config.jwt_role_claim_key {
-            Some(key) => Some(role::ClaimPath::parse(key).map_err(|e| ConfigError(format!("jwt-role-claim-key: {e}")))?),
-            None => None,
+        // The configuration refuses both keys at once (`Config::from_raw`).
+        let role_source = match (&config.jwt_role_claim_key, &config.db_staff_role) {
+            (Some(key), _) => RoleSource::Claim(role::ClaimPath::parse(key).map_err(|e| ConfigError(format!("jwt-role-claim-key: {e}")))?),
+            (None, Some(role)) => RoleSource::Staff(StaffRule { role: role.clone(), staff_org: config.clerk_staff_org.clone() }),
+            (None, None) => RoleSource::Authenticated,
         };
         Ok(Authenticator {
             verifier: RwLock::new(Arc::new(Verifier::new(all_keys, rules.clone()))),
@@ -118,8 +119,7 @@ impl Authenticator {
             last_fetch: Mutex::new(Instant::now()),
             refresh_interval: Duration::from_secs(config.clerk_jwks_refresh_interval_secs),
             cache: TokenCache::new(config.jwt_cache_max_entries as usize),
-            role_claim_key,
-            staff: config.db_staff_role.clone().map(|role| StaffRule { role, staff_org: config.clerk_staff_org.clone() }),
+            role_source,
             anon_role: config.db_anon_role.clone(),
             allowed_roles: config.db_allowed_roles.clone(),
             publishable_key: config.clerk_publishable_key.clone(),
@@ -204,16 +204,26 @@ impl Authenticator {
                 self.cache.insert(token, claims)
             }
         };
-        let role = match (&self.role_claim_key, &self.staff) {
-            (Some(path), _) => path.lookup(&claims).map_err(AuthError::BadRoleClaim)?,
-            (None, Some(staff)) if staff.is_staff(&claims) => staff.role.clone(),
-            (None, _) => "authenticated".to_owned(),
+        let role = match &self.role_source {
+            RoleSource::Claim(path) => path.lookup(&claims).map_err(AuthError::BadRoleClaim)?,
+            RoleSource::Staff(staff) if staff.is_staff(&claims) => staff.role.clone(),
+            RoleSource::Staff(_) | RoleSource::Authenticated => "authenticated".to_owned(),
         };
         if !self.allowed_roles.contains(&role) {
             return Err(AuthError::RoleNotAllowed(role));
         }
         Ok(Caller::User { role, claims, claims_json, credential })
     }
+}
+
+/// Where a verified token's database role comes from.
+enum RoleSource {
+    /// `jwt-role-claim-key`: the claim at that path (PostgREST's way).
+    Claim(role::ClaimPath),
+    /// `db-staff-role`: staff run as it, everyone else as `authenticated`.
+    Staff(StaffRule),
+    /// Neither: every verified token runs as `authenticated`.
+    Authenticated,
 }
 
 /// Who runs as `db-staff-role`: a token that says its holder is staff the
