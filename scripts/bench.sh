@@ -30,3 +30,6 @@ for orders in 10000 1000000; do
   LOAD_SHOP_ORDERS=$orders LOAD_WORKLOADS="B C" LOAD_CONCURRENCY=${LOAD_SHOP_CONCURRENCY:-"8 32"} \
     LOAD_OUT="$ROOT/target/bench/load_shop_$orders.md" "$ROOT/benches/load.sh"
 done
+
+say "beyond one machine: a read-heavy mix with a hot standby and through PgBouncer (benches/scale.sh)"
+"$ROOT/benches/scale.sh"

@@ -7,7 +7,10 @@
 -- SQLSTATEs (so clerk-proxy answers with that status), a message for
 -- people and a stable machine-readable code in DETAIL.
 
-CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Every function here pins its search_path (public, then pg_temp last), so
+-- the caller's search_path cannot put other tables or functions in the way.
+CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
     NEW.updated_at := now();
     RETURN NEW;
@@ -31,7 +34,8 @@ $triggers$;
 -- from a sequence (unique under any concurrency; a rolled-back insert
 -- leaves a gap), year of the order's creation in UTC. Always assigned
 -- here: a client cannot choose its own.
-CREATE OR REPLACE FUNCTION assign_order_number() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION assign_order_number() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
     NEW.order_number := clerk_order_number(
         extract(year FROM NEW.created_at AT TIME ZONE 'UTC')::integer, nextval('order_number_seq'));
@@ -205,6 +209,14 @@ BEGIN
     IF me IS NULL THEN
         RAISE EXCEPTION 'sign in to redeem a coupon' USING ERRCODE = 'PT401', DETAIL = 'not_signed_in';
     END IF;
+    -- One attempt per user at a time: without this, N parallel calls all
+    -- count the same failures and all go on to try a code. The lock is
+    -- held until this transaction ends, and a failure is committed (over
+    -- dblink) before the failing call raises and rolls back, so the next
+    -- waiter's count (a new snapshot: the proxy's transactions are READ
+    -- COMMITTED) includes it. Waiters beyond lock_timeout (004) give up
+    -- with 55P03 before trying any code.
+    PERFORM pg_advisory_xact_lock(hashtextextended('pg_clerk coupon_failures ' || me, 0));
     SELECT s.coupon_failure_limit, s.coupon_failure_window INTO lim, win FROM shop_settings s;
     IF (SELECT count(*) FROM coupon_redemption_failures f WHERE f.user_id = me AND f.failed_at > now() - win) >= lim THEN
         RAISE EXCEPTION 'too many failed coupon attempts; try again later' USING ERRCODE = 'PT429',
@@ -495,15 +507,27 @@ $audit$;
 -- reviewer's own paid order containing the product), `order_id` must be one
 -- of the reviewer's orders, and `is_approved` changes only with the
 -- reviews:moderate permission; an author's edit of the text goes back to
--- moderation. The owner's own maintenance (GDPR erasure, imports) is trusted.
+-- moderation. A moderator changes nothing but `is_approved` on someone
+-- else's review: the rating, title, comment and order stay the author's
+-- (42501 review_content_not_yours). The owner's own maintenance (GDPR
+-- erasure, imports) is trusted.
 CREATE OR REPLACE FUNCTION review_guard() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
     moderator boolean;
+    -- Columns that are not the author's words: moderation, and what the
+    -- triggers compute.
+    not_content constant text[] := ARRAY['is_approved', 'is_verified_purchase', 'updated_at'];
 BEGIN
     IF current_user = (SELECT relowner::regrole::name FROM pg_class WHERE oid = TG_RELID)
        OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         RETURN NEW;
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.user_id IS DISTINCT FROM current_clerk_user()
+       AND to_jsonb(NEW) - not_content IS DISTINCT FROM to_jsonb(OLD) - not_content THEN
+        RAISE EXCEPTION 'only the author may change a review''s rating, title, comment or order; a moderator may only set is_approved'
+            USING ERRCODE = '42501', DETAIL = 'review_content_not_yours',
+                  HINT = 'send is_approved alone to approve or withdraw the review';
     END IF;
     moderator := has_permission('reviews:moderate');
     IF NEW.order_id IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.order_id IS DISTINCT FROM OLD.order_id)
@@ -553,11 +577,45 @@ CREATE OR REPLACE TRIGGER cart_require_active_product BEFORE INSERT OR UPDATE OF
 CREATE OR REPLACE TRIGGER wishlist_require_active_product BEFORE INSERT OR UPDATE OF product_id ON wishlist
     FOR EACH ROW EXECUTE FUNCTION require_active_product();
 
+-- A cart holds at most shop_settings.max_cart_lines lines (default 100):
+-- place_order locks and copies every line in one request, and distinct
+-- selected_attributes make new lines, so an unbounded cart made each
+-- place_order hold a pooled connection for seconds. An insert beyond the
+-- cap is 409 PT409 cart_full, unless it names a line the cart already
+-- has (an upsert that only updates it). Inserts into one user's cart
+-- take turns (a transaction-scoped lock), so concurrent ones cannot all
+-- pass the count at max_cart_lines - 1. The owner's own maintenance
+-- (imports: many users' lines in one transaction) is trusted, as in
+-- review_guard; the caller is the role the session switched to (the
+-- `role` setting, which SECURITY DEFINER does not change), else the login role.
+CREATE OR REPLACE FUNCTION limit_cart_lines() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    caller  name := CASE current_setting('role') WHEN 'none' THEN session_user ELSE current_setting('role') END;
+    lim     integer;
+BEGIN
+    IF pg_has_role(caller, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
+        RETURN NEW;
+    END IF;
+    lim := (SELECT s.max_cart_lines FROM shop_settings s);
+    PERFORM pg_advisory_xact_lock(hashtextextended('pg_clerk cart ' || NEW.user_id, 0));
+    IF (SELECT count(*) FROM (SELECT FROM cart c WHERE c.user_id = NEW.user_id LIMIT lim) n) >= lim
+       AND NOT EXISTS (SELECT FROM cart c WHERE c.user_id = NEW.user_id AND c.product_id = NEW.product_id
+                          AND c.selected_attributes IS NOT DISTINCT FROM NEW.selected_attributes) THEN
+        RAISE EXCEPTION 'your cart is full (at most % lines): order or remove some lines first', lim
+            USING ERRCODE = 'PT409', DETAIL = 'cart_full';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER cart_size_limit BEFORE INSERT ON cart
+    FOR EACH ROW EXECUTE FUNCTION limit_cart_lines();
+
 -- projects.created_by is who created the project, not a member's claim
 -- (there is no column grant for it either, 004_security.sql). The owner's
 -- own maintenance (imports, GDPR erasure) is trusted.
 CREATE OR REPLACE FUNCTION project_guard() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
     IF current_user = (SELECT relowner::regrole::name FROM pg_class WHERE oid = TG_RELID)
        OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN

@@ -8,12 +8,17 @@ GRANT USAGE ON SCHEMA public TO anon, authenticated;
 -- Time a request may take, per role, in this database: clerk-proxy applies
 -- a role's own settings to each of its requests (as PostgREST does), so an
 -- anonymous caller cannot hold a connection for long with an expensive
--- read (an embed fanning out over a large table, say).
+-- read (an embed fanning out over a large table, say). lock_timeout: a
+-- request queued behind another's row locks (place_order's FOR UPDATE,
+-- the per-user locks of the cart and of redeem_coupon) gives up after 2 s
+-- (55P03) instead of holding a pooled connection until statement_timeout.
 DO $$
 BEGIN
     EXECUTE format('ALTER ROLE anon IN DATABASE %I SET statement_timeout = %L', current_database(), '3s');
     EXECUTE format('ALTER ROLE authenticated IN DATABASE %I SET statement_timeout = %L', current_database(), '8s');
     EXECUTE format('ALTER ROLE clerk_staff IN DATABASE %I SET statement_timeout = %L', current_database(), '8s');
+    EXECUTE format('ALTER ROLE authenticated IN DATABASE %I SET lock_timeout = %L', current_database(), '2s');
+    EXECUTE format('ALTER ROLE clerk_staff IN DATABASE %I SET lock_timeout = %L', current_database(), '2s');
 END
 $$;
 -- The proxy has verified the token before the transaction starts; the
@@ -21,6 +26,22 @@ $$;
 -- would answer with the extension's configuration errors). A role that
 -- uses verified mode directly is granted EXECUTE by name.
 REVOKE EXECUTE ON FUNCTION clerk_authenticate(text) FROM PUBLIC, anon, authenticated;
+-- The extension's setup helpers are the DBA's (this file runs them as a
+-- superuser): as RPCs they only answered "must be owner" or described
+-- tables to anyone. Nothing is granted back to the API roles. (The
+-- identity functions, the id types' functions and the pure business and
+-- HMAC functions the triggers and views use stay public.)
+REVOKE EXECUTE ON FUNCTION clerk_apply_policies(regclass, name, text), clerk_owner_condition(regclass, name, regtype, text),
+    clerk_enable_rls(regclass, name), clerk_enable_org_rls(regclass, name), clerk_random_bytes(integer)
+    FROM PUBLIC, anon, authenticated;
+-- No temporary objects for anyone but the owner and superusers: the API
+-- roles have no use for them, so none can sit in pg_temp waiting for a
+-- function whose search_path is not pinned (those of sql/ all are).
+DO $$
+BEGIN
+    EXECUTE format('REVOKE TEMP ON DATABASE %I FROM PUBLIC', current_database());
+END
+$$;
 
 -- The catalogue: everyone reads (active products); products:write may
 -- do anything. Policies are permissive, so a row passes if any allows it.

@@ -92,7 +92,7 @@ HAVING count(DISTINCT u.user_id) >= (SELECT min_group_size FROM analytics_privat
 -- the view.
 CREATE OR REPLACE FUNCTION analytics_publish(source regclass, user_column name DEFAULT 'user_id',
                                              keep name[] DEFAULT '{}') RETURNS text
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
     view_name text := (SELECT relname FROM pg_class WHERE oid = source);
     cols text[] := '{}';

@@ -63,8 +63,14 @@ fn pem_path() -> String {
 
 /// A proxy on `database()`, networkless (the PEM key), plus `extra` lines.
 fn proxy_with(extra: &str, admin_port: u16) -> (Running, u16) {
+    proxy_choosing_roles("db-staff-role = \"clerk_staff\"\nclerk-staff-org = \"org_2secStaff\"", extra, admin_port)
+}
+
+/// `roles`: how a token's database role is chosen (the staff rule, or
+/// `jwt-role-claim-key`: not both).
+fn proxy_choosing_roles(roles: &str, extra: &str, admin_port: u16) -> (Running, u16) {
     start_proxy(&format!(
-        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\ndb-staff-role = \"clerk_staff\"\nclerk-staff-org = \"org_2secStaff\"\nclerk-public-key = \"@{}\"\nclerk-issuer = \"{ISSUER}\"\n\
+        "db-uri = \"{}\"\ndb-anon-role = \"anon\"\n{roles}\nclerk-public-key = \"@{}\"\nclerk-issuer = \"{ISSUER}\"\n\
          clerk-authorized-parties = \"{PARTY}\"\nclerk-clock-skew = 0\nadmin-server-port = {admin_port}\n{extra}",
         database(),
         pem_path()
@@ -171,7 +177,7 @@ fn a_statement_that_outlasts_the_timeout_is_cancelled_by_the_proxy_and_rolled_ba
 // 4. Role claims cannot reach internal roles.
 #[test]
 fn a_role_claim_reaches_only_allowed_roles() {
-    let (_running, port) = proxy_with("jwt-role-claim-key = \".role\"", free_port());
+    let (_running, port) = proxy_choosing_roles("jwt-role-claim-key = \".role\"", "", free_port());
     let internal = ["clerk_webhook", "clerk_sync", "bi_reader", "authenticator", "postgres"];
     for role in internal {
         let t = token(ALICE, json!({"role": role}));

@@ -78,6 +78,30 @@ BEGIN;
 SELECT regress.act_as('{"sub": "user_hd1"}');
 SELECT order_id, discount_amount FROM redeem_coupon('HDREAL', 9681);
 ROLLBACK;
+-- One user's attempts take turns (a lock held until the transaction
+-- ends), so parallel calls cannot all count the same failures and all try
+-- a code (60 parallel calls tried 16 codes against a cap of 10). While
+-- user_hd1's attempt is open here, another of theirs, on a second
+-- connection, waits and gives up at its lock_timeout, before trying any
+-- code; another user's does not wait. (The second attempt names another
+-- of user_hd1's orders, so no row lock is in its way.)
+INSERT INTO orders (order_id, user_id, billing_name, billing_email, billing_address, subtotal, total_amount) VALUES
+    (9683, 'user_hd1', 'H', 'h@example.com', '{}', 10, 10);
+SELECT format('dbname=%s user=%s host=%s port=%s', current_database(), current_user,
+              btrim(split_part(current_setting('unix_socket_directories'), ',', 1)), current_setting('port')) AS dsn \gset
+BEGIN;
+SELECT regress.act_as('{"sub": "user_hd1"}');
+SELECT order_id, discount_amount FROM redeem_coupon('HDREAL', 9681);
+RESET ROLE;
+SELECT who, result FROM (VALUES ('user_hd1'), ('user_hd2')) v(who),
+  LATERAL shop_private.dblink(:'dsn', format($q$SET lock_timeout = '300ms';
+      SELECT set_config('request.jwt.claims', '{"sub": "%s"}', false);
+      SET ROLE authenticated;
+      SELECT regress.error_of('SELECT redeem_coupon(''NOPE'', %s)')$q$,
+      who, CASE who WHEN 'user_hd1' THEN 9683 ELSE 9682 END)) AS t(result text);
+ROLLBACK;
+DELETE FROM orders WHERE order_id = 9683;
+SELECT count(*) AS failures_counted FROM coupon_redemption_failures WHERE user_id = 'user_hd1' AND failed_at > now() - interval '10 minutes';
 -- The limit and the window are settings.
 UPDATE coupon_redemption_failures SET failed_at = now() WHERE user_id = 'user_hd1';
 UPDATE shop_settings SET coupon_failure_limit = 20;
@@ -94,3 +118,39 @@ DELETE FROM coupon_redemption_failures WHERE user_id = 'user_hd1';
 DELETE FROM orders WHERE order_id IN (9681, 9682);
 DELETE FROM coupons WHERE code = 'HDREAL';
 DELETE FROM products WHERE product_id IN (9681, 9682);
+
+-- The extension's setup helpers are the DBA's: not executable by the API
+-- roles (POST /rpc/clerk_apply_policies answered "must be owner", and
+-- clerk_owner_condition described tables to anyone). The identity
+-- functions stay callable.
+SELECT f, has_function_privilege('anon', f, 'EXECUTE') AS anon, has_function_privilege('authenticated', f, 'EXECUTE') AS authenticated,
+       has_function_privilege('clerk_staff', f, 'EXECUTE') AS clerk_staff
+  FROM unnest(ARRAY['clerk_apply_policies(regclass,name,text)', 'clerk_owner_condition(regclass,name,regtype,text)',
+                    'clerk_enable_rls(regclass,name)', 'clerk_enable_org_rls(regclass,name)', 'clerk_random_bytes(integer)',
+                    'clerk_authenticate(text)', 'current_clerk_user()', 'current_clerk_org()']) f;
+BEGIN;
+SET LOCAL ROLE anon;
+SELECT regress.error_of($$SELECT clerk_apply_policies('cart', 'x', 'true')$$) AS anon_apply_policies;
+ROLLBACK;
+BEGIN;
+SELECT regress.act_as('{"sub": "user_hd1"}');
+SELECT regress.error_of($$SELECT clerk_owner_condition('cart', 'user_id', 'clerk_user_id', 'current_clerk_user()')$$) AS probe_columns,
+       regress.error_of($$SELECT clerk_enable_rls('cart', 'product_id')$$) AS enable_rls;
+ROLLBACK;
+
+-- The schema's trigger and SECURITY DEFINER functions pin their
+-- search_path (none listed), and only the owner makes temporary objects,
+-- so no caller's search_path or pg_temp can stand in for the schema's
+-- tables or functions.
+SELECT p.oid::regprocedure AS unpinned FROM pg_proc p
+ WHERE p.pronamespace::regnamespace::text IN ('public', 'analytics', 'analytics_private', 'shop_private')
+   AND (p.prosecdef OR p.prorettype = 'trigger'::regtype)
+   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+   AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+ ORDER BY 1;
+SELECT r AS role, has_database_privilege(r, current_database(), 'TEMP') AS temp
+  FROM unnest(ARRAY['anon', 'authenticated', 'clerk_staff', 'authenticator', 'bi_reader', 'clerk_webhook', 'clerk_sync']) r;
+BEGIN;
+SELECT regress.act_as('{"sub": "user_hd1"}');
+SELECT regress.error_of($$CREATE TEMP TABLE cart (i int)$$) AS temp_table;
+ROLLBACK;

@@ -77,3 +77,37 @@ BEGIN;
 SELECT regress.act_as('{"sub": "user_x", "permissions": ["products:write"]}');
 WITH u AS (UPDATE products SET price = price WHERE slug LIKE 'po-%' RETURNING 1) SELECT count(*) AS token_permission_updated FROM u;
 ROLLBACK;
+
+-- Carts are bounded. The attack: distinct selected_attributes make new
+-- lines (288k lines in 24 POSTs), and each place_order then locked and
+-- copied all of them, holding a pooled connection for seconds. A cart
+-- holds at most shop_settings.max_cart_lines lines (100), a variant at
+-- most 2 kB of JSON.
+BEGIN;
+SELECT regress.act_as('{"sub": "user_p3"}');
+SELECT product_id AS mug FROM products WHERE slug = 'po-mug' \gset
+INSERT INTO cart (product_id, selected_attributes) SELECT :mug, jsonb_build_object('n', g) FROM generate_series(1, 100) g;
+SELECT regress.error_of(format($$INSERT INTO cart (product_id, selected_attributes) VALUES (%s, '{"n": 101}')$$, :mug)) AS line_101,
+       regress.error_of(format($$INSERT INTO cart (product_id, selected_attributes)
+                                 SELECT %s, jsonb_build_object('m', g) FROM generate_series(1, 1000) g$$, :mug)) AS bulk;
+-- Upserting a line the cart already has is no new line; removing one makes room.
+INSERT INTO cart (product_id, quantity, selected_attributes) VALUES (:mug, 3, '{"n": 1}')
+    ON CONFLICT (user_id, product_id, selected_attributes) DO UPDATE SET quantity = EXCLUDED.quantity;
+DELETE FROM cart WHERE selected_attributes = '{"n": 100}';
+INSERT INTO cart (product_id, selected_attributes) VALUES (:mug, '{"n": 101}');
+SELECT count(*) AS cart_lines, sum(quantity) AS items FROM cart;
+ROLLBACK;
+BEGIN;
+SELECT regress.act_as('{"sub": "user_p3"}');
+SELECT regress.error_of(format($$INSERT INTO cart (product_id, selected_attributes) VALUES (%s, %L)$$,
+                               :mug, jsonb_build_object('note', repeat('x', 2000)))) AS variant_2kb,
+       regress.error_of(format($$INSERT INTO cart (product_id, selected_attributes) VALUES (%s, %L)$$,
+                               :mug, jsonb_build_object('note', repeat('x', 2100)))) AS variant_over_2kb,
+       regress.error_of($$UPDATE cart SET selected_attributes = jsonb_build_object('note', repeat('y', 5000))$$) AS grow_variant;
+ROLLBACK;
+-- The API roles wait at most 2 s for a lock (the proxy applies a role's
+-- settings to each request), so requests queued behind another's
+-- FOR UPDATE give up instead of holding connections until statement_timeout.
+SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+ WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND r.rolname IN ('anon', 'authenticated', 'clerk_staff') ORDER BY r.rolname;

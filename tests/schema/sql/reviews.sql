@@ -39,3 +39,28 @@ SELECT regress.act_as('{"sub": "user_r2"}');
 UPDATE product_reviews SET is_approved = true, title = 'pwned' WHERE user_id = 'user_r1';
 COMMIT;
 SELECT user_id, title, is_approved FROM product_reviews WHERE product_id = 9101 ORDER BY user_id;
+
+-- A moderator approves or withdraws someone else's review and changes
+-- nothing else: the rating, title, comment and order stay the author's.
+-- The attack: PATCH /product_reviews?user_id=eq.user_r1 with new text and
+-- is_approved true, publishing words the author never wrote.
+BEGIN;
+SELECT regress.act_as('{"sub": "user_r9", "metadata": {"role": "manager"}}');
+SELECT t, regress.error_of(stmt) AS result FROM (VALUES
+    ('rewrite and publish', $$UPDATE product_reviews SET rating = 5, title = 'great', comment = 'love it', is_approved = true WHERE user_id = 'user_r1'$$),
+    ('edit the comment',    $$UPDATE product_reviews SET comment = 'edited by staff' WHERE user_id = 'user_r1' AND product_id = 9101$$),
+    ('change the rating',   $$UPDATE product_reviews SET rating = 1 WHERE user_id = 'user_r1' AND product_id = 9102$$),
+    ('detach the order',    $$UPDATE product_reviews SET order_id = NULL WHERE user_id = 'user_r1' AND product_id = 9101$$)
+  ) v(t, stmt);
+-- Approval alone, or with the author's text sent back unchanged, is moderation.
+UPDATE product_reviews SET is_approved = true WHERE user_id = 'user_r1' AND product_id = 9101;
+UPDATE product_reviews SET is_approved = true, title = title, rating = rating WHERE user_id = 'user_r1' AND product_id = 9102;
+UPDATE product_reviews SET is_approved = false WHERE user_id = 'user_r1' AND product_id = 9102;
+COMMIT;
+SELECT product_id, rating, title, comment, is_approved FROM product_reviews WHERE user_id = 'user_r1' ORDER BY product_id;
+-- The author still edits their own review, which goes back to moderation.
+BEGIN;
+SELECT regress.act_as('{"sub": "user_r1"}');
+UPDATE product_reviews SET rating = 4, comment = 'Great, a bit small' WHERE product_id = 9101;
+SELECT product_id, rating, comment, is_approved FROM product_reviews WHERE product_id = 9101;
+COMMIT;
