@@ -208,10 +208,25 @@ impl Standby {
     fn resume_replay(&self, db: &str) {
         self.query(db, "SELECT pg_wal_replay_resume()");
     }
+
+    fn postmaster(&self) -> libc::pid_t {
+        let pid = std::fs::read_to_string(self.data.join("postmaster.pid")).expect("a running standby");
+        pid.lines().next().unwrap().trim().parse().unwrap()
+    }
+
+    /// SIGSTOP / SIGCONT to the postmaster alone: the sessions it has keep
+    /// answering, a new connection hangs in its login.
+    fn freeze_postmaster(&self, frozen: bool) {
+        // SAFETY: kill(2) with the pid of a postmaster this test started.
+        unsafe { libc::kill(self.postmaster(), if frozen { libc::SIGSTOP } else { libc::SIGCONT }) };
+    }
 }
 
 impl Drop for Standby {
     fn drop(&mut self) {
+        if self.data.join("postmaster.pid").exists() {
+            self.freeze_postmaster(false);
+        }
         let _ = as_owner(&pg_tool("pg_ctl")).args(["-w", "-m", "immediate", "-D"]).arg(&self.data).arg("stop").output();
         let _ = self.data.parent().map(std::fs::remove_dir_all);
     }
@@ -291,8 +306,22 @@ fn reads_go_to_a_hot_standby_writes_to_the_primary_and_a_stopped_standby_costs_n
     });
     let (status, _, error) = call(port, "GET", "/rpc/cart_as_seen", Some(&reader), &[("Clerk-Read-After", "yesterday")], None);
     assert_eq!((status, &error["code"]), (400, &json!("PGRST100")), "{error}");
-    // Reads never carry the header.
+    // Only what may have written says where the WAL was (it tells the
+    // cluster's write activity): not reads, not calls of STABLE functions.
     assert!(head_value(&call(port, "GET", "/cart", Some(&reader), &[], None).1, "clerk-read-after").is_none());
+    let (status, head, _) = call(port, "POST", "/rpc/cart_as_seen", Some(&reader), &[], Some(&json!({})));
+    assert_eq!(status, 200);
+    assert!(head_value(&head, "clerk-read-after").is_none(), "{head}");
+    // Anonymous requests have no writes to wait for: the header does not steer them to the primary.
+    let (_, _, by_standby) = call(port, "GET", "/rpc/served_by_standby", None, &[("Clerk-Read-After", "FFFFFFFF/FFFFFFFF")], None);
+    assert_eq!(by_standby, json!(true));
+    // A committed write whose WAL position cannot be read is still answered as committed.
+    admin_execute(DB, "REVOKE EXECUTE ON FUNCTION pg_current_wal_insert_lsn() FROM PUBLIC");
+    let (status, head, rows) =
+        call(port, "POST", "/cart", Some(&reader), &[("Prefer", "return=representation")], Some(&json!({"product_id": 3})));
+    admin_execute(DB, "GRANT EXECUTE ON FUNCTION pg_current_wal_insert_lsn() TO PUBLIC");
+    assert_eq!((status, rows[0]["product_id"].as_i64()), (201, Some(3)), "{rows}");
+    assert!(head_value(&head, "clerk-read-after").is_none(), "{head}");
 
     // A lagging standby is skipped: a proxy allowing 1 s of lag.
     let (_strict, strict_port, strict_admin) = proxy_with_standby(&db_uri, &standby, DB, 1);
@@ -350,6 +379,30 @@ fn reads_go_to_a_hot_standby_writes_to_the_primary_and_a_stopped_standby_costs_n
     let metrics = http(admin, "GET", "/metrics", &[], None).2;
     let sample = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0);
     assert!(sample("clerk_proxy_replica_reads_total") > 0.0, "{metrics}");
+
+    // A standby that answers on the sessions it has but can take no new
+    // one (its postmaster hangs): the pool's sessions ended, the proxy's
+    // new connection gives up after 2 s, the primary answers, and the
+    // standby stays out (its next check needs a new connection too)
+    // until the postmaster runs again.
+    wait_until("the standby to serve again", Duration::from_secs(15), || replica_state(admin) == "serving");
+    standby.query(DB, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'authenticator' AND query NOT LIKE 'SELECT pg_is_in_recovery()%'");
+    standby.freeze_postmaster(true);
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        let one = Instant::now();
+        let (status, _, body) = call(port, "GET", "/rpc/served_by_standby", None, &[], None);
+        answers.push((status, body, one.elapsed()));
+    }
+    let total = started.elapsed();
+    standby.freeze_postmaster(false);
+    assert!(answers.iter().all(|(status, body, _)| *status == 200 && *body == json!(false)), "{answers:?}");
+    assert!(answers.iter().all(|(_, _, took)| *took < Duration::from_secs(3)), "no read waits for a hung standby past 2 s: {answers:?}");
+    assert!(total < Duration::from_secs(6), "only the first read waited: {total:?} for 10");
+    wait_until("the thawed standby to serve reads again", Duration::from_secs(15), || {
+        call(port, "GET", "/rpc/served_by_standby", None, &[], None).2 == json!(true)
+    });
 }
 
 // ---- PgBouncer in transaction mode
@@ -598,7 +651,7 @@ impl Balancer {
                 "global\n  maxconn 2000\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 20s\n  timeout server 20s\n\
                  retries 3\n  option redispatch 1\n  retry-on conn-failure empty-response\n\n\
                  frontend api\n  bind 127.0.0.1:{port}\n  default_backend proxies\n\n\
-                 backend proxies\n  balance roundrobin\n  option httpchk GET /ready\n  http-check expect status 200\n{servers}"
+                 backend proxies\n  balance roundrobin\n  http-request disable-l7-retry if !METH_GET\n  option httpchk GET /ready\n  http-check expect status 200\n{servers}"
             ),
         )
         .unwrap();

@@ -72,6 +72,9 @@ pub struct ApiOptions {
     pub trusted_proxies: edge::TrustedProxies,
     /// Each exposed schema's `search_path`: itself, then `db-extra-search-path`.
     pub search_paths: std::collections::HashMap<String, String>,
+    /// The proxy's own statements (webhooks, `/metrics`): the first
+    /// schema's, never what a pooled session was left with.
+    pub own_search_path: String,
 }
 
 impl ApiOptions {
@@ -90,6 +93,7 @@ impl ApiOptions {
             },
             trusted_proxies: edge::TrustedProxies::new(c.server_trusted_proxies.clone(), c.server_trusted_proxy_header),
             search_paths: c.db_schemas.iter().map(|s| (s.clone(), search_path(s, &c.db_extra_search_path))).collect(),
+            own_search_path: search_path(c.db_schemas.first().map_or("public", String::as_str), &c.db_extra_search_path),
         }
     }
 
@@ -204,7 +208,7 @@ pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>>
             cookies: "{}",
             role_settings: None,
             anonymous: false,
-            search_path: "",
+            search_path: &state.options.own_search_path,
             timezone: "",
             api: false,
         };
@@ -246,7 +250,7 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
         cookies: "{}",
         role_settings: None,
         anonymous: false,
-        search_path: "",
+        search_path: &state.options.own_search_path,
         timezone: "",
         api: false,
     };
@@ -312,10 +316,15 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
         timezone: api.prefer.timezone.as_deref().unwrap_or(""),
         api: true,
     };
-    let read_after = replicas::read_after(req.header(replicas::READ_AFTER_HEADER))?;
+    // Anonymous requests have no writes of their own to wait for: their
+    // reads are not steered to the primary by the header.
+    let read_after = replicas::read_after(req.header(replicas::READ_AFTER_HEADER))?.filter(|_| !ctx.anonymous);
     let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
     let mut result = state.replicas.run(&state.pool, &ctx, prepared.read_only, read_after, &prepared.statement, prepared.finish).await?;
-    let commit_lsn = result.commit_lsn.take();
+    // Only a request that may have written says where the WAL was: the
+    // position tells the cluster's write activity, which a read (or a call
+    // of a function that cannot write) has no reason to learn.
+    let commit_lsn = result.commit_lsn.take().filter(|_| prepared.may_write && (result.rows > 0 || prepared.is_call));
     result.total = match api.prefer.count.filter(|_| matches!(prepared.answer, Answer::Rows { .. })) {
         // Counted up to the limit and more rows: the planner's figure, or
         // unknown where it would see through RLS (`sql::read`).
@@ -361,6 +370,9 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
 struct Prepared {
     statement: sql::Statement,
     read_only: bool,
+    /// A write, or a call of a VOLATILE function (others cannot write).
+    may_write: bool,
+    is_call: bool,
     finish: Finish,
     answer: Answer,
     /// `Preference-Applied`
@@ -391,6 +403,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
     };
     // An upsert's resolution is applied when there is a key to match on.
     let mut resolution_applied = false;
+    let mut volatile_call = false;
     let (statement, read_only, answer) = match &api.action {
         Action::Options { .. } => unreachable!("OPTIONS is answered before the request is read"),
         Action::OpenApi { .. } => {
@@ -420,6 +433,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
                 CallMethod::Read { .. } => plan::CallArgs::Query(std::mem::take(&mut q.rpc_args)),
             };
             let call = plan::call(schema, function, &args)?;
+            volatile_call = call.function.volatile;
             // Every function's result is read as a relation, as PostgREST does.
             bound_rows(&mut q, api.range, options.max_rows);
             let asked = match api.format {
@@ -441,6 +455,8 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
         return Ok(Prepared {
             statement: sql::explain(statement, &plan),
             read_only,
+            may_write: false,
+            is_call: false,
             finish: Finish::Rollback,
             answer,
             applied: Vec::new(),
@@ -485,7 +501,9 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
     .into_iter()
     .flatten()
     .collect();
-    Ok(Prepared { statement, read_only, finish, answer, applied })
+    let is_call = matches!(api.action, Action::Call { .. });
+    let may_write = !read_only && (matches!(answer, Answer::Written { .. }) || volatile_call);
+    Ok(Prepared { statement, read_only, may_write, is_call, finish, answer, applied })
 }
 
 /// `request.jwt.claims` as PostgREST sets it: the claims carry the role

@@ -103,9 +103,11 @@ pub struct PoolOptions {
     /// Read the WAL position after each committed write (`Outcome::commit_lsn`):
     /// on when reads may go to replicas, for read-your-writes.
     pub commit_lsn: bool,
-    /// How long opening a connection may take (a standby's: then the
-    /// primary serves); None: the URI's `connect_timeout`, or none.
-    pub connect_timeout: Option<Duration>,
+    /// How long opening a connection may take, login included (the
+    /// driver's own `connect_timeout` covers only the TCP connect): the
+    /// primary's is `db-pool-acquisition-timeout`, a standby's shorter,
+    /// so that the primary serves instead.
+    pub connect_timeout: Duration,
 }
 
 impl PoolOptions {
@@ -121,17 +123,14 @@ impl PoolOptions {
                 format!("SELECT {function}()")
             }),
             commit_lsn: !c.db_replica_uris.is_empty(),
-            connect_timeout: None,
+            connect_timeout: Duration::from_secs(c.db_pool_acquisition_timeout_secs),
         }
     }
 }
 
 impl Pool {
     pub fn new(db_uri: &str, options: PoolOptions) -> Result<Pool, String> {
-        let mut config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("db-uri is not a valid connection string: {e}"))?;
-        if let (None, Some(timeout)) = (config.get_connect_timeout(), options.connect_timeout) {
-            config.connect_timeout(timeout);
-        }
+        let config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("db-uri is not a valid connection string: {e}"))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("clerk-proxy-db")
@@ -159,8 +158,14 @@ impl Pool {
     /// load section). Pingora's runtime stays work-stealing: its no-steal
     /// mode (a single-threaded runtime per thread) measured 15% more CPU a
     /// request, as every client socket stays with the thread that accepted it.
-    async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(NoTls).await?;
+    /// A server that accepts the TCP connection but never finishes the
+    /// login (a stopped postmaster) fails it after `connect_timeout`.
+    async fn connect(&self) -> Result<Client, String> {
+        let timeout = self.options.connect_timeout;
+        let (client, connection) = tokio::time::timeout(timeout, self.config.connect(NoTls))
+            .await
+            .map_err(|_| format!("no connection within {} ms", timeout.as_millis()))?
+            .map_err(|e| error_text(&e))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 log::warn!("database connection closed: {e}");
@@ -183,7 +188,8 @@ impl Pool {
                     .await
                     .map_err(|_| {
                         metrics::count(&metrics::POOL_TIMEOUTS);
-                        ApiError::pool_timeout(wait.as_secs())
+                        // Every connection busy that long: another server may take it.
+                        Failure { error: ApiError::pool_timeout(wait.as_secs()), server_unavailable: true }
                     })?
                     .expect("the semaphore is never closed")
             }
@@ -196,7 +202,7 @@ impl Pool {
             Some(c) => c,
             None => {
                 let client = self.connect().await.map_err(|e| Failure {
-                    error: ApiError::unavailable("Could not connect to the database", &error_text(&e)),
+                    error: ApiError::unavailable("Could not connect to the database", &e),
                     server_unavailable: true,
                 })?;
                 metrics::count(&metrics::DB_CONNECTIONS_OPENED);
@@ -278,16 +284,17 @@ impl Pool {
 
     /// A probe connection that fails (ended by a restart, or by
     /// `pg_terminate_backend`) is replaced once before the answer counts.
+    /// `db-uri` on a standby is not ready: every write would fail.
     async fn ping_on(&self, probe: &mut Option<Client>) -> Result<(), String> {
         if let Some(client) = probe.as_ref().filter(|c| !c.is_closed()) {
-            if client.simple_query("SELECT 1").await.is_ok() {
-                return Ok(());
+            if let Ok(recovering) = in_recovery(client).await {
+                return writable(recovering);
             }
         }
-        let client = self.connect().await.map_err(|e| format!("cannot connect: {}", error_text(&e)))?;
-        client.simple_query("SELECT 1").await.map_err(|e| error_text(&e))?;
+        let client = self.connect().await.map_err(|e| format!("cannot connect: {e}"))?;
+        let recovering = in_recovery(&client).await?;
         *probe = Some(client);
-        Ok(())
+        writable(recovering)
     }
 
     /// Which of `roles` are superusers or bypass row-level security (at
@@ -432,7 +439,7 @@ impl Pool {
         let lsn_after_commit = self.options.commit_lsn && !read_only;
         let commit_lsn = async {
             match end {
-                Some("COMMIT") if lsn_after_commit => query(client, None, CURRENT_LSN_SQL, &[]).await.map(|rows| lsn_of(&rows)),
+                Some("COMMIT") if lsn_after_commit => query(client, None, CURRENT_LSN_SQL, &[]).await.map(Some),
                 _ => Ok(None),
             }
         };
@@ -522,7 +529,7 @@ impl Pool {
             let commit = !(exceeded || not_one || past_end);
             client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }).await.map_err(db_error)?;
             let committed_at = match commit && lsn_after_commit && outcome.is_ok() {
-                true => query(client, None, CURRENT_LSN_SQL, &[]).await.map(|rows| lsn_of(&rows)).map_err(db_error)?,
+                true => after_commit(query(client, None, CURRENT_LSN_SQL, &[]).await.map(Some)),
                 false => None,
             };
             conn.clean = true;
@@ -533,7 +540,7 @@ impl Pool {
             return outcome.map(|o| Outcome { commit_lsn: committed_at, ..o });
         }
         ended.map_err(db_error)?;
-        let committed_at = committed_at.map_err(db_error)?;
+        let committed_at = after_commit(committed_at);
         conn.clean = true;
         outcome.map(|o| Outcome { commit_lsn: committed_at, ..o })
     }
@@ -587,9 +594,21 @@ impl Drop for CancelOnDrop {
 /// a statement itself (and how long it gives the cancel request).
 const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
+async fn in_recovery(client: &Client) -> Result<bool, String> {
+    let answer = client.simple_query("SELECT pg_is_in_recovery()").await.map_err(|e| error_text(&e))?;
+    Ok(answer.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t"))))
+}
+
+fn writable(in_recovery: bool) -> Result<(), String> {
+    match in_recovery {
+        true => Err("db-uri is a standby (in recovery): every write would fail; point db-uri at the primary".into()),
+        false => Ok(()),
+    }
+}
+
 /// An error's text, with the server's message for a database error
 /// (whose Display is only "db error").
-fn error_text(e: &tokio_postgres::Error) -> String {
+pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
         None => e.to_string(),
@@ -873,9 +892,18 @@ impl std::fmt::Display for Lsn {
 /// record already written (with `synchronous_commit = off` too).
 const CURRENT_LSN_SQL: &str = "SELECT pg_current_wal_insert_lsn()::text";
 
-/// The `pg_lsn` text in the first column of the first row.
-fn lsn_of(rows: &[tokio_postgres::Row]) -> Option<Lsn> {
-    rows.first()?.try_get::<_, Option<String>>(0).ok()??.parse().ok()
+/// The WAL position read after a commit. It is only a hint for
+/// read-your-writes: when it cannot be read (the function revoked, the
+/// connection lost after COMMIT's answer) the committed request is still
+/// answered as such, without it.
+fn after_commit(answer: Result<Option<Vec<tokio_postgres::Row>>, tokio_postgres::Error>) -> Option<Lsn> {
+    match answer {
+        Ok(rows) => rows?.first()?.try_get::<_, Option<String>>(0).ok()??.parse().ok(),
+        Err(e) => {
+            log::warn!("the WAL position after a commit could not be read ({}); answered without Clerk-Read-After", error_text(&e));
+            None
+        }
+    }
 }
 
 /// A pooled connection and the statements prepared on it.

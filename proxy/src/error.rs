@@ -447,9 +447,11 @@ impl ApiError {
 
     /// 400 PGRST100: `Clerk-Read-After` is not what a write's response sent.
     pub fn invalid_read_after(value: &str) -> ApiError {
+        let shown: String = value.chars().take(40).collect();
+        let cut = if shown.len() < value.len() { "…" } else { "" };
         ApiError::bad_request(
             "PGRST100",
-            format!("Invalid Clerk-Read-After header: {value}"),
+            format!("Invalid Clerk-Read-After header: {shown}{cut}"),
             Some("expected a WAL position such as 16/B374D848, as a write's response sends it in Clerk-Read-After".into()),
         )
     }

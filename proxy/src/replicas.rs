@@ -45,6 +45,9 @@ pub struct Replica {
     pub label: String,
     pub pool: Pool,
     health: Mutex<Health>,
+    /// Set when a request could not use it: the next check opens a new
+    /// connection rather than trust the one it has.
+    check_anew: std::sync::atomic::AtomicBool,
 }
 
 /// What the last check found.
@@ -68,15 +71,31 @@ pub enum Server<'a> {
 
 impl Replicas {
     pub fn from_config(config: &crate::config::Config) -> Result<Replicas, String> {
-        let options = PoolOptions { commit_lsn: false, connect_timeout: Some(CONNECT_TIMEOUT), ..PoolOptions::from_config(config) };
+        // A standby that cannot give a connection soon is passed over for the primary.
+        let options = PoolOptions {
+            commit_lsn: false,
+            connect_timeout: CONNECT_TIMEOUT,
+            acquisition_timeout: CONNECT_TIMEOUT.min(Duration::from_secs(config.db_pool_acquisition_timeout_secs)),
+            ..PoolOptions::from_config(config)
+        };
         let members = config
             .db_replica_uris
             .iter()
             .map(|uri| {
                 let pool = Pool::new(uri, options.clone()).map_err(|e| format!("db-replica-uris: {e}"))?;
-                Ok(Replica { label: label(&pool.config()), pool, health: Mutex::new(Health::Down { reason: "not checked yet".into() }) })
+                Ok(Replica {
+                    label: label(&pool.config()),
+                    pool,
+                    health: Mutex::new(Health::Down { reason: "not checked yet".into() }),
+                    check_anew: Default::default(),
+                })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<Replica>, String>>()?;
+        if let Some(twice) =
+            members.iter().enumerate().find_map(|(i, r)| members[..i].iter().any(|o| o.label == r.label).then_some(&r.label))
+        {
+            return Err(format!("db-replica-uris names {twice} twice"));
+        }
         Ok(Replicas { members, max_lag: Duration::from_secs(config.db_replica_max_lag_secs), next: AtomicUsize::new(0) })
     }
 
@@ -117,8 +136,11 @@ impl Replicas {
         if let Server::Replica(replica) = self.route(read_only, after) {
             match replica.pool.attempt(ctx, read_only, statement, finish).await {
                 Err(Failure { server_unavailable: true, error }) => {
-                    log::warn!("replica {}: {}; reads go to the primary until it checks healthy", replica.label, error.message);
-                    replica.set(Health::Down { reason: error.message.clone() });
+                    let reason = format!("{}: {}", error.message, error.details.as_ref().and_then(|d| d.as_str()).unwrap_or_default());
+                    log::warn!("replica {}: {reason}; reads go to the primary until it checks healthy", replica.label);
+                    replica.set(Health::Down { reason });
+                    // Its check connection may still answer while new ones cannot be made.
+                    replica.check_anew.store(true, Ordering::Relaxed);
                     crate::metrics::count(&crate::metrics::REPLICA_FALLBACKS);
                 }
                 served => {
@@ -142,21 +164,39 @@ impl Replicas {
         primary.runtime().spawn(async move {
             let mut history = History::default();
             let mut primary_client: Option<Client> = None;
+            let mut primary_failing = false;
             let mut clients: Vec<Option<Client>> = configs.iter().map(|_| None).collect();
             loop {
                 // Primary first: a standby checked after it can only look less behind.
-                if let Ok(Some(position)) = checked(&primary_config, &mut primary_client, PRIMARY_SQL, |row| row.get(0)?.parse().ok()).await
-                {
-                    history.record(Instant::now(), position);
+                match checked(&primary_config, &mut primary_client, PRIMARY_SQL, |row| row.get(0)?.parse().ok()).await {
+                    Ok(Some(position)) => {
+                        if std::mem::take(&mut primary_failing) {
+                            log::info!("the primary's WAL position is read again: standbys' lag is measured again");
+                        }
+                        history.record(Instant::now(), position);
+                    }
+                    failed => {
+                        if !std::mem::replace(&mut primary_failing, true) {
+                            log::warn!(
+                                "cannot read the primary's WAL position ({}): standbys look further behind with every check, until they lag too much to serve",
+                                failed.err().unwrap_or_else(|| "no position".into())
+                            );
+                        }
+                    }
                 }
                 let Some(replicas) = replicas.upgrade() else { return };
                 for ((replica, config), client) in replicas.members.iter().zip(&configs).zip(clients.iter_mut()) {
-                    let state = |row: &SimpleQueryRow| Some((row.get(0)? == "t", row.get(1).map(str::to_owned)));
+                    if replica.check_anew.swap(false, Ordering::Relaxed) {
+                        *client = None;
+                    }
+                    let state = |row: &SimpleQueryRow| {
+                        Some((row.get(0)? == "t", row.get(1).map(str::to_owned), row.get(2).and_then(|s| s.parse::<f64>().ok())))
+                    };
                     let health = match checked(config, client, STANDBY_SQL, state).await {
                         Err(reason) => Health::Down { reason },
-                        Ok(Some((false, _))) => Health::NotStandby,
-                        Ok(Some((true, Some(replayed)))) => match replayed.parse() {
-                            Ok(replayed) => Health::Standby { replayed, lag: history.lag(Instant::now(), replayed) },
+                        Ok(Some((false, _, _))) => Health::NotStandby,
+                        Ok(Some((true, Some(replayed), replay_age))) => match replayed.parse() {
+                            Ok(replayed) => Health::Standby { replayed, lag: history.lag(Instant::now(), replayed, replay_age) },
                             Err(()) => Health::Down { reason: format!("unreadable replay position {replayed}") },
                         },
                         Ok(_) => Health::Down { reason: "no WAL replayed yet".into() },
@@ -209,7 +249,8 @@ impl Replica {
 }
 
 const PRIMARY_SQL: &str = "SELECT pg_current_wal_lsn()::text";
-const STANDBY_SQL: &str = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text";
+const STANDBY_SQL: &str =
+    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, extract(epoch FROM now() - pg_last_xact_replay_timestamp())";
 
 /// Runs `sql` on the check connection `client` (opened again when closed),
 /// within `CHECK_TIMEOUT`, and reads its first row with `read`. The simple
@@ -222,11 +263,11 @@ async fn checked<T>(
 ) -> Result<Option<T>, String> {
     let attempt = async {
         if client.as_ref().is_none_or(Client::is_closed) {
-            let (c, connection) = config.connect(NoTls).await.map_err(|e| format!("cannot connect: {e}"))?;
+            let (c, connection) = config.connect(NoTls).await.map_err(|e| format!("cannot connect: {}", crate::db::error_text(&e)))?;
             tokio::spawn(connection);
             *client = Some(c);
         }
-        let messages = client.as_ref().expect("just opened").simple_query(sql).await.map_err(|e| e.to_string())?;
+        let messages = client.as_ref().expect("just opened").simple_query(sql).await.map_err(|e| crate::db::error_text(&e))?;
         Ok(messages
             .iter()
             .find_map(|m| match m {
@@ -244,29 +285,58 @@ async fn checked<T>(
     result
 }
 
-/// The primary's recent WAL positions, oldest first, for `lag`.
+/// The primary's WAL positions as the checks found them, for `lag`.
 #[derive(Default)]
-struct History(VecDeque<(Instant, Lsn)>);
+struct History {
+    /// Positions that moved, oldest first.
+    moves: VecDeque<(Instant, Lsn)>,
+    /// The last check that read the primary's position: when, and where.
+    last: Option<(Instant, Lsn)>,
+    /// Older moves were let go (`HISTORY_SAMPLES`).
+    truncated: bool,
+}
 
-/// Samples kept: a lag longer than this many intervals reads as this long
-/// (well past any sensible `db-replica-max-lag`).
+/// Moves kept: about an hour of a busy primary's checks.
 const HISTORY_SAMPLES: usize = 2 * 3600;
 
 impl History {
     fn record(&mut self, at: Instant, position: Lsn) {
+        self.last = Some((at, position));
         // Only positions that moved matter: the oldest unreplayed one dates the lag.
-        if self.0.back().is_none_or(|(_, last)| position > *last) {
-            self.0.push_back((at, position));
-            if self.0.len() > HISTORY_SAMPLES {
-                self.0.pop_front();
+        if self.moves.back().is_none_or(|(_, last)| position > *last) {
+            self.moves.push_back((at, position));
+            if self.moves.len() > HISTORY_SAMPLES {
+                self.moves.pop_front();
+                self.truncated = true;
             }
         }
     }
 
-    /// How long ago the primary first had WAL that `replayed` does not
-    /// reach: zero when it has replayed the newest position sampled.
-    fn lag(&self, now: Instant, replayed: Lsn) -> Duration {
-        self.0.iter().find(|(_, position)| *position > replayed).map_or(Duration::ZERO, |(at, _)| now.saturating_duration_since(*at))
+    /// How far behind a standby that has replayed up to `replayed` may
+    /// be. Caught up with the newest position read: as old as that read
+    /// (so a primary that cannot be checked makes every standby look
+    /// older and older). Else, since the primary first had WAL it lacks;
+    /// when that is before what is kept (or before the proxy started),
+    /// the standby's own age of its last replayed commit (`replay_age`,
+    /// seconds), and unbounded without one.
+    fn lag(&self, now: Instant, replayed: Lsn, replay_age: Option<f64>) -> Duration {
+        let Some((checked_at, newest)) = self.last else { return Duration::MAX };
+        if replayed >= newest {
+            return now.saturating_duration_since(checked_at);
+        }
+        let since = |at: Instant| now.saturating_duration_since(at);
+        match self.moves.iter().position(|(_, position)| *position > replayed) {
+            Some(i) if i > 0 => since(self.moves[i].0),
+            // Behind the oldest position kept (or the first seen).
+            _ => {
+                let seen = self.moves.front().map_or(Duration::MAX, |(at, _)| since(*at));
+                match (replay_age.filter(|a| a.is_finite() && *a >= 0.0), self.truncated) {
+                    (Some(age), _) => Duration::from_secs_f64(age).max(seen),
+                    (None, true) => Duration::MAX,
+                    (None, false) => seen,
+                }
+            }
+        }
     }
 }
 
@@ -307,15 +377,34 @@ mod tests {
     #[test]
     fn lag_dates_from_the_oldest_position_not_replayed() {
         let t0 = Instant::now();
+        let secs = Duration::from_secs;
         let mut h = History::default();
+        assert_eq!(h.lag(t0, lsn("0/100"), Some(0.0)), Duration::MAX, "no primary position read yet: unknown");
         h.record(t0, lsn("0/100"));
-        h.record(t0 + Duration::from_secs(1), lsn("0/100")); // idle: not a new sample
-        h.record(t0 + Duration::from_secs(2), lsn("0/200"));
-        h.record(t0 + Duration::from_secs(3), lsn("0/300"));
-        let now = t0 + Duration::from_secs(10);
-        assert_eq!(h.lag(now, lsn("0/300")), Duration::ZERO, "caught up with an idle primary: no lag, however old the sample");
-        assert_eq!(h.lag(now, lsn("0/250")), Duration::from_secs(7));
-        assert_eq!(h.lag(now, lsn("0/100")), Duration::from_secs(8));
-        assert_eq!(h.lag(now, lsn("0/50")), Duration::from_secs(10));
+        h.record(t0 + secs(2), lsn("0/200"));
+        h.record(t0 + secs(3), lsn("0/300"));
+        h.record(t0 + secs(9), lsn("0/300")); // an idle primary, checked
+        let now = t0 + secs(10);
+        assert_eq!(h.lag(now, lsn("0/300"), None), secs(1), "caught up as of the last check, however old the last write");
+        assert_eq!(h.lag(now, lsn("0/250"), None), secs(7));
+        assert_eq!(h.lag(now, lsn("0/100"), None), secs(8));
+        // Behind the first position this proxy saw: the standby's own replay age says how far.
+        assert_eq!(h.lag(now, lsn("0/50"), Some(3600.0)), secs(3600));
+        assert_eq!(h.lag(now, lsn("0/50"), None), secs(10));
+        // The primary cannot be checked any more: a caught-up standby ages with the last check.
+        assert_eq!(h.lag(t0 + secs(60), lsn("0/300"), None), secs(51));
+    }
+
+    #[test]
+    fn a_standby_behind_all_that_is_kept_is_as_old_as_its_last_replayed_commit() {
+        let t0 = Instant::now();
+        let mut h = History::default();
+        for i in 0..=HISTORY_SAMPLES as u64 {
+            h.record(t0 + Duration::from_millis(500 * i), Lsn(1000 + i));
+        }
+        let now = t0 + Duration::from_secs(4000);
+        assert_eq!(h.lag(now, Lsn(10), Some(36_000.0)), Duration::from_secs(36_000));
+        assert_eq!(h.lag(now, Lsn(10), None), Duration::MAX, "older than what is kept and no replay age: unbounded");
+        assert!(h.lag(now, Lsn(1500), None) < Duration::from_secs(4000));
     }
 }
