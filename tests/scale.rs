@@ -410,27 +410,36 @@ fn reads_go_to_a_hot_standby_writes_to_the_primary_and_a_stopped_standby_costs_n
 const BOUNCER_USERS: usize = 14;
 const BOUNCER_ORDERS_EACH: usize = 7;
 
-/// PgBouncer in transaction mode in front of the test cluster, with a
-/// server pool of `pool_size` connections per database and user.
-struct Bouncer {
+/// A server this test started (PgBouncer, HAProxy) on 127.0.0.1: killed,
+/// then its files removed, when dropped.
+struct Daemon {
     port: u16,
     dir: PathBuf,
     _child: Child,
 }
 
-impl Drop for Bouncer {
+impl Daemon {
+    fn spawn(what: &str, dir: PathBuf, port: u16, command: &mut Command) -> Daemon {
+        let child = Child(command.spawn().unwrap_or_else(|e| panic!("{what} (installed by make test): {e}")));
+        wait_until(&format!("{what} to listen"), Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        Daemon { port, dir, _child: child }
+    }
+}
+
+impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-impl Bouncer {
-    fn start(db: &str, pool_size: u32) -> Bouncer {
-        let dir = work_dir("pgbouncer");
-        let port = free_port();
-        std::fs::write(dir.join("userlist.txt"), "\"authenticator\" \"\"\n\"postgres\" \"\"\n").unwrap();
-        let conf = dir.join("pgbouncer.ini");
-        std::fs::write(
+/// PgBouncer in transaction mode in front of the test cluster, with a
+/// server pool of `pool_size` connections per database and user.
+fn start_pgbouncer(db: &str, pool_size: u32) -> Daemon {
+    let dir = work_dir("pgbouncer");
+    let port = free_port();
+    std::fs::write(dir.join("userlist.txt"), "\"authenticator\" \"\"\n\"postgres\" \"\"\n").unwrap();
+    let conf = dir.join("pgbouncer.ini");
+    std::fs::write(
             &conf,
             format!(
                 "[databases]\n{db} = host=127.0.0.1 port={} dbname={db}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
@@ -442,18 +451,15 @@ impl Bouncer {
             ),
         )
         .unwrap();
-        if is_root() {
-            Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().unwrap();
-        }
-        // pgbouncer refuses root; -u drops to postgres (and the child stays pgbouncer itself).
-        let mut command = Command::new("pgbouncer");
-        if is_root() {
-            command.args(["-u", "postgres"]);
-        }
-        let child = Child(command.arg("-q").arg(&conf).spawn().expect("pgbouncer (Debian's package, installed by make test)"));
-        wait_until("pgbouncer to listen", Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Bouncer { port, dir, _child: child }
+    if is_root() {
+        Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().unwrap();
     }
+    // pgbouncer refuses root; -u drops to postgres (and the child stays pgbouncer itself).
+    let mut command = Command::new("pgbouncer");
+    if is_root() {
+        command.args(["-u", "postgres"]);
+    }
+    Daemon::spawn("pgbouncer", dir, port, command.arg("-q").arg(&conf))
 }
 
 /// Fixtures: what each transaction runs as, and many users' orders.
@@ -487,7 +493,7 @@ fn through_pgbouncer_in_transaction_mode_no_request_inherits_another_ones_role_c
         ),
     );
     let all_orders: i64 = admin_query_in(DB, "SELECT count(*) FROM orders")[0].get(0);
-    let bouncer = Bouncer::start(DB, 3);
+    let bouncer = start_pgbouncer(DB, 3);
     let admin = free_port();
     let (_proxy, port) = start_proxy(&format!(
         "db-uri = \"postgres://authenticator@127.0.0.1:{}/{DB}\"\ndb-prepared-statements = false\ndb-pool = 16\n\
@@ -620,32 +626,19 @@ fn verified_transactions(port: u16, db: &str, thread: usize, i: u64, checks: &At
 
 // ---- three proxies behind HAProxy
 
-struct Balancer {
-    port: u16,
-    dir: PathBuf,
-    _child: Child,
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Balancer {
-    /// HAProxy in front of `backends` (API port, admin port): round robin,
-    /// `/ready` checked every 300 ms, a refused or dropped connection
-    /// retried on another proxy.
-    fn start(backends: &[(u16, u16)]) -> Balancer {
-        let dir = work_dir("haproxy");
-        let port = free_port();
-        let servers: String = backends
-            .iter()
-            .enumerate()
-            .map(|(i, (api, admin))| format!("  server p{i} 127.0.0.1:{api} check port {admin} inter 300ms fall 1 rise 2\n"))
-            .collect();
-        let conf = dir.join("haproxy.cfg");
-        std::fs::write(
+/// HAProxy in front of `backends` (API port, admin port): round robin,
+/// `/ready` checked every 300 ms, a refused or dropped connection
+/// retried on another proxy.
+fn start_haproxy(backends: &[(u16, u16)]) -> Daemon {
+    let dir = work_dir("haproxy");
+    let port = free_port();
+    let servers: String = backends
+        .iter()
+        .enumerate()
+        .map(|(i, (api, admin))| format!("  server p{i} 127.0.0.1:{api} check port {admin} inter 300ms fall 1 rise 2\n"))
+        .collect();
+    let conf = dir.join("haproxy.cfg");
+    std::fs::write(
             &conf,
             format!(
                 "global\n  maxconn 2000\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 20s\n  timeout server 20s\n\
@@ -655,16 +648,7 @@ impl Balancer {
             ),
         )
         .unwrap();
-        let child = Child(
-            Command::new("haproxy")
-                .args(["-db", "-q", "-f"])
-                .arg(&conf)
-                .spawn()
-                .expect("haproxy (Debian's package, installed by make test)"),
-        );
-        wait_until("haproxy to listen", Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Balancer { port, dir, _child: child }
-    }
+    Daemon::spawn("haproxy", dir, port, Command::new("haproxy").args(["-db", "-q", "-f"]).arg(&conf))
 }
 
 #[test]
@@ -684,7 +668,7 @@ fn three_proxies_behind_haproxy_one_stopped_under_load_no_request_fails_and_the_
             (running, port, admin)
         })
         .collect();
-    let balancer = Balancer::start(&fleet.iter().map(|(_, api, admin)| (*api, *admin)).collect::<Vec<_>>());
+    let balancer = start_haproxy(&fleet.iter().map(|(_, api, admin)| (*api, *admin)).collect::<Vec<_>>());
     let alice = token("user_2demoAlice", false);
     wait_until("HAProxy to see the three proxies ready", Duration::from_secs(10), || {
         call(balancer.port, "GET", "/orders?select=user_id", Some(&alice), &[], None).0 == 200
