@@ -690,8 +690,7 @@ fn three_proxies_behind_haproxy_one_stopped_under_load_no_request_fails_and_the_
         },
         || {
             // Paid orders for the sync workers of all three to deliver,
-            // while the three run (a worker stopped mid-call may send one
-            // again: delivery is at least once, see the README).
+            // while the three run.
             for user in &buyers {
                 admin_execute(
                     DB,

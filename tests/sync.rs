@@ -109,4 +109,20 @@ fn metadata_reaches_clerk_once_through_failures_restarts_and_two_workers() {
     assert!(value("clerk_metadata_sync_calls_total{result=\"delivered\"}") >= 0.0, "{metrics}");
     assert_eq!(http(a_admin, "GET", "/live", &[], None).0, 200);
     assert_eq!(http(a_port, "GET", "/metrics", &[], None).0, 404);
+
+    // SIGTERM while the worker waits for Clerk's answer: the proxy marks
+    // the call it made before exiting, so no other worker makes it again.
+    drop((_a, _b));
+    clerk.script("user_syncStop", &[(200, 2500)]);
+    let (mut stopping, _, _) = proxy_with(&clerk);
+    paid_order("user_syncStop", 15);
+    wait_until("the call for user_syncStop", || !clerk.requests_for("user_syncStop").is_empty());
+    // SAFETY: kill(2) with the pid of a proxy this test started.
+    unsafe { libc::kill(stopping.0.id() as libc::pid_t, libc::SIGTERM) };
+    let exited = stopping.0.wait().unwrap();
+    assert!(exited.success(), "{exited}");
+    assert_eq!(state_of("user_syncStop"), "delivered", "marked before the exit, not released to be sent again");
+    let (_after, _, _) = proxy_with(&clerk);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(clerk.requests_for("user_syncStop").len(), 1, "sent once");
 }

@@ -330,6 +330,7 @@ impl ShutdownSignalWatch for ShutdownWhenDrained {
     async fn recv(&self) -> ShutdownSignal {
         let signal = UnixShutdownSignalWatch.recv().await;
         if let ShutdownSignal::GracefulTerminate = signal {
+            clerk_proxy::sync::STOPPING.store(true, Ordering::SeqCst);
             let (grace, state) = (self.grace, self.state.clone());
             log::info!("SIGTERM: no new connections; waiting up to {}s for requests in flight", grace.as_secs());
             std::thread::spawn(move || exit_when_drained(grace, &state));
@@ -344,8 +345,10 @@ const CANCELLED_ANSWER_WAIT: Duration = Duration::from_secs(1);
 
 fn exit_when_drained(grace: Duration, state: &api::State) {
     let in_flight = || metrics::REQUESTS_IN_FLIGHT.load(Ordering::Relaxed);
+    // The metadata sync's round too: a call Clerk answered gets marked.
+    let syncing = || clerk_proxy::sync::ROUND_IN_FLIGHT.load(Ordering::SeqCst);
     let wait_until_drained = |deadline: Instant| {
-        while in_flight() > 0 && Instant::now() < deadline {
+        while (in_flight() > 0 || syncing()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
     };
@@ -355,6 +358,9 @@ fn exit_when_drained(grace: Duration, state: &api::State) {
     wait_until_drained(deadline);
     let running = in_flight();
     if running == 0 {
+        if syncing() {
+            log::warn!("shutdown: grace period over during a metadata sync round: its rows go back to the outbox (a call Clerk answered may be made again)");
+        }
         log::info!("shutdown: no request in flight, exiting");
         std::process::exit(0);
     }

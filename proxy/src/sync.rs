@@ -5,10 +5,30 @@
 //! transaction: claim a batch (SKIP LOCKED: several proxies can run this
 //! at once without delivering twice), call Clerk, mark each row, commit. A
 //! worker killed mid-round releases its rows with its transaction, and the
-//! next round (here or in another proxy) delivers them.
+//! next round (here or in another proxy) delivers them: at least once. On
+//! SIGTERM the worker finishes the call it is making, commits what it
+//! marked and claims nothing more, and the process waits for that (within
+//! `server-shutdown-grace`), so a stopped proxy sends nothing twice.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_postgres::NoTls;
+
+/// Set at SIGTERM (before the shutdown waits for `ROUND_IN_FLIGHT`).
+pub static STOPPING: AtomicBool = AtomicBool::new(false);
+/// A round is between its claim and its commit. Set before `STOPPING` is
+/// read (both `SeqCst`): either the worker sees the stop and claims
+/// nothing, or the shutdown sees the round and waits for it.
+pub static ROUND_IN_FLIGHT: AtomicBool = AtomicBool::new(false);
+
+/// Clears `ROUND_IN_FLIGHT` however the round ends.
+struct InRound;
+
+impl Drop for InRound {
+    fn drop(&mut self) {
+        ROUND_IN_FLIGHT.store(false, Ordering::SeqCst);
+    }
+}
 
 const BATCH: i32 = 20;
 const IDLE_WAIT: Duration = Duration::from_millis(500);
@@ -77,7 +97,15 @@ pub fn spawn(runtime: &tokio::runtime::Handle, db: tokio_postgres::Config, api: 
                     }
                 };
             }
-            match round(client.as_ref().expect("connected above"), &api).await {
+            ROUND_IN_FLIGHT.store(true, Ordering::SeqCst);
+            let in_round = InRound;
+            if STOPPING.load(Ordering::SeqCst) {
+                log::info!("metadata sync: stopped");
+                return;
+            }
+            let done = round(client.as_ref().expect("connected above"), &api).await;
+            drop(in_round);
+            match done {
                 Ok(n) if n as i32 == BATCH => continue, // more may be waiting
                 Ok(_) => tokio::time::sleep(IDLE_WAIT).await,
                 Err(e) => {
@@ -98,6 +126,9 @@ async fn round(client: &tokio_postgres::Client, api: &ClerkApi) -> Result<usize,
         .await
         .map_err(|e| e.to_string())?;
     for row in &rows {
+        if STOPPING.load(Ordering::SeqCst) {
+            break; // the rows not called yet go back with the commit
+        }
         let (user_id, metadata): (String, String) = (row.get(0), row.get(1));
         let metadata: serde_json::Value = serde_json::from_str(&metadata).map_err(|e| e.to_string())?;
         let (api, id) = (api.clone(), user_id.clone());
