@@ -17,9 +17,10 @@ test: setup
 	@PG_MAJORS="15 18" EXTRA_APT_PACKAGES="chromium postgresql-15-postgis-3 shellcheck pgbouncer haproxy" scripts/setup.sh
 	@scripts/test.sh
 
-# oha: the open-loop load generator of benches/load.sh (pinned).
+# oha: the open-loop load generator of benches/load.sh (pinned);
+# PgBouncer: benches/scale.sh.
 bench: setup
-	@EXTRA_APT_PACKAGES=wrk scripts/setup.sh
+	@EXTRA_APT_PACKAGES="wrk pgbouncer" scripts/setup.sh
 	@oha --version 2>/dev/null | grep -qx 'oha 1.16.0' || cargo install --locked oha --version 1.16.0
 	@scripts/bench.sh
 
