@@ -324,7 +324,11 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     // Only a request that may have written says where the WAL was: the
     // position tells the cluster's write activity, which a read (or a call
     // of a function that cannot write) has no reason to learn.
-    let commit_lsn = result.commit_lsn.take().filter(|_| prepared.may_write && (result.rows > 0 || prepared.is_call));
+    let commit_lsn = result.commit_lsn.take().filter(|_| match prepared.writes {
+        Writes::Never => false,
+        Writes::WhenRowsChanged => result.rows > 0,
+        Writes::Maybe => true,
+    });
     result.total = match api.prefer.count.filter(|_| matches!(prepared.answer, Answer::Rows { .. })) {
         // Counted up to the limit and more rows: the planner's figure, or
         // unknown where it would see through RLS (`sql::read`).
@@ -370,13 +374,22 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
 struct Prepared {
     statement: sql::Statement,
     read_only: bool,
-    /// A write, or a call of a VOLATILE function (others cannot write).
-    may_write: bool,
-    is_call: bool,
+    writes: Writes,
     finish: Finish,
     answer: Answer,
     /// `Preference-Applied`
     applied: Vec<String>,
+}
+
+/// Whether a request may have written, for `Clerk-Read-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// Reads, plans, calls of STABLE / IMMUTABLE functions (which cannot write).
+    Never,
+    /// Table writes: when they touched rows.
+    WhenRowsChanged,
+    /// `POST` calls of VOLATILE functions: whatever they return.
+    Maybe,
 }
 
 /// The dispatcher: each action through plan → sql.
@@ -455,8 +468,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
         return Ok(Prepared {
             statement: sql::explain(statement, &plan),
             read_only,
-            may_write: false,
-            is_call: false,
+            writes: Writes::Never,
             finish: Finish::Rollback,
             answer,
             applied: Vec::new(),
@@ -501,9 +513,13 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
     .into_iter()
     .flatten()
     .collect();
-    let is_call = matches!(api.action, Action::Call { .. });
-    let may_write = !read_only && (matches!(answer, Answer::Written { .. }) || volatile_call);
-    Ok(Prepared { statement, read_only, may_write, is_call, finish, answer, applied })
+    let writes = match (&answer, read_only) {
+        (_, true) => Writes::Never,
+        (Answer::Written { .. }, false) => Writes::WhenRowsChanged,
+        (Answer::Rows { .. } | Answer::OpenApi, false) if volatile_call => Writes::Maybe,
+        (Answer::Rows { .. } | Answer::OpenApi, false) => Writes::Never,
+    };
+    Ok(Prepared { statement, read_only, writes, finish, answer, applied })
 }
 
 /// `request.jwt.claims` as PostgREST sets it: the claims carry the role

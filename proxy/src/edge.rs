@@ -12,17 +12,22 @@ use std::net::IpAddr;
 const ALLOW_METHODS: &str = "GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD";
 const EXPOSE_HEADERS: &str =
     "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit";
-/// With `db-replica-uris`, pages also read the read-your-writes header.
-const EXPOSE_HEADERS_WITH_READ_AFTER: &str = "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit, Clerk-Read-After";
 const MAX_AGE: &str = "86400";
 
 /// `server-cors-allowed-origins`: empty, any origin (`*`, never with
 /// credentials); else exactly these, each echoed with credentials allowed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Cors {
     allowed: Vec<String>,
-    /// Expose `Clerk-Read-After` too (reads may go to replicas).
-    read_after: bool,
+    /// `Access-Control-Expose-Headers`: PostgREST's list (and
+    /// `Clerk-Read-After` when reads may go to replicas).
+    expose: HeaderValue,
+}
+
+impl Default for Cors {
+    fn default() -> Cors {
+        Cors::new(Vec::new())
+    }
 }
 
 /// What `Access-Control-Allow-Origin` says to one origin.
@@ -34,12 +39,13 @@ enum Grant<'a> {
 
 impl Cors {
     pub fn new(allowed: Vec<String>) -> Cors {
-        Cors { allowed, read_after: false }
+        Cors { allowed, expose: HeaderValue::from_static(EXPOSE_HEADERS) }
     }
 
     /// Pages may read `Clerk-Read-After` (`db-replica-uris` is set).
     pub fn exposing_read_after(self) -> Cors {
-        Cors { read_after: true, ..self }
+        let expose = HeaderValue::from_str(&format!("{EXPOSE_HEADERS}, Clerk-Read-After")).expect("a valid header value");
+        Cors { expose, ..self }
     }
 
     fn grant<'a>(&self, origin: &'a str) -> Option<Grant<'a>> {
@@ -94,8 +100,7 @@ impl Cors {
     pub fn decorate(&self, origin: Option<&str>, response: &mut Response<Vec<u8>>) {
         let Some(grant) = origin.and_then(|o| self.grant(o)) else { return };
         set_origin(response, &grant);
-        let expose = if self.read_after { EXPOSE_HEADERS_WITH_READ_AFTER } else { EXPOSE_HEADERS };
-        response.headers_mut().insert("access-control-expose-headers", HeaderValue::from_static(expose));
+        response.headers_mut().insert("access-control-expose-headers", self.expose.clone());
     }
 }
 

@@ -99,14 +99,6 @@ impl Replicas {
         Ok(Replicas { members, max_lag: Duration::from_secs(config.db_replica_max_lag_secs), next: AtomicUsize::new(0) })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    pub fn members(&self) -> &[Replica] {
-        &self.members
-    }
-
     /// Where a transaction runs: a write on the primary; a read on the
     /// next standby (round robin) that serves reads and, given `after`,
     /// has replayed that far; else on the primary.
@@ -232,7 +224,7 @@ impl Replicas {
 }
 
 impl Replica {
-    pub fn health(&self) -> Health {
+    fn health(&self) -> Health {
         self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -240,9 +232,10 @@ impl Replica {
         *self.health.lock().unwrap_or_else(|p| p.into_inner()) = health;
     }
 
+    /// On every read: looks at the health in place (a copy would copy a down standby's reason).
     fn serves(&self, max_lag: Duration, after: Option<Lsn>) -> bool {
-        match self.health() {
-            Health::Standby { replayed, lag } => lag <= max_lag && after.is_none_or(|a| replayed >= a),
+        match &*self.health.lock().unwrap_or_else(|p| p.into_inner()) {
+            Health::Standby { replayed, lag } => *lag <= max_lag && after.is_none_or(|a| *replayed >= a),
             Health::Down { .. } | Health::NotStandby => false,
         }
     }
@@ -361,6 +354,16 @@ mod tests {
 
     fn lsn(text: &str) -> Lsn {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn one_standby_named_twice_is_refused() {
+        let twice = "db-uri = \"postgres://a@p/app\"\ndb-replica-uris = \"postgres://a@s1:5433/app,postgresql://b@s1:5433/app\"\n";
+        let config = crate::config::Config::from_sources(twice, "test.conf", std::iter::empty()).unwrap();
+        assert_eq!(Replicas::from_config(&config).err().as_deref(), Some("db-replica-uris names s1:5433 twice"));
+        let two = twice.replace("b@s1:5433", "b@s2:5433");
+        let config = crate::config::Config::from_sources(&two, "test.conf", std::iter::empty()).unwrap();
+        assert_eq!(Replicas::from_config(&config).map(|r| r.members.len()).ok(), Some(2));
     }
 
     #[test]
