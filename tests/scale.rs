@@ -269,6 +269,15 @@ fn reads_go_to_a_hot_standby_writes_to_the_primary_and_a_stopped_standby_costs_n
     admin_execute(DB, REPLICA_FIXTURES);
     let standby = Standby::create("standby-replica");
     let (_proxy, port, admin) = proxy_with_standby(&db_uri, &standby, DB, 30);
+    // db-uri naming the standby: not ready, every write would fail.
+    let misplaced = free_port();
+    let (_misplaced, _) = start_proxy(&format!(
+        "db-uri = \"postgres://authenticator@127.0.0.1:{}/{DB}\"\ndb-anon-role = \"anon\"\njwt-secret = \"{SECRET}\"\nadmin-server-port = {misplaced}",
+        standby.port
+    ));
+    let ready = admin_state(misplaced);
+    assert_eq!((&ready["status"], &ready["failed"]), (&json!("unavailable"), &json!(["database"])), "{ready}");
+    assert!(ready["checks"]["database"]["error"].as_str().unwrap_or_default().starts_with("db-uri is a standby"), "{ready}");
     let reader = token("user_scaleReader", false);
 
     // Reads on the standby, writes (and POST calls) on the primary.
