@@ -30,6 +30,14 @@ owned_tmpdir() {
   echo "$dir"
 }
 
+# The first TCP port from FROM on where nothing on 127.0.0.1 listens now:
+# a fixed port can be taken by a leftover server or another run.
+unused_port() { # unused_port FROM
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  echo "$port"
+}
+
 # Builds the extension and installs it into PG_CONFIG's PostgreSQL
 # (needs write access to its lib and share dirs: root, or sudo), with the
 # full scripts of earlier versions (pgrx installs the current one and the

@@ -27,20 +27,25 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+# Each cluster's port is looked for when it starts (scripts/lib.sh unused_port).
 PORT=${PG_CLERK_TEST_PORT:-54329}
 work=$(owned_tmpdir test)
 cleanup() {
-  local major
+  local major data
   for major in 15 18; do
     PG_MAJOR=$major "$ROOT/scripts/cluster.sh" stop "$work/cluster$major" || true
-    [ -d "$work/pgrx$major/data" ] && stop_pgrx "$major"
+    # What a failed pgrx run, or an end-to-end test killed before its
+    # standby was dropped, left running.
+    for data in "$work/pgrx$major/data" "$work/tmp$major"/*/data; do
+      [ -f "$data/postmaster.pid" ] && stop_leftover "$major" "$data"
+    done
   done
   rm -rf "$work"
 }
-stop_pgrx() { # stop_pgrx MAJOR: what a failed pgrx test run left running
+stop_leftover() { # stop_leftover MAJOR DATA_DIR
   local pg_ctl; pg_ctl="$("$(pg_config_of "$1")" --bindir)/pg_ctl"
-  if is_root; then sudo -u postgres "$pg_ctl" -D "$work/pgrx$1/data" -m immediate stop >/dev/null 2>&1 || true
-  else "$pg_ctl" -D "$work/pgrx$1/data" -m immediate stop >/dev/null 2>&1 || true; fi
+  if is_root; then sudo -u postgres "$pg_ctl" -D "$2" -m immediate stop >/dev/null 2>&1 || true
+  else "$pg_ctl" -D "$2" -m immediate stop >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -87,6 +92,7 @@ server_suites() { # server_suites MAJOR PORT
 
   say "$major: end-to-end tests"
   cargo build -q -p clerk-proxy
+  mkdir -p "$work/tmp$major"   # TMPDIR of the tests: their standbys are found there by cleanup
   psql_su "$port" postgres -c "CREATE DATABASE pg_clerk_e2e"
   psql_su "$port" pg_clerk_e2e -c "CREATE EXTENSION pg_clerk"
   new_schema_db "$port" pg_clerk_concurrency
@@ -97,7 +103,7 @@ server_suites() { # server_suites MAJOR PORT
   PG_CLERK_TEST_SCHEMA_DSN="host=127.0.0.1 port=$port user=postgres dbname=pg_clerk_concurrency" \
   PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$port user=authenticator dbname=pg_clerk_api" \
   CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" PG_CLERK_TEST_SERVER_WITHOUT=$without PG_MAJOR=$major \
-    cargo test -q -p pg_clerk_e2e
+  TMPDIR="$work/tmp$major" cargo test -q -p pg_clerk_e2e
 
   say "$major: pg_dump | pg_restore of the demo database (tests/dba/dump_restore.sh)"
   new_schema_db "$port" pg_clerk_dump
@@ -121,7 +127,8 @@ say "2/7 unit tests (clerk-proxy, clerk_jwt)"
 cargo test -q -p clerk-proxy -p clerk_jwt
 
 say "3/7 PostgreSQL 15: pgrx, SQL regression, versions, end-to-end, dump/restore"
-server_suites 15 "$PORT"
+port15=$(unused_port "$PORT")
+server_suites 15 "$port15"
 
 say "4/7 fuzz smoke run (cargo fuzz, ${FUZZ_SMOKE_SECONDS:-15}s per target)"
 FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-15} scripts/fuzz.sh
@@ -129,19 +136,20 @@ FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-15} scripts/fuzz.sh
 say "5/7 postgrest-js conformance suite (tests/postgrest-js), PostgreSQL 15"
 (cd tests/postgrest-js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 (cd demo/storefront && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-PGOPTIONS='-c client_min_messages=warning' psql_su "$PORT" pg_clerk_api -f tests/postgrest-js/fixtures.sql >/dev/null
+PGOPTIONS='-c client_min_messages=warning' psql_su "$port15" pg_clerk_api -f tests/postgrest-js/fixtures.sql >/dev/null
 (cd tests/postgrest-js &&
-  PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$PORT user=authenticator dbname=pg_clerk_api" \
+  PG_CLERK_TEST_API_DSN="host=127.0.0.1 port=$port15 user=authenticator dbname=pg_clerk_api" \
   CLERK_PROXY_BIN="$ROOT/target/debug/clerk-proxy" \
     node --test --test-reporter=spec)
 PG_MAJOR=15 "$ROOT/scripts/cluster.sh" stop "$work/cluster15"
 
 say "6/7 PostgreSQL 18: pgrx, SQL regression, versions, end-to-end, dump/restore"
-server_suites 18 $((PORT + 1))
+server_suites 18 "$(unused_port $((PORT + 1)))"
 PG_MAJOR=18 "$ROOT/scripts/cluster.sh" stop "$work/cluster18"
 
 say "7/7 pg_upgrade from PostgreSQL 15 to 18 (tests/dba/pg_upgrade.sh)"
 use_major 15
-tests/dba/pg_upgrade.sh $((PORT + 2)) $((PORT + 3))
+old_port=$(unused_port $((PORT + 2)))
+tests/dba/pg_upgrade.sh "$old_port" "$(unused_port $((old_port + 1)))"
 
 say "all test suites passed"
