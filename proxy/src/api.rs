@@ -199,19 +199,7 @@ pub async fn handle_admin(state: &State, req: &HttpRequest) -> Response<Vec<u8>>
             "SELECT coalesce(json_agg(json_build_array(state, users)), '[]')::text, count(*), NULL::bigint FROM clerk_metadata_outbox_status".into(),
             vec![],
         );
-        let ctx = RequestContext {
-            role: "clerk_sync",
-            claims: "",
-            method: "GET",
-            path: "/metrics",
-            headers: "{}",
-            cookies: "{}",
-            role_settings: None,
-            anonymous: false,
-            search_path: &state.options.own_search_path,
-            timezone: "",
-            api: false,
-        };
+        let ctx = RequestContext::own("clerk_sync", "GET", "/metrics", &state.options.own_search_path);
         let outbox: Option<Vec<(String, i64)>> = match state.pool.run_if_free(&ctx, true, &statement).await {
             Ok(r) => serde_json::from_str::<Vec<(String, i64)>>(r.body.as_deref().unwrap_or("[]")).ok(),
             Err(_) => None, // the outbox is optional (sql/007), the database may be down or the pool busy
@@ -241,19 +229,7 @@ async fn clerk_webhook(state: &State, req: &HttpRequest) -> Result<Response<Vec<
         .verify(req.header("svix-id"), req.header("svix-timestamp"), req.header("svix-signature"), &req.body, now)
         .map_err(|e| rejected(e.into()))?;
     let statement = webhooks::apply(req.header("svix-id").unwrap_or_default(), &req.body).map_err(rejected)?;
-    let ctx = RequestContext {
-        role: "clerk_webhook",
-        claims: "",
-        method: "POST",
-        path: &req.path,
-        headers: "{}",
-        cookies: "{}",
-        role_settings: None,
-        anonymous: false,
-        search_path: &state.options.own_search_path,
-        timezone: "",
-        api: false,
-    };
+    let ctx = RequestContext::own("clerk_webhook", "POST", &req.path, &state.options.own_search_path);
     let outcome = state.pool.run(&ctx, false, &statement).await.inspect_err(|_| metrics::count(&metrics::WEBHOOK_FAILED))?;
     let applied: Option<Value> = outcome.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
     match applied.as_ref().and_then(|v| v["outcome"].as_str()) {

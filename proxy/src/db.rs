@@ -42,6 +42,26 @@ pub struct RequestContext<'a> {
     pub api: bool,
 }
 
+impl<'a> RequestContext<'a> {
+    /// The proxy's own work (webhooks, metrics) as `role`: no claims, no
+    /// request headers, no `db-pre-request`.
+    pub fn own(role: &'a str, method: &'a str, path: &'a str, search_path: &'a str) -> RequestContext<'a> {
+        RequestContext {
+            role,
+            claims: "",
+            method,
+            path,
+            headers: "{}",
+            cookies: "{}",
+            role_settings: None,
+            anonymous: false,
+            search_path,
+            timezone: "",
+            api: false,
+        }
+    }
+}
+
 pub struct Pool {
     config: tokio_postgres::Config,
     idle: Mutex<Vec<Conn>>,
