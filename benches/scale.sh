@@ -22,8 +22,6 @@ OUT=${SCALE_OUT:-$ROOT/target/bench/scale.md}
 STANDBY_PORT=$((PORT + 10))
 BOUNCER_PORT=$((PORT + 11))
 
-as_owner() { if is_root; then sudo -u postgres -- "$@"; else "$@"; fi; }
-
 pids=()
 scale_cleanup() {
   local pid

@@ -15,10 +15,6 @@ set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
 
-as_owner() {
-  if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi
-}
-
 start() {
   local dir=$1 port=$2
   if [ ! -s "$dir/data/PG_VERSION" ]; then

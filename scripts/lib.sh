@@ -23,6 +23,10 @@ say() { printf '==> %s\n' "$*" >&2; }
 
 is_root() { [ "$(id -u)" = 0 ]; }
 
+# A command as the clusters' owner: `postgres` when we are root (initdb,
+# pg_ctl and pg_basebackup refuse root).
+as_owner() { if is_root; then sudo -u postgres -- "$@"; else "$@"; fi; }
+
 # A directory the cluster's owner (postgres when we are root) can use.
 owned_tmpdir() {
   local dir; dir=$(mktemp -d "/tmp/pg_clerk-$1.XXXXXX")

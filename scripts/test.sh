@@ -43,9 +43,7 @@ cleanup() {
   rm -rf "$work"
 }
 stop_leftover() { # stop_leftover MAJOR DATA_DIR
-  local pg_ctl; pg_ctl="$("$(pg_config_of "$1")" --bindir)/pg_ctl"
-  if is_root; then sudo -u postgres "$pg_ctl" -D "$2" -m immediate stop >/dev/null 2>&1 || true
-  else "$pg_ctl" -D "$2" -m immediate stop >/dev/null 2>&1 || true; fi
+  as_owner "$("$(pg_config_of "$1")" --bindir)/pg_ctl" -D "$2" -m immediate stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -17,7 +17,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-as_owner() { if is_root; then sudo -u postgres -- "$@"; else "$@"; fi; }
 sql_at() { # sql_at BIN PORT [psql args]
   local bin=$1 port=$2; shift 2
   PGOPTIONS='-c client_min_messages=warning' "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d "$DB" "$@"
