@@ -27,8 +27,11 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-# Each cluster's port is looked for when it starts (scripts/lib.sh unused_port).
-PORT=${PG_CLERK_TEST_PORT:-54329}
+# Each cluster's port is looked for when it starts (scripts/lib.sh
+# unused_port), below Linux's ephemeral range (32768-60999): a port probed
+# free there can become a client socket's local port minutes later, before
+# pg_upgrade's cluster binds it.
+PORT=${PG_CLERK_TEST_PORT:-25429}
 work=$(owned_tmpdir test)
 cleanup() {
   local major data

@@ -181,8 +181,22 @@ pub fn metric_sample(admin_port: u16, sample: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')).map(|v| v.parse().unwrap())
 }
 
+/// A port nobody listens on, for a server a test starts. Taken from
+/// 10000-19999, below Linux's ephemeral range (32768-60999), where a port
+/// the kernel handed out could become a client socket's before the server
+/// binds it; each test process starts at its own place and never returns a
+/// port twice.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(u32::MAX, std::process::id() % 10_000, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..10_000 {
+        let port = 10_000 + (NEXT.fetch_add(1, Ordering::Relaxed) % 10_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 10000-19999")
 }
 
 /// Starts clerk-proxy with `config` (plus a free `server-port`) and waits
