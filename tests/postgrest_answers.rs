@@ -43,6 +43,11 @@ CREATE FUNCTION public.unnamed_text_param(text) RETURNS text LANGUAGE sql IMMUTA
 CREATE FUNCTION public.unnamed_xml_param(xml) RETURNS xml LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$;
 CREATE FUNCTION public.unnamed_bytea_param(bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$;
 CREATE FUNCTION public.callcounter() RETURNS bigint LANGUAGE sql VOLATILE AS $$ INSERT INTO public.void_calls VALUES (2) RETURNING 1::bigint $$;
+-- Access modes (PostgREST's docs/references/transactions.rst): a POST of a
+-- STABLE or IMMUTABLE function runs READ ONLY, even when it calls a writer.
+CREATE FUNCTION public.stable_callcounter() RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT public.callcounter() $$;
+CREATE FUNCTION public.access_mode_stable() RETURNS text LANGUAGE sql STABLE AS $$ SELECT current_setting('transaction_read_only') $$;
+CREATE FUNCTION public.access_mode_volatile() RETURNS text LANGUAGE sql VOLATILE AS $$ SELECT current_setting('transaction_read_only') $$;
 -- Two foreign keys between agents and departments (EmbedDisambiguationSpec).
 CREATE TABLE public.departments (id integer PRIMARY KEY, name text, head_id integer);
 CREATE TABLE public.agents (id integer PRIMARY KEY, name text, department_id integer REFERENCES public.departments(id));
@@ -199,6 +204,16 @@ fn scalar_functions_answer_values_and_void_answers_204() {
     let (status, err) = call("GET", "/rpc/callcounter", &[], None);
     assert_eq!((status, err["code"].as_str()), (405, Some("25006")), "{err}");
     assert_eq!(call("POST", "/rpc/callcounter", &[], None), (200, json!(1)));
+    // A POST runs READ WRITE only for a VOLATILE function.
+    assert_eq!(call("POST", "/rpc/access_mode_volatile", &[], None), (200, json!("off")));
+    assert_eq!(call("POST", "/rpc/access_mode_stable", &[], None), (200, json!("on")));
+    assert_eq!(call("GET", "/rpc/access_mode_volatile", &[], None), (200, json!("on")));
+    let written = || admin_query_in(DB, "SELECT count(*)::int FROM void_calls WHERE n = 2")[0].get::<_, i32>(0);
+    let before = written();
+    let (status, err) = call("POST", "/rpc/stable_callcounter", &[], None);
+    assert_eq!((status, err["code"].as_str()), (405, Some("25006")), "{err}");
+    assert_eq!(err["message"], "cannot execute INSERT in a read-only transaction");
+    assert_eq!(written(), before, "a STABLE function wrote through POST");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use crate::action::{Action, ApiRequest, CallMethod, WriteMethod};
 use crate::auth::{Authenticator, Caller, Credential};
 use crate::config::{Config, OpenApiMode, TxEnd};
-use crate::db::{Finish, Pool, RequestContext, RowsAllowed};
+use crate::db::{Access, Finish, Pool, RequestContext, RowsAllowed};
 use crate::error::ApiError;
 use crate::replicas::{self, Replicas};
 use crate::request::{self, Count, Target};
@@ -296,7 +296,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
     // reads are not steered to the primary by the header.
     let read_after = replicas::read_after(req.header(replicas::READ_AFTER_HEADER))?.filter(|_| !ctx.anonymous);
     let _running = state.limits.running(trace.user.as_deref(), req.client_ip)?;
-    let mut result = state.replicas.run(&state.pool, &ctx, prepared.read_only, read_after, &prepared.statement, prepared.finish).await?;
+    let mut result = state.replicas.run(&state.pool, &ctx, prepared.access, read_after, &prepared.statement, prepared.finish).await?;
     // Only a request that may have written says where the WAL was: the
     // position tells the cluster's write activity, which a read (or a call
     // of a function that cannot write) has no reason to learn.
@@ -349,7 +349,7 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
 /// and how to answer.
 struct Prepared {
     statement: sql::Statement,
-    read_only: bool,
+    access: Access,
     writes: Writes,
     finish: Finish,
     answer: Answer,
@@ -392,20 +392,23 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
     };
     // An upsert's resolution is applied when there is a key to match on.
     let mut resolution_applied = false;
-    let mut volatile_call = false;
-    let (statement, read_only, answer) = match &api.action {
+    let (statement, access, answer) = match &api.action {
         Action::Options { .. } => unreachable!("OPTIONS is answered before the request is read"),
         Action::OpenApi { .. } => {
             if options.openapi_mode == OpenApiMode::Disabled {
                 return Err(ApiError::not_found_path(&req.path));
             }
-            (sql::Statement::new(crate::openapi::PRIVILEGES_SQL.into(), vec![Some(schema.default_schema.clone())]), true, Answer::OpenApi)
+            (
+                sql::Statement::new(crate::openapi::PRIVILEGES_SQL.into(), vec![Some(schema.default_schema.clone())]),
+                Access::Read,
+                Answer::OpenApi,
+            )
         }
         Action::Read { relation, .. } => {
             bound_rows(&mut q, api.range, options.max_rows);
             let p = plan::read(schema, relation, &q)?;
             let (statement, answer) = read_answer(&p, &q)?;
-            (statement, true, answer)
+            (statement, Access::Read, answer)
         }
         Action::Write { relation, method } => {
             let body = json_body(req)?;
@@ -414,7 +417,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
                 return Err(ApiError::aggregates_disabled());
             }
             resolution_applied = *method == WriteMethod::Insert && matches!(p.kind, plan::WriteKind::Insert { on_conflict: Some(_), .. });
-            (sql::write(&p), false, Answer::Written { method: *method, return_: prefer.return_, columns: p.keys() })
+            (sql::write(&p), Access::Write, Answer::Written { method: *method, return_: prefer.return_, columns: p.keys() })
         }
         Action::Call { function, method } => {
             let args = match method {
@@ -422,7 +425,14 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
                 CallMethod::Read { .. } => plan::CallArgs::Query(std::mem::take(&mut q.rpc_args)),
             };
             let call = plan::call(schema, function, &args)?;
-            volatile_call = call.function.volatile;
+            // GET calls run READ ONLY, so a volatile function cannot write
+            // through GET; so do POST calls of a function that says it
+            // does not write (STABLE, IMMUTABLE), as PostgREST runs them.
+            let access = match method {
+                CallMethod::Read { .. } => Access::Read,
+                CallMethod::Post if call.function.volatile => Access::Write,
+                CallMethod::Post => Access::ReadOnPrimary,
+            };
             // Every function's result is read as a relation, as PostgREST does.
             bound_rows(&mut q, api.range, options.max_rows);
             let asked = match api.format {
@@ -434,8 +444,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
             };
             let p = plan::call_read(schema, call, &q, asked)?;
             let (statement, answer) = read_answer(&p, &q)?;
-            // GET calls run READ ONLY, so a volatile function cannot write through GET.
-            (statement, *method != CallMethod::Post, answer)
+            (statement, access, answer)
         }
     };
     // `Accept: application/vnd.pgrst.plan`: the statement's EXPLAIN instead
@@ -443,24 +452,25 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
     if let Format::Plan(plan) = api.format {
         return Ok(Prepared {
             statement: sql::explain(statement, &plan),
-            read_only,
+            access,
             writes: Writes::Never,
             finish: Finish::Rollback,
             answer,
             applied: Vec::new(),
         });
     }
-    let at_most = match (prefer.strict, prefer.max_affected, read_only) {
-        (true, Some(max), false) => Some(max),
-        _ => None,
+    let at_most = match (prefer.strict, prefer.max_affected, access) {
+        (true, Some(max), Access::Write | Access::ReadOnPrimary) => Some(max),
+        (true, Some(_), Access::Read) | (false, _, _) | (_, None, _) => None,
     };
     // What would make the answer an error is decided before the commit, so
     // the error keeps nothing: a single object of other than one row, and
     // (a call that may write) an offset past the counted rows.
     let several_rows = matches!(answer, Answer::Rows { body: plan::Body::Rows | plan::Body::Values, .. });
-    let exactly_one = api.format == Format::Object && (matches!(answer, Answer::Written { .. }) || (!read_only && several_rows));
+    let exactly_one =
+        api.format == Format::Object && (matches!(answer, Answer::Written { .. }) || (access == Access::Write && several_rows));
     let offset_within_total = match &answer {
-        Answer::Rows { offset, .. } if !read_only && prefer.count.is_some() => Some(*offset),
+        Answer::Rows { offset, .. } if access == Access::Write && prefer.count.is_some() => Some(*offset),
         _ => None,
     };
     let finish = if options.tx_end.rolls_back(prefer.tx_rollback) {
@@ -489,13 +499,12 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
     .into_iter()
     .flatten()
     .collect();
-    let writes = match (&answer, read_only) {
-        (_, true) => Writes::Never,
-        (Answer::Written { .. }, false) => Writes::WhenRowsChanged,
-        (Answer::Rows { .. } | Answer::OpenApi, false) if volatile_call => Writes::Maybe,
-        (Answer::Rows { .. } | Answer::OpenApi, false) => Writes::Never,
+    let writes = match (&answer, access) {
+        (_, Access::Read | Access::ReadOnPrimary) => Writes::Never,
+        (Answer::Written { .. }, Access::Write) => Writes::WhenRowsChanged,
+        (Answer::Rows { .. } | Answer::OpenApi, Access::Write) => Writes::Maybe,
     };
-    Ok(Prepared { statement, read_only, writes, finish, answer, applied })
+    Ok(Prepared { statement, access, writes, finish, answer, applied })
 }
 
 /// `request.jwt.claims` as PostgREST sets it: the claims carry the role

@@ -635,6 +635,25 @@ pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// What a request's transaction may do, and so where it may run
+/// (PostgREST's access modes: `docs/references/transactions.rst`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// GET and HEAD: READ ONLY, on a standby when one serves reads.
+    Read,
+    /// POST of a STABLE or IMMUTABLE function: READ ONLY, on the primary
+    /// as every POST.
+    ReadOnPrimary,
+    /// Table writes and POST of a VOLATILE function: READ WRITE, on the primary.
+    Write,
+}
+
+impl Access {
+    pub fn read_only(self) -> bool {
+        self != Access::Write
+    }
+}
+
 /// How a request's transaction ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {

@@ -13,7 +13,7 @@
 //! primary's WAL position after its commit; a read that sends it back runs
 //! on a standby known to have replayed that far, else on the primary.
 
-use crate::db::{Failure, Finish, Lsn, Outcome, Pool, PoolOptions, RequestContext};
+use crate::db::{Access, Failure, Finish, Lsn, Outcome, Pool, PoolOptions, RequestContext};
 use crate::error::ApiError;
 use crate::metrics::ReplicaReport;
 use crate::sql::Statement;
@@ -99,11 +99,11 @@ impl Replicas {
         Ok(Replicas { members, max_lag: Duration::from_secs(config.db_replica_max_lag_secs), next: AtomicUsize::new(0) })
     }
 
-    /// Where a transaction runs: a write on the primary; a read on the
-    /// next standby (round robin) that serves reads and, given `after`,
-    /// has replayed that far; else on the primary.
-    pub fn route(&self, read_only: bool, after: Option<Lsn>) -> Server<'_> {
-        if !read_only || self.members.is_empty() {
+    /// Where a transaction runs: a read on the next standby (round robin)
+    /// that serves reads and, given `after`, has replayed that far; any
+    /// other transaction, or a read no standby can take, on the primary.
+    pub fn route(&self, access: Access, after: Option<Lsn>) -> Server<'_> {
+        if access != Access::Read || self.members.is_empty() {
             return Server::Primary;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -120,13 +120,13 @@ impl Replicas {
         &self,
         primary: &Pool,
         ctx: &RequestContext<'_>,
-        read_only: bool,
+        access: Access,
         after: Option<Lsn>,
         statement: &Statement,
         finish: Finish,
     ) -> Result<Outcome, ApiError> {
-        if let Server::Replica(replica) = self.route(read_only, after) {
-            match replica.pool.attempt(ctx, read_only, statement, finish).await {
+        if let Server::Replica(replica) = self.route(access, after) {
+            match replica.pool.attempt(ctx, true, statement, finish).await {
                 Err(Failure { server_unavailable: true, error }) => {
                     let reason = format!("{}: {}", error.message, error.details.as_ref().and_then(|d| d.as_str()).unwrap_or_default());
                     log::warn!("replica {}: {reason}; reads go to the primary until it checks healthy", replica.label);
@@ -141,7 +141,7 @@ impl Replicas {
                 }
             }
         }
-        primary.run_and(ctx, read_only, statement, finish).await
+        primary.run_and(ctx, access.read_only(), statement, finish).await
     }
 
     /// Checks the primary's position and every standby's, every
