@@ -110,6 +110,13 @@ CREATE FUNCTION public.pre_check() RETURNS void LANGUAGE plpgsql STABLE AS $$ BE
     RAISE SQLSTATE 'PT403' USING message = 'blocked by db-pre-request';
   END IF;
   PERFORM set_config('response.headers', '[{\"Cache-Control\": \"no-store\"}]', true); END $$;
+-- Limited update and delete (LimitedMutationSpec): a table, views over it
+-- (ordered by a unique column, by a composite key, by a column that is not
+-- unique) and a table without a key (ordered by ctid).
+CREATE TABLE public.limited_items (id integer PRIMARY KEY, name text);
+CREATE VIEW public.limited_items_view AS SELECT id, name FROM public.limited_items;
+CREATE VIEW public.limited_items_wnonuniq_view AS SELECT id, name, 'static'::text AS static FROM public.limited_items;
+CREATE TABLE public.limited_items_no_pk (id integer, name text);
 GRANT USAGE ON SCHEMA public TO anon;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO anon;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO anon;
@@ -723,4 +730,73 @@ fn media_type_handler_aggregates() {
     );
     let (status, _, body) = raw("GET", "/clients?select=name&order=id", &[("Accept", "application/x-names")], None);
     assert_eq!((status, body.as_str()), (200, "Microsoft, Apple"), "a handler of any relation");
+}
+
+// LimitedMutationSpec: PATCH and DELETE with `limit`/`offset` change the
+// rows a read with the same filters, order and range would give, never all
+// the matching ones.
+#[test]
+fn limited_updates_and_deletes() {
+    let rows_after = |table: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>| {
+        proxy();
+        admin_execute(DB, &format!("DELETE FROM {table}; INSERT INTO {table} VALUES (1, 'item-1'), (2, 'item-2'), (3, 'item-3')"));
+        let (status, answer) = call(method, path, headers, body);
+        assert!(status < 300, "{method} {path}: {status} {answer}");
+        let rows = admin_query_in(DB, &format!("SELECT id, name FROM {table} ORDER BY id"));
+        rows.iter().map(|r| format!("{}:{}", r.get::<_, i32>(0), r.get::<_, String>(1))).collect::<Vec<_>>().join(" ")
+    };
+    let body = Some(r#"{"name": "updated"}"#);
+    // Deletes.
+    assert_eq!(rows_after("limited_items", "DELETE", "/limited_items?order=id&limit=1&offset=1", &[], None), "1:item-1 3:item-3");
+    assert_eq!(rows_after("limited_items", "DELETE", "/limited_items?order=id&limit=1&id=gt.1", &[], None), "1:item-1 3:item-3");
+    assert_eq!(rows_after("limited_items", "DELETE", "/limited_items?order=id.desc&limit=2", &[], None), "1:item-1");
+    assert_eq!(rows_after("limited_items", "DELETE", "/limited_items_view?order=id&limit=1&offset=1", &[], None), "1:item-1 3:item-3");
+    assert_eq!(rows_after("limited_items", "DELETE", "/limited_items_view?order=id,name&limit=1&offset=1", &[], None), "1:item-1 3:item-3");
+    assert_eq!(
+        rows_after("limited_items_no_pk", "DELETE", "/limited_items_no_pk?order=ctid&limit=1&offset=1", &[], None),
+        "1:item-1 3:item-3"
+    );
+    // Updates.
+    assert_eq!(rows_after("limited_items", "PATCH", "/limited_items?order=id&limit=2", &[], body), "1:updated 2:updated 3:item-3");
+    assert_eq!(rows_after("limited_items", "PATCH", "/limited_items?order=id&limit=1&id=gt.2", &[], body), "1:item-1 2:item-2 3:updated");
+    assert_eq!(rows_after("limited_items", "PATCH", "/limited_items?order=id&limit=1&offset=1", &[], body), "1:item-1 2:updated 3:item-3");
+    assert_eq!(
+        rows_after("limited_items", "PATCH", "/limited_items_view?order=id&limit=1&offset=1", &[], body),
+        "1:item-1 2:updated 3:item-3"
+    );
+    assert_eq!(
+        rows_after("limited_items_no_pk", "PATCH", "/limited_items_no_pk?order=ctid&limit=1", &[], body),
+        "1:updated 2:item-2 3:item-3"
+    );
+    // The answer is the changed rows only.
+    admin_execute(DB, "DELETE FROM limited_items; INSERT INTO limited_items VALUES (1, 'item-1'), (2, 'item-2'), (3, 'item-3')");
+    let representation = ("Prefer", "return=representation");
+    assert_eq!(call("PATCH", "/limited_items?order=id.desc&limit=1&select=id", &[representation], body), (200, json!([{"id": 3}])));
+    // The Range header does not limit a write; limit and offset do.
+    let range = |r: &'static str| ("Range", r);
+    assert_eq!(rows_after("limited_items", "DELETE", "/limited_items", &[range("0-0")], None), "");
+    assert_eq!(rows_after("limited_items", "DELETE", "/limited_items?id=gte.2", &[range("0-0")], None), "1:item-1");
+    assert_eq!(rows_after("limited_items", "DELETE", "/limited_items?order=id", &[range("0-0")], None), "");
+    assert_eq!(rows_after("limited_items", "DELETE", "/limited_items?order=id&limit=2&offset=1", &[range("1-1")], None), "1:item-1");
+    assert_eq!(rows_after("limited_items", "PATCH", "/limited_items", &[range("0-0")], body), "1:updated 2:updated 3:updated");
+    assert_eq!(
+        rows_after("limited_items", "PATCH", "/limited_items?order=id&limit=1&offset=1", &[range("0-0")], body),
+        "1:item-1 2:updated 3:item-3"
+    );
+    // Without an order, refused: which rows would be arbitrary. Nothing changes.
+    let no_order = json!({"code": "PGRST109", "details": null, "hint": "Apply an 'order' using unique column(s)", "message": "A 'limit' was applied without an explicit 'order'"});
+    admin_execute(DB, "DELETE FROM limited_items; INSERT INTO limited_items VALUES (1, 'item-1'), (2, 'item-2'), (3, 'item-3')");
+    assert_eq!(call("DELETE", "/limited_items?limit=1&offset=1", &[], None), (400, no_order.clone()));
+    assert_eq!(call("PATCH", "/limited_items?limit=1&offset=1", &[], body), (400, no_order.clone()));
+    assert_eq!(call("DELETE", "/limited_items?offset=1", &[], None), (400, no_order));
+    // Ordered by a column that is not unique: more rows than the limit
+    // would change; refused and rolled back.
+    let surpassed = json!({"code": "PGRST110", "details": "Results contain 3 rows changed but the maximum number allowed is 1", "hint": null, "message": "The maximum number of rows allowed to change was surpassed"});
+    assert_eq!(call("DELETE", "/limited_items_wnonuniq_view?order=static&limit=1", &[], None), (400, surpassed.clone()));
+    assert_eq!(call("PATCH", "/limited_items_wnonuniq_view?order=static&limit=1", &[], body), (400, surpassed));
+    let kept = admin_query_in(DB, "SELECT count(*)::int FROM limited_items WHERE name LIKE 'item-%'")[0].get::<_, i32>(0);
+    assert_eq!(kept, 3, "a refused limited write kept nothing");
+    // An order through an embed cannot name the relation's rows.
+    let (status, err) = call("DELETE", "/projects?select=id,clients(name)&order=clients(name)&limit=1", &[], None);
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST100")), "{err}");
 }

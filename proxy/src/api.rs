@@ -392,6 +392,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
     };
     // An upsert's resolution is applied when there is a key to match on.
     let mut resolution_applied = false;
+    let mut within_limit = None;
     let (statement, access, answer) = match &api.action {
         Action::Options { .. } => unreachable!("OPTIONS is answered before the request is read"),
         Action::OpenApi { .. } => {
@@ -417,6 +418,12 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
                 return Err(ApiError::aggregates_disabled());
             }
             resolution_applied = *method == WriteMethod::Insert && matches!(p.kind, plan::WriteKind::Insert { on_conflict: Some(_), .. });
+            within_limit = match &p.kind {
+                plan::WriteKind::Update { limited: Some(l), .. } | plan::WriteKind::Delete { limited: Some(l) } => l.limit,
+                plan::WriteKind::Update { limited: None, .. }
+                | plan::WriteKind::Delete { limited: None }
+                | plan::WriteKind::Insert { .. } => None,
+            };
             (sql::write(&p), Access::Write, Answer::Written { method: *method, return_: prefer.return_, columns: p.keys() })
         }
         Action::Call { function, method } => {
@@ -475,8 +482,8 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
     };
     let finish = if options.tx_end.rolls_back(prefer.tx_rollback) {
         Finish::Rollback
-    } else if at_most.is_some() || exactly_one || offset_within_total.is_some() {
-        Finish::CommitIf(RowsAllowed { at_most, exactly_one, offset_within_total })
+    } else if at_most.is_some() || within_limit.is_some() || exactly_one || offset_within_total.is_some() {
+        Finish::CommitIf(RowsAllowed { at_most, within_limit, exactly_one, offset_within_total })
     } else {
         Finish::Commit
     };

@@ -543,16 +543,21 @@ impl Pool {
         if let Finish::CommitIf(allowed) = finish {
             let rows = outcome.as_ref().map(|o| o.rows as u64).ok();
             let exceeded = allowed.at_most.is_some_and(|max| rows.is_some_and(|r| r > max));
+            let surpassed = allowed.within_limit.filter(|limit| rows.is_some_and(|r| r > *limit));
             let not_one = allowed.exactly_one && rows.is_some_and(|r| r != 1);
             let total = outcome.as_ref().ok().and_then(|o| o.total);
             let past_end = allowed.offset_within_total.is_some_and(|offset| total.is_some_and(|t| offset > 0 && offset > t as u64));
-            let commit = !(exceeded || not_one || past_end);
+            let commit = !(exceeded || surpassed.is_some() || not_one || past_end);
             client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }).await.map_err(db_error)?;
             let committed_at = match commit && lsn_after_commit && outcome.is_ok() {
                 true => after_commit(query(client, None, CURRENT_LSN_SQL, &[]).await.map(Some)),
                 false => None,
             };
             conn.clean = true;
+            if let Some(limit) = surpassed {
+                let rows = outcome.map(|o| o.rows).unwrap_or_default();
+                return Err(ApiError::limit_surpassed(rows, limit).into());
+            }
             if exceeded {
                 let rows = outcome.map(|o| o.rows).unwrap_or_default();
                 return Err(ApiError::max_affected_exceeded(rows).into());
@@ -668,6 +673,8 @@ pub enum Finish {
 pub struct RowsAllowed {
     /// `Prefer: handling=strict, max-affected=N` (else PGRST124).
     pub at_most: Option<u64>,
+    /// A limited update or delete's `limit` (else PGRST110).
+    pub within_limit: Option<u64>,
     /// `Accept: application/vnd.pgrst.object+json` on a write (or a
     /// function call that may write): exactly one row, else nothing is kept
     /// (and the answer is 406 PGRST116).

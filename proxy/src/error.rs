@@ -556,6 +556,38 @@ impl ApiError {
         )
     }
 
+    /// 400 PGRST109: `limit`/`offset` on a PATCH or DELETE without `order`
+    /// (which rows a limited update or delete takes would be arbitrary).
+    pub fn limit_without_order() -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PGRST109",
+            "A 'limit' was applied without an explicit 'order'".into(),
+            None,
+            Some("Apply an 'order' using unique column(s)".into()),
+        )
+    }
+
+    /// 400 PGRST110: a limited update or delete changed more rows than its
+    /// `limit` (its `order` was not by unique columns); rolled back.
+    pub fn limit_surpassed(rows: i64, limit: u64) -> ApiError {
+        ApiError::bad_request(
+            "PGRST110",
+            "The maximum number of rows allowed to change was surpassed".into(),
+            Some(format!("Results contain {rows} rows changed but the maximum number allowed is {limit}")),
+        )
+    }
+
+    /// 400 PGRST100: a limited update or delete ordered by an embed's
+    /// column, which cannot name the relation's own rows.
+    pub fn limited_order_related(key: &str) -> ApiError {
+        ApiError::bad_request(
+            "PGRST100",
+            "Unsupported order for a limited update or delete".into(),
+            Some(format!("order by the relation's own (unique) columns, not by {key}(…)")),
+        )
+    }
+
     /// 400 PGRST114
     pub fn put_with_range() -> ApiError {
         ApiError::bad_request("PGRST114", "limit/offset querystring parameters are not allowed for PUT".into(), None)

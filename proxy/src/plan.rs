@@ -251,8 +251,23 @@ pub enum WriteKind {
     Update {
         columns: Vec<Column>,
         row_json: String,
+        limited: Option<Limited>,
     },
-    Delete,
+    Delete {
+        limited: Option<Limited>,
+    },
+}
+
+/// PostgREST's limited update and delete (`PATCH`/`DELETE` with `limit` or
+/// `offset`): the rows a read with the same filters, `order` and range
+/// would give, matched back by the order's columns. Unless those are
+/// unique, more rows may match: more than `limit` are rolled back (PGRST110).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limited {
+    /// Never empty (else PGRST109); the relation's own columns.
+    pub order: Vec<Ordering>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
 }
 
 /// An upsert: what makes a row a duplicate, and what to do then.
@@ -459,6 +474,11 @@ fn level(
             };
             let column = match &through {
                 Some(e) => column_of(&e.read.relation, &o.column)?,
+                // A table's row address, which every table has: what a
+                // limited update or delete of a table without a key orders by.
+                None if o.column == "ctid" && relation.is_table && relation.column("ctid").is_none() => {
+                    Column::of_result("ctid".into(), "tid".into())
+                }
                 None => column(&o.column)?,
             };
             Ok(Ordering { through, column, path: o.path.clone(), descending: o.descending, nulls_first: o.nulls_first })
@@ -638,6 +658,18 @@ pub fn write(
         columns_of(&listed.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
     let mut filter = read.filter;
+    let limited = || -> Result<Option<Limited>, ApiError> {
+        if read.limit.is_none() && read.offset.unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        if read.order.is_empty() {
+            return Err(ApiError::limit_without_order());
+        }
+        if let Some(related) = read.order.iter().find_map(|o| o.through.as_ref()) {
+            return Err(ApiError::limited_order_related(&related.key));
+        }
+        Ok(Some(Limited { order: read.order.clone(), limit: read.limit, offset: read.offset }))
+    };
     let kind = match method {
         WriteMethod::Insert | WriteMethod::Upsert => {
             let mut rows = match parse_body()? {
@@ -718,9 +750,9 @@ pub fn write(
             if keys.is_empty() {
                 return Err(body_error("The body of a PATCH names no column to change", None));
             }
-            WriteKind::Update { columns: columns_of(&keys)?, row_json: row.to_string() }
+            WriteKind::Update { columns: columns_of(&keys)?, row_json: row.to_string(), limited: limited()? }
         }
-        WriteMethod::Delete => WriteKind::Delete,
+        WriteMethod::Delete => WriteKind::Delete { limited: limited()? },
     };
     Ok(WritePlan {
         relation,

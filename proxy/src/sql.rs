@@ -5,7 +5,9 @@
 //! is wanted), the number of rows, and the total count when asked for (a
 //! write: how many rows an upsert inserted).
 
-use crate::plan::{ArgValue, Body, CallPlan, EmbedPlan, Link, ReadPlan, Selected, Where, WriteKind, WritePlan, SCALAR_COLUMN};
+use crate::plan::{
+    ArgValue, Body, CallPlan, EmbedPlan, Limited, Link, Ordering, ReadPlan, Selected, Where, WriteKind, WritePlan, SCALAR_COLUMN,
+};
 use crate::request::{AggregateFn, Count, Filter, IsValue, JsonKey, JsonStep, PatternOp, QuantifiedOp, Resolution, Return};
 use crate::schema::{Column, Returns};
 
@@ -384,12 +386,27 @@ impl Builder {
         format!("{}.{}({})", ident(&plan.function.schema), ident(&plan.function.name), args.join(", "))
     }
 
+    /// The ` WHERE …` of an update or delete: its filters, or for a limited
+    /// one, the rows of the same filters, order and range, matched by the
+    /// order's columns (as PostgREST's `pgrst_affected_rows`).
+    fn rows_written(&mut self, plan: &WritePlan, table: &str, limited: Option<&Limited>) -> String {
+        let filter = self.where_clause(&plan.filter, 0, Vec::new());
+        let Some(l) = limited else { return filter };
+        let keys: Vec<String> = l.order.iter().map(|o| format!("{}.{}", alias(0), ident(&o.column.name))).collect();
+        let keys = keys.join(", ");
+        let range = self.order_and_range_of(&l.order, l.limit, l.offset, 0);
+        format!(" WHERE ({keys}) IN (SELECT {keys} FROM {table} {}{filter}{range})", alias(0))
+    }
+
     /// ` ORDER BY … LIMIT … OFFSET …`
     fn order_and_range(&mut self, plan: &ReadPlan, depth: usize) -> String {
+        self.order_and_range_of(&plan.order, plan.limit, plan.offset, depth)
+    }
+
+    fn order_and_range_of(&mut self, order: &[Ordering], limit: Option<u64>, offset: Option<u64>, depth: usize) -> String {
         let mut sql = String::new();
-        if !plan.order.is_empty() {
-            let terms: Vec<String> = plan
-                .order
+        if !order.is_empty() {
+            let terms: Vec<String> = order
                 .iter()
                 .map(|o| {
                     let nulls = match o.nulls_first {
@@ -410,10 +427,10 @@ impl Builder {
                 .collect();
             sql.push_str(&format!(" ORDER BY {}", terms.join(", ")));
         }
-        if let Some(limit) = plan.limit {
+        if let Some(limit) = limit {
             sql.push_str(&format!(" LIMIT {}", self.param(Some(limit.to_string()), "bigint")));
         }
-        if let Some(offset) = plan.offset {
+        if let Some(offset) = offset {
             sql.push_str(&format!(" OFFSET {}", self.param(Some(offset.to_string()), "bigint")));
         }
         sql
@@ -579,16 +596,19 @@ pub fn write(plan: &WritePlan) -> Statement {
                 )
             })
             .collect(),
-        WriteKind::Update { columns, row_json } => {
+        WriteKind::Update { columns, row_json, limited } => {
             let body = b.param(Some(row_json.clone()), "json");
             let cols = names(columns);
-            let filter = b.where_clause(&plan.filter, 0, Vec::new());
+            let rows = b.rows_written(plan, &table, limited.as_ref());
             vec![format!(
-                "UPDATE {table} {} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){filter}",
+                "UPDATE {table} {} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){rows}",
                 alias(0)
             )]
         }
-        WriteKind::Delete => vec![format!("DELETE FROM {table} {}{}", alias(0), b.where_clause(&plan.filter, 0, Vec::new()))],
+        WriteKind::Delete { limited } => {
+            let rows = b.rows_written(plan, &table, limited.as_ref());
+            vec![format!("DELETE FROM {table} {}{rows}", alias(0))]
+        }
     };
     // return=representation needs the rows (and SELECT rights); otherwise
     // only how many there were (headers-only: the primary key, for the

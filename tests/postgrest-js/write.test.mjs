@@ -181,3 +181,27 @@ test('maxAffected(): a write touching more rows is refused (400 PGRST124) and ro
   r = ok(await db.from('cart').delete().eq('product_id', 3).maxAffected(1).select('product_id'));
   assert.deepEqual(r.data, [{ product_id: 3 }]);
 });
+
+test('update()/delete() with order() and limit(): only those rows; without order() 400 PGRST109', async () => {
+  const alice = user(proxy(), 'Alice');
+  const bob = user(proxy(), 'Bob');
+  for (const product_id of [1, 2, 3]) ok(await alice.db.from('cart').insert({ product_id, quantity: 1 }));
+  ok(await bob.db.from('cart').insert({ product_id: 4, quantity: 1 }));
+  let r = ok(await alice.db.from('cart').update({ quantity: 5 }).order('product_id', { ascending: false }).limit(1).select('product_id,quantity'));
+  assert.deepEqual(r.data, [{ product_id: 3, quantity: 5 }]);
+  r = ok(await alice.db.from('cart').delete().order('product_id').limit(1).select('product_id'));
+  assert.deepEqual(r.data, [{ product_id: 1 }]);
+  r = await alice.db.from('cart').delete().limit(1);
+  assert.equal(r.status, 400);
+  assert.deepEqual(r.error, {
+    code: 'PGRST109', message: "A 'limit' was applied without an explicit 'order'", details: null, hint: "Apply an 'order' using unique column(s)",
+  });
+  r = ok(await alice.db.from('cart').select('product_id,quantity').order('product_id'));
+  assert.deepEqual(r.data, [{ product_id: 2, quantity: 1 }, { product_id: 3, quantity: 5 }]);
+  // The rows a limited write picks are the caller's under RLS: Bob's limited
+  // delete over the whole table takes his own line, never Alice's.
+  r = ok(await bob.db.from('cart').delete().order('cart_id').limit(5).select('product_id'));
+  assert.deepEqual(r.data, [{ product_id: 4 }]);
+  r = ok(await alice.db.from('cart').select('product_id').order('product_id'));
+  assert.deepEqual(r.data, [{ product_id: 2 }, { product_id: 3 }]);
+});
