@@ -66,6 +66,7 @@ fn stages(c: &mut Criterion) {
         name: "orders".into(),
         is_table: true,
         planner_counts_visible: false,
+        row_addresses: true,
         writable: Writable::ALL,
         columns: [
             "order_id:bigint",

@@ -58,8 +58,12 @@ INSERT INTO public.addresses VALUES (1, '{\"city\": \"Paris\"}'), (2, '{\"city\"
 -- money to aggregate
 CREATE TABLE public.project_invoices (id integer PRIMARY KEY, invoice_total numeric NOT NULL, project_id integer REFERENCES public.projects(id));
 INSERT INTO public.project_invoices VALUES (1, 100, 1), (2, 200, 1), (3, 500, 2), (4, 1000, 3);
+-- Writes whose representation is aggregated: the rows they change are counted.
+CREATE TABLE public.aggregated_writes (id integer PRIMARY KEY, n integer);
+INSERT INTO public.aggregated_writes VALUES (1, 0), (2, 0), (3, 0);
 GRANT USAGE ON SCHEMA public TO anon;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO anon;
+GRANT UPDATE, DELETE ON public.aggregated_writes TO anon;
 ";
 
 fn proxy() -> u16 {
@@ -378,4 +382,26 @@ fn embedding_through_views() {
     );
     // By the key's name: the table, not the views over it.
     assert_eq!(get("/projects?id=eq.3&select=name,client(name)").1, json!([{"name": "IOS", "client": {"name": "Apple"}}]));
+}
+
+/// An aggregated `select` answers one row however many a write changed:
+/// `max-affected` and a single-object `Accept` count the rows changed.
+#[test]
+fn aggregated_write_representations_count_the_rows_changed() {
+    let port = aggregating_proxy();
+    let patch = |headers: &[(&str, &str)]| {
+        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (status, _, body) = http(port, "PATCH", "/aggregated_writes?select=count()", &headers, Some(r#"{"n": 1}"#));
+        (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::String(body)))
+    };
+    let changed = || pg_clerk_e2e::admin_query_in(DB, "SELECT count(*)::int FROM aggregated_writes WHERE n = 1")[0].get::<_, i32>(0);
+    let representation = ("Prefer", "return=representation");
+    let (status, err) = patch(&[("Prefer", "return=representation, handling=strict, max-affected=1")]);
+    assert_eq!((status, err["details"].as_str()), (400, Some("The query affects 3 rows")), "{err}");
+    assert_eq!(changed(), 0, "rolled back");
+    let (status, err) = patch(&[("Prefer", "return=representation"), ("Accept", "application/vnd.pgrst.object+json")]);
+    assert_eq!((status, err["code"].as_str()), (406, Some("PGRST116")), "{err}");
+    assert_eq!(changed(), 0, "rolled back");
+    assert_eq!(patch(&[representation]), (200, json!([{"count": 3}])));
+    assert_eq!(changed(), 3);
 }

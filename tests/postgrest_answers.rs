@@ -796,6 +796,37 @@ fn limited_updates_and_deletes() {
     assert_eq!(call("PATCH", "/limited_items_wnonuniq_view?order=static&limit=1", &[], body), (400, surpassed));
     let kept = admin_query_in(DB, "SELECT count(*)::int FROM limited_items WHERE name LIKE 'item-%'")[0].get::<_, i32>(0);
     assert_eq!(kept, 3, "a refused limited write kept nothing");
+    // On a table, exactly the rows the read picks (by address): an order
+    // that is not unique changes `limit` rows, never rows outside the
+    // filters, and an offset alone takes the rows past it.
+    let collide = "DELETE FROM limited_items; INSERT INTO limited_items VALUES (1, 'same'), (2, 'same'), (3, 'same'), (4, NULL)";
+    let after = |method: &str, path: &str, body: Option<&str>| {
+        admin_execute(DB, collide);
+        let (status, answer) = call(method, path, &[representation], body);
+        let rows = admin_query_in(DB, "SELECT id, coalesce(name, '-') FROM limited_items ORDER BY id");
+        (status, answer, rows.iter().map(|r| format!("{}:{}", r.get::<_, i32>(0), r.get::<_, String>(1))).collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(
+        after("PATCH", "/limited_items?id=eq.2&order=name&limit=100&select=id", body),
+        (200, json!([{"id": 2}]), "1:same 2:updated 3:same 4:-".to_owned())
+    );
+    assert_eq!(
+        after("DELETE", "/limited_items?id=in.(2,3)&order=name&offset=1&select=id", None).2,
+        "1:same 2:same 4:-",
+        "the filters hold, and one row is past the offset"
+    );
+    assert_eq!(after("PATCH", "/limited_items?order=name&limit=2&select=id", body).1.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        after("PATCH", "/limited_items?order=name.nullsfirst&limit=1&select=id", body),
+        (200, json!([{"id": 4}]), "1:same 2:same 3:same 4:updated".to_owned()),
+        "a NULL order value is a row like any other"
+    );
+    // On a view, the rows are found again by the order's columns (as
+    // PostgREST), within the filters.
+    assert_eq!(
+        after("PATCH", "/limited_items_wnonuniq_view?id=eq.2&order=static&limit=5&select=id", body),
+        (200, json!([{"id": 2}]), "1:same 2:updated 3:same 4:-".to_owned())
+    );
     // An order through an embed cannot name the relation's rows.
     let (status, err) = call("DELETE", "/projects?select=id,clients(name)&order=clients(name)&limit=1", &[], None);
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST100")), "{err}");

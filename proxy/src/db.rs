@@ -712,6 +712,7 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
             relation: r.get(1),
             is_table: r.get(7),
             planner_counts_visible: r.get(8),
+            row_addresses: r.get(10),
             writable: schema::Writable::from_mask(r.get(9)),
             column: schema::Column {
                 name: r.get(2),

@@ -260,14 +260,25 @@ pub enum WriteKind {
 
 /// PostgREST's limited update and delete (`PATCH`/`DELETE` with `limit` or
 /// `offset`): the rows a read with the same filters, `order` and range
-/// would give, matched back by the order's columns. Unless those are
-/// unique, more rows may match: more than `limit` are rolled back (PGRST110).
+/// would give.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limited {
     /// Never empty (else PGRST109); the relation's own columns.
     pub order: Vec<Ordering>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
+    pub by: RowMatch,
+}
+
+/// How the rows a limited write picked are found again by the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowMatch {
+    /// By address (`tableoid`, `ctid`): exactly those rows.
+    Address,
+    /// By the order's columns, as PostgREST does (views, foreign tables):
+    /// unless those are unique, other rows with the same values and the
+    /// same filters match too; more than `limit` are rolled back (PGRST110).
+    OrderColumns,
 }
 
 /// An upsert: what makes a row a duplicate, and what to do then.
@@ -476,7 +487,7 @@ fn level(
                 Some(e) => column_of(&e.read.relation, &o.column)?,
                 // A table's row address, which every table has: what a
                 // limited update or delete of a table without a key orders by.
-                None if o.column == "ctid" && relation.is_table && relation.column("ctid").is_none() => {
+                None if o.column == "ctid" && relation.row_addresses && relation.column("ctid").is_none() => {
                     Column::of_result("ctid".into(), "tid".into())
                 }
                 None => column(&o.column)?,
@@ -668,7 +679,8 @@ pub fn write(
         if let Some(related) = read.order.iter().find_map(|o| o.through.as_ref()) {
             return Err(ApiError::limited_order_related(&related.key));
         }
-        Ok(Some(Limited { order: read.order.clone(), limit: read.limit, offset: read.offset }))
+        let by = if relation.row_addresses { RowMatch::Address } else { RowMatch::OrderColumns };
+        Ok(Some(Limited { order: read.order.clone(), limit: read.limit, offset: read.offset, by }))
     };
     let kind = match method {
         WriteMethod::Insert | WriteMethod::Upsert => {
@@ -824,6 +836,7 @@ pub fn call_read(cache: &SchemaCache, call: CallPlan, q: &QueryParams, asked: As
         name: f.name.clone(),
         is_table: false,
         planner_counts_visible: false,
+        row_addresses: false,
         writable: Default::default(),
         columns,
         computed: Vec::new(),

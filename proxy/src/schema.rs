@@ -36,6 +36,9 @@ pub struct Relation {
     /// be shown (`count=planned`) only for relations that have none: tables
     /// without RLS, not views (which may read tables that have it).
     pub planner_counts_visible: bool,
+    /// Its rows have addresses (`tableoid`, `ctid`) that name each one: a
+    /// plain or partitioned table, not a view or a foreign table.
+    pub row_addresses: bool,
     /// What the relation can take, whatever the privileges:
     /// `pg_relation_is_updatable` (views with triggers or auto-updatable).
     pub writable: Writable,
@@ -819,7 +822,8 @@ pub const RELATIONS_SQL: &str = "
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
        coalesce(a.attnum = ANY(pk.indkey), false), NOT a.attnotnull,
        a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '', c.relkind IN ('r', 'p', 'f'),
-       c.relkind IN ('r', 'p', 'f', 'm') AND NOT c.relrowsecurity, pg_relation_is_updatable(c.oid, true)
+       c.relkind IN ('r', 'p', 'f', 'm') AND NOT c.relrowsecurity, pg_relation_is_updatable(c.oid, true),
+       c.relkind IN ('r', 'p')
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -917,6 +921,7 @@ pub struct ColumnRow {
     pub relation: String,
     pub is_table: bool,
     pub planner_counts_visible: bool,
+    pub row_addresses: bool,
     pub writable: Writable,
     pub column: Column,
 }
@@ -924,7 +929,7 @@ pub struct ColumnRow {
 /// Rows of `RELATIONS_SQL`, grouped into relations.
 pub fn group_columns(rows: impl IntoIterator<Item = ColumnRow>) -> Vec<Relation> {
     let mut out: Vec<Relation> = Vec::new();
-    for ColumnRow { schema, relation, is_table, planner_counts_visible, writable, column } in rows {
+    for ColumnRow { schema, relation, is_table, planner_counts_visible, row_addresses, writable, column } in rows {
         match out.last_mut() {
             Some(r) if r.schema == schema && r.name == relation => r.columns.push(column),
             _ => out.push(Relation {
@@ -932,6 +937,7 @@ pub fn group_columns(rows: impl IntoIterator<Item = ColumnRow>) -> Vec<Relation>
                 name: relation,
                 is_table,
                 planner_counts_visible,
+                row_addresses,
                 writable,
                 columns: vec![column],
                 computed: Vec::new(),
@@ -1045,6 +1051,7 @@ pub fn test_cache() -> SchemaCache {
         name: name.into(),
         is_table: true,
         planner_counts_visible: name != "orders",
+        row_addresses: true,
         writable: Writable::ALL,
         columns: columns
             .iter()
@@ -1116,6 +1123,7 @@ mod tests {
             relation: relation.into(),
             is_table: true,
             planner_counts_visible: true,
+            row_addresses: true,
             writable: Writable::from_mask(if relation == "a" { 28 } else { 0 }),
             column: Column { primary_key, nullable: !primary_key, ..Column::of_result(column.into(), "int".into()) },
         };

@@ -6,7 +6,7 @@
 //! write: how many rows an upsert inserted).
 
 use crate::plan::{
-    ArgValue, Body, CallPlan, EmbedPlan, Limited, Link, Ordering, ReadPlan, Selected, Where, WriteKind, WritePlan, SCALAR_COLUMN,
+    ArgValue, Body, CallPlan, EmbedPlan, Limited, Link, Ordering, ReadPlan, RowMatch, Selected, Where, WriteKind, WritePlan, SCALAR_COLUMN,
 };
 use crate::request::{AggregateFn, Count, Filter, IsValue, JsonKey, JsonStep, PatternOp, QuantifiedOp, Resolution, Return};
 use crate::schema::{Column, Returns};
@@ -386,16 +386,20 @@ impl Builder {
         format!("{}.{}({})", ident(&plan.function.schema), ident(&plan.function.name), args.join(", "))
     }
 
-    /// The ` WHERE …` of an update or delete: its filters, or for a limited
-    /// one, the rows of the same filters, order and range, matched by the
-    /// order's columns (as PostgREST's `pgrst_affected_rows`).
+    /// The ` WHERE …` of an update or delete: its filters, and for a
+    /// limited one, among the rows those filters match, the ones a read with
+    /// its order and range picks (PostgREST's `pgrst_affected_rows`).
     fn rows_written(&mut self, plan: &WritePlan, table: &str, limited: Option<&Limited>) -> String {
-        let filter = self.where_clause(&plan.filter, 0, Vec::new());
-        let Some(l) = limited else { return filter };
-        let keys: Vec<String> = l.order.iter().map(|o| format!("{}.{}", alias(0), ident(&o.column.name))).collect();
+        let Some(l) = limited else { return self.where_clause(&plan.filter, 0, Vec::new()) };
+        let keys: Vec<String> = match l.by {
+            RowMatch::Address => ["tableoid", "ctid"].iter().map(|c| format!("{}.{c}", alias(0))).collect(),
+            RowMatch::OrderColumns => l.order.iter().map(|o| format!("{}.{}", alias(0), ident(&o.column.name))).collect(),
+        };
         let keys = keys.join(", ");
+        let filter = self.where_clause(&plan.filter, 0, Vec::new());
         let range = self.order_and_range_of(&l.order, l.limit, l.offset, 0);
-        format!(" WHERE ({keys}) IN (SELECT {keys} FROM {table} {}{filter}{range})", alias(0))
+        let picked = format!("({keys}) IN (SELECT {keys} FROM {table} {}{filter}{range})", alias(0));
+        self.where_clause(&plan.filter, 0, vec![picked])
     }
 
     /// ` ORDER BY … LIMIT … OFFSET …`
@@ -457,7 +461,9 @@ fn array_literal(items: &[String]) -> String {
     format!("{{{}}}", quoted.join(","))
 }
 
-const AGGREGATE: &str = "coalesce(json_agg(_pgrst_row), '[]')::text, count(*)";
+/// A write's answer and how many rows it changed (not how many rows its
+/// `select` answers: aggregates make those fewer).
+const WRITTEN: &str = "coalesce(json_agg(_pgrst_row), '[]')::text, (SELECT count(*) FROM _pgrst_rows)";
 
 /// What functions the statement ran set for the answer (PostgREST's
 /// `response.headers` and `response.status`), read after the rows.
@@ -664,13 +670,13 @@ pub fn write(plan: &WritePlan) -> Statement {
     });
     let sql = match plan.return_ {
         Return::Representation => format!(
-            "{rows_cte} SELECT {AGGREGATE}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {} FROM _pgrst_rows {}) _pgrst_row",
+            "{rows_cte} SELECT {WRITTEN}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {} FROM _pgrst_rows {}) _pgrst_row",
             b.select_list(returning_all, returned, &plan.returning_embeds, 0),
             alias(0)
         ),
         Return::HeadersOnly if !keys.is_empty() => {
             format!(
-                "{rows_cte} SELECT {AGGREGATE}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {} FROM _pgrst_rows) _pgrst_row",
+                "{rows_cte} SELECT {WRITTEN}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {} FROM _pgrst_rows) _pgrst_row",
                 keys.join(", ")
             )
         }
@@ -810,7 +816,7 @@ mod tests {
         assert_eq!(
             s.sql,
             "WITH _pgrst_rows AS (UPDATE \"public\".\"orders\" _pgrst_t0 SET (\"status\") = (SELECT \"status\" FROM json_populate_record(NULL::\"public\".\"orders\", CAST($1 AS json))) \
-             WHERE _pgrst_t0.\"order_id\" = CAST($2 AS bigint) RETURNING *) SELECT coalesce(json_agg(_pgrst_row), '[]')::text, count(*), NULL::bigint, \
+             WHERE _pgrst_t0.\"order_id\" = CAST($2 AS bigint) RETURNING *) SELECT coalesce(json_agg(_pgrst_row), '[]')::text, (SELECT count(*) FROM _pgrst_rows), NULL::bigint, \
              nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '') \
              FROM (SELECT _pgrst_t0.\"status\" AS \"status\" FROM _pgrst_rows _pgrst_t0) _pgrst_row"
         );
