@@ -117,6 +117,8 @@ CREATE TABLE public.limited_items (id integer PRIMARY KEY, name text);
 CREATE VIEW public.limited_items_view AS SELECT id, name FROM public.limited_items;
 CREATE VIEW public.limited_items_wnonuniq_view AS SELECT id, name, 'static'::text AS static FROM public.limited_items;
 CREATE TABLE public.limited_items_no_pk (id integer, name text);
+-- How requests are read (UpdateSpec, InsertSpec, RpcSpec, Preferences).
+CREATE TABLE public.read_items (name text PRIMARY KEY, rank integer DEFAULT 42);
 GRANT USAGE ON SCHEMA public TO anon;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO anon;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO anon;
@@ -830,4 +832,94 @@ fn limited_updates_and_deletes() {
     // An order through an embed cannot name the relation's rows.
     let (status, err) = call("DELETE", "/projects?select=id,clients(name)&order=clients(name)&limit=1", &[], None);
     assert_eq!((status, err["code"].as_str()), (400, Some("PGRST100")), "{err}");
+}
+
+// How PostgREST reads a request's parts: empty PATCH bodies, `columns=`,
+// array keys, methods on functions, query arguments of a POST call,
+// repeated parameters and preferences, `Range` on HEAD.
+#[test]
+fn request_parts_are_read_as_postgrest_reads_them() {
+    proxy();
+    let reset = || admin_execute(DB, "DELETE FROM read_items; INSERT INTO read_items VALUES ('a', 1), ('b', 2)");
+    let ranks = || {
+        admin_query_in(DB, "SELECT name || ':' || coalesce(rank::text, '-') FROM read_items ORDER BY name")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let representation = ("Prefer", "return=representation");
+    // UpdateSpec: an empty object or array changes nothing: 204, or 200 [].
+    reset();
+    let (status, head, body) = raw("PATCH", "/read_items?name=eq.a", &[], Some("{}"));
+    assert_eq!((status, header(&head, "content-range").as_deref(), body.as_str()), (204, Some("*/*"), ""));
+    assert_eq!(call("PATCH", "/read_items?name=eq.a", &[representation], Some("[]")), (200, json!([])));
+    assert_eq!(ranks(), "a:1 b:2");
+    // InsertSpec: without `columns=`, every object has the same keys.
+    let (status, err) = call("POST", "/read_items", &[], Some(r#"[{"name": "c"}, {"name": "d", "rank": 3}]"#));
+    assert_eq!((status, err["message"].as_str(), err["code"].as_str()), (400, Some("All object keys must match"), Some("PGRST102")));
+    // `columns=` names every column written: absent keys are NULL, or with
+    // missing=default their default.
+    assert_eq!(
+        call(
+            "POST",
+            "/read_items?columns=name,rank&select=name,rank",
+            &[representation],
+            Some(r#"[{"name": "c"}, {"name": "d", "rank": 3}]"#)
+        ),
+        (201, json!([{"name": "c", "rank": null}, {"name": "d", "rank": 3}]))
+    );
+    assert_eq!(
+        call("POST", "/read_items?columns=name,rank", &[("Prefer", "return=representation, missing=default")], Some(r#"{"name": "e"}"#)),
+        (201, json!([{"name": "e", "rank": 42}]))
+    );
+    assert_eq!(
+        call("PATCH", "/read_items?name=eq.a&columns=rank", &[representation], Some(r#"{"name": "x"}"#)),
+        (200, json!([{"name": "a", "rank": null}]))
+    );
+    assert_eq!(
+        call(
+            "PATCH",
+            "/read_items?name=eq.b&columns=rank",
+            &[("Prefer", "return=representation, missing=default")],
+            Some(r#"{"name": "x"}"#)
+        ),
+        (200, json!([{"name": "b", "rank": 42}]))
+    );
+    // A PUT takes its whole body, whatever `columns=` says.
+    assert_eq!(
+        call("PUT", "/read_items?name=eq.f&columns=name", &[representation], Some(r#"{"name": "f", "rank": 7}"#)),
+        (201, json!([{"name": "f", "rank": 7}]))
+    );
+    // A DELETE has no missing values to apply.
+    let (_, head, _) = raw("DELETE", "/read_items?name=eq.f", &[("Prefer", "return=minimal, missing=default")], None);
+    assert_eq!(header(&head, "preference-applied").as_deref(), Some("return=minimal"));
+    // RpcSpec: other methods on a function; a POST's query has filters, not arguments.
+    for method in ["PUT", "PATCH", "DELETE"] {
+        assert_eq!(
+            call(method, "/rpc/sayhello", &[], Some("{}")),
+            (405, json!({"code": "PGRST101", "details": null, "hint": null, "message": format!("Cannot use the {method} method on RPC")}))
+        );
+    }
+    let (status, err) = call("POST", "/rpc/sayhello?name=x", &[], Some(r#"{"name": "y"}"#));
+    assert_eq!((status, err["code"].as_str(), err["message"].as_str()), (400, Some("PGRST100"), Some("failed to parse filter (x)")));
+    assert_eq!(call("POST", "/rpc/sayhello?columns=name", &[], Some(r#"{"name": "y", "junk": 1}"#)), (200, json!("Hello, y")));
+    // A parameter or preference given twice keeps its first value; every
+    // Prefer header counts.
+    reset();
+    assert_eq!(
+        call("GET", "/read_items?select=name&select=rank&order=name.desc&order=name.asc", &[], None),
+        (200, json!([{"name": "b"}, {"name": "a"}]))
+    );
+    let (status, head, _) =
+        raw("PATCH", "/read_items?name=eq.a", &[("Prefer", "return=representation, return=minimal")], Some(r#"{"rank": 5}"#));
+    assert_eq!((status, header(&head, "preference-applied").as_deref()), (200, Some("return=representation")));
+    let (_, head, _) = raw("GET", "/read_items", &[("Prefer", "count=exact"), ("Prefer", "count=planned, handling=strict")], None);
+    assert_eq!(header(&head, "content-range").as_deref(), Some("0-1/2"));
+    assert_eq!(header(&head, "preference-applied").as_deref(), Some("count=exact, handling=strict"));
+    // `Range` is read on GET only.
+    let (status, head, _) = raw("HEAD", "/read_items", &[("Range", "0-0"), ("Prefer", "count=exact")], None);
+    assert_eq!((status, header(&head, "content-range").as_deref()), (200, Some("0-1/2")));
+    let (status, head, _) = raw("GET", "/read_items", &[("Range", "0-0"), ("Prefer", "count=exact")], None);
+    assert_eq!((status, header(&head, "content-range").as_deref()), (206, Some("0-0/2")));
 }

@@ -112,7 +112,10 @@ impl Action {
             path => Some(request::parse_target(path).ok_or_else(|| ApiError::not_found_path(path))?),
         };
         let not_allowed = || ApiError::method_not_allowed(method, path);
-        let method = Method::parse(method).ok_or_else(not_allowed)?;
+        let rpc_refuses = || ApiError::invalid_rpc_method(method);
+        let Some(method) = Method::parse(method) else {
+            return Err(if matches!(target, Some(Target::Rpc(_))) { rpc_refuses() } else { not_allowed() });
+        };
         Ok(match (method, target) {
             (Method::Options, target) => Action::Options { target },
             (Method::Get | Method::Head, None) => Action::OpenApi { head: method == Method::Head },
@@ -125,7 +128,8 @@ impl Action {
             (Method::Put, Some(Target::Relation(relation))) => Action::Write { relation, method: WriteMethod::Upsert },
             (Method::Patch, Some(Target::Relation(relation))) => Action::Write { relation, method: WriteMethod::Update },
             (Method::Delete, Some(Target::Relation(relation))) => Action::Write { relation, method: WriteMethod::Delete },
-            (Method::Post | Method::Put | Method::Patch | Method::Delete, _) => return Err(not_allowed()),
+            (Method::Put | Method::Patch | Method::Delete, Some(Target::Rpc(_))) => return Err(rpc_refuses()),
+            (Method::Post | Method::Put | Method::Patch | Method::Delete, None) => return Err(not_allowed()),
         })
     }
 
@@ -177,11 +181,16 @@ impl ApiRequest {
     /// and `db-plan-enabled`.
     pub fn read(action: Action, http: &HttpRequest, schemas: &Schemas, options: &crate::api::ApiOptions) -> Result<ApiRequest, ApiError> {
         let header = |name: &str| http.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        // Every `Prefer` header counts, in order (PostgREST joins them).
+        let prefer_headers: Vec<&str> = http.headers.iter().filter(|(n, _)| n == "prefer").map(|(_, v)| v.as_str()).collect();
         let profile = header(if action.reads() { "accept-profile" } else { "content-profile" }).map(str::trim);
         let schema = schemas.profile(profile).ok_or_else(|| ApiError::invalid_schema(profile.unwrap_or_default(), &schemas.names()))?;
-        let is_rpc = matches!(action, Action::Call { .. });
-        let query = request::parse_query(&http.query, is_rpc).map_err(ApiError::parse)?;
-        let mut prefer = request::parse_prefer(header("prefer"));
+        // Only a GET (or HEAD) call takes its arguments from the query; a
+        // POST's query has filters only, as PostgREST parses it.
+        let args_in_query = matches!(action, Action::Call { method: CallMethod::Read { .. }, .. });
+        let query = request::parse_query(&http.query, args_in_query).map_err(ApiError::parse)?;
+        let prefer_header = prefer_headers.join(", ");
+        let mut prefer = request::parse_prefer((!prefer_headers.is_empty()).then_some(prefer_header.as_str()));
         // A time zone the database does not know is a preference not understood.
         if let Some(tz) = prefer.timezone.take() {
             if schema.knows_timezone(&tz) {
@@ -229,8 +238,9 @@ impl ApiRequest {
         if format != Format::Json && matches!(action, Action::OpenApi { .. }) {
             return Err(crate::error::not_acceptable(accept.unwrap_or_default()));
         }
-        // Range is for reads only, as PostgREST reads it.
-        let range = match (header("range"), action.reads()) {
+        // Range is for GET only, as PostgREST reads it (not HEAD, not writes).
+        let gets = matches!(action, Action::Read { head: false, .. } | Action::Call { method: CallMethod::Read { head: false }, .. });
+        let range = match (header("range"), gets) {
             (Some(range), true) => Some(request::parse_range(range).map_err(ApiError::parse)?),
             _ => None,
         };
@@ -252,8 +262,16 @@ mod tests {
             Action::Call { function: "f".into(), method: CallMethod::Read { head: false } }
         );
         assert_eq!(Action::from_http("OPTIONS", "/").unwrap(), Action::Options { target: None });
-        for (method, path) in [("PATCH", "/rpc/f"), ("DELETE", "/"), ("TRACE", "/orders"), ("PUT", "/rpc/f")] {
+        for (method, path) in [("DELETE", "/"), ("TRACE", "/orders"), ("POST", "/")] {
             assert_eq!(Action::from_http(method, path).unwrap_err().code, "PGRST117", "{method} {path}");
+        }
+        // PostgREST's RpcSpec: other methods on a function.
+        for method in ["PATCH", "PUT", "DELETE", "TRACE"] {
+            let e = Action::from_http(method, "/rpc/f").unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.code.as_ref(), e.message),
+                (405, "PGRST101", format!("Cannot use the {method} method on RPC"))
+            );
         }
         assert_eq!(Action::from_http("GET", "/a/b").unwrap_err().code, "PGRST125");
     }

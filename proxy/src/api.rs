@@ -428,7 +428,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
         }
         Action::Call { function, method } => {
             let args = match method {
-                CallMethod::Post => call_body(req)?,
+                CallMethod::Post => call_body(req, api.query.columns.as_deref())?,
                 CallMethod::Read { .. } => plan::CallArgs::Query(std::mem::take(&mut q.rpc_args)),
             };
             let call = plan::call(schema, function, &args)?;
@@ -495,7 +495,8 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
             request::Resolution::MergeDuplicates => "resolution=merge-duplicates".to_owned(),
             request::Resolution::IgnoreDuplicates => "resolution=ignore-duplicates".to_owned(),
         }),
-        (writes && prefer.missing_default).then(|| "missing=default".to_owned()),
+        (writes && prefer.missing_default && !matches!(answer, Answer::Written { method: WriteMethod::Delete, .. }))
+            .then(|| "missing=default".to_owned()),
         (writes && prefer.return_given).then(|| format!("return={}", prefer.return_.name())),
         prefer.count.filter(|_| !matches!(answer, Answer::OpenApi)).map(|c| format!("count={}", c.name())),
         tx_applied.then(|| format!("tx={}", if finish == Finish::Rollback { "rollback" } else { "commit" })),
@@ -580,7 +581,8 @@ fn min_limit(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 /// A `POST /rpc/…`'s arguments: a JSON object (of an array, the first
 /// object, as PostgREST takes it), a form, or a raw body for a function's
 /// one unnamed text, xml or bytea parameter.
-fn call_body(req: &HttpRequest) -> Result<plan::CallArgs, ApiError> {
+/// `columns`: the body's keys to pass (`?columns=`; others are ignored).
+fn call_body(req: &HttpRequest, columns: Option<&[String]>) -> Result<plan::CallArgs, ApiError> {
     if let Some(raw) = media_type(req).as_deref().and_then(RawBody::from_media_type) {
         return Ok(plan::CallArgs::Raw(raw, req.body.clone()));
     }
@@ -588,10 +590,16 @@ fn call_body(req: &HttpRequest) -> Result<plan::CallArgs, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(plan::CallArgs::Json(Map::new()));
     }
+    let named = |mut m: Map<String, Value>| {
+        if let Some(columns) = columns {
+            m.retain(|k, _| columns.contains(k));
+        }
+        plan::CallArgs::Json(m)
+    };
     match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(m)) => Ok(plan::CallArgs::Json(m)),
+        Ok(Value::Object(m)) => Ok(named(m)),
         Ok(Value::Array(items)) => match items.into_iter().next() {
-            Some(Value::Object(m)) => Ok(plan::CallArgs::Json(m)),
+            Some(Value::Object(m)) => Ok(named(m)),
             None => Ok(plan::CallArgs::Json(Map::new())),
             Some(_) => Err(ApiError::invalid_body("All object keys must match".into(), None)),
         },

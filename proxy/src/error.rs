@@ -34,6 +34,11 @@ impl ApiError {
         }
     }
 
+    /// 405 PGRST101: `/rpc/f` takes GET, HEAD and POST only.
+    pub fn invalid_rpc_method(method: &str) -> ApiError {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "PGRST101", format!("Cannot use the {method} method on RPC"), None, None)
+    }
+
     pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
         ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,

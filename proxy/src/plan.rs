@@ -247,9 +247,11 @@ pub enum WriteKind {
         groups: Vec<(Vec<Column>, String)>,
         on_conflict: Option<OnConflict>,
     },
-    /// One JSON object; `columns`: its keys.
+    /// One JSON object; `columns`: its keys (or those `columns=` names);
+    /// `defaulted`: set to their defaults (`missing=default`).
     Update {
         columns: Vec<Column>,
+        defaulted: Vec<Column>,
         row_json: String,
         limited: Option<Limited>,
     },
@@ -663,9 +665,11 @@ pub fn write(
     let columns_of = |keys: &[&str]| -> Result<Vec<Column>, ApiError> {
         keys.iter().map(|k| relation.column(k).cloned().ok_or_else(|| unknown_column(k))).collect()
     };
-    // `columns=` names the keys to use; other keys of the body are ignored.
-    let wanted = |k: &str| q.columns.as_ref().is_none_or(|c| c.iter().any(|c| c == k));
-    if let Some(listed) = &q.columns {
+    // `columns=` names the keys to use; other keys of the body are ignored
+    // (not by a PUT, which takes its whole body, as PostgREST reads it).
+    let columns = q.columns.as_ref().filter(|_| method != WriteMethod::Upsert);
+    let wanted = |k: &str| columns.is_none_or(|c| c.iter().any(|c| c == k));
+    if let Some(listed) = columns {
         columns_of(&listed.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
     let mut filter = read.filter;
@@ -723,11 +727,25 @@ pub fn write(
             // group is its own INSERT, so absent keys take their defaults;
             // otherwise one group with every key (absent ones are NULL).
             let mut groups: Vec<(Vec<&str>, Vec<&Value>)> = Vec::new();
+            // `columns=` names every column written: a key no object has is
+            // NULL (with `missing=default`, each object's absent keys take defaults).
+            if let (Some(listed), false, false) = (columns, prefer.missing_default, rows.is_empty()) {
+                groups.push((listed.iter().map(String::as_str).collect(), Vec::new()));
+            }
             for row in &rows {
                 let Value::Object(m) = row else {
                     return Err(body_error("Every element of the array must be a JSON object", None));
                 };
                 let keys: Vec<&str> = m.keys().map(String::as_str).filter(|k| wanted(k)).collect();
+                // Without `columns=`, every object must have the same keys (postgrest-js
+                // sends `columns=` for arrays, naming every key any object has).
+                if columns.is_none() && method == WriteMethod::Insert {
+                    if let Some(Value::Object(first)) = rows.first() {
+                        if first.len() != m.len() || !m.keys().all(|k| first.contains_key(k)) {
+                            return Err(body_error("All object keys must match", None));
+                        }
+                    }
+                }
                 if prefer.missing_default {
                     match groups.iter_mut().find(|(k, _)| *k == keys) {
                         Some((_, members)) => members.push(row),
@@ -754,15 +772,28 @@ pub fn write(
             WriteKind::Insert { groups, on_conflict }
         }
         WriteMethod::Update => {
-            let row = parse_body()?;
+            let row = match parse_body()? {
+                // `[]`, like `{}`, changes nothing (PostgREST's UpdateSpec).
+                Value::Array(items) if items.is_empty() => Value::Object(Default::default()),
+                row => row,
+            };
             let Value::Object(m) = &row else {
                 return Err(body_error("The body of a PATCH must be a JSON object", None));
             };
-            let keys: Vec<&str> = m.keys().map(String::as_str).filter(|k| wanted(k)).collect();
-            if keys.is_empty() {
-                return Err(body_error("The body of a PATCH names no column to change", None));
+            // No column to change: nothing is, 204 (as PostgREST). `columns=`
+            // names every column set: one the body lacks is NULL, or with
+            // `missing=default` its default.
+            let (keys, defaulted): (Vec<&str>, Vec<&str>) = match columns {
+                None => (m.keys().map(String::as_str).collect(), Vec::new()),
+                Some(listed) if prefer.missing_default => listed.iter().map(String::as_str).partition(|k| m.contains_key(*k)),
+                Some(listed) => (listed.iter().map(String::as_str).collect(), Vec::new()),
+            };
+            WriteKind::Update {
+                columns: columns_of(&keys)?,
+                defaulted: columns_of(&defaulted)?,
+                row_json: row.to_string(),
+                limited: limited()?,
             }
-            WriteKind::Update { columns: columns_of(&keys)?, row_json: row.to_string(), limited: limited()? }
         }
         WriteMethod::Delete => WriteKind::Delete { limited: limited()? },
     };

@@ -427,7 +427,17 @@ pub struct Prefer {
 
 pub fn parse_prefer(header: Option<&str>) -> Prefer {
     let mut p = Prefer::default();
+    // A preference given twice keeps its first value, as PostgREST reads it.
+    let mut given: Vec<&str> = Vec::new();
     for item in header.unwrap_or("").split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let name = item.split_once('=').map_or(item, |(n, _)| n);
+        const KNOWN: [&str; 8] = ["return", "count", "resolution", "missing", "handling", "tx", "max-affected", "timezone"];
+        if KNOWN.contains(&name) {
+            if given.contains(&name) {
+                continue;
+            }
+            given.push(name);
+        }
         match item {
             "return=minimal" => (p.return_, p.return_given) = (Return::Minimal, true),
             "return=headers-only" => (p.return_, p.return_given) = (Return::HeadersOnly, true),
@@ -564,9 +574,19 @@ fn decode(s: &str) -> Result<String, ParseError> {
 pub fn parse_query(query: &str, is_rpc: bool) -> Result<QueryParams, ParseError> {
     let mut params = QueryParams::default();
     let mut top = Scope::default();
+    // `select`, `columns`, `on_conflict` and each `order` given twice keep
+    // their first value, as PostgREST reads them (`limit`, `offset`: the last).
+    let mut given: Vec<String> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let (key, value) = (decode(raw_key)?, decode(raw_value)?);
+        let first_wins = matches!(key.as_str(), "select" | "columns" | "on_conflict") || key == "order" || key.ends_with(".order");
+        if first_wins {
+            if given.contains(&key) {
+                continue;
+            }
+            given.push(key.clone());
+        }
         match key.as_str() {
             "select" => {
                 (params.select, params.embeds) = parse_select(&value, 0)?;

@@ -602,14 +602,17 @@ pub fn write(plan: &WritePlan) -> Statement {
                 )
             })
             .collect(),
-        WriteKind::Update { columns, row_json, limited } => {
-            let body = b.param(Some(row_json.clone()), "json");
-            let cols = names(columns);
+        // A PATCH naming no column: nothing to change, an empty answer.
+        WriteKind::Update { columns, defaulted, .. } if columns.is_empty() && defaulted.is_empty() => Vec::new(),
+        WriteKind::Update { columns, defaulted, row_json, limited } => {
+            let mut set: Vec<String> = defaulted.iter().map(|c| format!("{} = DEFAULT", ident(&c.name))).collect();
+            if !columns.is_empty() {
+                let body = b.param(Some(row_json.clone()), "json");
+                let cols = names(columns);
+                set.insert(0, format!("({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body}))"));
+            }
             let rows = b.rows_written(plan, &table, limited.as_ref());
-            vec![format!(
-                "UPDATE {table} {} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{table}, {body})){rows}",
-                alias(0)
-            )]
+            vec![format!("UPDATE {table} {} SET {}{rows}", alias(0), set.join(", "))]
         }
         WriteKind::Delete { limited } => {
             let rows = b.rows_written(plan, &table, limited.as_ref());
@@ -820,11 +823,17 @@ mod tests {
              nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '') \
              FROM (SELECT _pgrst_t0.\"status\" AS \"status\" FROM _pgrst_rows _pgrst_t0) _pgrst_row"
         );
-        let s = write_sql("POST", "", br#"[{"status": "a"}, {"notes": "b"}]"#, "").unwrap();
+        // Objects with different keys: `columns=` (as postgrest-js sends) names them all.
+        assert_eq!(write_sql("POST", "", br#"[{"status": "a"}, {"notes": "b"}]"#, "").unwrap_err().code, "PGRST102");
+        let s = write_sql("POST", "columns=status,notes", br#"[{"status": "a"}, {"notes": "b"}]"#, "").unwrap();
         assert!(s.sql.starts_with("WITH _pgrst_rows AS (INSERT INTO \"public\".\"orders\" (\"status\", \"notes\") SELECT \"status\", \"notes\" FROM json_populate_recordset"), "{}", s.sql);
         assert!(s.sql.ends_with("RETURNING 1) SELECT NULL::text, count(*), NULL::bigint, nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '') FROM _pgrst_rows"));
         assert_eq!(write_sql("POST", "", br#"{"password": 1}"#, "").unwrap_err().code, "PGRST204");
-        assert!(write_sql("PATCH", "", b"{}", "").is_err());
+        // A PATCH naming no column changes nothing.
+        assert!(write_sql("PATCH", "", b"{}", "")
+            .unwrap()
+            .sql
+            .contains("FROM json_populate_recordset(NULL::\"public\".\"orders\", '[]') _pgrst_none"));
         assert!(write_sql("POST", "", b"[1]", "").is_err());
         // columns= picks the keys; the others are ignored, unknown ones refused.
         let s = write_sql("POST", "columns=status", br#"{"status": "a", "password": 1}"#, "").unwrap();
@@ -847,7 +856,7 @@ mod tests {
         // missing=default: one INSERT per set of keys, so absent keys get their defaults.
         let s = write_sql(
             "POST",
-            "",
+            "columns=status,notes",
             br#"[{"status": "a"}, {"status": "b", "notes": "n"}, {"status": "c"}]"#,
             "missing=default, return=representation",
         )
