@@ -485,12 +485,15 @@ fn upsert_put_and_write_preferences() {
     assert_eq!((status, err["code"].as_str()), (403, Some("42501")), "{err}");
     // missing=default: a row without `quantity` gets the column default (1),
     // not NULL (which the NOT NULL column refuses: 23502, 400).
+    // Objects with different keys need `columns=` (postgrest-js sends it).
     let rows_body = json!([{"product_id": 8}, {"product_id": 7, "quantity": 2}]);
     let (status, err) = call("POST", "/cart", Some(&bob), &[], Some(&rows_body));
+    assert_eq!((status, err["code"].as_str()), (400, Some("PGRST102")), "{err}");
+    let (status, err) = call("POST", "/cart?columns=product_id,quantity", Some(&bob), &[], Some(&rows_body));
     assert_eq!((status, err["code"].as_str()), (400, Some("23502")), "{err}");
     let (status, rows) = call(
         "POST",
-        "/cart?select=product_id,quantity",
+        "/cart?columns=product_id,quantity&select=product_id,quantity",
         Some(&bob),
         &[("Prefer", "missing=default,return=representation")],
         Some(&rows_body),

@@ -529,7 +529,14 @@ fn random_request(rng: &mut Rng, users: &[User], me: Option<usize>, pools: &Hash
             if name == "product_reviews" && rng.chance(30) {
                 row["order_id"] = json!(pools.get("orders").and_then(|o| o.get(rng.below(o.len().max(1)))).copied().unwrap_or(1));
             }
-            let rows = if rng.chance(20) { json!([row.clone(), {"product_id": rng.range(1, 8)}]) } else { row };
+            let rows = if rng.chance(20) {
+                // Objects with different keys, named by `columns=` as postgrest-js names them.
+                let keys: Vec<String> = row.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                query.push(format!("columns={}", keys.join(",")));
+                json!([row.clone(), {"product_id": rng.range(1, 8)}])
+            } else {
+                row
+            };
             body = Some(rows.to_string());
             method = "POST";
             query.push(format!("select={}", select(rng, t, false)));
