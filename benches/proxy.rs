@@ -56,6 +56,7 @@ fn stages(c: &mut Criterion) {
     let col = |n: &str, t: &str| Column {
         name: n.into(),
         type_sql: t.into(),
+        value_type: t.into(),
         primary_key: n == "order_id",
         nullable: n != "order_id",
         has_default: n == "order_id" || n == "created_at",

@@ -117,6 +117,12 @@ CREATE TABLE public.limited_items (id integer PRIMARY KEY, name text);
 CREATE VIEW public.limited_items_view AS SELECT id, name FROM public.limited_items;
 CREATE VIEW public.limited_items_wnonuniq_view AS SELECT id, name, 'static'::text AS static FROM public.limited_items;
 CREATE TABLE public.limited_items_no_pk (id integer, name text);
+-- Numbers as PostgreSQL has them: every digit, and the column's scale.
+CREATE TABLE public.exact_numbers (id integer PRIMARY KEY, n numeric, price numeric(10,2));
+CREATE FUNCTION public.echo_numeric(x numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$ SELECT x $$;
+-- Filter values compared as written, not cut to the column's size first.
+CREATE TABLE public.sized_values (id integer PRIMARY KEY, price numeric(10,2), code varchar(3), letters char(3), bits bit(3));
+INSERT INTO public.sized_values VALUES (1, 6.50, 'abc', 'abc', B'101');
 -- How requests are read (UpdateSpec, InsertSpec, RpcSpec, Preferences).
 CREATE TABLE public.read_items (name text PRIMARY KEY, rank integer DEFAULT 42);
 GRANT USAGE ON SCHEMA public TO anon;
@@ -922,4 +928,66 @@ fn request_parts_are_read_as_postgrest_reads_them() {
     assert_eq!((status, header(&head, "content-range").as_deref()), (200, Some("0-1/2")));
     let (status, head, _) = raw("GET", "/read_items", &[("Range", "0-0"), ("Prefer", "count=exact")], None);
     assert_eq!((status, header(&head, "content-range").as_deref()), (206, Some("0-0/2")));
+}
+
+// Values pass through as PostgreSQL reads and writes them: a number keeps
+// every digit on the way in (bodies, arguments) and out (a single object
+// keeps its keys' order and the column's scale).
+#[test]
+fn numbers_keep_every_digit() {
+    let big = "12345678901234567890.123456789";
+    let (status, _, body) =
+        raw("POST", "/exact_numbers", &[("Prefer", "return=representation")], Some(&format!(r#"{{"id": 1, "n": {big}, "price": 14.5}}"#)));
+    assert_eq!((status, body.as_str()), (201, format!(r#"[{{"id":1,"n":{big},"price":14.50}}]"#).as_str()));
+    assert_eq!(admin_query_in(DB, "SELECT n::text FROM exact_numbers WHERE id = 1")[0].get::<_, String>(0), big);
+    let (status, _, body) = raw("GET", "/exact_numbers?id=eq.1", &[OBJECT], None);
+    assert_eq!((status, body.as_str()), (200, format!(r#"{{"id":1,"n":{big},"price":14.50}}"#).as_str()));
+    let (status, _, body) = raw("POST", "/rpc/echo_numeric", &[], Some(&format!(r#"{{"x": {big}}}"#)));
+    assert_eq!((status, body.as_str()), (200, big));
+    let (status, _, body) =
+        raw("PATCH", "/exact_numbers?id=eq.1&select=n", &[("Prefer", "return=representation"), OBJECT], Some(r#"{"n": 1.10}"#));
+    assert_eq!((status, body.as_str()), (200, r#"{"n":1.10}"#));
+}
+
+// A filter's value is an untyped literal in PostgREST: compared with the
+// column as written, never first rounded or cut to the column's size.
+#[test]
+fn filter_values_are_not_cut_to_the_column_size() {
+    let ids = |query: &str| call("GET", &format!("/sized_values?select=id&{query}"), &[], None);
+    let none = (200, json!([]));
+    let one = (200, json!([{"id": 1}]));
+    assert_eq!(ids("price=lte.6.4999"), none);
+    assert_eq!(ids("price=eq.6.5"), one);
+    assert_eq!(ids("price=gt.6.495&price=lt.7"), one);
+    assert_eq!(ids("code=eq.abcdef"), none);
+    assert_eq!(ids("code=in.(abcdef,xyz)"), none);
+    assert_eq!(ids("code=eq(any).{abcdef}"), none);
+    assert_eq!(ids("letters=eq.abcd"), none);
+    assert_eq!(ids("letters=eq.abc"), one);
+    assert_eq!(ids("bits=eq.1011"), none);
+    assert_eq!(ids("bits=eq.101"), one);
+    assert_eq!(ids("code=like.ab*"), one);
+}
+
+// RangeSpec / ApiRequest: `Range` and `limit`/`offset` both apply (their
+// intersection); `rel=is.null` names the embed, also one named after a column.
+#[test]
+fn ranges_intersect_and_null_filters_name_embeds() {
+    let (status, head, body) = raw("GET", "/projects?select=id&order=id&offset=2", &[("Range", "1-3")], None);
+    assert_eq!(
+        (status, header(&head, "content-range").as_deref(), body.as_str()),
+        (
+            200,
+            Some("2-3/*"),
+            r#"[{"id":3}, 
+ {"id":4}]"#
+        )
+    );
+    let (status, rows) = call("GET", "/projects?select=id&order=id&limit=2&offset=1", &[("Range", "0-5")], None);
+    assert_eq!((status, rows), (200, json!([{"id": 2}, {"id": 3}])));
+    let (status, rows) =
+        call("GET", "/projects?select=id,client_id(name)&client_id.name=eq.Apple&client_id=not.is.null&order=id", &[], None);
+    assert_eq!((status, rows), (200, json!([{"id": 3, "client_id": {"name": "Apple"}}, {"id": 4, "client_id": {"name": "Apple"}}])));
+    let (status, rows) = call("GET", "/projects?select=id,client_id(name)&client_id.name=eq.Apple&client_id=is.null&order=id", &[], None);
+    assert_eq!((status, rows), (200, json!([{"id": 1, "client_id": null}, {"id": 2, "client_id": null}, {"id": 5, "client_id": null}])));
 }

@@ -352,7 +352,11 @@ impl Verifier {
         let time = |name: &str| -> Result<Option<f64>, TokenError> {
             match claims.get(name) {
                 None => Ok(None),
-                Some(Value::Number(n)) => Ok(n.as_f64()),
+                Some(Value::Number(n)) => n
+                    .as_f64()
+                    .filter(|t| t.is_finite())
+                    .map(Some)
+                    .ok_or_else(|| TokenError::InvalidClaims(format!("\"{name}\" is out of range"))),
                 Some(_) => Err(TokenError::InvalidClaims(format!("\"{name}\" is not a number"))),
             }
         };

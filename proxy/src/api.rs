@@ -620,9 +620,13 @@ fn search_path(schema: &str, extra: &[String]) -> String {
 
 /// `limit`/`offset` from `Range`, capped by `db-max-rows`.
 fn bound_rows(q: &mut request::QueryParams, range: Option<(u64, Option<u64>)>, max_rows: Option<u64>) {
-    if let Some((offset, limit)) = range {
-        q.offset = Some(offset);
-        q.limit = min_limit(q.limit, limit);
+    // The rows both `Range` and `limit`/`offset` take (PostgREST's range intersection).
+    if let Some((from, count)) = range {
+        let given_from = q.offset.unwrap_or(0);
+        let from_both = from.max(given_from);
+        let end = min_limit(count.map(|c| from.saturating_add(c)), q.limit.map(|l| given_from.saturating_add(l)));
+        q.offset = Some(from_both);
+        q.limit = end.map(|e| e.saturating_sub(from_both));
     }
     q.limit = min_limit(q.limit, max_rows);
 }

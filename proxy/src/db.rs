@@ -717,6 +717,7 @@ async fn read_schema(client: &Client, schemas: &[String]) -> Result<Schemas, Str
             column: schema::Column {
                 name: r.get(2),
                 type_sql: r.get(3),
+                value_type: r.get(11),
                 primary_key: r.get(4),
                 nullable: r.get(5),
                 has_default: r.get(6),

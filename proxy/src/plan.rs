@@ -627,7 +627,13 @@ fn column_of(relation: &Relation, name: &str) -> Result<Column, ApiError> {
 /// on whether one of its `embeds` has a row.
 fn resolve(relation: &Relation, embeds: &[EmbedPlan], c: &Condition) -> Result<Where, ApiError> {
     Ok(match c {
-        Condition::Filter { column, path, negated, filter } if relation.readable_column(column).is_none() && path.is_empty() => {
+        // `rel=is.null` names the embed even when a column has its name
+        // (an embed by foreign-key column, `category_id(slug)`), as in PostgREST.
+        Condition::Filter { column, path, negated, filter }
+            if path.is_empty()
+                && (relation.readable_column(column).is_none()
+                    || matches!(filter, Filter::Is(IsValue::Null | IsValue::NotNull)) && embeds.iter().any(|e| &e.key == column)) =>
+        {
             match (embeds.iter().find(|e| &e.key == column), filter) {
                 (Some(embed), Filter::Is(IsValue::Null)) => Where::Related { embed: Box::new(embed.clone()), exists: *negated },
                 (Some(embed), Filter::Is(IsValue::NotNull)) => Where::Related { embed: Box::new(embed.clone()), exists: !*negated },

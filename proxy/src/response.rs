@@ -257,8 +257,10 @@ fn single_object(body: &str, rows: i64) -> Result<String, ApiError> {
     if rows != 1 {
         return Err(not_one_row(rows));
     }
-    let mut all: Vec<Value> = serde_json::from_str(body).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
-    Ok(all.pop().unwrap_or(Value::Null).to_string())
+    // The row's own text, as PostgreSQL wrote it: parsed and written again
+    // it would lose its keys' order (and numbers' trailing zeros).
+    let row = body.trim().strip_prefix('[').and_then(|b| b.strip_suffix(']')).map(str::trim);
+    row.filter(|r| !r.is_empty()).map(str::to_owned).ok_or_else(|| ApiError::internal("unexpected JSON from the database"))
 }
 
 fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&str, String)]) -> Response<Vec<u8>> {

@@ -9,6 +9,10 @@ pub struct Column {
     pub name: String,
     /// As `format_type` prints it: `clerk_user_id`, `numeric(10,2)`.
     pub type_sql: String,
+    /// What a filter's value is read as: the type without its modifiers
+    /// (`numeric`, not `numeric(10,2)`, which would round the value before
+    /// comparing), a domain's base type, as an untyped literal would be.
+    pub value_type: String,
     pub primary_key: bool,
     pub nullable: bool,
     /// Has a default (or is an identity column): may be left out of an insert.
@@ -22,7 +26,7 @@ pub struct Column {
 impl Column {
     /// A column of a result (a function's), not of a table.
     pub fn of_result(name: String, type_sql: String) -> Column {
-        Column { name, type_sql, primary_key: false, nullable: true, has_default: false, computed_by: None }
+        Column { name, value_type: type_sql.clone(), type_sql, primary_key: false, nullable: true, has_default: false, computed_by: None }
     }
 }
 
@@ -823,10 +827,14 @@ SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
        coalesce(a.attnum = ANY(pk.indkey), false), NOT a.attnotnull,
        a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '', c.relkind IN ('r', 'p', 'f'),
        c.relkind IN ('r', 'p', 'f', 'm') AND NOT c.relrowsecurity, pg_relation_is_updatable(c.oid, true),
-       c.relkind IN ('r', 'p')
+       c.relkind IN ('r', 'p'),
+       CASE format_type(v.oid, NULL) WHEN 'character' THEN 'bpchar' WHEN 'character[]' THEN 'bpchar[]'
+            WHEN 'bit' THEN '\"bit\"' WHEN 'bit[]' THEN '\"bit\"[]' ELSE format_type(v.oid, NULL) END
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  JOIN pg_type t ON t.oid = a.atttypid
+  JOIN pg_type v ON v.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
   LEFT JOIN pg_index pk ON pk.indrelid = c.oid AND pk.indisprimary
  WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND n.nspname = ANY($1::text[])
  ORDER BY n.nspname, c.relname, a.attnum";

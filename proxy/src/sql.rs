@@ -126,13 +126,17 @@ impl Builder {
                 // What a filter value is read as: the column's type, or
                 // text after `->>` and jsonb after `->`.
                 let value_type = match path.last() {
-                    None => column.type_sql.as_str(),
+                    None => column.value_type.as_str(),
                     Some(step) if step.as_text => "text",
                     Some(_) => "jsonb",
                 };
+                // A string type keeps its own LIKE (citext's ignores case);
+                // another type is matched as its text, as PostgREST matches it.
+                let string = ["text", "character varying", "bpchar", "name"].contains(&value_type) || value_type.ends_with("citext");
+                let text = if string { col.clone() } else { format!("{col}::text") };
                 let test = match filter {
                     Filter::Compare(op, v) => format!("{col} {} {}", op.sql(), self.param(Some(v.clone()), value_type)),
-                    Filter::Pattern(op, v) => format!("{col}::text {} {}", op.sql(), self.param(Some(pattern(*op, v)), "text")),
+                    Filter::Pattern(op, v) => format!("{text} {} {}", op.sql(), self.param(Some(pattern(*op, v)), "text")),
                     Filter::Quantified { op, all, values } => {
                         let quantifier = if *all { "ALL" } else { "ANY" };
                         match op {
@@ -142,7 +146,7 @@ impl Builder {
                             }
                             QuantifiedOp::Pattern(op) => {
                                 let patterns: Vec<String> = values.iter().map(|v| pattern(*op, v)).collect();
-                                format!("{col}::text {} {quantifier}({})", op.sql(), self.param(Some(array_literal(&patterns)), "text[]"))
+                                format!("{text} {} {quantifier}({})", op.sql(), self.param(Some(array_literal(&patterns)), "text[]"))
                             }
                         }
                     }
@@ -733,7 +737,7 @@ mod tests {
         );
         assert!(s.sql.contains(
             "WHERE (_pgrst_t0.\"status\" = CAST($1 AS text) OR (_pgrst_t0.\"total_amount\" >= CAST($2 AS numeric(10,2)) AND NOT (_pgrst_t0.\"notes\" IS NULL))) \
-             AND NOT (_pgrst_t0.\"order_number\"::text LIKE CAST($3 AS text)) ORDER BY _pgrst_t0.\"created_at\" DESC NULLS LAST"
+             AND NOT (_pgrst_t0.\"order_number\" LIKE CAST($3 AS text)) ORDER BY _pgrst_t0.\"created_at\" DESC NULLS LAST"
         ), "{}", s.sql);
         assert_eq!(s.params[2].as_deref(), Some("ORD-%"));
     }
