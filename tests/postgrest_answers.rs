@@ -123,11 +123,18 @@ CREATE FUNCTION public.echo_numeric(x numeric) RETURNS numeric LANGUAGE sql IMMU
 -- Filter values compared as written, not cut to the column's size first.
 CREATE TABLE public.sized_values (id integer PRIMARY KEY, price numeric(10,2), code varchar(3), letters char(3), bits bit(3));
 INSERT INTO public.sized_values VALUES (1, 6.50, 'abc', 'abc', B'101');
+CREATE DOMAIN public.posint AS integer CHECK (VALUE > 0);
+CREATE DOMAIN public.smallpos AS public.posint CHECK (VALUE < 1000);
+CREATE TABLE public.domain_values (id integer PRIMARY KEY, sp public.smallpos);
+INSERT INTO public.domain_values VALUES (1, 5);
+CREATE TABLE public.wide_items (a integer, b integer, c integer, d integer, e integer, f integer, g integer);
+CREATE TABLE public.private_items (id integer PRIMARY KEY, name text);
 -- How requests are read (UpdateSpec, InsertSpec, RpcSpec, Preferences).
 CREATE TABLE public.read_items (name text PRIMARY KEY, rank integer DEFAULT 42);
 GRANT USAGE ON SCHEMA public TO anon;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO anon;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO anon;
+REVOKE ALL ON public.private_items FROM anon;
 ";
 
 fn proxy() -> u16 {
@@ -860,7 +867,32 @@ fn request_parts_are_read_as_postgrest_reads_them() {
     let (status, head, body) = raw("PATCH", "/read_items?name=eq.a", &[], Some("{}"));
     assert_eq!((status, header(&head, "content-range").as_deref(), body.as_str()), (204, Some("*/*"), ""));
     assert_eq!(call("PATCH", "/read_items?name=eq.a", &[representation], Some("[]")), (200, json!([])));
+    let defaults = ("Prefer", "return=representation, missing=default");
+    assert_eq!(call("PATCH", "/read_items?name=eq.a&columns=rank", &[defaults], Some("[]")), (200, json!([])));
     assert_eq!(ranks(), "a:1 b:2");
+    // Changing nothing still needs rights on the table.
+    let (status, err) = call("PATCH", "/private_items?id=eq.1", &[], Some("{}"));
+    assert_eq!((status, err["code"].as_str()), (401, Some("42501")), "{err}");
+    // With missing=default each set of keys is an INSERT of its own: their number is bounded.
+    let sets: Vec<Value> = (1..=65u32)
+        .map(|i| {
+            Value::Object(
+                ["a", "b", "c", "d", "e", "f", "g"]
+                    .iter()
+                    .enumerate()
+                    .filter(|(bit, _)| i & (1 << bit) != 0)
+                    .map(|(_, k)| (k.to_string(), json!(1)))
+                    .collect(),
+            )
+        })
+        .collect();
+    let (status, err) =
+        call("POST", "/wide_items?columns=a,b,c,d,e,f,g", &[("Prefer", "missing=default")], Some(&Value::Array(sets).to_string()));
+    assert_eq!(
+        (status, err["code"].as_str(), err["message"].as_str()),
+        (400, Some("PGRST102"), Some("Too many different sets of keys")),
+        "{err}"
+    );
     // InsertSpec: without `columns=`, every object has the same keys.
     let (status, err) = call("POST", "/read_items", &[], Some(r#"[{"name": "c"}, {"name": "d", "rank": 3}]"#));
     assert_eq!((status, err["message"].as_str(), err["code"].as_str()), (400, Some("All object keys must match"), Some("PGRST102")));
@@ -967,6 +999,9 @@ fn filter_values_are_not_cut_to_the_column_size() {
     assert_eq!(ids("bits=eq.1011"), none);
     assert_eq!(ids("bits=eq.101"), one);
     assert_eq!(ids("code=like.ab*"), one);
+    // A domain's value is read as its base type (through domains over domains): no CHECK on a filter.
+    assert_eq!(call("GET", "/domain_values?select=id&sp=eq.-1", &[], None), none);
+    assert_eq!(call("GET", "/domain_values?select=id&sp=eq.5", &[], None), one);
 }
 
 // RangeSpec / ApiRequest: `Range` and `limit`/`offset` both apply (their

@@ -260,6 +260,10 @@ pub enum WriteKind {
     },
 }
 
+/// With `missing=default`, the most different sets of keys the objects of
+/// one insert may have (each is an INSERT of its own).
+const MAX_KEY_SETS: usize = 64;
+
 /// PostgREST's limited update and delete (`PATCH`/`DELETE` with `limit` or
 /// `offset`): the rows a read with the same filters, `order` and range
 /// would give.
@@ -771,6 +775,17 @@ pub fn write(
                     }
                 }
             }
+            // Each set of keys is an INSERT of its own, planned before any
+            // privilege is checked: their number is bounded.
+            if groups.len() > MAX_KEY_SETS {
+                return Err(body_error(
+                    "Too many different sets of keys",
+                    Some(format!(
+                        "with missing=default the objects have {} different sets of keys; the limit is {MAX_KEY_SETS}",
+                        groups.len()
+                    )),
+                ));
+            }
             let groups = groups
                 .into_iter()
                 .map(|(keys, members)| Ok((columns_of(&keys)?, Value::Array(members.into_iter().cloned().collect()).to_string())))
@@ -778,11 +793,21 @@ pub fn write(
             WriteKind::Insert { groups, on_conflict }
         }
         WriteMethod::Update => {
-            let row = match parse_body()? {
-                // `[]`, like `{}`, changes nothing (PostgREST's UpdateSpec).
-                Value::Array(items) if items.is_empty() => Value::Object(Default::default()),
-                row => row,
-            };
+            let row = parse_body()?;
+            // `[]`, like `{}`, changes nothing (PostgREST's UpdateSpec),
+            // whatever `columns=` names.
+            if row.as_array().is_some_and(Vec::is_empty) {
+                let nothing = WriteKind::Update { columns: Vec::new(), defaulted: Vec::new(), row_json: "{}".into(), limited: None };
+                return Ok(WritePlan {
+                    relation,
+                    kind: nothing,
+                    filter,
+                    returning_all: read.all_columns,
+                    returning: read.select,
+                    returning_embeds: read.embeds,
+                    return_: prefer.return_,
+                });
+            }
             let Value::Object(m) = &row else {
                 return Err(body_error("The body of a PATCH must be a JSON object", None));
             };

@@ -833,8 +833,12 @@ SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-  JOIN pg_type t ON t.oid = a.atttypid
-  JOIN pg_type v ON v.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+  CROSS JOIN LATERAL (
+    WITH RECURSIVE d(oid, typtype, typbasetype) AS (
+      SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t WHERE t.oid = a.atttypid
+      UNION ALL
+      SELECT b.oid, b.typtype, b.typbasetype FROM d JOIN pg_type b ON b.oid = d.typbasetype WHERE d.typtype = 'd')
+    SELECT d.oid FROM d WHERE d.typtype <> 'd') v
   LEFT JOIN pg_index pk ON pk.indrelid = c.oid AND pk.indisprimary
  WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND n.nspname = ANY($1::text[])
  ORDER BY n.nspname, c.relname, a.attnum";

@@ -645,6 +645,11 @@ pub fn write(plan: &WritePlan) -> Statement {
         _ => "NULL::bigint",
     };
     let rows_cte = match changes.as_slice() {
+        // A PATCH that changes nothing still reads the table (as PostgREST
+        // does), so the caller needs rights on it.
+        [] if matches!(plan.kind, WriteKind::Update { .. }) => {
+            format!("WITH _pgrst_rows AS (SELECT {returning} FROM {table} {} WHERE false)", alias(0))
+        }
         // `[]`: nothing to insert, an empty answer (no rights needed on the table).
         [] => format!("WITH _pgrst_rows AS (SELECT {returning} FROM json_populate_recordset(NULL::{table}, '[]') _pgrst_none)"),
         [one] => format!("WITH _pgrst_rows AS ({one} RETURNING {returning})"),
@@ -834,10 +839,7 @@ mod tests {
         assert!(s.sql.ends_with("RETURNING 1) SELECT NULL::text, count(*), NULL::bigint, nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '') FROM _pgrst_rows"));
         assert_eq!(write_sql("POST", "", br#"{"password": 1}"#, "").unwrap_err().code, "PGRST204");
         // A PATCH naming no column changes nothing.
-        assert!(write_sql("PATCH", "", b"{}", "")
-            .unwrap()
-            .sql
-            .contains("FROM json_populate_recordset(NULL::\"public\".\"orders\", '[]') _pgrst_none"));
+        assert!(write_sql("PATCH", "", b"{}", "").unwrap().sql.contains("FROM \"public\".\"orders\" _pgrst_t0 WHERE false"));
         assert!(write_sql("POST", "", b"[1]", "").is_err());
         // columns= picks the keys; the others are ignored, unknown ones refused.
         let s = write_sql("POST", "columns=status", br#"{"status": "a", "password": 1}"#, "").unwrap();
