@@ -72,7 +72,7 @@ done
 STOREFRONT_PORT=$STOREFRONT_PORT API_URL="http://127.0.0.1:$API_PORT" PUBLISHABLE_KEY=$PUBLISHABLE_KEY \
   ALICE_TOKEN=$ALICE_TOKEN BOB_TOKEN=$BOB_TOKEN node demo/storefront/serve.mjs >/dev/null &
 storefront_pid=$!
-trap 'kill "$storefront_pid" 2>/dev/null; stop_throwaway_cluster; say "demo stopped; cluster removed"' EXIT
+trap 'kill "$storefront_pid" 2>/dev/null || true; stop_throwaway_cluster; say "demo stopped; cluster removed"' EXIT
 
 cat <<MSG
 
