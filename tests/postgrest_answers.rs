@@ -628,7 +628,13 @@ fn media_types_and_plans() {
     let (status, head, body) = raw("GET", "/projects?select=id&id=eq.1", &[("Accept", "application/json;q=0.5, text/csv")], None);
     assert_eq!((status, body.as_str(), header(&head, "content-type").as_deref()), (200, "id\n1", Some("text/csv; charset=utf-8")));
     let csv = [("Accept", "text/csv")];
-    assert_eq!(raw("GET", "/rpc/getallprojects?select=id,name&id=lt.3&order=id", &csv, None).2, "id,name\n1,Windows 7\n2,Windows 10");
+    // QuerySpec's CSV: PostgreSQL's record text of each row (text with a space quoted).
+    assert_eq!(
+        raw("GET", "/rpc/getallprojects?select=id,name&id=lt.3&order=id", &csv, None).2,
+        "id,name\n1,\"Windows 7\"\n2,\"Windows 10\""
+    );
+    assert_eq!(raw("GET", "/projects?select=id,name&id=eq.999", &csv, None).2, "\n", "no rows: no header");
+    assert_eq!(raw("GET", "/tagged?select=id,tags", &csv, None).2, "id,tags\n1,\"{1,2}\"");
     assert_eq!(raw("GET", "/rpc/ret_setof_integers", &csv, None).2, "pgrst_scalar\n1\n2\n3");
     let (status, _, body) = raw(
         "POST",

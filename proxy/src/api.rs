@@ -325,9 +325,9 @@ async fn serve(state: &State, req: &HttpRequest, trace: &mut Trace) -> Result<Re
             r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/openapi+json; charset=utf-8"));
             r
         }
-        Answer::Rows { offset, columns, body, media } => response::rows(result, offset, api.format, &columns, body, media.as_ref())?,
-        Answer::Written { method, return_, columns } => {
-            response::written(result, method, return_, api.format, &columns, api.prefer.count.is_some(), &req.path)?
+        Answer::Rows { offset, body, media } => response::rows(result, offset, api.format, body, media.as_ref())?,
+        Answer::Written { method, return_ } => {
+            response::written(result, method, return_, api.format, api.prefer.count.is_some(), &req.path)?
         }
     };
     response::apply_settings(&mut response, set_headers.as_deref(), set_status.as_deref())?;
@@ -378,7 +378,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
             return Err(ApiError::aggregates_disabled());
         }
         let media = api.own_media.as_ref().map(|o| o.media.clone());
-        let answer = Answer::Rows { offset: q.offset.unwrap_or(0), columns: p.keys(), body: p.body, media };
+        let columns = p.keys();
         let rows_as = match (api.format, &api.own_media) {
             (Format::GeoJson, _) => schema.geojson().map_or(sql::RowsAs::Json, sql::RowsAs::GeoJson),
             (Format::Raw(_), Some(crate::action::OwnMedia { media, aggregate: Some((aggregate, typed)) })) => sql::RowsAs::Handler {
@@ -386,9 +386,12 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
                 binary: media.binary,
                 row_type: typed.then(|| sql::qualified(&p.relation.schema, &p.relation.name)),
             },
+            (Format::Csv, _) => sql::RowsAs::Csv(&columns),
             _ => sql::RowsAs::Json,
         };
-        Ok((sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls, rows_as), answer))
+        let statement = sql::read(p, prefer.count, options.estimate_above(), api.strip_nulls, rows_as);
+        let answer = Answer::Rows { offset: q.offset.unwrap_or(0), body: p.body, media };
+        Ok((statement, answer))
     };
     // An upsert's resolution is applied when there is a key to match on.
     let mut resolution_applied = false;
@@ -424,7 +427,9 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
                 | plan::WriteKind::Delete { limited: None }
                 | plan::WriteKind::Insert { .. } => None,
             };
-            (sql::write(&p), Access::Write, Answer::Written { method: *method, return_: prefer.return_, columns: p.keys() })
+            let columns = p.keys();
+            let statement = sql::write(&p, (api.format == Format::Csv).then_some(columns.as_slice()));
+            (statement, Access::Write, Answer::Written { method: *method, return_: prefer.return_ })
         }
         Action::Call { function, method } => {
             let args = match method {
@@ -566,8 +571,8 @@ fn request_cookies(req: &HttpRequest) -> String {
 
 /// How to answer once the statement has run.
 enum Answer {
-    Rows { offset: u64, columns: Vec<String>, body: plan::Body, media: Option<crate::schema::MediaType> },
-    Written { method: WriteMethod, return_: request::Return, columns: Vec<String> },
+    Rows { offset: u64, body: plan::Body, media: Option<crate::schema::MediaType> },
+    Written { method: WriteMethod, return_: request::Return },
     OpenApi,
 }
 

@@ -221,36 +221,6 @@ pub fn strips_nulls(accept: Option<&str>) -> bool {
     })
 }
 
-/// A JSON array of objects as CSV (RFC 4180): a header of `columns`,
-/// then one line per row. NULL is an empty field; numbers keep the text
-/// Postgres gave them; nested JSON (embeds, arrays) is written as JSON.
-fn csv(body: &str, columns: &[String]) -> Result<String, ApiError> {
-    use serde_json::value::RawValue;
-    let rows: Vec<std::collections::HashMap<String, Box<RawValue>>> =
-        serde_json::from_str(body).map_err(|_| ApiError::internal("unexpected JSON from the database"))?;
-    let field = |text: &str| {
-        if text.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", text.replace('"', "\"\""))
-        } else {
-            text.to_owned()
-        }
-    };
-    let mut out = columns.iter().map(|h| field(h)).collect::<Vec<_>>().join(",");
-    for row in &rows {
-        out.push('\n');
-        let line: Vec<String> = columns
-            .iter()
-            .map(|h| match row.get(h).map(|v| v.get()) {
-                None | Some("null") => String::new(),
-                Some(text) if text.starts_with('"') => field(&serde_json::from_str::<String>(text).unwrap_or_default()),
-                Some(text) => field(text),
-            })
-            .collect();
-        out.push_str(&line.join(","));
-    }
-    Ok(out)
-}
-
 /// The body as one object, for `Accept: application/vnd.pgrst.object+json`:
 /// 406 unless exactly one row.
 fn single_object(body: &str, rows: i64) -> Result<String, ApiError> {
@@ -289,14 +259,13 @@ fn respond(status: StatusCode, body: Option<String>, format: Format, extra: &[(&
 }
 
 /// A read: `Content-Range: first-last/total`, 206 when the range is not
-/// the whole (counted) result. `columns`: the CSV header when there is no
-/// row. A function's one row or value is the body as is; `void` is 204.
+/// the whole (counted) result. A function's one row or value is the body
+/// as is; `void` is 204.
 /// `media`: the media type of a `Body::Raw` answer.
 pub fn rows(
     r: crate::db::Outcome,
     offset: u64,
     format: Format,
-    columns: &[String],
     shape: Body,
     media: Option<&crate::schema::MediaType>,
 ) -> Result<Response<Vec<u8>>, ApiError> {
@@ -314,7 +283,8 @@ pub fn rows(
         (Body::Nothing, _) => return Ok(respond(StatusCode::NO_CONTENT, None, format, &[("content-range", range)])),
         (Body::Row | Body::Value, _) => r.body.unwrap_or_else(|| "null".into()),
         (Body::Rows | Body::Values, Format::Object) => single_object(&r.body.unwrap_or_else(|| "[]".into()), r.rows)?,
-        (Body::Rows | Body::Values, Format::Csv) => csv(&r.body.unwrap_or_else(|| "[]".into()), columns)?,
+        // Written by the statement (`sql::RowsAs::Csv`).
+        (Body::Rows | Body::Values, Format::Csv) => r.body.unwrap_or_else(|| "\n".into()),
         (Body::Rows | Body::Values, Format::Json | Format::Raw(_) | Format::GeoJson) => r.body.unwrap_or_else(|| "[]".into()),
         (Body::Raw, _) => return Err(ApiError::internal("no media type for a raw answer")),
     };
@@ -328,13 +298,11 @@ pub fn rows(
 /// and DELETE 200 with rows, else 204. `path`: the table's path, for the
 /// `Location` of one created row (`return=headers-only`).
 /// `counted`: `Prefer: count=…` was given (the range then ends `/N`).
-/// `columns`: the CSV header of the rows (with `Accept: text/csv`).
 pub fn written(
     r: crate::db::Outcome,
     method: WriteMethod,
     return_: Return,
     format: Format,
-    columns: &[String],
     counted: bool,
     path: &str,
 ) -> Result<Response<Vec<u8>>, ApiError> {
@@ -385,8 +353,7 @@ pub fn written(
         (Return::Representation, Some(body)) => {
             let body = match format {
                 Format::Object => single_object(&body, r.rows)?,
-                Format::Csv => csv(&body, columns)?,
-                Format::Json | Format::Plan(_) | Format::Raw(_) | Format::GeoJson => body,
+                Format::Csv | Format::Json | Format::Plan(_) | Format::Raw(_) | Format::GeoJson => body,
             };
             Ok(respond(status, Some(body), format, &[range]))
         }
@@ -518,15 +485,6 @@ mod tests {
         assert!(!strips_nulls(Some("application/json")));
         let e = negotiate(Some("application/xml")).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code.as_ref()), (406, "PGRST107"));
-    }
-
-    #[test]
-    fn csv_quotes_what_needs_quoting() {
-        let body = r#"[{"name":"Mug, blue","note":"say \"hi\"","n":2,"x":null,"items":[{"q":1}]},{"name":"Cup","note":"a\nb","n":1.50,"x":true,"items":[]}]"#;
-        let columns: Vec<String> = ["name", "note", "n", "x", "items"].map(String::from).to_vec();
-        let out = csv(body, &columns).unwrap();
-        assert_eq!(out, "name,note,n,x,items\n\"Mug, blue\",\"say \"\"hi\"\"\",2,,\"[{\"\"q\"\":1}]\"\nCup,\"a\nb\",1.50,true,[]");
-        assert_eq!(csv("[]", &["a".into(), "b".into()]).unwrap(), "a,b");
     }
 
     #[test]

@@ -390,6 +390,16 @@ impl Builder {
         format!("{}.{}({})", ident(&plan.function.schema), ident(&plan.function.name), args.join(", "))
     }
 
+    /// PostgREST's CSV of the rows `_pgrst_row`: the header (when there are
+    /// rows), a newline, each row's record text without its parentheses.
+    fn csv(&mut self, header: &[String]) -> String {
+        let names = self.param(Some(header.join(",")), "text");
+        format!(
+            "CASE WHEN count(*) = 0 THEN '' ELSE {names} END || chr(10) || \
+             coalesce(string_agg(substring(_pgrst_row::text, 2, length(_pgrst_row::text) - 2), chr(10)), '')"
+        )
+    }
+
     /// The ` WHERE …` of an update or delete: its filters, and for a
     /// limited one, among the rows those filters match, the ones a read with
     /// its order and range picks (PostgREST's `pgrst_affected_rows`).
@@ -482,6 +492,9 @@ const RESPONSE_SETTINGS: &str =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowsAs<'a> {
     Json,
+    /// CSV as PostgREST writes it: a header of these names (none without
+    /// rows), then each row's record text without its parentheses.
+    Csv(&'a [String]),
     /// A FeatureCollection through PostGIS's `ST_AsGeoJSON(record)` (this function).
     GeoJson(&'a str),
     /// One value, a media type handler aggregate's of the rows (`row_type`:
@@ -538,6 +551,7 @@ pub fn read(plan: &ReadPlan, count: Option<Count>, estimate_above: u64, strip_nu
                 format!("{aggregate}({row})::text, count(*)")
             }
         }
+        (RowsAs::Csv(header), Body::Rows | Body::Values) => format!("{}, count(*)", b.csv(header)),
         (_, body) => match body {
             Body::Rows => format!("coalesce(json_agg({row}), '[]')::text, count(*)"),
             Body::Row => format!("coalesce(json_agg({row})->0, 'null')::text, 1::bigint"),
@@ -570,7 +584,8 @@ pub fn explain(statement: Statement, plan: &crate::response::PlanFormat) -> Stat
     }
 }
 
-pub fn write(plan: &WritePlan) -> Statement {
+/// `csv`: the representation as CSV (`RowsAs::Csv`) of these names.
+pub fn write(plan: &WritePlan, csv: Option<&[String]>) -> Statement {
     let mut b = Builder::default();
     let table = format!("{}.{}", ident(&plan.relation.schema), ident(&plan.relation.name));
     let names = |columns: &[crate::schema::Column]| columns.iter().map(|c| ident(&c.name)).collect::<Vec<_>>().join(", ");
@@ -681,11 +696,17 @@ pub fn write(plan: &WritePlan) -> Statement {
         RowCast::Whole(table.clone())
     });
     let sql = match plan.return_ {
-        Return::Representation => format!(
-            "{rows_cte} SELECT {WRITTEN}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {} FROM _pgrst_rows {}) _pgrst_row",
-            b.select_list(returning_all, returned, &plan.returning_embeds, 0),
-            alias(0)
-        ),
+        Return::Representation => {
+            let list = b.select_list(returning_all, returned, &plan.returning_embeds, 0);
+            let body = match csv {
+                Some(header) => format!("{}, (SELECT count(*) FROM _pgrst_rows)", b.csv(header)),
+                None => WRITTEN.to_owned(),
+            };
+            format!(
+                "{rows_cte} SELECT {body}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {list} FROM _pgrst_rows {}) _pgrst_row",
+                alias(0)
+            )
+        }
         Return::HeadersOnly if !keys.is_empty() => {
             format!(
                 "{rows_cte} SELECT {WRITTEN}, {inserted}, {RESPONSE_SETTINGS} FROM (SELECT {} FROM _pgrst_rows) _pgrst_row",
@@ -717,7 +738,7 @@ mod tests {
             other => panic!("{other:?} is no write"),
         };
         let p = plan::write(&test_cache(), "orders", method, &parse_query(query, false).unwrap(), body, &parse_prefer(Some(prefer)))?;
-        Ok(write(&p))
+        Ok(write(&p, None))
     }
 
     #[test]
