@@ -421,12 +421,7 @@ fn prepare(api: &ApiRequest, req: &HttpRequest, options: &ApiOptions) -> Result<
                 return Err(ApiError::aggregates_disabled());
             }
             resolution_applied = *method == WriteMethod::Insert && matches!(p.kind, plan::WriteKind::Insert { on_conflict: Some(_), .. });
-            within_limit = match &p.kind {
-                plan::WriteKind::Update { limited: Some(l), .. } | plan::WriteKind::Delete { limited: Some(l) } => l.limit,
-                plan::WriteKind::Update { limited: None, .. }
-                | plan::WriteKind::Delete { limited: None }
-                | plan::WriteKind::Insert { .. } => None,
-            };
+            within_limit = p.kind.limited().and_then(|l| l.limit);
             let columns = p.keys();
             let statement = sql::write(&p, (api.format == Format::Csv).then_some(columns.as_slice()));
             (statement, Access::Write, Answer::Written { method: *method, return_: prefer.return_ })

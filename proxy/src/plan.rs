@@ -258,6 +258,19 @@ pub enum WriteKind {
     Delete {
         limited: Option<Limited>,
     },
+    /// A PATCH naming no column (`{}`, `[]`): nothing changes, but the
+    /// table is still read, so the caller needs rights on it (as PostgREST).
+    Unchanged,
+}
+
+impl WriteKind {
+    /// A limited update's or delete's rows (`limit`/`offset`).
+    pub fn limited(&self) -> Option<&Limited> {
+        match self {
+            WriteKind::Update { limited, .. } | WriteKind::Delete { limited } => limited.as_ref(),
+            WriteKind::Insert { .. } | WriteKind::Unchanged => None,
+        }
+    }
 }
 
 /// With `missing=default`, the most different sets of keys the objects of
@@ -794,36 +807,30 @@ pub fn write(
         }
         WriteMethod::Update => {
             let row = parse_body()?;
-            // `[]`, like `{}`, changes nothing (PostgREST's UpdateSpec),
-            // whatever `columns=` names.
-            if row.as_array().is_some_and(Vec::is_empty) {
-                let nothing = WriteKind::Update { columns: Vec::new(), defaulted: Vec::new(), row_json: "{}".into(), limited: None };
-                return Ok(WritePlan {
-                    relation,
-                    kind: nothing,
-                    filter,
-                    returning_all: read.all_columns,
-                    returning: read.select,
-                    returning_embeds: read.embeds,
-                    return_: prefer.return_,
-                });
-            }
-            let Value::Object(m) = &row else {
-                return Err(body_error("The body of a PATCH must be a JSON object", None));
+            let m = match &row {
+                Value::Object(m) => m,
+                // `[]`, like `{}`, changes nothing (PostgREST's UpdateSpec),
+                // whatever `columns=` names.
+                Value::Array(items) if items.is_empty() => &serde_json::Map::new(),
+                _ => return Err(body_error("The body of a PATCH must be a JSON object", None)),
             };
-            // No column to change: nothing is, 204 (as PostgREST). `columns=`
-            // names every column set: one the body lacks is NULL, or with
-            // `missing=default` its default.
+            // `columns=` names every column set: one the body lacks is NULL,
+            // or with `missing=default` its default.
             let (keys, defaulted): (Vec<&str>, Vec<&str>) = match columns {
+                _ if m.is_empty() => (Vec::new(), Vec::new()),
                 None => (m.keys().map(String::as_str).collect(), Vec::new()),
                 Some(listed) if prefer.missing_default => listed.iter().map(String::as_str).partition(|k| m.contains_key(*k)),
                 Some(listed) => (listed.iter().map(String::as_str).collect(), Vec::new()),
             };
-            WriteKind::Update {
-                columns: columns_of(&keys)?,
-                defaulted: columns_of(&defaulted)?,
-                row_json: row.to_string(),
-                limited: limited()?,
+            if keys.is_empty() && defaulted.is_empty() {
+                WriteKind::Unchanged
+            } else {
+                WriteKind::Update {
+                    columns: columns_of(&keys)?,
+                    defaulted: columns_of(&defaulted)?,
+                    row_json: row.to_string(),
+                    limited: limited()?,
+                }
             }
         }
         WriteMethod::Delete => WriteKind::Delete { limited: limited()? },

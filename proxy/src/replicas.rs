@@ -126,7 +126,7 @@ impl Replicas {
         finish: Finish,
     ) -> Result<Outcome, ApiError> {
         if let Server::Replica(replica) = self.route(access, after) {
-            match replica.pool.attempt(ctx, true, statement, finish).await {
+            match replica.pool.attempt(ctx, access.read_only(), statement, finish).await {
                 Err(Failure { server_unavailable: true, error }) => {
                     let reason = format!("{}: {}", error.message, error.details.as_ref().and_then(|d| d.as_str()).unwrap_or_default());
                     log::warn!("replica {}: {reason}; reads go to the primary until it checks healthy", replica.label);

@@ -621,8 +621,7 @@ pub fn write(plan: &WritePlan, csv: Option<&[String]>) -> Statement {
                 )
             })
             .collect(),
-        // A PATCH naming no column: nothing to change, an empty answer.
-        WriteKind::Update { columns, defaulted, .. } if columns.is_empty() && defaulted.is_empty() => Vec::new(),
+        WriteKind::Unchanged => Vec::new(),
         WriteKind::Update { columns, defaulted, row_json, limited } => {
             let mut set: Vec<String> = defaulted.iter().map(|c| format!("{} = DEFAULT", ident(&c.name))).collect();
             if !columns.is_empty() {
@@ -662,7 +661,7 @@ pub fn write(plan: &WritePlan, csv: Option<&[String]>) -> Statement {
     let rows_cte = match changes.as_slice() {
         // A PATCH that changes nothing still reads the table (as PostgREST
         // does), so the caller needs rights on it.
-        [] if matches!(plan.kind, WriteKind::Update { .. }) => {
+        [] if plan.kind == WriteKind::Unchanged => {
             format!("WITH _pgrst_rows AS (SELECT {returning} FROM {table} {} WHERE false)", alias(0))
         }
         // `[]`: nothing to insert, an empty answer (no rights needed on the table).
